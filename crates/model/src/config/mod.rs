@@ -1,0 +1,301 @@
+//! `dualsync.toml`: what the user declares (apps, state store, maps).
+//!
+//! [`Config::load`] reads and checks everything that can be checked without a
+//! database. Checks against the real tables (columns exist, types fit) are the
+//! engine's preflight, which runs before anything is written.
+
+mod locate;
+mod parse;
+
+use crate::filter::Filter;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use parse::parse_config;
+
+pub const DEFAULT_STATE_URL: &str = "sqlite://.dualsync/state.db";
+pub const DEFAULT_WORKERS: usize = 4;
+pub const DEFAULT_BATCH_SIZE: usize = 2000;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub file: PathBuf,
+    pub state: StateConfig,
+    pub apps: Vec<AppConfig>,
+    pub maps: Vec<MapConfig>,
+}
+
+#[derive(Clone, Debug)]
+pub struct StateConfig {
+    pub url: DatabaseUrl,
+}
+
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    pub name: String,
+    pub url: DatabaseUrl,
+    /// Name of the environment variable that holds the password.
+    pub password_env: Option<String>,
+    /// File whose first line is the password.
+    pub password_file: Option<PathBuf>,
+}
+
+/// Where a database lives. Relative SQLite paths are already resolved against
+/// the config file's folder.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+    Mysql(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str, base_dir: &Path) -> Result<DatabaseUrl, String> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err("sqlite:// needs a file path, such as sqlite://erp.db".into());
+            }
+            let p = Path::new(path);
+            Ok(DatabaseUrl::Sqlite(if p.is_absolute() { p.to_path_buf() } else { base_dir.join(p) }))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DatabaseUrl::Postgres(url.to_string()))
+        } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            Ok(DatabaseUrl::Mysql(url.to_string()))
+        } else {
+            Err(format!(
+                "{:?} is not a database URL dualsync knows; use sqlite://PATH, postgres://USER@HOST:PORT/DB or mysql://USER@HOST:PORT/DB",
+                redact_url(url)
+            ))
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DatabaseUrl::Sqlite(_) => "sqlite",
+            DatabaseUrl::Postgres(_) => "postgres",
+            DatabaseUrl::Mysql(_) => "mysql",
+        }
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    /// Always without a password: this is what logs and messages show.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(p) => write!(f, "sqlite://{}", p.display()),
+            DatabaseUrl::Postgres(u) | DatabaseUrl::Mysql(u) => f.write_str(&redact_url(u)),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else { return url.to_string() };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &authority[..colon],
+            &rest[at..]
+        ),
+        _ => url.to_string(),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threading {
+    /// Rows applied in key order on one connection, one company after the other.
+    Single,
+    /// Companies applied in parallel over `workers` connections.
+    Multi,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConflictPolicy {
+    Master,
+    Latest,
+    Merge,
+    Manual,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdDefault {
+    Uuid,
+}
+
+/// Which way a column's values may flow between the map's two sides (0 and 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Both,
+    /// Only from this side to the other.
+    From(usize),
+}
+
+impl Direction {
+    pub fn flows_from(self, side: usize) -> bool {
+        match self {
+            Direction::Both => true,
+            Direction::From(s) => s == side,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct MapConfig {
+    pub name: String,
+    /// Position in the file (`maps[index]`), for messages.
+    pub index: usize,
+    pub threading: Threading,
+    pub workers: usize,
+    pub batch_size: usize,
+    /// The side (0 or 1) whose values win when both sides hold a row and differ.
+    pub master: usize,
+    pub conflict: ConflictPolicy,
+    pub sides: [SideConfig; 2],
+    pub columns: Vec<ColumnMapping>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SideConfig {
+    pub app: String,
+    pub table: String,
+    pub key: Vec<String>,
+    pub company: Option<String>,
+    pub id: Option<String>,
+    pub id_default: Option<IdDefault>,
+    pub filter: Option<Filter>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ColumnMapping {
+    /// The column's name on side 0 and side 1.
+    pub names: [String; 2],
+    pub direction: Direction,
+    /// The map whose rows this column refers to.
+    pub lookup: Option<String>,
+    /// Value translation: (side 0 value, side 1 value).
+    pub values: Vec<(String, String)>,
+}
+
+impl MapConfig {
+    pub fn app(&self, side: usize) -> &str {
+        &self.sides[side].app
+    }
+
+    /// Positions, in `columns`, of the key columns, in side 0's key order.
+    pub fn key_positions(&self) -> Vec<usize> {
+        self.sides[0]
+            .key
+            .iter()
+            .map(|k| self.columns.iter().position(|c| &c.names[0] == k).expect("validated: key is mapped"))
+            .collect()
+    }
+
+    pub fn is_global(&self) -> bool {
+        self.sides[0].company.is_none()
+    }
+
+    pub fn side_of_app(&self, app: &str) -> Option<usize> {
+        self.sides.iter().position(|s| s.app == app)
+    }
+
+    /// The maps this map's lookups refer to.
+    pub fn lookups(&self) -> impl Iterator<Item = &str> {
+        self.columns.iter().filter_map(|c| c.lookup.as_deref())
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.display().to_string(),
+                line: None,
+                path: String::new(),
+                message: format!("cannot read the config file: {e}"),
+                hint: "run `dualsync init` to write a starter file, or pass --config PATH".into(),
+            }])
+        })?;
+        parse_config(&text, path)
+    }
+
+    pub fn app(&self, name: &str) -> Option<&AppConfig> {
+        self.apps.iter().find(|a| a.name == name)
+    }
+
+    pub fn map(&self, name: &str) -> Option<&MapConfig> {
+        self.maps.iter().find(|m| m.name == name)
+    }
+
+    /// Maps in the order they must run: every map after the maps its lookups refer to.
+    /// Cycles are refused by validation, so this always succeeds on a loaded config.
+    pub fn maps_in_lookup_order(&self) -> Vec<&MapConfig> {
+        let mut done: Vec<&str> = Vec::new();
+        let mut out = Vec::new();
+        while out.len() < self.maps.len() {
+            let before = out.len();
+            for m in &self.maps {
+                let ready = |l: &str| l == m.name || done.contains(&l) || self.map(l).is_none();
+                if !done.contains(&m.name.as_str()) && m.lookups().all(ready) {
+                    done.push(&m.name);
+                    out.push(m);
+                }
+            }
+            if out.len() == before {
+                break; // a cycle; validation reports it
+            }
+        }
+        out
+    }
+}
+
+/// One mistake in the config: where it is and what to do about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: Option<usize>,
+    /// The key path in the file, such as `maps[1].columns[2].crm`.
+    pub path: String,
+    pub message: String,
+    pub hint: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, ": {}", self.path)?;
+        }
+        write!(f, ": {}", self.message)?;
+        if !self.hint.is_empty() {
+            write!(f, "\n    fix: {}", self.hint)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every mistake found in one read of the config, so the user fixes them in one go.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        writeln!(f, "the config has {n} problem{}:", if n == 1 { "" } else { "s" })?;
+        for e in &self.0 {
+            writeln!(f, "  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+#[cfg(test)]
+mod tests;
