@@ -1,1 +1,28 @@
+//! App connectors: one trait, one implementation per kind of database.
+//!
+//! A connector knows tables, columns and rows; it never knows about maps,
+//! companies or lookups: the engine expresses all of those as [`Selection`]s,
+//! key orders and batches.
 
+mod contract;
+mod error;
+pub mod sql;
+pub mod sqlite;
+
+pub use contract::*;
+pub use error::{ConnectorError, ErrorKind};
+
+use dualsync_model::config::DatabaseUrl;
+use std::sync::Arc;
+
+/// Opens the connector for a database URL. Secrets come from the caller
+/// (read from the environment or a file), never from the URL.
+pub fn open(url: &DatabaseUrl, _password: Option<&str>) -> Result<Arc<dyn Connector>, ConnectorError> {
+    match url {
+        DatabaseUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteConnector::new(path.clone()))),
+        other => Err(ConnectorError::new(
+            ErrorKind::Unsupported,
+            format!("{} apps are not supported yet ({other}); this build syncs SQLite apps", other.kind()),
+        )),
+    }
+}

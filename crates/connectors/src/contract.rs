@@ -1,0 +1,104 @@
+//! The connector contract: what every kind of app database provides.
+
+use crate::ConnectorError;
+use dualsync_model::{Filter, Key, Row, TableSchema, Value};
+
+/// A kind of database at one address. Cheap to share between threads; each
+/// worker opens its own [`Connection`].
+pub trait Connector: Send + Sync {
+    /// Where this connector points, without secrets, for messages.
+    fn location(&self) -> String;
+
+    fn connect(&self) -> Result<Box<dyn Connection>, ConnectorError>;
+}
+
+/// One open connection. Not shared between threads.
+///
+/// Contract:
+/// - [`Connection::scan`] yields rows in `order_by` order under a binary
+///   collation (byte order for text), as [`dualsync_model::Value::key_cmp`] sorts.
+/// - [`Connection::write`] is one transaction: rows the database refuses are
+///   reported in [`WriteOutcome::failures`] with the database's own message,
+///   and every other row of the batch commits. An `Err` means nothing of the
+///   batch committed (the database is gone, locked, or full) and the whole
+///   batch may be retried.
+/// - Writes are idempotent per key when retried after a failure.
+pub trait Connection: Send {
+    fn describe(&mut self, table: &str) -> Result<TableSchema, ConnectorError>;
+
+    /// The distinct values of `column` among the selected rows, in key order.
+    fn distinct(&mut self, selection: &Selection, column: &str) -> Result<Vec<Value>, ConnectorError>;
+
+    fn count(&mut self, selection: &Selection) -> Result<u64, ConnectorError>;
+
+    /// Streams the selected rows in `order_by` order, `batch_size` rows at a
+    /// time. Stops early when `on_batch` returns false.
+    fn scan(&mut self, request: &ScanRequest, on_batch: &mut dyn FnMut(Vec<Row>) -> bool) -> Result<(), ConnectorError>;
+
+    /// The selected rows whose `match_columns` equal one of `keys` (in no particular order).
+    fn fetch(&mut self, request: &FetchRequest) -> Result<Vec<Row>, ConnectorError>;
+
+    fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError>;
+}
+
+/// Which rows of a table: those matching `filter` and every `equals` (a NULL
+/// value in `equals` selects rows where that column IS NULL).
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    pub table: String,
+    pub filter: Option<Filter>,
+    pub equals: Vec<(String, Value)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ScanRequest {
+    pub selection: Selection,
+    pub columns: Vec<String>,
+    pub order_by: Vec<String>,
+    pub batch_size: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct FetchRequest {
+    pub selection: Selection,
+    pub columns: Vec<String>,
+    pub match_columns: Vec<String>,
+    pub keys: Vec<Key>,
+}
+
+/// Inserts and updates for one table, applied in order in one transaction.
+#[derive(Clone, Debug)]
+pub struct WriteBatch {
+    pub table: String,
+    /// The columns every insert gives values for, in order.
+    pub columns: Vec<String>,
+    /// The columns that identify a row for updates.
+    pub key_columns: Vec<String>,
+    /// Extra conditions every update must meet (the company column).
+    pub scope: Vec<(String, Value)>,
+    pub ops: Vec<WriteOp>,
+}
+
+#[derive(Clone, Debug)]
+pub enum WriteOp {
+    /// Values for `WriteBatch::columns`, in that order.
+    Insert(Row),
+    /// Set the named columns of the row with this key.
+    Update { key: Key, set: Vec<(String, Value)> },
+}
+
+#[derive(Debug, Default)]
+pub struct WriteOutcome {
+    /// Rows the database refused; every other op was applied.
+    pub failures: Vec<RowFailure>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowFailure {
+    /// Position of the op in [`WriteBatch::ops`].
+    pub index: usize,
+    /// The column the database named, where it named one.
+    pub column: Option<String>,
+    /// The database's own message.
+    pub message: String,
+}

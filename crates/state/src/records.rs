@@ -1,0 +1,166 @@
+//! What the state store holds, as plain data for the engine and the CLI.
+
+use serde_json::json;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunStatus {
+    Running,
+    Ok,
+    /// The run finished but some rows failed; they are in the error log.
+    RowsFailed,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Ok => "ok",
+            RunStatus::RowsFailed => "rows_failed",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+/// Row counts of one partition, per side (index 0 and 1 are the map's two apps).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Counts {
+    pub read: [u64; 2],
+    pub inserted: [u64; 2],
+    pub updated: [u64; 2],
+    pub failed: [u64; 2],
+    pub unchanged: u64,
+    /// Rows without a company value, which take no part until they get one.
+    pub no_company: [u64; 2],
+}
+
+impl Counts {
+    pub fn add(&mut self, o: &Counts) {
+        for s in 0..2 {
+            self.read[s] += o.read[s];
+            self.inserted[s] += o.inserted[s];
+            self.updated[s] += o.updated[s];
+            self.failed[s] += o.failed[s];
+            self.no_company[s] += o.no_company[s];
+        }
+        self.unchanged += o.unchanged;
+    }
+
+    pub fn written(&self) -> u64 {
+        self.inserted.iter().chain(&self.updated).sum()
+    }
+
+    pub fn failed_total(&self) -> u64 {
+        self.failed.iter().sum()
+    }
+}
+
+/// A failed row, as the engine reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewError {
+    pub map: String,
+    pub company: String,
+    pub source_app: String,
+    pub target_app: String,
+    pub key: String,
+    pub column: Option<String>,
+    pub value: Option<String>,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ErrorQuery {
+    pub map: Option<String>,
+    pub run: Option<i64>,
+    pub ids: Vec<i64>,
+    pub include_resolved: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct ErrorRecord {
+    pub id: i64,
+    pub run_id: i64,
+    pub map: String,
+    pub company: String,
+    pub source_app: String,
+    pub target_app: String,
+    pub key: String,
+    pub column: Option<String>,
+    pub value: Option<String>,
+    pub message: String,
+    pub attempts: i64,
+    pub status: String,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
+impl ErrorRecord {
+    pub(crate) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(ErrorRecord {
+            id: r.get(0)?,
+            run_id: r.get(1)?,
+            map: r.get(2)?,
+            company: r.get(3)?,
+            source_app: r.get(4)?,
+            target_app: r.get(5)?,
+            key: r.get(6)?,
+            column: r.get(7)?,
+            value: r.get(8)?,
+            message: r.get(9)?,
+            attempts: r.get(10)?,
+            status: r.get(11)?,
+            first_seen: r.get(12)?,
+            last_seen: r.get(13)?,
+        })
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "id": self.id, "run": self.run_id, "map": self.map, "company": self.company,
+            "source_app": self.source_app, "target_app": self.target_app,
+            "key": serde_json::from_str::<serde_json::Value>(&self.key).unwrap_or_else(|_| self.key.clone().into()),
+            "column": self.column, "value": self.value, "message": self.message,
+            "attempts": self.attempts, "status": self.status,
+            "first_seen": self.first_seen, "last_seen": self.last_seen,
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PartitionRecord {
+    pub id: i64,
+    pub run_id: i64,
+    pub map: String,
+    pub company: String,
+    pub apps: [String; 2],
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub status: String,
+    pub message: Option<String>,
+    pub counts: Counts,
+}
+
+impl PartitionRecord {
+    pub(crate) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        let n = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)? as u64) };
+        Ok(PartitionRecord {
+            id: r.get(0)?,
+            run_id: r.get(1)?,
+            map: r.get(2)?,
+            company: r.get(3)?,
+            apps: [r.get(4)?, r.get(5)?],
+            started_at: r.get(6)?,
+            ended_at: r.get(7)?,
+            status: r.get(8)?,
+            message: r.get(9)?,
+            counts: Counts {
+                read: [n(10)?, n(11)?],
+                inserted: [n(12)?, n(13)?],
+                updated: [n(14)?, n(15)?],
+                failed: [n(16)?, n(17)?],
+                unchanged: n(18)?,
+                no_company: [0, 0],
+            },
+        })
+    }
+}
