@@ -1,0 +1,196 @@
+//! Checks of the config against the real apps, before anything is written:
+//! connectivity, tables, columns, key order, and whether types fit.
+
+use crate::shape::MapShape;
+use crate::Apps;
+use dualsync_connectors::Connection;
+use dualsync_model::config::Direction;
+use dualsync_model::{Config, TableSchema};
+use std::collections::HashMap;
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// The sync cannot run.
+    Error,
+    /// The sync runs, but some rows may fail or lose meaning.
+    Warning,
+}
+
+#[derive(Clone, Debug)]
+pub struct Finding {
+    pub severity: Severity,
+    pub map: Option<String>,
+    pub app: String,
+    pub message: String,
+    pub hint: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(m) = &self.map {
+            write!(f, "map {m}, ")?;
+        }
+        write!(f, "app {}: {}", self.app, self.message)?;
+        if !self.hint.is_empty() {
+            write!(f, " — {}", self.hint)?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens every app once and checks the given maps against their tables.
+pub fn preflight(config: &Config, apps: &Apps, maps: &[String]) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut conns: HashMap<String, Box<dyn Connection>> = HashMap::new();
+    for app in &config.apps {
+        match apps.connect(&app.name) {
+            Ok(c) => {
+                conns.insert(app.name.clone(), c);
+            }
+            Err(e) => findings.push(Finding {
+                severity: Severity::Error,
+                map: None,
+                app: app.name.clone(),
+                message: format!("cannot connect: {e}"),
+                hint: "check the url (and password_env) in [apps]".into(),
+            }),
+        }
+    }
+    let mut schemas: HashMap<(String, String), Option<TableSchema>> = HashMap::new();
+    for name in maps {
+        let shape = MapShape::new(config.map(name).expect("selected map exists"), config);
+        let mut described: [Option<TableSchema>; 2] = [None, None];
+        for side in 0..2 {
+            let app = &shape.apps[side];
+            let Some(conn) = conns.get_mut(app) else { continue };
+            let table = &shape.tables[side];
+            let schema = schemas
+                .entry((app.clone(), table.clone()))
+                .or_insert_with(|| match conn.describe(table) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        findings.push(Finding {
+                            severity: Severity::Error,
+                            map: Some(shape.name.clone()),
+                            app: app.clone(),
+                            message: format!("table {table}: {e}"),
+                            hint: format!("fix table = in [maps.{app}] or create the table"),
+                        });
+                        None
+                    }
+                })
+                .clone();
+            if let Some(s) = &schema {
+                check_side(&shape, side, s, &mut findings);
+            }
+            described[side] = schema;
+        }
+        if let [Some(a), Some(b)] = &described {
+            check_pair(&shape, [a, b], &mut findings);
+        }
+    }
+    findings
+}
+
+fn check_side(shape: &MapShape, side: usize, schema: &TableSchema, findings: &mut Vec<Finding>) {
+    let app = &shape.apps[side];
+    let mut missing = |what: &str, column: &str| {
+        findings.push(Finding {
+            severity: Severity::Error,
+            map: Some(shape.name.clone()),
+            app: app.clone(),
+            message: format!("{what} column {column:?} does not exist in table {} (its columns: {})", schema.name, schema.column_names()),
+            hint: format!("fix the name in the map's config, or add the column to {}", schema.name),
+        });
+    };
+    for c in &shape.columns[side] {
+        if schema.column(c).is_none() {
+            missing("mapped", c);
+        }
+    }
+    if let Some(c) = &shape.company[side] {
+        if schema.column(c).is_none() {
+            missing("company", c);
+        }
+    }
+    if let Some((c, _)) = &shape.id[side] {
+        if schema.column(c).is_none() {
+            missing("id", c);
+        }
+    }
+    if let Some(f) = &shape.filter[side] {
+        for c in f.columns() {
+            if schema.column(c).is_none() {
+                missing("filter", c);
+            }
+        }
+    }
+    let mut key: Vec<String> = shape.key_columns[side].clone();
+    if !schema.is_unique(&key) {
+        key.extend(shape.company[side].iter().cloned());
+        if !schema.is_unique(&key) {
+            findings.push(Finding {
+                severity: Severity::Warning,
+                map: Some(shape.name.clone()),
+                app: app.clone(),
+                message: format!("the key ({}) is not declared unique in table {}", key.join(", "), schema.name),
+                hint: "duplicate keys are logged as failed rows; a unique index on the key also makes reads by key fast".into(),
+            });
+        }
+    }
+    if let Some((id, None)) = &shape.id[side] {
+        if let Some(col) = schema.column(id) {
+            let generated = col.has_default || (schema.primary_key == [id.clone()] && col.class == dualsync_model::TypeClass::Integer);
+            if !generated && !col.nullable {
+                findings.push(Finding {
+                    severity: Severity::Warning,
+                    map: Some(shape.name.clone()),
+                    app: app.clone(),
+                    message: format!("id column {id} has no default, so inserts into {} will fail", schema.name),
+                    hint: "add id_default = \"uuid\" to let dualsync generate ids".into(),
+                });
+            }
+        }
+    }
+}
+
+/// Key columns must sort alike on both sides; values must fit where they flow.
+fn check_pair(shape: &MapShape, schemas: [&TableSchema; 2], findings: &mut Vec<Finding>) {
+    let class = |side: usize, c: usize| schemas[side].column(&shape.columns[side][c]).map(|i| (i.class, i.declared_type.clone()));
+    for c in 0..shape.columns[0].len() {
+        let (Some((a, da)), Some((b, db))) = (class(0, c), class(1, c)) else { continue };
+        if shape.key_positions.contains(&c) && !a.sorts_like(b) {
+            findings.push(Finding {
+                severity: Severity::Error,
+                map: Some(shape.name.clone()),
+                app: format!("{}/{}", shape.apps[0], shape.apps[1]),
+                message: format!(
+                    "key column {} ({da}) and {} ({db}) do not sort alike, so the two sides cannot be merged in key order",
+                    shape.columns[0][c], shape.columns[1][c]
+                ),
+                hint: "map key columns of the same kind (text with text, numbers with numbers)".into(),
+            });
+        }
+        if shape.lookups[c].is_some() || shape.translations[c].is_some() {
+            continue; // values change on the way; checked row by row
+        }
+        for from in 0..2 {
+            let to = 1 - from;
+            let (src, dst) = if from == 0 { ((a, &da), (b, &db)) } else { ((b, &db), (a, &da)) };
+            let flows = shape.key_positions.contains(&c) || shape.directions[c] == Direction::Both || shape.directions[c] == Direction::From(from);
+            if flows && !src.0.fits_into(dst.0) {
+                findings.push(Finding {
+                    severity: Severity::Warning,
+                    map: Some(shape.name.clone()),
+                    app: shape.apps[to].clone(),
+                    message: format!(
+                        "column {} is {} in {} but {} in {}: some values may be refused",
+                        shape.columns[to][c], dst.1, shape.apps[to], src.1, shape.apps[from]
+                    ),
+                    hint: "refused rows go to the error log; change the column type or the direction if this is not intended".into(),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The pure decision for one key: given the rows both apps hold (in common
+//! form), what to write where. No I/O, so every rule is unit-tested here.
+
+use dualsync_model::config::Direction;
+use dualsync_model::Value;
+
+/// A row in the map's common form.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommonRow {
+    pub values: Vec<Value>,
+    /// Lookup columns whose stored id refers to no row: (column, the raw id).
+    /// Their value in `values` is NULL; writing them anywhere is refused.
+    pub unresolved: Vec<(usize, Value)>,
+}
+
+impl CommonRow {
+    pub fn new(values: Vec<Value>) -> Self {
+        CommonRow { values, unresolved: Vec::new() }
+    }
+
+    fn unresolved(&self, column: usize) -> Option<&Value> {
+        self.unresolved.iter().find(|u| u.0 == column).map(|u| &u.1)
+    }
+}
+
+/// The parts of a map the decision needs.
+#[derive(Clone, Debug)]
+pub struct Rules {
+    pub directions: Vec<Direction>,
+    /// The side whose values win for bidirectional columns.
+    pub master: usize,
+    pub key_positions: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Write {
+    /// Insert the source row (common form) into this side.
+    Insert(Vec<Value>),
+    /// Set these columns (by position) of this side's row.
+    Update(Vec<(usize, Value)>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// What to write into side 0 and side 1.
+    pub writes: [Option<Write>; 2],
+    /// The content both sides hold once the writes are done: the merge base.
+    pub merged: Vec<Value>,
+    /// Writes refused before reaching a database: (target side, column, why).
+    pub refused: Vec<(usize, usize, String)>,
+}
+
+pub fn decide(rules: &Rules, rows: [Option<&CommonRow>; 2]) -> Decision {
+    match rows {
+        [Some(a), Some(b)] => reconcile(rules, [a, b]),
+        [Some(a), None] => insert(rules, a, 0),
+        [None, Some(b)] => insert(rules, b, 1),
+        [None, None] => Decision { writes: [None, None], merged: Vec::new(), refused: Vec::new() },
+    }
+}
+
+fn insert(rules: &Rules, row: &CommonRow, source: usize) -> Decision {
+    let target = 1 - source;
+    let mut refused = Vec::new();
+    for (c, dir) in rules.directions.iter().enumerate() {
+        if dir.flows_from(source) {
+            if let Some(id) = row.unresolved(c) {
+                refused.push((target, c, unresolved_message(id)));
+            }
+        }
+    }
+    let mut writes = [None, None];
+    if refused.is_empty() {
+        writes[target] = Some(Write::Insert(row.values.clone()));
+    }
+    Decision { writes, merged: row.values.clone(), refused }
+}
+
+fn reconcile(rules: &Rules, rows: [&CommonRow; 2]) -> Decision {
+    let mut sets: [Vec<(usize, Value)>; 2] = [Vec::new(), Vec::new()];
+    let mut merged = rows[0].values.clone();
+    let mut refused = Vec::new();
+    for (c, dir) in rules.directions.iter().enumerate() {
+        if rules.key_positions.contains(&c) {
+            continue;
+        }
+        let winner = match dir {
+            Direction::Both => rules.master,
+            Direction::From(s) => *s,
+        };
+        let loser = 1 - winner;
+        let (w, l) = (&rows[winner].values[c], &rows[loser].values[c]);
+        merged[c] = w.clone();
+        match (rows[winner].unresolved(c), rows[loser].unresolved(c)) {
+            // Both hold ids of rows that do not exist: nothing sensible to write.
+            (Some(_), Some(_)) => {}
+            (Some(id), None) => refused.push((loser, c, unresolved_message(id))),
+            // A dangling id on the losing side is replaced even by NULL.
+            (None, dangling) => {
+                if dangling.is_some() || !w.same_as(l) {
+                    sets[loser].push((c, w.clone()));
+                }
+            }
+        }
+    }
+    let mut writes = [None, None];
+    for side in 0..2 {
+        let blocked = refused.iter().any(|r| r.0 == side);
+        let set = std::mem::take(&mut sets[side]);
+        if !set.is_empty() && !blocked {
+            writes[side] = Some(Write::Update(set));
+        }
+    }
+    Decision { writes, merged, refused }
+}
+
+fn unresolved_message(id: &Value) -> String {
+    format!("the lookup holds id {} which refers to no row of the referenced table; fix the reference in the source app", id.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Value {
+        Value::Text(s.into())
+    }
+
+    fn rules(directions: Vec<Direction>, master: usize) -> Rules {
+        Rules { directions, master, key_positions: vec![0] }
+    }
+
+    fn row(values: &[Value]) -> CommonRow {
+        CommonRow::new(values.to_vec())
+    }
+
+    #[test]
+    fn a_row_on_one_side_is_inserted_on_the_other() {
+        let r = rules(vec![Direction::Both, Direction::Both], 0);
+        let a = row(&[t("K1"), t("Ann")]);
+        let d = decide(&r, [Some(&a), None]);
+        assert_eq!(d.writes, [None, Some(Write::Insert(a.values.clone()))]);
+        let d = decide(&r, [None, Some(&a)]);
+        assert_eq!(d.writes, [Some(Write::Insert(a.values.clone())), None]);
+    }
+
+    #[test]
+    fn the_master_wins_a_conflict_on_a_bidirectional_column() {
+        let a = row(&[t("K1"), t("from erp")]);
+        let b = row(&[t("K1"), t("from crm")]);
+        for master in [0, 1] {
+            let d = decide(&rules(vec![Direction::Both, Direction::Both], master), [Some(&a), Some(&b)]);
+            let winner = if master == 0 { "from erp" } else { "from crm" };
+            let mut expected = [None, None];
+            expected[1 - master] = Some(Write::Update(vec![(1, t(winner))]));
+            assert_eq!(d.writes, expected);
+            assert_eq!(d.merged[1], t(winner));
+        }
+    }
+
+    #[test]
+    fn a_one_way_column_never_flows_back_even_from_the_master() {
+        // Column 1 flows crm -> erp only, and erp is the master.
+        let r = rules(vec![Direction::Both, Direction::From(1)], 0);
+        let a = row(&[t("K1"), Value::Int(100)]);
+        let b = row(&[t("K1"), Value::Int(200)]);
+        let d = decide(&r, [Some(&a), Some(&b)]);
+        assert_eq!(d.writes, [Some(Write::Update(vec![(1, Value::Int(200))])), None]);
+    }
+
+    #[test]
+    fn equal_rows_write_nothing_and_types_do_not_make_a_difference() {
+        let r = rules(vec![Direction::Both, Direction::Both, Direction::Both], 0);
+        let a = row(&[t("K1"), Value::Int(5), Value::Null]);
+        let b = row(&[t("K1"), Value::Float(5.0), Value::Null]);
+        assert_eq!(decide(&r, [Some(&a), Some(&b)]).writes, [None, None]);
+    }
+
+    #[test]
+    fn null_and_empty_text_are_a_difference() {
+        let r = rules(vec![Direction::Both, Direction::Both], 1);
+        let a = row(&[t("K1"), Value::Null]);
+        let b = row(&[t("K1"), t("")]);
+        assert_eq!(decide(&r, [Some(&a), Some(&b)]).writes, [Some(Write::Update(vec![(1, t(""))])), None]);
+    }
+
+    #[test]
+    fn an_unresolved_lookup_blocks_only_the_write_that_needs_it() {
+        let r = rules(vec![Direction::Both, Direction::Both, Direction::Both], 0);
+        let mut a = row(&[t("K1"), Value::Null, t("x")]);
+        a.unresolved.push((1, t("id-404")));
+        // Inserting a's row elsewhere needs the dangling lookup: refused.
+        let d = decide(&r, [Some(&a), None]);
+        assert_eq!(d.writes, [None, None]);
+        assert_eq!(d.refused.len(), 1);
+        assert!(d.refused[0].2.contains("id-404"));
+        // With crm as master, the good value overwrites the dangling one.
+        let b = row(&[t("K1"), t("G1"), t("x")]);
+        let d = decide(&rules(r.directions.clone(), 1), [Some(&a), Some(&b)]);
+        assert_eq!(d.writes, [Some(Write::Update(vec![(1, t("G1"))])), None]);
+    }
+}

@@ -1,0 +1,158 @@
+//! A map compiled for the engine: the column lists each side reads and writes,
+//! value translations, and where each lookup resolves.
+//!
+//! The *common form* of a row is the map's columns in mapping order, with
+//! translated values spelled as app 0 spells them and lookups holding the
+//! referenced row's key (never an app's internal id).
+
+use dualsync_model::config::{Direction, IdDefault, MapConfig, Threading};
+use dualsync_model::{Config, Filter, Value};
+use std::collections::HashMap;
+
+#[derive(Clone, Debug)]
+pub struct MapShape {
+    pub name: String,
+    pub apps: [String; 2],
+    pub tables: [String; 2],
+    /// Mapped column names per side, in mapping order.
+    pub columns: [Vec<String>; 2],
+    pub key_positions: Vec<usize>,
+    /// Key column names per side, in the common key order.
+    pub key_columns: [Vec<String>; 2],
+    pub company: [Option<String>; 2],
+    pub id: [Option<(String, Option<IdDefault>)>; 2],
+    pub filter: [Option<Filter>; 2],
+    pub directions: Vec<Direction>,
+    pub translations: Vec<Option<Translation>>,
+    pub lookups: Vec<Option<LookupTarget>>,
+    pub master: usize,
+    pub threading: Threading,
+    pub workers: usize,
+    pub batch_size: usize,
+}
+
+/// `values = { Net30 = "1" }`: app 0's spelling ↔ app 1's spelling.
+#[derive(Clone, Debug, Default)]
+pub struct Translation {
+    to_side1: HashMap<String, String>,
+    to_side0: HashMap<String, String>,
+}
+
+impl Translation {
+    /// App `side`'s value in common form. A value without an entry stays as it
+    /// is; writing it to the other app is then refused (see [`Translation::to_side`]).
+    pub fn to_common(&self, side: usize, v: Value) -> Value {
+        if side == 0 || v.is_null() {
+            return v;
+        }
+        match self.to_side0.get(v.display().as_ref()) {
+            Some(s) => Value::Text(s.clone()),
+            None => v,
+        }
+    }
+
+    /// The common value as app `side` spells it, or why it cannot be.
+    pub fn to_side(&self, side: usize, v: &Value) -> Result<Value, String> {
+        if v.is_null() {
+            return Ok(Value::Null);
+        }
+        let shown = v.display();
+        match (side, self.to_side1.get(shown.as_ref())) {
+            (0, Some(_)) => Ok(v.clone()),
+            (1, Some(s)) => Ok(Value::Text(s.clone())),
+            _ => Err(format!(
+                "value {shown:?} has no entry in the column's values ({}); add it to values in the config",
+                self.to_side1.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
+}
+
+/// Where a lookup column's values point: the referenced map's table on each side.
+#[derive(Clone, Debug)]
+pub struct LookupTarget {
+    pub map: String,
+    pub tables: [String; 2],
+    pub key_column: [String; 2],
+    /// Where a side stores the referenced row's id instead of its key.
+    pub id_column: [Option<String>; 2],
+    /// The referenced table's company column, or None for a global map.
+    pub company: [Option<String>; 2],
+    pub filter: [Option<Filter>; 2],
+}
+
+impl MapShape {
+    pub fn new(map: &MapConfig, config: &Config) -> MapShape {
+        let side = |s: usize| &map.sides[s];
+        let key_positions = map.key_positions();
+        let names = |s: usize| map.columns.iter().map(|c| c.names[s].clone()).collect::<Vec<_>>();
+        let key_columns = |s: usize| key_positions.iter().map(|&p| map.columns[p].names[s].clone()).collect::<Vec<_>>();
+        let translations = map
+            .columns
+            .iter()
+            .map(|c| {
+                (!c.values.is_empty()).then(|| Translation {
+                    to_side1: c.values.iter().cloned().collect(),
+                    to_side0: c.values.iter().map(|(a, b)| (b.clone(), a.clone())).collect(),
+                })
+            })
+            .collect();
+        let lookups = map
+            .columns
+            .iter()
+            .map(|c| {
+                let r = config.map(c.lookup.as_deref()?)?;
+                // The referenced map may list the two apps in the other order.
+                let rs = |s: usize| &r.sides[r.side_of_app(map.app(s)).expect("validated: same apps")];
+                let key_col = |s: usize| {
+                    let k = &r.sides[0].key[0];
+                    let pos = r.columns.iter().position(|c| &c.names[0] == k).expect("validated: key mapped");
+                    r.columns[pos].names[r.side_of_app(map.app(s)).unwrap()].clone()
+                };
+                Some(LookupTarget {
+                    map: r.name.clone(),
+                    tables: [rs(0).table.clone(), rs(1).table.clone()],
+                    key_column: [key_col(0), key_col(1)],
+                    id_column: [rs(0).id.clone(), rs(1).id.clone()],
+                    company: if r.is_global() { [None, None] } else { [rs(0).company.clone(), rs(1).company.clone()] },
+                    filter: [rs(0).filter.clone(), rs(1).filter.clone()],
+                })
+            })
+            .collect();
+        MapShape {
+            name: map.name.clone(),
+            apps: [side(0).app.clone(), side(1).app.clone()],
+            tables: [side(0).table.clone(), side(1).table.clone()],
+            columns: [names(0), names(1)],
+            key_columns: [key_columns(0), key_columns(1)],
+            key_positions,
+            company: [side(0).company.clone(), side(1).company.clone()],
+            id: [0, 1].map(|s| side(s).id.clone().map(|i| (i, side(s).id_default))),
+            filter: [side(0).filter.clone(), side(1).filter.clone()],
+            directions: map.columns.iter().map(|c| c.direction).collect(),
+            translations,
+            lookups,
+            master: map.master,
+            threading: map.threading,
+            workers: if map.threading == Threading::Single { 1 } else { map.workers },
+            batch_size: map.batch_size,
+        }
+    }
+
+    /// Columns an insert into `target` carries: the key and every column that
+    /// flows from the other side, then the company and a generated id.
+    pub fn insert_columns(&self, target: usize) -> Vec<usize> {
+        let source = 1 - target;
+        (0..self.columns[0].len())
+            .filter(|c| self.key_positions.contains(c) || self.directions[*c].flows_from(source))
+            .collect()
+    }
+
+    pub fn key_of<'a>(&self, values: &'a [Value]) -> Vec<&'a Value> {
+        self.key_positions.iter().map(|&p| &values[p]).collect()
+    }
+
+    pub fn rules(&self) -> crate::Rules {
+        crate::Rules { directions: self.directions.clone(), master: self.master, key_positions: self.key_positions.clone() }
+    }
+}

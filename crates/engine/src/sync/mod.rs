@@ -1,0 +1,214 @@
+//! `dualsync sync`: every selected map, in lookup order; within a map, its
+//! companies in parallel up to `workers` (one at a time for `threading = "single"`).
+
+mod one;
+mod partition;
+mod read;
+mod record;
+mod write;
+
+pub use one::{reconcile_key, retry_errors, KeyOutcome};
+
+use crate::apps::in_app;
+use crate::check::{preflight, Severity};
+use crate::shape::MapShape;
+use crate::{Apps, EngineError};
+use dualsync_connectors::Selection;
+use dualsync_model::{Config, Value};
+use dualsync_state::{Counts, RunStatus, StateStore};
+use record::{Record, Recorder};
+use std::collections::VecDeque;
+use std::sync::atomic::AtomicU64;
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Debug, Default)]
+pub struct SyncOptions {
+    /// Only these maps (and nothing else); all maps when empty.
+    pub maps: Vec<String>,
+    /// Only these companies; all when empty.
+    pub companies: Vec<String>,
+    /// Diff everything again (every sync is a full diff until change capture exists).
+    pub full: bool,
+}
+
+/// What a sync reports as it goes (the CLI draws progress from it).
+pub trait Observer: Sync {
+    fn map_started(&self, _map: &str, _partitions: usize) {}
+    fn partition_done(&self, _report: &PartitionReport) {}
+}
+
+pub struct NoObserver;
+impl Observer for NoObserver {}
+
+#[derive(Clone, Debug)]
+pub struct PartitionReport {
+    pub map: String,
+    pub apps: [String; 2],
+    /// The company value, or '' for a map without company.
+    pub company: String,
+    pub counts: Counts,
+    /// Why the partition stopped early, if it did.
+    pub error: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct SyncReport {
+    pub run_id: i64,
+    pub partitions: Vec<PartitionReport>,
+    /// Things the user should know that did not fail any row (rows without company).
+    pub warnings: Vec<String>,
+}
+
+impl SyncReport {
+    pub fn status(&self) -> RunStatus {
+        if self.partitions.iter().any(|p| p.error.is_some()) {
+            RunStatus::Failed
+        } else if self.partitions.iter().any(|p| p.counts.failed_total() > 0) {
+            RunStatus::RowsFailed
+        } else {
+            RunStatus::Ok
+        }
+    }
+
+    pub fn totals(&self) -> Counts {
+        let mut t = Counts::default();
+        self.partitions.iter().for_each(|p| t.add(&p.counts));
+        t
+    }
+}
+
+/// What every partition of a run shares.
+pub(crate) struct Context {
+    pub apps: Apps,
+    pub recorder: SyncSender<Record>,
+    pub rows_done: Arc<AtomicU64>,
+}
+
+impl Context {
+    fn send(&self, record: Record) {
+        // The recorder only stops when the run ends; a failed store is reported by finish().
+        let _ = self.recorder.send(record);
+    }
+}
+
+pub fn run_sync(config: &Config, apps: &Apps, store: &Arc<StateStore>, options: &SyncOptions, observer: &dyn Observer, rows_done: Arc<AtomicU64>) -> Result<SyncReport, EngineError> {
+    let maps = selected_maps(config, &options.maps)?;
+    let findings = preflight(config, apps, &maps);
+    let errors: Vec<String> = findings.iter().filter(|f| f.severity == Severity::Error).map(|f| f.to_string()).collect();
+    if !errors.is_empty() {
+        return Err(EngineError::Preflight(format!(
+            "nothing was written: the config does not fit the apps' tables:\n  {}",
+            errors.join("\n  ")
+        )));
+    }
+
+    let run_id = store.begin_run("sync")?;
+    let recorder = Recorder::start(store.clone(), run_id);
+    let ctx = Context { apps: apps.clone(), recorder: recorder.sender.clone(), rows_done };
+    let mut report = SyncReport { run_id, partitions: Vec::new(), warnings: Vec::new() };
+    let outcome = (|| -> Result<(), EngineError> {
+        for name in &maps {
+            let shape = MapShape::new(config.map(name).expect("selected"), config);
+            let companies = companies_of(&ctx, &shape, &options.companies, &mut report.warnings)?;
+            observer.map_started(&shape.name, companies.len());
+            let done = run_partitions(&ctx, store, run_id, &shape, companies, observer)?;
+            report.partitions.extend(done);
+        }
+        Ok(())
+    })();
+    drop(ctx);
+    let recorded = recorder.finish();
+    let status = match (&outcome, &recorded) {
+        (Ok(()), Ok(())) => report.status(),
+        _ => RunStatus::Failed,
+    };
+    let message = outcome.as_ref().err().map(|e| e.to_string()).or_else(|| recorded.as_ref().err().map(|e| e.to_string()));
+    store.finish_run(run_id, status, message.as_deref())?;
+    outcome?;
+    recorded?;
+    Ok(report)
+}
+
+/// The maps to run, in lookup order (each after the maps it refers to).
+pub fn selected_maps(config: &Config, only: &[String]) -> Result<Vec<String>, EngineError> {
+    for m in only {
+        if config.map(m).is_none() {
+            let names: Vec<&str> = config.maps.iter().map(|m| m.name.as_str()).collect();
+            return Err(EngineError::Usage(format!("there is no map named {m:?}; maps in the config: {}", names.join(", "))));
+        }
+    }
+    Ok(config
+        .maps_in_lookup_order()
+        .into_iter()
+        .filter(|m| only.is_empty() || only.contains(&m.name))
+        .map(|m| m.name.clone())
+        .collect())
+}
+
+/// The companies present on either side (all of them, in key order), or one
+/// partition for a global map. Rows without a company are counted and reported.
+fn companies_of(ctx: &Context, shape: &MapShape, only: &[String], warnings: &mut Vec<String>) -> Result<Vec<Option<Value>>, EngineError> {
+    if shape.company[0].is_none() {
+        return Ok(vec![None]);
+    }
+    let mut all: Vec<Value> = Vec::new();
+    for side in 0..2 {
+        let app = &shape.apps[side];
+        let column = shape.company[side].as_ref().expect("company map");
+        let mut conn = ctx.apps.connect(app)?;
+        let selection = Selection { table: shape.tables[side].clone(), filter: shape.filter[side].clone(), equals: Vec::new() };
+        let values = conn.distinct(&selection, column).map_err(in_app(&ctx.apps, app))?;
+        if values.iter().any(Value::is_null) {
+            let mut no_company = selection.clone();
+            no_company.equals.push((column.clone(), Value::Null));
+            let n = conn.count(&no_company).map_err(in_app(&ctx.apps, app))?;
+            warnings.push(format!(
+                "map {}: {n} row{} of {app}.{} {} no company ({column} is NULL) and take no part; give them a company to sync them",
+                shape.name,
+                if n == 1 { "" } else { "s" },
+                shape.tables[side],
+                if n == 1 { "has" } else { "have" },
+            ));
+        }
+        all.extend(values.into_iter().filter(|v| !v.is_null()));
+    }
+    all.sort_by(|a, b| a.key_cmp(b));
+    all.dedup_by(|a, b| a.same_as(b));
+    if !only.is_empty() {
+        all.retain(|v| only.iter().any(|c| c.as_str() == v.display()));
+    }
+    Ok(all.into_iter().map(Some).collect())
+}
+
+fn run_partitions(ctx: &Context, store: &StateStore, run_id: i64, shape: &MapShape, companies: Vec<Option<Value>>, observer: &dyn Observer) -> Result<Vec<PartitionReport>, EngineError> {
+    let queue = Mutex::new(companies.into_iter().collect::<VecDeque<_>>());
+    let results = Mutex::new(Vec::new());
+    let workers = shape.workers.min(queue.lock().unwrap().len()).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| scope.spawn(|| -> Result<(), EngineError> {
+                loop {
+                    let Some(company) = queue.lock().unwrap().pop_front() else { return Ok(()) };
+                    let shown = company.as_ref().map(|c| c.display().into_owned()).unwrap_or_default();
+                    let id = store.begin_partition(run_id, &shape.name, &shown, [&shape.apps[0], &shape.apps[1]])?;
+                    let (counts, error) = partition::sync_partition(ctx, shape, company);
+                    let status = match (&error, counts.failed_total()) {
+                        (Some(_), _) => RunStatus::Failed,
+                        (None, 0) => RunStatus::Ok,
+                        (None, _) => RunStatus::RowsFailed,
+                    };
+                    let error = error.map(|e| e.to_string());
+                    store.finish_partition(id, &counts, status, error.as_deref())?;
+                    let report = PartitionReport { map: shape.name.clone(), apps: shape.apps.clone(), company: shown, counts, error };
+                    observer.partition_done(&report);
+                    results.lock().unwrap().push(report);
+                }
+            }))
+            .collect();
+        handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| Err(EngineError::Data("a partition worker panicked".into()))))
+    })?;
+    let mut out = results.into_inner().unwrap();
+    out.sort_by(|a, b| a.company.cmp(&b.company));
+    Ok(out)
+}

@@ -1,0 +1,148 @@
+//! Reconciling one key on demand: `dualsync retry` (rows in the error log) and
+//! `dualsync resync` (any key). Both re-read the rows as they are now, so a row
+//! fixed in its source app syncs, and apply the same decision as a full sync.
+
+use super::read::SideReader;
+use super::write::{PendingOp, TargetWriter};
+use crate::apps::in_app;
+use crate::decide::decide;
+use crate::shape::MapShape;
+use crate::{Apps, EngineError};
+use dualsync_model::row::{content_hash, key_from_text, key_to_json};
+use dualsync_model::{Config, Key, Value};
+use dualsync_state::{ErrorQuery, ErrorRecord, NewError, RunStatus, StateStore};
+
+#[derive(Debug)]
+pub struct KeyOutcome {
+    pub map: String,
+    pub company: String,
+    pub key: String,
+    /// What was done, for people: "inserted into crm", "already in sync", "not found in either app".
+    pub actions: Vec<String>,
+    pub errors: Vec<NewError>,
+}
+
+impl KeyOutcome {
+    pub fn ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// Reads the key on both sides now, decides, writes, and records the result.
+pub fn reconcile_key(config: &Config, apps: &Apps, store: &StateStore, run_id: i64, map: &str, company: Option<Value>, key: Key) -> Result<KeyOutcome, EngineError> {
+    let m = config.map(map).ok_or_else(|| EngineError::Usage(format!("there is no map named {map:?}")))?;
+    let shape = MapShape::new(m, config);
+    if shape.company[0].is_some() && company.is_none() {
+        return Err(EngineError::Usage(format!("map {map} is partitioned by company: say which with --company")));
+    }
+    if key.len() != shape.key_positions.len() {
+        return Err(EngineError::Usage(format!(
+            "map {map} has a key of {} column(s) ({}); give it as a JSON array such as '[\"A\",\"B\"]'",
+            shape.key_positions.len(),
+            shape.key_columns[0].join(", ")
+        )));
+    }
+    let company = if shape.company[0].is_some() { company } else { None };
+    let company_shown = company.as_ref().map(|c| c.display().into_owned()).unwrap_or_default();
+    let key_json = key_to_json(&key);
+    let mut conns = [apps.connect(&shape.apps[0])?, apps.connect(&shape.apps[1])?];
+    let mut rows = [None, None];
+    for side in 0..2 {
+        let mut reader = SideReader::new(side, company.clone());
+        let found = reader.fetch(conns[side].as_mut(), &shape, vec![key.clone()]).map_err(in_app(apps, &shape.apps[side]))?;
+        rows[side] = found.into_iter().next();
+    }
+    let mut outcome = KeyOutcome { map: map.to_string(), company: company_shown.clone(), key: key_json.clone(), actions: Vec::new(), errors: Vec::new() };
+    if rows.iter().all(Option::is_none) {
+        outcome.actions.push(format!("not found in {} or {} (with the map's filter and company)", shape.apps[0], shape.apps[1]));
+        store.resolve_row(map, &company_shown, &key_json)?;
+        return Ok(outcome);
+    }
+    let decision = decide(&shape.rules(), [rows[0].as_ref(), rows[1].as_ref()]);
+    let hash = content_hash(&decision.merged);
+    for (target, column, message) in &decision.refused {
+        outcome.errors.push(NewError {
+            map: map.to_string(),
+            company: company_shown.clone(),
+            source_app: shape.apps[1 - target].clone(),
+            target_app: shape.apps[*target].clone(),
+            key: key_json.clone(),
+            column: Some(shape.columns[1 - target][*column].clone()),
+            value: None,
+            message: message.clone(),
+        });
+    }
+    for (side, write) in decision.writes.into_iter().enumerate() {
+        let Some(write) = write else { continue };
+        let verb = if matches!(write, crate::Write::Insert(_)) { "inserted into" } else { "updated in" };
+        let mut writer = TargetWriter::new(&shape, side, company.clone());
+        let applied = writer
+            .apply(conns[side].as_mut(), &shape, vec![PendingOp { key: key.clone(), write, hash }])
+            .map_err(in_app(apps, &shape.apps[side]))?;
+        if applied.errors.is_empty() {
+            outcome.actions.push(format!("{verb} {}", shape.apps[side]));
+        }
+        outcome.errors.extend(applied.errors);
+    }
+    if outcome.actions.is_empty() && outcome.errors.is_empty() {
+        outcome.actions.push("already in sync".into());
+    }
+    if outcome.ok() {
+        store.record_key_hashes(map, &company_shown, run_id, &[(key_json.clone(), hash)])?;
+        store.resolve_row(map, &company_shown, &key_json)?;
+    } else {
+        store.record_errors(run_id, &outcome.errors)?;
+    }
+    Ok(outcome)
+}
+
+/// Retries open errors (all, one map's, or the given ids), each row once even
+/// if it failed towards both apps.
+pub fn retry_errors(config: &Config, apps: &Apps, store: &StateStore, map: Option<String>, ids: Vec<i64>) -> Result<(i64, Vec<KeyOutcome>), EngineError> {
+    let errors = store.errors(&ErrorQuery { map, ids, ..Default::default() })?;
+    let run_id = store.begin_run("retry")?;
+    let mut done: Vec<(String, String, String)> = Vec::new();
+    let mut outcomes = Vec::new();
+    let result = (|| {
+        for e in &errors {
+            let row = (e.map.clone(), e.company.clone(), e.key.clone());
+            if done.contains(&row) {
+                continue;
+            }
+            done.push(row);
+            if config.map(&e.map).is_none() {
+                outcomes.push(gone_map(e));
+                continue;
+            }
+            let company = (!e.company.is_empty()).then(|| Value::Text(e.company.clone()));
+            outcomes.push(reconcile_key(config, apps, store, run_id, &e.map, company, key_from_text(&e.key))?);
+        }
+        Ok(())
+    })();
+    let status = match &result {
+        Err(_) => RunStatus::Failed,
+        Ok(()) if outcomes.iter().all(KeyOutcome::ok) => RunStatus::Ok,
+        Ok(()) => RunStatus::RowsFailed,
+    };
+    store.finish_run(run_id, status, result.as_ref().err().map(|e: &EngineError| e.to_string()).as_deref())?;
+    result.map(|()| (run_id, outcomes))
+}
+
+fn gone_map(e: &ErrorRecord) -> KeyOutcome {
+    KeyOutcome {
+        map: e.map.clone(),
+        company: e.company.clone(),
+        key: e.key.clone(),
+        actions: vec![],
+        errors: vec![NewError {
+            map: e.map.clone(),
+            company: e.company.clone(),
+            source_app: e.source_app.clone(),
+            target_app: e.target_app.clone(),
+            key: e.key.clone(),
+            column: None,
+            value: None,
+            message: format!("map {} is no longer in the config; nothing to retry", e.map),
+        }],
+    }
+}

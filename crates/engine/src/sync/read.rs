@@ -1,0 +1,77 @@
+//! One side's rows into the map's common form.
+
+use crate::decide::CommonRow;
+use crate::lookup::{lookup_ident, Resolver};
+use crate::shape::MapShape;
+use dualsync_connectors::{Connection, ConnectorError, FetchRequest, ScanRequest, Selection};
+use dualsync_model::{Key, Row, Value};
+
+pub struct SideReader {
+    pub side: usize,
+    pub company: Option<Value>,
+    resolver: Resolver,
+}
+
+impl SideReader {
+    pub fn new(side: usize, company: Option<Value>) -> Self {
+        SideReader { side, resolver: Resolver::new(side, company.clone()), company }
+    }
+
+    pub fn selection(&self, shape: &MapShape) -> Selection {
+        let s = self.side;
+        let mut equals = Vec::new();
+        if let Some(col) = &shape.company[s] {
+            equals.push((col.clone(), self.company.clone().unwrap_or(Value::Null)));
+        }
+        Selection { table: shape.tables[s].clone(), filter: shape.filter[s].clone(), equals }
+    }
+
+    pub fn scan_request(&self, shape: &MapShape) -> ScanRequest {
+        ScanRequest {
+            selection: self.selection(shape),
+            columns: shape.columns[self.side].clone(),
+            order_by: shape.key_columns[self.side].clone(),
+            batch_size: shape.batch_size,
+        }
+    }
+
+    /// The rows with these keys (common key order), in common form.
+    pub fn fetch(&mut self, conn: &mut dyn Connection, shape: &MapShape, keys: Vec<Key>) -> Result<Vec<CommonRow>, ConnectorError> {
+        let rows = conn.fetch(&FetchRequest {
+            selection: self.selection(shape),
+            columns: shape.columns[self.side].clone(),
+            match_columns: shape.key_columns[self.side].clone(),
+            keys,
+        })?;
+        self.to_common(conn, shape, rows)
+    }
+
+    pub fn to_common(&mut self, conn: &mut dyn Connection, shape: &MapShape, rows: Vec<Row>) -> Result<Vec<CommonRow>, ConnectorError> {
+        let mut out: Vec<CommonRow> = rows.into_iter().map(CommonRow::new).collect();
+        for (c, translation) in shape.translations.iter().enumerate() {
+            if let Some(t) = translation {
+                for r in &mut out {
+                    let v = std::mem::replace(&mut r.values[c], Value::Null);
+                    r.values[c] = t.to_common(self.side, v);
+                }
+            }
+        }
+        for c in (0..shape.lookups.len()).filter(|c| shape.lookups[*c].is_some()) {
+            let stored: Vec<&Value> = out.iter().map(|r| &r.values[c]).collect();
+            let keys = self.resolver.keys_for(conn, shape, c, &stored)?;
+            for r in &mut out {
+                if r.values[c].is_null() {
+                    continue;
+                }
+                match keys.get(&lookup_ident(&r.values[c])) {
+                    Some(k) => r.values[c] = k.clone(),
+                    None => {
+                        let raw = std::mem::replace(&mut r.values[c], Value::Null);
+                        r.unresolved.push((c, raw));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,59 @@
+//! The recorder: one thread per run that writes what partitions report into
+//! the state store, in order, so the apply path never waits on it row by row.
+
+use dualsync_state::{NewError, StateError, StateStore};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+pub enum Record {
+    /// Keys whose content both apps now hold, with its hash.
+    Synced { map: String, company: String, keys: Vec<(String, [u8; 16])> },
+    Errors(Vec<NewError>),
+    /// A partition finished a full pass: forget keys and resolve errors it did not see.
+    PartitionComplete { map: String, company: String },
+}
+
+pub struct Recorder {
+    pub sender: SyncSender<Record>,
+    handle: JoinHandle<Result<(), StateError>>,
+}
+
+impl Recorder {
+    pub fn start(store: Arc<StateStore>, run_id: i64) -> Recorder {
+        let (sender, receiver) = sync_channel(64);
+        let handle = std::thread::Builder::new()
+            .name("recorder".into())
+            .spawn(move || record_all(&store, run_id, receiver))
+            .expect("spawn the recorder thread");
+        Recorder { sender, handle }
+    }
+
+    /// Waits until everything sent is stored.
+    pub fn finish(self) -> Result<(), StateError> {
+        drop(self.sender);
+        self.handle.join().unwrap_or_else(|_| Ok(()))
+    }
+}
+
+fn record_all(store: &StateStore, run_id: i64, receiver: Receiver<Record>) -> Result<(), StateError> {
+    let mut first_error = None;
+    // Keep draining after a failure so that senders never block forever.
+    for record in receiver {
+        if first_error.is_some() {
+            continue;
+        }
+        let result = match record {
+            Record::Synced { map, company, keys } => store.record_key_hashes(&map, &company, run_id, &keys),
+            Record::Errors(errors) => store.record_errors(run_id, &errors),
+            Record::PartitionComplete { map, company } => store
+                .forget_keys_not_in_run(&map, &company, run_id)
+                .and_then(|_| store.resolve_errors_not_in_run(&map, &company, run_id))
+                .map(|_| ()),
+        };
+        if let Err(e) = result {
+            first_error = Some(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}

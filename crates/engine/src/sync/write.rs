@@ -1,0 +1,223 @@
+//! Decisions for one target side into database writes: values translated,
+//! lookups resolved to that app's ids, ids generated, rows refused by the
+//! database turned into error-log entries.
+
+use crate::decide::Write;
+use crate::lookup::{lookup_ident, Resolver};
+use crate::shape::MapShape;
+use dualsync_connectors::{Connection, ConnectorError, WriteBatch, WriteOp};
+use dualsync_model::config::IdDefault;
+use dualsync_model::row::key_to_json;
+use dualsync_model::Value;
+use dualsync_state::NewError;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// One decided write for the target side, with what the state store needs once it is done.
+pub struct PendingOp {
+    /// The key, in common key order.
+    pub key: Vec<Value>,
+    pub write: Write,
+    pub hash: [u8; 16],
+}
+
+#[derive(Default)]
+pub struct Applied {
+    /// Keys written, with their content hash.
+    pub synced: Vec<(String, [u8; 16])>,
+    pub errors: Vec<NewError>,
+    pub inserted: u64,
+    pub updated: u64,
+}
+
+pub struct TargetWriter {
+    side: usize,
+    company: Option<Value>,
+    company_shown: String,
+    resolver: Resolver,
+    insert_positions: Vec<usize>,
+    insert_names: Vec<String>,
+}
+
+impl TargetWriter {
+    pub fn new(shape: &MapShape, side: usize, company: Option<Value>) -> Self {
+        let insert_positions = shape.insert_columns(side);
+        let mut insert_names: Vec<String> = insert_positions.iter().map(|&c| shape.columns[side][c].clone()).collect();
+        if let Some(col) = &shape.company[side] {
+            insert_names.push(col.clone());
+        }
+        if let Some((id, Some(IdDefault::Uuid))) = &shape.id[side] {
+            insert_names.push(id.clone());
+        }
+        TargetWriter {
+            side,
+            company_shown: company.as_ref().map(|c| c.display().into_owned()).unwrap_or_default(),
+            resolver: Resolver::new(side, company.clone()),
+            company,
+            insert_positions,
+            insert_names,
+        }
+    }
+
+    pub fn company_shown(&self) -> &str {
+        &self.company_shown
+    }
+
+    pub fn apply(&mut self, conn: &mut dyn Connection, shape: &MapShape, ops: Vec<PendingOp>) -> Result<Applied, ConnectorError> {
+        let side = self.side;
+        let mut applied = Applied::default();
+        let resolved = self.resolve_lookups(conn, shape, &ops)?;
+        let mut batch = WriteBatch {
+            table: shape.tables[side].clone(),
+            columns: self.insert_names.clone(),
+            key_columns: shape.key_columns[side].clone(),
+            scope: shape.company[side].iter().map(|c| (c.clone(), self.company.clone().unwrap_or(Value::Null))).collect(),
+            ops: Vec::with_capacity(ops.len()),
+        };
+        // Which pending op each batch op came from.
+        let mut origin = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            match self.to_write_op(shape, op, &resolved) {
+                Ok(w) => {
+                    batch.ops.push(w);
+                    origin.push(i);
+                }
+                Err((column, value, message)) => applied.errors.push(self.error(shape, op, Some(column), Some(value), message)),
+            }
+        }
+        if batch.ops.is_empty() {
+            return Ok(applied);
+        }
+        let outcome = write_with_retry(conn, &batch)?;
+        let mut failed = vec![false; batch.ops.len()];
+        for f in outcome.failures {
+            failed[f.index] = true;
+            let op = &ops[origin[f.index]];
+            let value = f.column.as_ref().and_then(|c| value_of(&batch, f.index, c));
+            let column = f.column.clone();
+            let message = format!("{} refused the row: {}", shape.apps[side], f.message);
+            applied.errors.push(self.error(shape, op, column, value, message));
+        }
+        for (b, &i) in origin.iter().enumerate() {
+            if failed[b] {
+                continue;
+            }
+            let op = &ops[i];
+            match op.write {
+                Write::Insert(_) => applied.inserted += 1,
+                Write::Update(_) => applied.updated += 1,
+            }
+            applied.synced.push((key_to_json(&op.key), op.hash));
+        }
+        Ok(applied)
+    }
+
+    /// For each lookup column, the stored value of every key the ops write.
+    fn resolve_lookups(&mut self, conn: &mut dyn Connection, shape: &MapShape, ops: &[PendingOp]) -> Result<HashMap<usize, HashMap<String, Value>>, ConnectorError> {
+        let mut out = HashMap::new();
+        for c in (0..shape.lookups.len()).filter(|c| shape.lookups[*c].is_some()) {
+            let mut keys: Vec<&Value> = Vec::new();
+            for op in ops {
+                match &op.write {
+                    Write::Insert(values) if self.insert_positions.contains(&c) => keys.push(&values[c]),
+                    Write::Update(set) => keys.extend(set.iter().filter(|s| s.0 == c).map(|s| &s.1)),
+                    _ => {}
+                }
+            }
+            keys.retain(|k| !k.is_null());
+            if !keys.is_empty() {
+                out.insert(c, self.resolver.stored_for(conn, shape, c, &keys)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The common value of column `c` as this side stores it.
+    fn convert(&self, shape: &MapShape, c: usize, v: &Value, resolved: &HashMap<usize, HashMap<String, Value>>) -> Result<Value, (String, Value, String)> {
+        let column = || shape.columns[self.side][c].clone();
+        if let Some(t) = &shape.translations[c] {
+            return t.to_side(self.side, v).map_err(|m| (column(), v.clone(), m));
+        }
+        if let Some(target) = &shape.lookups[c] {
+            if v.is_null() {
+                return Ok(Value::Null);
+            }
+            return match resolved.get(&c).and_then(|m| m.get(&lookup_ident(v))) {
+                Some(stored) => Ok(stored.clone()),
+                None => Err((
+                    column(),
+                    v.clone(),
+                    format!(
+                        "lookup to map {}: no row with key {} in {}.{}{}; it must exist there first (sync map {} and check its errors)",
+                        target.map,
+                        v.display(),
+                        shape.apps[self.side],
+                        target.tables[self.side],
+                        if target.company[self.side].is_some() { format!(" for company {}", self.company_shown) } else { String::new() },
+                        target.map
+                    ),
+                )),
+            };
+        }
+        Ok(v.clone())
+    }
+
+    fn to_write_op(&self, shape: &MapShape, op: &PendingOp, resolved: &HashMap<usize, HashMap<String, Value>>) -> Result<WriteOp, (String, Value, String)> {
+        match &op.write {
+            Write::Insert(values) => {
+                let mut row = Vec::with_capacity(self.insert_names.len());
+                for &c in &self.insert_positions {
+                    row.push(self.convert(shape, c, &values[c], resolved)?);
+                }
+                if shape.company[self.side].is_some() {
+                    row.push(self.company.clone().unwrap_or(Value::Null));
+                }
+                if let Some((_, Some(IdDefault::Uuid))) = &shape.id[self.side] {
+                    row.push(Value::Text(uuid::Uuid::now_v7().to_string()));
+                }
+                Ok(WriteOp::Insert(row))
+            }
+            Write::Update(set) => {
+                let mut out = Vec::with_capacity(set.len());
+                for (c, v) in set {
+                    out.push((shape.columns[self.side][*c].clone(), self.convert(shape, *c, v, resolved)?));
+                }
+                Ok(WriteOp::Update { key: op.key.clone(), set: out })
+            }
+        }
+    }
+
+    fn error(&self, shape: &MapShape, op: &PendingOp, column: Option<String>, value: Option<Value>, message: String) -> NewError {
+        NewError {
+            map: shape.name.clone(),
+            company: self.company_shown.clone(),
+            source_app: shape.apps[1 - self.side].clone(),
+            target_app: shape.apps[self.side].clone(),
+            key: key_to_json(&op.key),
+            column,
+            value: value.map(|v| v.display().into_owned()),
+            message,
+        }
+    }
+}
+
+fn value_of(batch: &WriteBatch, index: usize, column: &str) -> Option<Value> {
+    match &batch.ops[index] {
+        WriteOp::Insert(row) => batch.columns.iter().position(|c| c == column).map(|i| row[i].clone()),
+        WriteOp::Update { set, .. } => set.iter().find(|s| s.0 == column).map(|s| s.1.clone()),
+    }
+}
+
+/// A locked database (the app is writing) is waited out a few times before the batch fails.
+fn write_with_retry(conn: &mut dyn Connection, batch: &WriteBatch) -> Result<dualsync_connectors::WriteOutcome, ConnectorError> {
+    let mut attempt = 0;
+    loop {
+        match conn.write(batch) {
+            Err(e) if e.is_retryable() && attempt < 5 => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(200 << attempt));
+            }
+            other => return other,
+        }
+    }
+}
