@@ -23,7 +23,10 @@ pub struct ConnectorError {
 
 impl ConnectorError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ConnectorError { kind, message: message.into() }
+        ConnectorError {
+            kind,
+            message: message.into(),
+        }
     }
 
     pub fn is_retryable(&self) -> bool {

@@ -15,7 +15,10 @@ pub struct CommonRow {
 
 impl CommonRow {
     pub fn new(values: Vec<Value>) -> Self {
-        CommonRow { values, unresolved: Vec::new() }
+        CommonRow {
+            values,
+            unresolved: Vec::new(),
+        }
     }
 
     fn unresolved(&self, column: usize) -> Option<&Value> {
@@ -53,27 +56,33 @@ pub struct Decision {
 pub fn decide(rules: &Rules, rows: [Option<&CommonRow>; 2]) -> Decision {
     match rows {
         [Some(a), Some(b)] => reconcile(rules, [a, b]),
-        [Some(a), None] => insert(rules, a, 0),
-        [None, Some(b)] => insert(rules, b, 1),
-        [None, None] => Decision { writes: [None, None], merged: Vec::new(), refused: Vec::new() },
+        [Some(a), None] => insert(a, 0),
+        [None, Some(b)] => insert(b, 1),
+        [None, None] => Decision {
+            writes: [None, None],
+            merged: Vec::new(),
+            refused: Vec::new(),
+        },
     }
 }
 
-fn insert(rules: &Rules, row: &CommonRow, source: usize) -> Decision {
+/// A row on one side only is created whole on the other (see `MapShape::insert_columns`).
+fn insert(row: &CommonRow, source: usize) -> Decision {
     let target = 1 - source;
-    let mut refused = Vec::new();
-    for (c, dir) in rules.directions.iter().enumerate() {
-        if dir.flows_from(source) {
-            if let Some(id) = row.unresolved(c) {
-                refused.push((target, c, unresolved_message(id)));
-            }
-        }
-    }
+    let refused: Vec<_> = row
+        .unresolved
+        .iter()
+        .map(|(c, id)| (target, *c, unresolved_message(id)))
+        .collect();
     let mut writes = [None, None];
     if refused.is_empty() {
         writes[target] = Some(Write::Insert(row.values.clone()));
     }
-    Decision { writes, merged: row.values.clone(), refused }
+    Decision {
+        writes,
+        merged: row.values.clone(),
+        refused,
+    }
 }
 
 fn reconcile(rules: &Rules, rows: [&CommonRow; 2]) -> Decision {
@@ -111,7 +120,11 @@ fn reconcile(rules: &Rules, rows: [&CommonRow; 2]) -> Decision {
             writes[side] = Some(Write::Update(set));
         }
     }
-    Decision { writes, merged, refused }
+    Decision {
+        writes,
+        merged,
+        refused,
+    }
 }
 
 fn unresolved_message(id: &Value) -> String {
@@ -127,7 +140,11 @@ mod tests {
     }
 
     fn rules(directions: Vec<Direction>, master: usize) -> Rules {
-        Rules { directions, master, key_positions: vec![0] }
+        Rules {
+            directions,
+            master,
+            key_positions: vec![0],
+        }
     }
 
     fn row(values: &[Value]) -> CommonRow {
@@ -145,11 +162,25 @@ mod tests {
     }
 
     #[test]
+    fn a_new_row_is_created_whole_even_with_one_way_columns() {
+        // Column 1 flows crm -> erp only; a row only the ERP holds still carries it.
+        let r = rules(vec![Direction::Both, Direction::From(1)], 0);
+        let a = row(&[t("K1"), t("erp value")]);
+        assert_eq!(
+            decide(&r, [Some(&a), None]).writes,
+            [None, Some(Write::Insert(a.values.clone()))]
+        );
+    }
+
+    #[test]
     fn the_master_wins_a_conflict_on_a_bidirectional_column() {
         let a = row(&[t("K1"), t("from erp")]);
         let b = row(&[t("K1"), t("from crm")]);
         for master in [0, 1] {
-            let d = decide(&rules(vec![Direction::Both, Direction::Both], master), [Some(&a), Some(&b)]);
+            let d = decide(
+                &rules(vec![Direction::Both, Direction::Both], master),
+                [Some(&a), Some(&b)],
+            );
             let winner = if master == 0 { "from erp" } else { "from crm" };
             let mut expected = [None, None];
             expected[1 - master] = Some(Write::Update(vec![(1, t(winner))]));
@@ -165,7 +196,10 @@ mod tests {
         let a = row(&[t("K1"), Value::Int(100)]);
         let b = row(&[t("K1"), Value::Int(200)]);
         let d = decide(&r, [Some(&a), Some(&b)]);
-        assert_eq!(d.writes, [Some(Write::Update(vec![(1, Value::Int(200))])), None]);
+        assert_eq!(
+            d.writes,
+            [Some(Write::Update(vec![(1, Value::Int(200))])), None]
+        );
     }
 
     #[test]
@@ -181,7 +215,10 @@ mod tests {
         let r = rules(vec![Direction::Both, Direction::Both], 1);
         let a = row(&[t("K1"), Value::Null]);
         let b = row(&[t("K1"), t("")]);
-        assert_eq!(decide(&r, [Some(&a), Some(&b)]).writes, [Some(Write::Update(vec![(1, t(""))])), None]);
+        assert_eq!(
+            decide(&r, [Some(&a), Some(&b)]).writes,
+            [Some(Write::Update(vec![(1, t(""))])), None]
+        );
     }
 
     #[test]

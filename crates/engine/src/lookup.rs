@@ -34,11 +34,22 @@ enum Way {
 
 impl Resolver {
     pub fn new(side: usize, company: Option<Value>) -> Self {
-        Resolver { side, company, to_key: HashMap::new(), to_stored: HashMap::new() }
+        Resolver {
+            side,
+            company,
+            to_key: HashMap::new(),
+            to_stored: HashMap::new(),
+        }
     }
 
     /// Stored values of `column` (ids or keys) → referenced keys; absent where no row matches.
-    pub fn keys_for(&mut self, conn: &mut dyn Connection, shape: &MapShape, column: usize, stored: &[&Value]) -> Result<HashMap<String, Value>, ConnectorError> {
+    pub fn keys_for(
+        &mut self,
+        conn: &mut dyn Connection,
+        shape: &MapShape,
+        column: usize,
+        stored: &[&Value],
+    ) -> Result<HashMap<String, Value>, ConnectorError> {
         let target = shape.lookups[column].as_ref().expect("a lookup column");
         if target.id_column[self.side].is_none() {
             // This side stores keys already.
@@ -48,18 +59,37 @@ impl Resolver {
     }
 
     /// Referenced keys → what `column` must store on this side; absent where the referenced row does not exist.
-    pub fn stored_for(&mut self, conn: &mut dyn Connection, shape: &MapShape, column: usize, keys: &[&Value]) -> Result<HashMap<String, Value>, ConnectorError> {
+    pub fn stored_for(
+        &mut self,
+        conn: &mut dyn Connection,
+        shape: &MapShape,
+        column: usize,
+        keys: &[&Value],
+    ) -> Result<HashMap<String, Value>, ConnectorError> {
         let target = shape.lookups[column].as_ref().expect("a lookup column");
         self.resolve(conn, target, column, keys, Way::ToStored)
     }
 
-    fn resolve(&mut self, conn: &mut dyn Connection, target: &LookupTarget, column: usize, values: &[&Value], way: Way) -> Result<HashMap<String, Value>, ConnectorError> {
+    fn resolve(
+        &mut self,
+        conn: &mut dyn Connection,
+        target: &LookupTarget,
+        column: usize,
+        values: &[&Value],
+        way: Way,
+    ) -> Result<HashMap<String, Value>, ConnectorError> {
         let s = self.side;
         let key_col = target.key_column[s].clone();
-        let stored_col = target.id_column[s].clone().unwrap_or_else(|| key_col.clone());
+        let stored_col = target.id_column[s]
+            .clone()
+            .unwrap_or_else(|| key_col.clone());
         let (match_col, result_col, cache) = match way {
             Way::ToKey => (stored_col, key_col, self.to_key.entry(column).or_default()),
-            Way::ToStored => (key_col, stored_col, self.to_stored.entry(column).or_default()),
+            Way::ToStored => (
+                key_col,
+                stored_col,
+                self.to_stored.entry(column).or_default(),
+            ),
         };
         let mut missing: Vec<Vec<Value>> = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -78,7 +108,11 @@ impl Resolver {
                 equals.push((col.clone(), company.clone()));
             }
             let rows = conn.fetch(&FetchRequest {
-                selection: Selection { table: target.tables[s].clone(), filter: None, equals },
+                selection: Selection {
+                    table: target.tables[s].clone(),
+                    filter: None,
+                    equals,
+                },
                 columns: vec![match_col.clone(), result_col],
                 match_columns: vec![match_col],
                 keys: missing,
@@ -89,7 +123,10 @@ impl Resolver {
                 cache.insert(ident(&matched), result);
             }
         }
-        Ok(values.iter().filter_map(|v| cache.get(&ident(v)).map(|r| (ident(v), r.clone()))).collect())
+        Ok(values
+            .iter()
+            .filter_map(|v| cache.get(&ident(v)).map(|r| (ident(v), r.clone())))
+            .collect())
     }
 }
 

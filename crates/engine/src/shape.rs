@@ -36,6 +36,8 @@ pub struct MapShape {
 pub struct Translation {
     to_side1: HashMap<String, String>,
     to_side0: HashMap<String, String>,
+    /// App 0's values in config order, for messages.
+    listing: String,
 }
 
 impl Translation {
@@ -62,7 +64,7 @@ impl Translation {
             (1, Some(s)) => Ok(Value::Text(s.clone())),
             _ => Err(format!(
                 "value {shown:?} has no entry in the column's values ({}); add it to values in the config",
-                self.to_side1.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+                self.listing
             )),
         }
     }
@@ -85,15 +87,35 @@ impl MapShape {
     pub fn new(map: &MapConfig, config: &Config) -> MapShape {
         let side = |s: usize| &map.sides[s];
         let key_positions = map.key_positions();
-        let names = |s: usize| map.columns.iter().map(|c| c.names[s].clone()).collect::<Vec<_>>();
-        let key_columns = |s: usize| key_positions.iter().map(|&p| map.columns[p].names[s].clone()).collect::<Vec<_>>();
+        let names = |s: usize| {
+            map.columns
+                .iter()
+                .map(|c| c.names[s].clone())
+                .collect::<Vec<_>>()
+        };
+        let key_columns = |s: usize| {
+            key_positions
+                .iter()
+                .map(|&p| map.columns[p].names[s].clone())
+                .collect::<Vec<_>>()
+        };
         let translations = map
             .columns
             .iter()
             .map(|c| {
                 (!c.values.is_empty()).then(|| Translation {
                     to_side1: c.values.iter().cloned().collect(),
-                    to_side0: c.values.iter().map(|(a, b)| (b.clone(), a.clone())).collect(),
+                    to_side0: c
+                        .values
+                        .iter()
+                        .map(|(a, b)| (b.clone(), a.clone()))
+                        .collect(),
+                    listing: c
+                        .values
+                        .iter()
+                        .map(|(a, _)| a.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 })
             })
             .collect();
@@ -103,10 +125,15 @@ impl MapShape {
             .map(|c| {
                 let r = config.map(c.lookup.as_deref()?)?;
                 // The referenced map may list the two apps in the other order.
-                let rs = |s: usize| &r.sides[r.side_of_app(map.app(s)).expect("validated: same apps")];
+                let rs =
+                    |s: usize| &r.sides[r.side_of_app(map.app(s)).expect("validated: same apps")];
                 let key_col = |s: usize| {
                     let k = &r.sides[0].key[0];
-                    let pos = r.columns.iter().position(|c| &c.names[0] == k).expect("validated: key mapped");
+                    let pos = r
+                        .columns
+                        .iter()
+                        .position(|c| &c.names[0] == k)
+                        .expect("validated: key mapped");
                     r.columns[pos].names[r.side_of_app(map.app(s)).unwrap()].clone()
                 };
                 Some(LookupTarget {
@@ -114,7 +141,11 @@ impl MapShape {
                     tables: [rs(0).table.clone(), rs(1).table.clone()],
                     key_column: [key_col(0), key_col(1)],
                     id_column: [rs(0).id.clone(), rs(1).id.clone()],
-                    company: if r.is_global() { [None, None] } else { [rs(0).company.clone(), rs(1).company.clone()] },
+                    company: if r.is_global() {
+                        [None, None]
+                    } else {
+                        [rs(0).company.clone(), rs(1).company.clone()]
+                    },
                     filter: [rs(0).filter.clone(), rs(1).filter.clone()],
                 })
             })
@@ -134,18 +165,13 @@ impl MapShape {
             lookups,
             master: map.master,
             threading: map.threading,
-            workers: if map.threading == Threading::Single { 1 } else { map.workers },
+            workers: if map.threading == Threading::Single {
+                1
+            } else {
+                map.workers
+            },
             batch_size: map.batch_size,
         }
-    }
-
-    /// Columns an insert into `target` carries: the key and every column that
-    /// flows from the other side, then the company and a generated id.
-    pub fn insert_columns(&self, target: usize) -> Vec<usize> {
-        let source = 1 - target;
-        (0..self.columns[0].len())
-            .filter(|c| self.key_positions.contains(c) || self.directions[*c].flows_from(source))
-            .collect()
     }
 
     pub fn key_of<'a>(&self, values: &'a [Value]) -> Vec<&'a Value> {
@@ -153,6 +179,10 @@ impl MapShape {
     }
 
     pub fn rules(&self) -> crate::Rules {
-        crate::Rules { directions: self.directions.clone(), master: self.master, key_positions: self.key_positions.clone() }
+        crate::Rules {
+            directions: self.directions.clone(),
+            master: self.master,
+            key_positions: self.key_positions.clone(),
+        }
     }
 }

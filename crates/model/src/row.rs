@@ -72,12 +72,18 @@ mod tests {
         let ab_c = content_hash(&[Value::Text("ab".into()), Value::Text("c".into())]);
         let a_bc = content_hash(&[Value::Text("a".into()), Value::Text("bc".into())]);
         assert_ne!(ab_c, a_bc);
-        assert_eq!(content_hash(&[Value::Int(5)]), content_hash(&[Value::Float(5.0)]));
+        assert_eq!(
+            content_hash(&[Value::Int(5)]),
+            content_hash(&[Value::Float(5.0)])
+        );
     }
 
     #[test]
     fn keys_parse_from_the_command_line() {
         assert_eq!(key_from_text("C0001"), vec![Value::Text("C0001".into())]);
-        assert_eq!(key_from_text(r#"["US01",7]"#), vec![Value::Text("US01".into()), Value::Int(7)]);
+        assert_eq!(
+            key_from_text(r#"["US01",7]"#),
+            vec![Value::Text("US01".into()), Value::Int(7)]
+        );
     }
 }

@@ -213,7 +213,9 @@ mod tests {
         assert!(Value::Decimal("1000.50".into()).same_as(&Value::Float(1000.5)));
         assert!(Value::Decimal("-0.00".into()).same_as(&Value::Int(0)));
         assert!(!Value::Int(1).same_as(&Value::Text("1".into())));
-        assert!(!Value::Decimal("0.1".into()).same_as(&Value::Decimal("0.10000000000000000001".into())));
+        assert!(
+            !Value::Decimal("0.1".into()).same_as(&Value::Decimal("0.10000000000000000001".into()))
+        );
     }
 
     #[test]
@@ -250,7 +252,12 @@ mod tests {
 
     #[test]
     fn json_round_trip_of_keys() {
-        for v in [Value::Int(-3), Value::Text("A\"b,\n".into()), Value::Null, Value::Bytes(vec![1, 255])] {
+        for v in [
+            Value::Int(-3),
+            Value::Text("A\"b,\n".into()),
+            Value::Null,
+            Value::Bytes(vec![1, 255]),
+        ] {
             assert_eq!(Value::from_json(&v.to_json()), v);
         }
     }

@@ -20,7 +20,11 @@ pub enum StateError {
     #[error("cannot open the state store {location}: {message}")]
     Open { location: String, message: String },
     #[error("the state store {location} has schema version {found}, newer than this dualsync knows ({known}); upgrade dualsync")]
-    TooNew { location: String, found: i64, known: i64 },
+    TooNew {
+        location: String,
+        found: i64,
+        known: i64,
+    },
     #[error("{0} state stores are not supported yet; use sqlite://PATH")]
     Unsupported(&'static str),
     #[error("state store: {0}")]
@@ -33,10 +37,16 @@ pub struct StateStore {
 
 impl StateStore {
     pub fn open(url: &DatabaseUrl) -> Result<StateStore, StateError> {
-        let DatabaseUrl::Sqlite(path) = url else { return Err(StateError::Unsupported(url.kind())) };
-        let open_err = |message: String| StateError::Open { location: url.to_string(), message };
+        let DatabaseUrl::Sqlite(path) = url else {
+            return Err(StateError::Unsupported(url.kind()));
+        };
+        let open_err = |message: String| StateError::Open {
+            location: url.to_string(),
+            message,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| open_err(format!("cannot create folder {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| open_err(format!("cannot create folder {}: {e}", dir.display())))?;
         }
         let conn = rusqlite::Connection::open(path).map_err(|e| open_err(e.to_string()))?;
         conn.busy_timeout(Duration::from_secs(30))?;
@@ -45,7 +55,9 @@ impl StateStore {
         conn.pragma_update(None, "cache_size", -32000)?;
         conn.set_prepared_statement_cache_capacity(32);
         migrate(&conn, url)?;
-        Ok(StateStore { conn: Mutex::new(conn) })
+        Ok(StateStore {
+            conn: Mutex::new(conn),
+        })
     }
 
     /// Opens the store only if it exists (for read-only commands such as `status`).
@@ -66,7 +78,12 @@ impl StateStore {
         Ok(c.last_insert_rowid())
     }
 
-    pub fn finish_run(&self, run_id: i64, status: RunStatus, message: Option<&str>) -> Result<(), StateError> {
+    pub fn finish_run(
+        &self,
+        run_id: i64,
+        status: RunStatus,
+        message: Option<&str>,
+    ) -> Result<(), StateError> {
         self.conn().execute(
             "UPDATE runs SET status = ?2, message = ?3, ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
             params![run_id, status.as_str(), message],
@@ -74,7 +91,13 @@ impl StateStore {
         Ok(())
     }
 
-    pub fn begin_partition(&self, run_id: i64, map: &str, company: &str, apps: [&str; 2]) -> Result<i64, StateError> {
+    pub fn begin_partition(
+        &self,
+        run_id: i64,
+        map: &str,
+        company: &str,
+        apps: [&str; 2],
+    ) -> Result<i64, StateError> {
         let c = self.conn();
         c.execute(
             "INSERT INTO run_partitions (run_id, map, company, app_0, app_1) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -83,7 +106,13 @@ impl StateStore {
         Ok(c.last_insert_rowid())
     }
 
-    pub fn finish_partition(&self, id: i64, counts: &Counts, status: RunStatus, message: Option<&str>) -> Result<(), StateError> {
+    pub fn finish_partition(
+        &self,
+        id: i64,
+        counts: &Counts,
+        status: RunStatus,
+        message: Option<&str>,
+    ) -> Result<(), StateError> {
         self.conn().execute(
             "UPDATE run_partitions SET status = ?2, message = ?3, ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
                read_0 = ?4, read_1 = ?5, inserted_0 = ?6, inserted_1 = ?7, updated_0 = ?8, updated_1 = ?9,
@@ -122,7 +151,17 @@ impl StateStore {
                    attempts = attempts + 1, last_seen = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
             )?;
             for e in errors {
-                stmt.execute(params![run_id, e.map, e.company, e.source_app, e.target_app, e.key, e.column, e.value, e.message])?;
+                stmt.execute(params![
+                    run_id,
+                    e.map,
+                    e.company,
+                    e.source_app,
+                    e.target_app,
+                    e.key,
+                    e.column,
+                    e.value,
+                    e.message
+                ])?;
             }
         }
         tx.commit()?;
@@ -131,7 +170,12 @@ impl StateStore {
 
     /// After a complete full run of a partition: open errors that this run did
     /// not hit again are resolved (the row synced, or no longer differs).
-    pub fn resolve_errors_not_in_run(&self, map: &str, company: &str, run_id: i64) -> Result<usize, StateError> {
+    pub fn resolve_errors_not_in_run(
+        &self,
+        map: &str,
+        company: &str,
+        run_id: i64,
+    ) -> Result<usize, StateError> {
         Ok(self.conn().execute(
             "UPDATE errors SET status = 'resolved', last_seen = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
              WHERE map = ?1 AND company = ?2 AND status = 'open' AND run_id <> ?3",
@@ -165,17 +209,34 @@ impl StateStore {
                AND (?4 IS NULL OR id IN (SELECT value FROM json_each(?4)))
              ORDER BY id",
         )?;
-        let ids = if query.ids.is_empty() { None } else { Some(serde_json::to_string(&query.ids).unwrap_or_default()) };
-        let rows = stmt.query_map(params![query.map, query.run, query.include_resolved, ids], ErrorRecord::from_row)?;
+        let ids = if query.ids.is_empty() {
+            None
+        } else {
+            Some(serde_json::to_string(&query.ids).unwrap_or_default())
+        };
+        let rows = stmt.query_map(
+            params![query.map, query.run, query.include_resolved, ids],
+            ErrorRecord::from_row,
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn open_error_count(&self, map: &str) -> Result<i64, StateError> {
-        Ok(self.conn().query_row("SELECT count(*) FROM errors WHERE map = ?1 AND status = 'open'", [map], |r| r.get(0))?)
+        Ok(self.conn().query_row(
+            "SELECT count(*) FROM errors WHERE map = ?1 AND status = 'open'",
+            [map],
+            |r| r.get(0),
+        )?)
     }
 
     /// Stores the content hash of synced keys (one transaction per call).
-    pub fn record_key_hashes(&self, map: &str, company: &str, run_id: i64, hashes: &[(String, [u8; 16])]) -> Result<(), StateError> {
+    pub fn record_key_hashes(
+        &self,
+        map: &str,
+        company: &str,
+        run_id: i64,
+        hashes: &[(String, [u8; 16])],
+    ) -> Result<(), StateError> {
         let mut c = self.conn();
         let tx = c.transaction()?;
         {
@@ -192,20 +253,41 @@ impl StateStore {
     }
 
     /// After a complete full run of a partition: keys it did not see exist on neither side any more.
-    pub fn forget_keys_not_in_run(&self, map: &str, company: &str, run_id: i64) -> Result<usize, StateError> {
-        Ok(self.conn().execute("DELETE FROM key_state WHERE map = ?1 AND company = ?2 AND run_id <> ?3", params![map, company, run_id])?)
+    pub fn forget_keys_not_in_run(
+        &self,
+        map: &str,
+        company: &str,
+        run_id: i64,
+    ) -> Result<usize, StateError> {
+        Ok(self.conn().execute(
+            "DELETE FROM key_state WHERE map = ?1 AND company = ?2 AND run_id <> ?3",
+            params![map, company, run_id],
+        )?)
     }
 
-    pub fn key_hash(&self, map: &str, company: &str, key: &str) -> Result<Option<[u8; 16]>, StateError> {
+    pub fn key_hash(
+        &self,
+        map: &str,
+        company: &str,
+        key: &str,
+    ) -> Result<Option<[u8; 16]>, StateError> {
         let h: Option<Vec<u8>> = self
             .conn()
-            .query_row("SELECT content_hash FROM key_state WHERE map = ?1 AND company = ?2 AND key = ?3", params![map, company, key], |r| r.get(0))
+            .query_row(
+                "SELECT content_hash FROM key_state WHERE map = ?1 AND company = ?2 AND key = ?3",
+                params![map, company, key],
+                |r| r.get(0),
+            )
             .optional()?;
         Ok(h.and_then(|h| h.try_into().ok()))
     }
 
     pub fn key_count(&self, map: &str) -> Result<i64, StateError> {
-        Ok(self.conn().query_row("SELECT count(*) FROM key_state WHERE map = ?1", [map], |r| r.get(0))?)
+        Ok(self.conn().query_row(
+            "SELECT count(*) FROM key_state WHERE map = ?1",
+            [map],
+            |r| r.get(0),
+        )?)
     }
 
     /// The partitions of the most recent run of each map.
@@ -236,15 +318,26 @@ impl StateStore {
 
 fn migrate(conn: &rusqlite::Connection, url: &DatabaseUrl) -> Result<(), StateError> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
-    let version: i64 = conn.query_row("SELECT coalesce(max(version), 0) FROM schema_version", [], |r| r.get(0))?;
+    let version: i64 = conn.query_row(
+        "SELECT coalesce(max(version), 0) FROM schema_version",
+        [],
+        |r| r.get(0),
+    )?;
     let known = MIGRATIONS.len() as i64;
     if version > known {
-        return Err(StateError::TooNew { location: url.to_string(), found: version, known });
+        return Err(StateError::TooNew {
+            location: url.to_string(),
+            found: version,
+            known,
+        });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(sql)?;
-        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [i as i64 + 1])?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [i as i64 + 1],
+        )?;
         tx.commit()?;
     }
     Ok(())

@@ -8,8 +8,13 @@ use crate::sql::{quote, quote_list};
 use crate::{ConnectorError, RowFailure, WriteBatch, WriteOp, WriteOutcome};
 use rusqlite::{params_from_iter, ErrorCode, TransactionBehavior};
 
-pub fn write_batch(conn: &mut rusqlite::Connection, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+pub fn write_batch(
+    conn: &mut rusqlite::Connection,
+    batch: &WriteBatch,
+) -> Result<WriteOutcome, ConnectorError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_error)?;
     let mut outcome = WriteOutcome::default();
     let insert_sql = format!(
         "INSERT INTO {} ({}) VALUES ({})",
@@ -33,17 +38,29 @@ pub fn write_batch(conn: &mut rusqlite::Connection, batch: &WriteBatch) -> Resul
                 let sql = format!(
                     "UPDATE {} SET {} WHERE {where_sql}",
                     quote(&batch.table),
-                    set.iter().map(|(c, _)| format!("{} = ?", quote(c))).collect::<Vec<_>>().join(", ")
+                    set.iter()
+                        .map(|(c, _)| format!("{} = ?", quote(c)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
-                let params = set.iter().map(|s| &s.1).chain(key.iter()).chain(batch.scope.iter().map(|s| &s.1));
-                tx.prepare_cached(&sql).and_then(|mut s| s.execute(params_from_iter(params.map(Bind))))
+                let params = set
+                    .iter()
+                    .map(|s| &s.1)
+                    .chain(key.iter())
+                    .chain(batch.scope.iter().map(|s| &s.1));
+                tx.prepare_cached(&sql)
+                    .and_then(|mut s| s.execute(params_from_iter(params.map(Bind))))
             }
         };
         match result {
             Ok(_) => {}
             Err(e) if is_row_error(&e) => {
                 let message = e.to_string();
-                outcome.failures.push(RowFailure { index, column: column_named_in(&message, batch), message });
+                outcome.failures.push(RowFailure {
+                    index,
+                    column: column_named_in(&message, batch),
+                    message,
+                });
             }
             Err(e) => return Err(db_error(e)), // the transaction rolls back on drop
         }
@@ -63,9 +80,16 @@ fn is_row_error(e: &rusqlite::Error) -> bool {
 /// SQLite names the column in "NOT NULL constraint failed: t.col"; for a CHECK
 /// it shows the expression, which names the column.
 fn column_named_in(message: &str, batch: &WriteBatch) -> Option<String> {
-    let detail = message.split_once("failed: ").map(|x| x.1).unwrap_or(message);
+    let detail = message
+        .split_once("failed: ")
+        .map(|x| x.1)
+        .unwrap_or(message);
     let prefix = format!("{}.", batch.table);
-    if let Some(col) = detail.split(", ").next().and_then(|d| d.strip_prefix(&prefix)) {
+    if let Some(col) = detail
+        .split(", ")
+        .next()
+        .and_then(|d| d.strip_prefix(&prefix))
+    {
         return Some(col.to_string());
     }
     batch

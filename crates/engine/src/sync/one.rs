@@ -29,11 +29,23 @@ impl KeyOutcome {
 }
 
 /// Reads the key on both sides now, decides, writes, and records the result.
-pub fn reconcile_key(config: &Config, apps: &Apps, store: &StateStore, run_id: i64, map: &str, company: Option<Value>, key: Key) -> Result<KeyOutcome, EngineError> {
-    let m = config.map(map).ok_or_else(|| EngineError::Usage(format!("there is no map named {map:?}")))?;
+pub fn reconcile_key(
+    config: &Config,
+    apps: &Apps,
+    store: &StateStore,
+    run_id: i64,
+    map: &str,
+    company: Option<Value>,
+    key: Key,
+) -> Result<KeyOutcome, EngineError> {
+    let m = config
+        .map(map)
+        .ok_or_else(|| EngineError::Usage(format!("there is no map named {map:?}")))?;
     let shape = MapShape::new(m, config);
     if shape.company[0].is_some() && company.is_none() {
-        return Err(EngineError::Usage(format!("map {map} is partitioned by company: say which with --company")));
+        return Err(EngineError::Usage(format!(
+            "map {map} is partitioned by company: say which with --company"
+        )));
     }
     if key.len() != shape.key_positions.len() {
         return Err(EngineError::Usage(format!(
@@ -42,19 +54,37 @@ pub fn reconcile_key(config: &Config, apps: &Apps, store: &StateStore, run_id: i
             shape.key_columns[0].join(", ")
         )));
     }
-    let company = if shape.company[0].is_some() { company } else { None };
-    let company_shown = company.as_ref().map(|c| c.display().into_owned()).unwrap_or_default();
+    let company = if shape.company[0].is_some() {
+        company
+    } else {
+        None
+    };
+    let company_shown = company
+        .as_ref()
+        .map(|c| c.display().into_owned())
+        .unwrap_or_default();
     let key_json = key_to_json(&key);
     let mut conns = [apps.connect(&shape.apps[0])?, apps.connect(&shape.apps[1])?];
     let mut rows = [None, None];
     for side in 0..2 {
         let mut reader = SideReader::new(side, company.clone());
-        let found = reader.fetch(conns[side].as_mut(), &shape, vec![key.clone()]).map_err(in_app(apps, &shape.apps[side]))?;
+        let found = reader
+            .fetch(conns[side].as_mut(), &shape, vec![key.clone()])
+            .map_err(in_app(apps, &shape.apps[side]))?;
         rows[side] = found.into_iter().next();
     }
-    let mut outcome = KeyOutcome { map: map.to_string(), company: company_shown.clone(), key: key_json.clone(), actions: Vec::new(), errors: Vec::new() };
+    let mut outcome = KeyOutcome {
+        map: map.to_string(),
+        company: company_shown.clone(),
+        key: key_json.clone(),
+        actions: Vec::new(),
+        errors: Vec::new(),
+    };
     if rows.iter().all(Option::is_none) {
-        outcome.actions.push(format!("not found in {} or {} (with the map's filter and company)", shape.apps[0], shape.apps[1]));
+        outcome.actions.push(format!(
+            "not found in {} or {} (with the map's filter and company)",
+            shape.apps[0], shape.apps[1]
+        ));
         store.resolve_row(map, &company_shown, &key_json)?;
         return Ok(outcome);
     }
@@ -74,10 +104,22 @@ pub fn reconcile_key(config: &Config, apps: &Apps, store: &StateStore, run_id: i
     }
     for (side, write) in decision.writes.into_iter().enumerate() {
         let Some(write) = write else { continue };
-        let verb = if matches!(write, crate::Write::Insert(_)) { "inserted into" } else { "updated in" };
+        let verb = if matches!(write, crate::Write::Insert(_)) {
+            "inserted into"
+        } else {
+            "updated in"
+        };
         let mut writer = TargetWriter::new(&shape, side, company.clone());
         let applied = writer
-            .apply(conns[side].as_mut(), &shape, vec![PendingOp { key: key.clone(), write, hash }])
+            .apply(
+                conns[side].as_mut(),
+                &shape,
+                vec![PendingOp {
+                    key: key.clone(),
+                    write,
+                    hash,
+                }],
+            )
             .map_err(in_app(apps, &shape.apps[side]))?;
         if applied.errors.is_empty() {
             outcome.actions.push(format!("{verb} {}", shape.apps[side]));
@@ -98,8 +140,18 @@ pub fn reconcile_key(config: &Config, apps: &Apps, store: &StateStore, run_id: i
 
 /// Retries open errors (all, one map's, or the given ids), each row once even
 /// if it failed towards both apps.
-pub fn retry_errors(config: &Config, apps: &Apps, store: &StateStore, map: Option<String>, ids: Vec<i64>) -> Result<(i64, Vec<KeyOutcome>), EngineError> {
-    let errors = store.errors(&ErrorQuery { map, ids, ..Default::default() })?;
+pub fn retry_errors(
+    config: &Config,
+    apps: &Apps,
+    store: &StateStore,
+    map: Option<String>,
+    ids: Vec<i64>,
+) -> Result<(i64, Vec<KeyOutcome>), EngineError> {
+    let errors = store.errors(&ErrorQuery {
+        map,
+        ids,
+        ..Default::default()
+    })?;
     let run_id = store.begin_run("retry")?;
     let mut done: Vec<(String, String, String)> = Vec::new();
     let mut outcomes = Vec::new();
@@ -115,7 +167,15 @@ pub fn retry_errors(config: &Config, apps: &Apps, store: &StateStore, map: Optio
                 continue;
             }
             let company = (!e.company.is_empty()).then(|| Value::Text(e.company.clone()));
-            outcomes.push(reconcile_key(config, apps, store, run_id, &e.map, company, key_from_text(&e.key))?);
+            outcomes.push(reconcile_key(
+                config,
+                apps,
+                store,
+                run_id,
+                &e.map,
+                company,
+                key_from_text(&e.key),
+            )?);
         }
         Ok(())
     })();
@@ -124,7 +184,15 @@ pub fn retry_errors(config: &Config, apps: &Apps, store: &StateStore, map: Optio
         Ok(()) if outcomes.iter().all(KeyOutcome::ok) => RunStatus::Ok,
         Ok(()) => RunStatus::RowsFailed,
     };
-    store.finish_run(run_id, status, result.as_ref().err().map(|e: &EngineError| e.to_string()).as_deref())?;
+    store.finish_run(
+        run_id,
+        status,
+        result
+            .as_ref()
+            .err()
+            .map(|e: &EngineError| e.to_string())
+            .as_deref(),
+    )?;
     result.map(|()| (run_id, outcomes))
 }
 

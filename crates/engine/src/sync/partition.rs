@@ -21,8 +21,15 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 const READ_AHEAD: usize = 4;
 const WRITE_AHEAD: usize = 2;
 
-pub fn sync_partition(ctx: &Context, shape: &MapShape, company: Option<Value>) -> (Counts, Option<EngineError>) {
-    let company_shown = company.as_ref().map(|c| c.display().into_owned()).unwrap_or_default();
+pub fn sync_partition(
+    ctx: &Context,
+    shape: &MapShape,
+    company: Option<Value>,
+) -> (Counts, Option<EngineError>) {
+    let company_shown = company
+        .as_ref()
+        .map(|c| c.display().into_owned())
+        .unwrap_or_default();
     let mut counts = Counts::default();
     let result = std::thread::scope(|scope| {
         let mut streams = Vec::new();
@@ -44,7 +51,10 @@ pub fn sync_partition(ctx: &Context, shape: &MapShape, company: Option<Value>) -
         let merged = merge(ctx, shape, &company_shown, [a, b], senders, &mut counts);
         let mut first_error = merged.err();
         for (side, w) in writers.into_iter().enumerate() {
-            match w.join().unwrap_or_else(|_| Err(EngineError::Data("a writer thread panicked".into()))) {
+            match w
+                .join()
+                .unwrap_or_else(|_| Err(EngineError::Data("a writer thread panicked".into())))
+            {
                 Ok((inserted, updated, failed)) => {
                     counts.inserted[side] = inserted;
                     counts.updated[side] = updated;
@@ -57,14 +67,23 @@ pub fn sync_partition(ctx: &Context, shape: &MapShape, company: Option<Value>) -
         first_error
     });
     if result.is_none() {
-        let _ = ctx.recorder.send(Record::PartitionComplete { map: shape.name.clone(), company: company_shown });
+        let _ = ctx.recorder.send(Record::PartitionComplete {
+            map: shape.name.clone(),
+            company: company_shown,
+        });
     }
     (counts, result)
 }
 
 type Batch = Result<Vec<CommonRow>, EngineError>;
 
-fn read_side(ctx: &Context, shape: &MapShape, side: usize, company: Option<Value>, tx: SyncSender<Batch>) {
+fn read_side(
+    ctx: &Context,
+    shape: &MapShape,
+    side: usize,
+    company: Option<Value>,
+    tx: SyncSender<Batch>,
+) {
     let app = &shape.apps[side];
     let run = || -> Result<(), EngineError> {
         let mut scan_conn = ctx.apps.connect(app)?;
@@ -74,13 +93,16 @@ fn read_side(ctx: &Context, shape: &MapShape, side: usize, company: Option<Value
         let request = reader.scan_request(shape);
         let mut failure = None;
         scan_conn
-            .scan(&request, &mut |rows| match reader.to_common(lookup_conn.as_mut(), shape, rows) {
-                Ok(common) => tx.send(Ok(common)).is_ok(),
-                Err(e) => {
-                    failure = Some(e);
-                    false
-                }
-            })
+            .scan(
+                &request,
+                &mut |rows| match reader.to_common(lookup_conn.as_mut(), shape, rows) {
+                    Ok(common) => tx.send(Ok(common)).is_ok(),
+                    Err(e) => {
+                        failure = Some(e);
+                        false
+                    }
+                },
+            )
             .map_err(in_app(&ctx.apps, app))?;
         failure.map_or(Ok(()), |e| Err(in_app(&ctx.apps, app)(e)))
     };
@@ -89,7 +111,13 @@ fn read_side(ctx: &Context, shape: &MapShape, side: usize, company: Option<Value
     }
 }
 
-fn write_side(ctx: &Context, shape: &MapShape, side: usize, company: Option<Value>, rx: Receiver<Vec<PendingOp>>) -> Result<(u64, u64, u64), EngineError> {
+fn write_side(
+    ctx: &Context,
+    shape: &MapShape,
+    side: usize,
+    company: Option<Value>,
+    rx: Receiver<Vec<PendingOp>>,
+) -> Result<(u64, u64, u64), EngineError> {
     let app = &shape.apps[side];
     let mut conn: Option<Box<dyn dualsync_connectors::Connection>> = None;
     let mut writer = TargetWriter::new(shape, side, company);
@@ -100,12 +128,18 @@ fn write_side(ctx: &Context, shape: &MapShape, side: usize, company: Option<Valu
             Some(c) => c,
             None => conn.insert(ctx.apps.connect(app)?),
         };
-        let applied = writer.apply(c.as_mut(), shape, ops).map_err(in_app(&ctx.apps, app))?;
+        let applied = writer
+            .apply(c.as_mut(), shape, ops)
+            .map_err(in_app(&ctx.apps, app))?;
         inserted += applied.inserted;
         updated += applied.updated;
         failed += applied.errors.len() as u64;
         if !applied.synced.is_empty() {
-            ctx.send(Record::Synced { map: shape.name.clone(), company: writer.company_shown().to_string(), keys: applied.synced });
+            ctx.send(Record::Synced {
+                map: shape.name.clone(),
+                company: writer.company_shown().to_string(),
+                keys: applied.synced,
+            });
         }
         if !applied.errors.is_empty() {
             ctx.send(Record::Errors(applied.errors));
@@ -128,7 +162,15 @@ struct Stream<'a> {
 
 impl<'a> Stream<'a> {
     fn new(rx: Receiver<Batch>, shape: &'a MapShape, side: usize) -> Self {
-        Stream { rx, batch: Vec::new().into_iter(), next: None, last_key: None, shape, side, done: false }
+        Stream {
+            rx,
+            batch: Vec::new().into_iter(),
+            next: None,
+            last_key: None,
+            shape,
+            side,
+            done: false,
+        }
     }
 
     fn peek(&mut self) -> Result<Option<&CommonRow>, EngineError> {
@@ -154,7 +196,12 @@ impl<'a> Stream<'a> {
     /// Takes the next row; a second row with the same key comes back as `Err(Ok(row))`.
     fn take(&mut self) -> Result<Result<CommonRow, CommonRow>, EngineError> {
         let row = self.next.take().expect("peeked");
-        let key: Vec<Value> = self.shape.key_of(&row.values).into_iter().cloned().collect();
+        let key: Vec<Value> = self
+            .shape
+            .key_of(&row.values)
+            .into_iter()
+            .cloned()
+            .collect();
         if let Some(last) = &self.last_key {
             match key_cmp(last, &key) {
                 Ordering::Less => {}
@@ -175,7 +222,14 @@ impl<'a> Stream<'a> {
     }
 }
 
-fn merge(ctx: &Context, shape: &MapShape, company: &str, mut streams: [Stream; 2], senders: Vec<SyncSender<Vec<PendingOp>>>, counts: &mut Counts) -> Result<(), EngineError> {
+fn merge(
+    ctx: &Context,
+    shape: &MapShape,
+    company: &str,
+    mut streams: [Stream; 2],
+    senders: Vec<SyncSender<Vec<PendingOp>>>,
+    counts: &mut Counts,
+) -> Result<(), EngineError> {
     let rules = shape.rules();
     let mut pending: [Vec<PendingOp>; 2] = [Vec::new(), Vec::new()];
     let mut unchanged: Vec<(String, [u8; 16])> = Vec::new();
@@ -187,7 +241,10 @@ fn merge(ctx: &Context, shape: &MapShape, company: &str, mut streams: [Stream; 2
             (true, false) => Ordering::Less,
             (false, true) => Ordering::Greater,
             (true, true) => {
-                let (a, b) = (streams[0].next.as_ref().unwrap(), streams[1].next.as_ref().unwrap());
+                let (a, b) = (
+                    streams[0].next.as_ref().unwrap(),
+                    streams[1].next.as_ref().unwrap(),
+                );
                 key_cmp_refs(&shape.key_of(&a.values), &shape.key_of(&b.values))
             }
         };
@@ -225,9 +282,14 @@ fn merge(ctx: &Context, shape: &MapShape, company: &str, mut streams: [Stream; 2
         if rows.iter().all(Option::is_none) {
             continue; // only duplicates this round
         }
-        ctx.rows_done.fetch_add(rows.iter().flatten().count() as u64, Relaxed);
+        ctx.rows_done
+            .fetch_add(rows.iter().flatten().count() as u64, Relaxed);
         let decision = decide(&rules, [rows[0].as_ref(), rows[1].as_ref()]);
-        let key: Vec<Value> = shape.key_of(&decision.merged).into_iter().cloned().collect();
+        let key: Vec<Value> = shape
+            .key_of(&decision.merged)
+            .into_iter()
+            .cloned()
+            .collect();
         let hash = content_hash(&decision.merged);
         for (target, column, message) in &decision.refused {
             counts.failed[*target] += 1;
@@ -246,16 +308,26 @@ fn merge(ctx: &Context, shape: &MapShape, company: &str, mut streams: [Stream; 2
         for (side, write) in decision.writes.into_iter().enumerate() {
             let Some(write) = write else { continue };
             wrote = true;
-            pending[side].push(PendingOp { key: key.clone(), write, hash });
+            pending[side].push(PendingOp {
+                key: key.clone(),
+                write,
+                hash,
+            });
             if pending[side].len() >= shape.batch_size {
-                senders[side].send(std::mem::take(&mut pending[side])).map_err(|_| send_failed())?;
+                senders[side]
+                    .send(std::mem::take(&mut pending[side]))
+                    .map_err(|_| send_failed())?;
             }
         }
         if !wrote && decision.refused.is_empty() {
             counts.unchanged += 1;
             unchanged.push((key_to_json(&key), hash));
             if unchanged.len() >= shape.batch_size * 4 {
-                ctx.send(Record::Synced { map: shape.name.clone(), company: company.to_string(), keys: std::mem::take(&mut unchanged) });
+                ctx.send(Record::Synced {
+                    map: shape.name.clone(),
+                    company: company.to_string(),
+                    keys: std::mem::take(&mut unchanged),
+                });
             }
         }
         if refused.len() >= 1000 {
@@ -264,11 +336,17 @@ fn merge(ctx: &Context, shape: &MapShape, company: &str, mut streams: [Stream; 2
     }
     for side in 0..2 {
         if !pending[side].is_empty() {
-            senders[side].send(std::mem::take(&mut pending[side])).map_err(|_| send_failed())?;
+            senders[side]
+                .send(std::mem::take(&mut pending[side]))
+                .map_err(|_| send_failed())?;
         }
     }
     if !unchanged.is_empty() {
-        ctx.send(Record::Synced { map: shape.name.clone(), company: company.to_string(), keys: unchanged });
+        ctx.send(Record::Synced {
+            map: shape.name.clone(),
+            company: company.to_string(),
+            keys: unchanged,
+        });
     }
     if !refused.is_empty() {
         ctx.send(Record::Errors(refused));

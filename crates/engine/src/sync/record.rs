@@ -8,10 +8,17 @@ use std::thread::JoinHandle;
 
 pub enum Record {
     /// Keys whose content both apps now hold, with its hash.
-    Synced { map: String, company: String, keys: Vec<(String, [u8; 16])> },
+    Synced {
+        map: String,
+        company: String,
+        keys: Vec<(String, [u8; 16])>,
+    },
     Errors(Vec<NewError>),
     /// A partition finished a full pass: forget keys and resolve errors it did not see.
-    PartitionComplete { map: String, company: String },
+    PartitionComplete {
+        map: String,
+        company: String,
+    },
 }
 
 pub struct Recorder {
@@ -36,7 +43,11 @@ impl Recorder {
     }
 }
 
-fn record_all(store: &StateStore, run_id: i64, receiver: Receiver<Record>) -> Result<(), StateError> {
+fn record_all(
+    store: &StateStore,
+    run_id: i64,
+    receiver: Receiver<Record>,
+) -> Result<(), StateError> {
     let mut first_error = None;
     // Keep draining after a failure so that senders never block forever.
     for record in receiver {
@@ -44,7 +55,9 @@ fn record_all(store: &StateStore, run_id: i64, receiver: Receiver<Record>) -> Re
             continue;
         }
         let result = match record {
-            Record::Synced { map, company, keys } => store.record_key_hashes(&map, &company, run_id, &keys),
+            Record::Synced { map, company, keys } => {
+                store.record_key_hashes(&map, &company, run_id, &keys)
+            }
             Record::Errors(errors) => store.record_errors(run_id, &errors),
             Record::PartitionComplete { map, company } => store
                 .forget_keys_not_in_run(&map, &company, run_id)

@@ -35,14 +35,15 @@ pub struct TargetWriter {
     company: Option<Value>,
     company_shown: String,
     resolver: Resolver,
-    insert_positions: Vec<usize>,
+    /// Inserts carry every mapped column, then the company and a generated id.
+    /// A row new to an app is created whole, so both apps agree from the start;
+    /// `direction` decides only whose value wins once both hold the row.
     insert_names: Vec<String>,
 }
 
 impl TargetWriter {
     pub fn new(shape: &MapShape, side: usize, company: Option<Value>) -> Self {
-        let insert_positions = shape.insert_columns(side);
-        let mut insert_names: Vec<String> = insert_positions.iter().map(|&c| shape.columns[side][c].clone()).collect();
+        let mut insert_names = shape.columns[side].clone();
         if let Some(col) = &shape.company[side] {
             insert_names.push(col.clone());
         }
@@ -51,10 +52,12 @@ impl TargetWriter {
         }
         TargetWriter {
             side,
-            company_shown: company.as_ref().map(|c| c.display().into_owned()).unwrap_or_default(),
+            company_shown: company
+                .as_ref()
+                .map(|c| c.display().into_owned())
+                .unwrap_or_default(),
             resolver: Resolver::new(side, company.clone()),
             company,
-            insert_positions,
             insert_names,
         }
     }
@@ -63,7 +66,12 @@ impl TargetWriter {
         &self.company_shown
     }
 
-    pub fn apply(&mut self, conn: &mut dyn Connection, shape: &MapShape, ops: Vec<PendingOp>) -> Result<Applied, ConnectorError> {
+    pub fn apply(
+        &mut self,
+        conn: &mut dyn Connection,
+        shape: &MapShape,
+        ops: Vec<PendingOp>,
+    ) -> Result<Applied, ConnectorError> {
         let side = self.side;
         let mut applied = Applied::default();
         let resolved = self.resolve_lookups(conn, shape, &ops)?;
@@ -71,7 +79,10 @@ impl TargetWriter {
             table: shape.tables[side].clone(),
             columns: self.insert_names.clone(),
             key_columns: shape.key_columns[side].clone(),
-            scope: shape.company[side].iter().map(|c| (c.clone(), self.company.clone().unwrap_or(Value::Null))).collect(),
+            scope: shape.company[side]
+                .iter()
+                .map(|c| (c.clone(), self.company.clone().unwrap_or(Value::Null)))
+                .collect(),
             ops: Vec::with_capacity(ops.len()),
         };
         // Which pending op each batch op came from.
@@ -82,7 +93,11 @@ impl TargetWriter {
                     batch.ops.push(w);
                     origin.push(i);
                 }
-                Err((column, value, message)) => applied.errors.push(self.error(shape, op, Some(column), Some(value), message)),
+                Err((column, value, message)) => {
+                    applied
+                        .errors
+                        .push(self.error(shape, op, Some(column), Some(value), message))
+                }
             }
         }
         if batch.ops.is_empty() {
@@ -96,7 +111,9 @@ impl TargetWriter {
             let value = f.column.as_ref().and_then(|c| value_of(&batch, f.index, c));
             let column = f.column.clone();
             let message = format!("{} refused the row: {}", shape.apps[side], f.message);
-            applied.errors.push(self.error(shape, op, column, value, message));
+            applied
+                .errors
+                .push(self.error(shape, op, column, value, message));
         }
         for (b, &i) in origin.iter().enumerate() {
             if failed[b] {
@@ -113,15 +130,21 @@ impl TargetWriter {
     }
 
     /// For each lookup column, the stored value of every key the ops write.
-    fn resolve_lookups(&mut self, conn: &mut dyn Connection, shape: &MapShape, ops: &[PendingOp]) -> Result<HashMap<usize, HashMap<String, Value>>, ConnectorError> {
+    fn resolve_lookups(
+        &mut self,
+        conn: &mut dyn Connection,
+        shape: &MapShape,
+        ops: &[PendingOp],
+    ) -> Result<HashMap<usize, HashMap<String, Value>>, ConnectorError> {
         let mut out = HashMap::new();
         for c in (0..shape.lookups.len()).filter(|c| shape.lookups[*c].is_some()) {
             let mut keys: Vec<&Value> = Vec::new();
             for op in ops {
                 match &op.write {
-                    Write::Insert(values) if self.insert_positions.contains(&c) => keys.push(&values[c]),
-                    Write::Update(set) => keys.extend(set.iter().filter(|s| s.0 == c).map(|s| &s.1)),
-                    _ => {}
+                    Write::Insert(values) => keys.push(&values[c]),
+                    Write::Update(set) => {
+                        keys.extend(set.iter().filter(|s| s.0 == c).map(|s| &s.1))
+                    }
                 }
             }
             keys.retain(|k| !k.is_null());
@@ -133,10 +156,18 @@ impl TargetWriter {
     }
 
     /// The common value of column `c` as this side stores it.
-    fn convert(&self, shape: &MapShape, c: usize, v: &Value, resolved: &HashMap<usize, HashMap<String, Value>>) -> Result<Value, (String, Value, String)> {
+    fn convert(
+        &self,
+        shape: &MapShape,
+        c: usize,
+        v: &Value,
+        resolved: &HashMap<usize, HashMap<String, Value>>,
+    ) -> Result<Value, (String, Value, String)> {
         let column = || shape.columns[self.side][c].clone();
         if let Some(t) = &shape.translations[c] {
-            return t.to_side(self.side, v).map_err(|m| (column(), v.clone(), m));
+            return t
+                .to_side(self.side, v)
+                .map_err(|m| (column(), v.clone(), m));
         }
         if let Some(target) = &shape.lookups[c] {
             if v.is_null() {
@@ -162,12 +193,17 @@ impl TargetWriter {
         Ok(v.clone())
     }
 
-    fn to_write_op(&self, shape: &MapShape, op: &PendingOp, resolved: &HashMap<usize, HashMap<String, Value>>) -> Result<WriteOp, (String, Value, String)> {
+    fn to_write_op(
+        &self,
+        shape: &MapShape,
+        op: &PendingOp,
+        resolved: &HashMap<usize, HashMap<String, Value>>,
+    ) -> Result<WriteOp, (String, Value, String)> {
         match &op.write {
             Write::Insert(values) => {
                 let mut row = Vec::with_capacity(self.insert_names.len());
-                for &c in &self.insert_positions {
-                    row.push(self.convert(shape, c, &values[c], resolved)?);
+                for (c, v) in values.iter().enumerate() {
+                    row.push(self.convert(shape, c, v, resolved)?);
                 }
                 if shape.company[self.side].is_some() {
                     row.push(self.company.clone().unwrap_or(Value::Null));
@@ -180,14 +216,27 @@ impl TargetWriter {
             Write::Update(set) => {
                 let mut out = Vec::with_capacity(set.len());
                 for (c, v) in set {
-                    out.push((shape.columns[self.side][*c].clone(), self.convert(shape, *c, v, resolved)?));
+                    out.push((
+                        shape.columns[self.side][*c].clone(),
+                        self.convert(shape, *c, v, resolved)?,
+                    ));
                 }
-                Ok(WriteOp::Update { key: op.key.clone(), set: out })
+                Ok(WriteOp::Update {
+                    key: op.key.clone(),
+                    set: out,
+                })
             }
         }
     }
 
-    fn error(&self, shape: &MapShape, op: &PendingOp, column: Option<String>, value: Option<Value>, message: String) -> NewError {
+    fn error(
+        &self,
+        shape: &MapShape,
+        op: &PendingOp,
+        column: Option<String>,
+        value: Option<Value>,
+        message: String,
+    ) -> NewError {
         NewError {
             map: shape.name.clone(),
             company: self.company_shown.clone(),
@@ -203,13 +252,20 @@ impl TargetWriter {
 
 fn value_of(batch: &WriteBatch, index: usize, column: &str) -> Option<Value> {
     match &batch.ops[index] {
-        WriteOp::Insert(row) => batch.columns.iter().position(|c| c == column).map(|i| row[i].clone()),
+        WriteOp::Insert(row) => batch
+            .columns
+            .iter()
+            .position(|c| c == column)
+            .map(|i| row[i].clone()),
         WriteOp::Update { set, .. } => set.iter().find(|s| s.0 == column).map(|s| s.1.clone()),
     }
 }
 
 /// A locked database (the app is writing) is waited out a few times before the batch fails.
-fn write_with_retry(conn: &mut dyn Connection, batch: &WriteBatch) -> Result<dualsync_connectors::WriteOutcome, ConnectorError> {
+fn write_with_retry(
+    conn: &mut dyn Connection,
+    batch: &WriteBatch,
+) -> Result<dualsync_connectors::WriteOutcome, ConnectorError> {
     let mut attempt = 0;
     loop {
         match conn.write(batch) {

@@ -56,7 +56,11 @@ impl DatabaseUrl {
                 return Err("sqlite:// needs a file path, such as sqlite://erp.db".into());
             }
             let p = Path::new(path);
-            Ok(DatabaseUrl::Sqlite(if p.is_absolute() { p.to_path_buf() } else { base_dir.join(p) }))
+            Ok(DatabaseUrl::Sqlite(if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base_dir.join(p)
+            }))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(DatabaseUrl::Postgres(url.to_string()))
         } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
@@ -90,7 +94,9 @@ impl fmt::Display for DatabaseUrl {
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
 pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else { return url.to_string() };
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
     let rest = &url[scheme_end + 3..];
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let authority = &rest[..authority_end];
@@ -190,7 +196,12 @@ impl MapConfig {
         self.sides[0]
             .key
             .iter()
-            .map(|k| self.columns.iter().position(|c| &c.names[0] == k).expect("validated: key is mapped"))
+            .map(|k| {
+                self.columns
+                    .iter()
+                    .position(|c| &c.names[0] == k)
+                    .expect("validated: key is mapped")
+            })
             .collect()
     }
 
@@ -287,7 +298,11 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        writeln!(f, "the config has {n} problem{}:", if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "the config has {n} problem{}:",
+            if n == 1 { "" } else { "s" }
+        )?;
         for e in &self.0 {
             writeln!(f, "  {e}")?;
         }

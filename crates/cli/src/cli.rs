@@ -1,0 +1,143 @@
+//! The command-line contract (see docs/cli.md).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "dualsync",
+    version,
+    about = "Keeps the tables of two business applications in step: initial sync, then live sync."
+)]
+pub struct Cli {
+    /// The config file.
+    #[arg(
+        long,
+        global = true,
+        env = "DUALSYNC_CONFIG",
+        default_value = "dualsync.toml"
+    )]
+    pub config: PathBuf,
+    /// How reports are printed.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// More detail (per company rows in reports).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Only errors and the final summary.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a commented starter dualsync.toml.
+    Init {
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Create two sample apps (ERP and CRM) with overlapping, conflicting and hard data, then check and sync them.
+    Demo(DemoArgs),
+    /// Check the config, connectivity, tables, columns and type compatibility. Writes nothing.
+    Check,
+    /// Initial sync of every map (or the selected ones): diff both apps and write only what differs.
+    Sync(SyncArgs),
+    /// Maps, their last run per company, and open error counts.
+    Status,
+    /// The error log: every failed row.
+    Errors(ErrorsArgs),
+    /// Re-read failed rows from their source app now and apply them.
+    Retry(RetryArgs),
+    /// Reconcile one key of a map now, whatever its state.
+    Resync(ResyncArgs),
+    /// The built-in benchmark: synthetic rows, dualsync vs SQLite's own copy.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Folder for the sample apps and config.
+    #[arg(long, default_value = "dualsync-demo")]
+    pub dir: PathBuf,
+    /// Customers in the ERP (other tables scale with it).
+    #[arg(long, default_value_t = 2000)]
+    pub rows: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    /// Only this map (repeat for several).
+    #[arg(long = "map")]
+    pub maps: Vec<String>,
+    /// Only this company (repeat for several).
+    #[arg(long = "company")]
+    pub companies: Vec<String>,
+    /// Diff everything again. Every sync is a full diff in this version.
+    #[arg(long)]
+    pub full: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ErrorsArgs {
+    #[arg(long)]
+    pub map: Option<String>,
+    /// Only the errors of this run.
+    #[arg(long)]
+    pub run: Option<i64>,
+    /// Also the errors that were since resolved.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RetryArgs {
+    #[arg(long)]
+    pub map: Option<String>,
+    /// Only this error id (repeat for several).
+    #[arg(long = "error")]
+    pub errors: Vec<i64>,
+}
+
+#[derive(Args, Debug)]
+pub struct ResyncArgs {
+    #[arg(long)]
+    pub map: String,
+    /// The key: a plain value, or a JSON array for a key of several columns.
+    #[arg(long)]
+    pub key: String,
+    /// The company, for a map partitioned by company.
+    #[arg(long)]
+    pub company: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Rows to generate.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: u64,
+    /// oneway: all rows in one app, the other empty. both: all rows on both sides, 10% of them differing or on one side only.
+    #[arg(long, value_enum, default_value_t = BenchMode::Oneway)]
+    pub mode: BenchMode,
+    /// Working folder (a temporary one by default, deleted afterwards).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Companies the rows are spread over.
+    #[arg(long, default_value_t = 1)]
+    pub companies: u32,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchMode {
+    Oneway,
+    Both,
+}

@@ -1,0 +1,94 @@
+use crate::cli::Cli;
+use crate::exit::{CliResult, FAILURE, OK, USAGE};
+use crate::output::{is_json, print_json, Table};
+use dualsync_engine::check::{preflight, Severity};
+use dualsync_engine::sync::selected_maps;
+use dualsync_engine::Apps;
+use dualsync_model::Config;
+use serde_json::json;
+
+/// Config, connectivity, tables, columns and type compatibility. Writes nothing to the apps.
+pub fn check(cli: &Cli, config: &Config) -> CliResult {
+    let apps = Apps::open(config)?;
+    let maps = selected_maps(config, &[])?;
+    let findings = preflight(config, &apps, &maps);
+    let state = dualsync_state::StateStore::open(&config.state.url).err();
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count()
+        + state.is_some() as usize;
+    let unreachable = findings
+        .iter()
+        .any(|f| f.severity == Severity::Error && f.map.is_none())
+        || state.is_some();
+    if is_json(cli.format) {
+        print_json(&json!({
+            "config": config.file.display().to_string(),
+            "apps": config.apps.iter().map(|a| json!({"name": a.name, "url": a.url.to_string()})).collect::<Vec<_>>(),
+            "maps": maps,
+            "state_error": state.as_ref().map(|e| e.to_string()),
+            "findings": findings.iter().map(|f| json!({
+                "severity": if f.severity == Severity::Error { "error" } else { "warning" },
+                "map": f.map, "app": f.app, "message": f.message, "hint": f.hint,
+            })).collect::<Vec<_>>(),
+        }));
+    } else {
+        println!(
+            "config {}: {} apps, {} maps",
+            config.file.display(),
+            config.apps.len(),
+            config.maps.len()
+        );
+        for a in &config.apps {
+            let down = findings.iter().any(|f| f.map.is_none() && f.app == a.name);
+            println!(
+                "  app {:<8} {}  {}",
+                a.name,
+                a.url,
+                if down { "UNREACHABLE" } else { "ok" }
+            );
+        }
+        println!("  maps in run order: {}", maps.join(" → "));
+        if let Some(e) = &state {
+            println!("  state store: {e}");
+        }
+        if !findings.is_empty() {
+            let mut t = Table::new(&["level", "map", "app", "finding"]);
+            for f in &findings {
+                let level = if f.severity == Severity::Error {
+                    "ERROR"
+                } else {
+                    "warning"
+                };
+                let text = if f.hint.is_empty() {
+                    f.message.clone()
+                } else {
+                    format!("{} — {}", f.message, f.hint)
+                };
+                t.row(vec![
+                    level.into(),
+                    f.map.clone().unwrap_or_default(),
+                    f.app.clone(),
+                    text,
+                ]);
+            }
+            print!("{}", t.render());
+        }
+        let warnings = findings.len() + state.is_some() as usize - errors;
+        println!(
+            "{} error{}, {} warning{}",
+            errors,
+            if errors == 1 { "" } else { "s" },
+            warnings,
+            if warnings == 1 { "" } else { "s" }
+        );
+    }
+    Ok(if unreachable {
+        FAILURE
+    } else if errors > 0 {
+        USAGE
+    } else {
+        OK
+    })
+}

@@ -1,0 +1,43 @@
+//! One module per command; each returns the process exit code.
+
+mod bench;
+mod check;
+mod errors;
+mod init;
+mod status;
+mod sync;
+
+use crate::cli::{Cli, Command};
+use crate::exit::CliResult;
+use dualsync_engine::Apps;
+use dualsync_model::Config;
+use dualsync_state::StateStore;
+use std::sync::Arc;
+
+pub use check::check;
+pub use sync::sync;
+
+pub fn run(cli: &Cli) -> CliResult {
+    match &cli.command {
+        Command::Init { force } => init::init(&cli.config, *force),
+        Command::Demo(args) => crate::demo::demo(cli, args),
+        Command::Check => check(cli, &load(cli)?),
+        Command::Sync(args) => sync(cli, &load(cli)?, args),
+        Command::Status => status::status(cli, &load(cli)?),
+        Command::Errors(args) => errors::errors(cli, &load(cli)?, args),
+        Command::Retry(args) => errors::retry(cli, &load(cli)?, args),
+        Command::Resync(args) => errors::resync(cli, &load(cli)?, args),
+        Command::Bench(args) => bench::bench(cli, args),
+    }
+}
+
+pub fn load(cli: &Cli) -> Result<Config, crate::exit::CliError> {
+    Ok(Config::load(&cli.config)?)
+}
+
+/// The apps and the state store of a config, opened.
+pub fn open(config: &Config) -> Result<(Apps, Arc<StateStore>), crate::exit::CliError> {
+    let apps = Apps::open(config)?;
+    let store = Arc::new(StateStore::open(&config.state.url)?);
+    Ok((apps, store))
+}
