@@ -4,19 +4,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "dualsync",
-    version,
-    about = "Keeps the tables of two business applications in step: initial sync, then live sync."
-)]
+#[command(name = "dualsync", version, about = "Keeps the tables of two business applications in step: initial sync, then live sync.")]
 pub struct Cli {
     /// The config file.
-    #[arg(
-        long,
-        global = true,
-        env = "DUALSYNC_CONFIG",
-        default_value = "dualsync.toml"
-    )]
+    #[arg(long, global = true, env = "DUALSYNC_CONFIG", default_value = "dualsync.toml")]
     pub config: PathBuf,
     /// How reports are printed.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]

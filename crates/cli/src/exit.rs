@@ -17,10 +17,7 @@ pub type CliResult = Result<i32, CliError>;
 
 impl From<ConfigErrors> for CliError {
     fn from(e: ConfigErrors) -> Self {
-        CliError {
-            code: USAGE,
-            error: e.into(),
-        }
+        CliError { code: USAGE, error: e.into() }
     }
 }
 
@@ -30,43 +27,28 @@ impl From<EngineError> for CliError {
             EngineError::Preflight(_) | EngineError::Usage(_) => USAGE,
             _ => FAILURE,
         };
-        CliError {
-            code,
-            error: e.into(),
-        }
+        CliError { code, error: e.into() }
     }
 }
 
 impl From<dualsync_state::StateError> for CliError {
     fn from(e: dualsync_state::StateError) -> Self {
-        CliError {
-            code: FAILURE,
-            error: e.into(),
-        }
+        CliError { code: FAILURE, error: e.into() }
     }
 }
 
 impl From<anyhow::Error> for CliError {
     fn from(error: anyhow::Error) -> Self {
-        CliError {
-            code: FAILURE,
-            error,
-        }
+        CliError { code: FAILURE, error }
     }
 }
 
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
-        CliError {
-            code: FAILURE,
-            error: e.into(),
-        }
+        CliError { code: FAILURE, error: e.into() }
     }
 }
 
 pub fn usage(message: impl Into<String>) -> CliError {
-    CliError {
-        code: USAGE,
-        error: anyhow::anyhow!(message.into()),
-    }
+    CliError { code: USAGE, error: anyhow::anyhow!(message.into()) }
 }

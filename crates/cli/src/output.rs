@@ -11,11 +11,7 @@ pub struct Table {
 
 impl Table {
     pub fn new(headers: &[&str]) -> Self {
-        Table {
-            headers: headers.iter().map(|h| h.to_string()).collect(),
-            rows: Vec::new(),
-            right: vec![false; headers.len()],
-        }
+        Table { headers: headers.iter().map(|h| h.to_string()).collect(), rows: Vec::new(), right: vec![false; headers.len()] }
     }
 
     pub fn right_align(mut self, columns: &[usize]) -> Self {
@@ -34,14 +30,7 @@ impl Table {
     }
 
     pub fn render(&self) -> String {
-        let width = |c: usize| {
-            self.rows
-                .iter()
-                .map(|r| r[c].chars().count())
-                .chain([self.headers[c].chars().count()])
-                .max()
-                .unwrap_or(0)
-        };
+        let width = |c: usize| self.rows.iter().map(|r| r[c].chars().count()).chain([self.headers[c].chars().count()]).max().unwrap_or(0);
         let widths: Vec<usize> = (0..self.headers.len()).map(width).collect();
         let line = |cells: &[String]| {
             cells
@@ -62,13 +51,7 @@ impl Table {
         };
         let mut out = line(&self.headers);
         out.push('\n');
-        out.push_str(
-            &widths
-                .iter()
-                .map(|w| "─".repeat(*w))
-                .collect::<Vec<_>>()
-                .join("  "),
-        );
+        out.push_str(&widths.iter().map(|w| "─".repeat(*w)).collect::<Vec<_>>().join("  "));
         out.push('\n');
         for r in &self.rows {
             out.push_str(&line(r));
@@ -90,23 +73,14 @@ pub fn cell(text: &str, max: usize) -> String {
         })
         .collect();
     if escaped.chars().count() > max {
-        format!(
-            "{}…",
-            escaped
-                .chars()
-                .take(max.saturating_sub(1))
-                .collect::<String>()
-        )
+        format!("{}…", escaped.chars().take(max.saturating_sub(1)).collect::<String>())
     } else {
         escaped
     }
 }
 
 pub fn print_json(value: &serde_json::Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    );
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
 pub fn is_json(format: Format) -> bool {

@@ -23,10 +23,7 @@ impl Progress {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {elapsed_precise} {msg} {human_pos} rows ({per_sec})",
-                )
-                .expect("valid template"),
+                ProgressStyle::with_template("{spinner} {elapsed_precise} {msg} {human_pos} rows ({per_sec})").expect("valid template"),
             );
             bar
         });
@@ -39,14 +36,7 @@ impl Progress {
                 }
             })
         });
-        Progress {
-            rows,
-            bar,
-            quiet,
-            started: Instant::now(),
-            stop,
-            ticker: Mutex::new(ticker),
-        }
+        Progress { rows, bar, quiet, started: Instant::now(), stop, ticker: Mutex::new(ticker) }
     }
 
     pub fn finish(&self) {
@@ -72,22 +62,24 @@ impl Observer for Progress {
         if let Some(bar) = &self.bar {
             bar.set_message(format!("map {map}"));
         }
-        self.plain(format!(
-            "map {map}: {partitions} partition{}",
-            if partitions == 1 { "" } else { "s" }
-        ));
+        self.plain(format!("map {map}: {partitions} partition{}", if partitions == 1 { "" } else { "s" }));
     }
 
     fn partition_done(&self, r: &PartitionReport) {
         let c = &r.counts;
-        let company = if r.company.is_empty() {
-            String::new()
-        } else {
-            format!(" company {}", r.company)
-        };
+        let company = if r.company.is_empty() { String::new() } else { format!(" company {}", r.company) };
         let line = format!(
             "map {}{company}: read {}/{}, into {}: +{} ~{}, into {}: +{} ~{}, unchanged {}, failed {}{}",
-            r.map, c.read[0], c.read[1], r.apps[1], c.inserted[1], c.updated[1], r.apps[0], c.inserted[0], c.updated[0], c.unchanged,
+            r.map,
+            c.read[0],
+            c.read[1],
+            r.apps[1],
+            c.inserted[1],
+            c.updated[1],
+            r.apps[0],
+            c.inserted[0],
+            c.updated[0],
+            c.unchanged,
             c.failed_total(),
             r.error.as_ref().map(|e| format!(" — STOPPED: {e}")).unwrap_or_default()
         );

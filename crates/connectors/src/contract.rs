@@ -27,21 +27,13 @@ pub trait Connection: Send {
     fn describe(&mut self, table: &str) -> Result<TableSchema, ConnectorError>;
 
     /// The distinct values of `column` among the selected rows, in key order.
-    fn distinct(
-        &mut self,
-        selection: &Selection,
-        column: &str,
-    ) -> Result<Vec<Value>, ConnectorError>;
+    fn distinct(&mut self, selection: &Selection, column: &str) -> Result<Vec<Value>, ConnectorError>;
 
     fn count(&mut self, selection: &Selection) -> Result<u64, ConnectorError>;
 
     /// Streams the selected rows in `order_by` order, `batch_size` rows at a
     /// time. Stops early when `on_batch` returns false.
-    fn scan(
-        &mut self,
-        request: &ScanRequest,
-        on_batch: &mut dyn FnMut(Vec<Row>) -> bool,
-    ) -> Result<(), ConnectorError>;
+    fn scan(&mut self, request: &ScanRequest, on_batch: &mut dyn FnMut(Vec<Row>) -> bool) -> Result<(), ConnectorError>;
 
     /// The selected rows whose `match_columns` equal one of `keys` (in no particular order).
     fn fetch(&mut self, request: &FetchRequest) -> Result<Vec<Row>, ConnectorError>;

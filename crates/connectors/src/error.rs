@@ -23,10 +23,7 @@ pub struct ConnectorError {
 
 impl ConnectorError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ConnectorError {
-            kind,
-            message: message.into(),
-        }
+        ConnectorError { kind, message: message.into() }
     }
 
     pub fn is_retryable(&self) -> bool {

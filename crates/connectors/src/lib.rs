@@ -17,18 +17,12 @@ use std::sync::Arc;
 
 /// Opens the connector for a database URL. Secrets come from the caller
 /// (read from the environment or a file), never from the URL.
-pub fn open(
-    url: &DatabaseUrl,
-    _password: Option<&str>,
-) -> Result<Arc<dyn Connector>, ConnectorError> {
+pub fn open(url: &DatabaseUrl, _password: Option<&str>) -> Result<Arc<dyn Connector>, ConnectorError> {
     match url {
         DatabaseUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteConnector::new(path.clone()))),
         other => Err(ConnectorError::new(
             ErrorKind::Unsupported,
-            format!(
-                "{} apps are not supported yet ({other}); this build syncs SQLite apps",
-                other.kind()
-            ),
+            format!("{} apps are not supported yet ({other}); this build syncs SQLite apps", other.kind()),
         )),
     }
 }

@@ -10,11 +10,7 @@ pub fn quote(name: &str) -> String {
 }
 
 pub fn quote_list(names: &[String]) -> String {
-    names
-        .iter()
-        .map(|n| quote(n))
-        .collect::<Vec<_>>()
-        .join(", ")
+    names.iter().map(|n| quote(n)).collect::<Vec<_>>().join(", ")
 }
 
 /// Appends `filter` as SQL with `?` placeholders; its values go to `params`.
@@ -23,11 +19,7 @@ pub fn render_filter(filter: &Filter, sql: &mut String, params: &mut Vec<Value>)
         Filter::And(a, b) | Filter::Or(a, b) => {
             sql.push('(');
             render_filter(a, sql, params);
-            sql.push_str(if matches!(filter, Filter::And(..)) {
-                " AND "
-            } else {
-                " OR "
-            });
+            sql.push_str(if matches!(filter, Filter::And(..)) { " AND " } else { " OR " });
             render_filter(b, sql, params);
             sql.push(')');
         }
@@ -41,34 +33,18 @@ pub fn render_filter(filter: &Filter, sql: &mut String, params: &mut Vec<Value>)
             params.push(value.clone());
         }
         Filter::IsNull { column, negated } => {
-            sql.push_str(&format!(
-                "{} IS {}NULL",
-                quote(column),
-                if *negated { "NOT " } else { "" }
-            ));
+            sql.push_str(&format!("{} IS {}NULL", quote(column), if *negated { "NOT " } else { "" }));
         }
-        Filter::In {
-            column,
-            values,
-            negated,
-        } => {
+        Filter::In { column, values, negated } => {
             let marks = vec!["?"; values.len()].join(", ");
-            sql.push_str(&format!(
-                "{} {}IN ({marks})",
-                quote(column),
-                if *negated { "NOT " } else { "" }
-            ));
+            sql.push_str(&format!("{} {}IN ({marks})", quote(column), if *negated { "NOT " } else { "" }));
             params.extend(values.iter().cloned());
         }
     }
 }
 
 /// ` WHERE …` for a filter and column equalities, or nothing when there is no condition.
-pub fn render_where(
-    filter: Option<&Filter>,
-    equals: &[(String, Value)],
-    params: &mut Vec<Value>,
-) -> String {
+pub fn render_where(filter: Option<&Filter>, equals: &[(String, Value)], params: &mut Vec<Value>) -> String {
     let mut parts = Vec::new();
     if let Some(f) = filter {
         let mut s = String::new();
@@ -99,13 +75,7 @@ mod tests {
         let f = Filter::parse("\"x\"\"y\" = 'a''b' AND z IN (1, 2)").unwrap();
         let mut params = Vec::new();
         let sql = render_where(Some(&f), &[("co".into(), Value::Null)], &mut params);
-        assert_eq!(
-            sql,
-            r#" WHERE ("x""y" = ? AND "z" IN (?, ?)) AND "co" IS NULL"#
-        );
-        assert_eq!(
-            params,
-            vec![Value::Text("a'b".into()), Value::Int(1), Value::Int(2)]
-        );
+        assert_eq!(sql, r#" WHERE ("x""y" = ? AND "z" IN (?, ?)) AND "co" IS NULL"#);
+        assert_eq!(params, vec![Value::Text("a'b".into()), Value::Int(1), Value::Int(2)]);
     }
 }

@@ -18,12 +18,10 @@ impl Apps {
         let mut connectors = HashMap::new();
         for app in &config.apps {
             let password = password_of(app)?;
-            let c = dualsync_connectors::open(&app.url, password.as_deref()).map_err(|source| {
-                EngineError::App {
-                    app: app.name.clone(),
-                    location: app.url.to_string(),
-                    source,
-                }
+            let c = dualsync_connectors::open(&app.url, password.as_deref()).map_err(|source| EngineError::App {
+                app: app.name.clone(),
+                location: app.url.to_string(),
+                source,
             })?;
             connectors.insert(app.name.clone(), c);
         }
@@ -36,25 +34,14 @@ impl Apps {
 
     pub fn connect(&self, app: &str) -> Result<Box<dyn Connection>, EngineError> {
         let c = self.connector(app);
-        c.connect().map_err(|source| EngineError::App {
-            app: app.to_string(),
-            location: c.location(),
-            source,
-        })
+        c.connect().map_err(|source| EngineError::App { app: app.to_string(), location: c.location(), source })
     }
 }
 
 /// Adds the app's name and location to a connector error.
-pub fn in_app<'a>(
-    apps: &'a Apps,
-    app: &str,
-) -> impl Fn(dualsync_connectors::ConnectorError) -> EngineError + 'a {
+pub fn in_app<'a>(apps: &'a Apps, app: &str) -> impl Fn(dualsync_connectors::ConnectorError) -> EngineError + 'a {
     let app = app.to_string();
-    move |source| EngineError::App {
-        location: apps.connector(&app).location(),
-        app: app.clone(),
-        source,
-    }
+    move |source| EngineError::App { location: apps.connector(&app).location(), app: app.clone(), source }
 }
 
 fn password_of(app: &AppConfig) -> Result<Option<String>, EngineError> {
@@ -70,13 +57,8 @@ fn password_of(app: &AppConfig) -> Result<Option<String>, EngineError> {
         };
     }
     if let Some(file) = &app.password_file {
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            EngineError::Usage(format!(
-                "app {}: cannot read password_file {}: {e}",
-                app.name,
-                file.display()
-            ))
-        })?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| EngineError::Usage(format!("app {}: cannot read password_file {}: {e}", app.name, file.display())))?;
         return Ok(Some(text.lines().next().unwrap_or("").to_string()));
     }
     Ok(None)

@@ -102,15 +102,8 @@ fn check_side(shape: &MapShape, side: usize, schema: &TableSchema, findings: &mu
             severity: Severity::Error,
             map: Some(shape.name.clone()),
             app: app.clone(),
-            message: format!(
-                "{what} column {column:?} does not exist in table {} (its columns: {})",
-                schema.name,
-                schema.column_names()
-            ),
-            hint: format!(
-                "fix the name in the map's config, or add the column to {}",
-                schema.name
-            ),
+            message: format!("{what} column {column:?} does not exist in table {} (its columns: {})", schema.name, schema.column_names()),
+            hint: format!("fix the name in the map's config, or add the column to {}", schema.name),
         });
     };
     for c in &shape.columns[side] {
@@ -150,18 +143,13 @@ fn check_side(shape: &MapShape, side: usize, schema: &TableSchema, findings: &mu
     }
     if let Some((id, None)) = &shape.id[side] {
         if let Some(col) = schema.column(id) {
-            let generated = col.has_default
-                || (schema.primary_key == [id.clone()]
-                    && col.class == dualsync_model::TypeClass::Integer);
+            let generated = col.has_default || (schema.primary_key == [id.clone()] && col.class == dualsync_model::TypeClass::Integer);
             if !generated && !col.nullable {
                 findings.push(Finding {
                     severity: Severity::Warning,
                     map: Some(shape.name.clone()),
                     app: app.clone(),
-                    message: format!(
-                        "id column {id} has no default, so inserts into {} will fail",
-                        schema.name
-                    ),
+                    message: format!("id column {id} has no default, so inserts into {} will fail", schema.name),
                     hint: "add id_default = \"uuid\" to let dualsync generate ids".into(),
                 });
             }
@@ -171,11 +159,7 @@ fn check_side(shape: &MapShape, side: usize, schema: &TableSchema, findings: &mu
 
 /// Key columns must sort alike on both sides; values must fit where they flow.
 fn check_pair(shape: &MapShape, schemas: [&TableSchema; 2], findings: &mut Vec<Finding>) {
-    let class = |side: usize, c: usize| {
-        schemas[side]
-            .column(&shape.columns[side][c])
-            .map(|i| (i.class, i.declared_type.clone()))
-    };
+    let class = |side: usize, c: usize| schemas[side].column(&shape.columns[side][c]).map(|i| (i.class, i.declared_type.clone()));
     for c in 0..shape.columns[0].len() {
         let (Some((a, da)), Some((b, db))) = (class(0, c), class(1, c)) else {
             continue;
@@ -197,14 +181,9 @@ fn check_pair(shape: &MapShape, schemas: [&TableSchema; 2], findings: &mut Vec<F
         }
         for from in 0..2 {
             let to = 1 - from;
-            let (src, dst) = if from == 0 {
-                ((a, &da), (b, &db))
-            } else {
-                ((b, &db), (a, &da))
-            };
-            let flows = shape.key_positions.contains(&c)
-                || shape.directions[c] == Direction::Both
-                || shape.directions[c] == Direction::From(from);
+            let (src, dst) = if from == 0 { ((a, &da), (b, &db)) } else { ((b, &db), (a, &da)) };
+            let flows =
+                shape.key_positions.contains(&c) || shape.directions[c] == Direction::Both || shape.directions[c] == Direction::From(from);
             if flows && !src.0.fits_into(dst.0) {
                 findings.push(Finding {
                     severity: Severity::Warning,

@@ -2,6 +2,7 @@
 //! form), what to write where. No I/O, so every rule is unit-tested here.
 
 use dualsync_model::config::Direction;
+use dualsync_model::row::content_hash;
 use dualsync_model::Value;
 
 /// A row in the map's common form.
@@ -15,10 +16,7 @@ pub struct CommonRow {
 
 impl CommonRow {
     pub fn new(values: Vec<Value>) -> Self {
-        CommonRow {
-            values,
-            unresolved: Vec::new(),
-        }
+        CommonRow { values, unresolved: Vec::new() }
     }
 
     fn unresolved(&self, column: usize) -> Option<&Value> {
@@ -47,59 +45,52 @@ pub enum Write {
 pub struct Decision {
     /// What to write into side 0 and side 1.
     pub writes: [Option<Write>; 2],
-    /// The content both sides hold once the writes are done: the merge base.
-    pub merged: Vec<Value>,
+    pub key: Vec<Value>,
+    /// The hash of the content both sides hold once the writes are done: the merge base.
+    pub hash: [u8; 16],
     /// Writes refused before reaching a database: (target side, column, why).
     pub refused: Vec<(usize, usize, String)>,
 }
 
-pub fn decide(rules: &Rules, rows: [Option<&CommonRow>; 2]) -> Decision {
+/// Decides for one key. Takes the rows by value: an insert moves the row on
+/// instead of copying it (this runs once per row of every sync).
+pub fn decide(rules: &Rules, rows: [Option<CommonRow>; 2]) -> Decision {
     match rows {
         [Some(a), Some(b)] => reconcile(rules, [a, b]),
-        [Some(a), None] => insert(a, 0),
-        [None, Some(b)] => insert(b, 1),
-        [None, None] => Decision {
-            writes: [None, None],
-            merged: Vec::new(),
-            refused: Vec::new(),
-        },
+        [Some(a), None] => insert(rules, a, 0),
+        [None, Some(b)] => insert(rules, b, 1),
+        [None, None] => Decision { writes: [None, None], key: Vec::new(), hash: content_hash(&[]), refused: Vec::new() },
     }
 }
 
-/// A row on one side only is created whole on the other (see `MapShape::insert_columns`).
-fn insert(row: &CommonRow, source: usize) -> Decision {
+/// A row on one side only is created whole on the other (see `TargetWriter`).
+fn insert(rules: &Rules, row: CommonRow, source: usize) -> Decision {
     let target = 1 - source;
-    let refused: Vec<_> = row
-        .unresolved
-        .iter()
-        .map(|(c, id)| (target, *c, unresolved_message(id)))
-        .collect();
+    let key = rules.key_positions.iter().map(|&p| row.values[p].clone()).collect();
+    let hash = content_hash(&row.values);
+    let refused: Vec<_> = row.unresolved.iter().map(|(c, id)| (target, *c, unresolved_message(id))).collect();
     let mut writes = [None, None];
     if refused.is_empty() {
-        writes[target] = Some(Write::Insert(row.values.clone()));
+        writes[target] = Some(Write::Insert(row.values));
     }
-    Decision {
-        writes,
-        merged: row.values.clone(),
-        refused,
-    }
+    Decision { writes, key, hash, refused }
 }
 
-fn reconcile(rules: &Rules, rows: [&CommonRow; 2]) -> Decision {
+fn reconcile(rules: &Rules, rows: [CommonRow; 2]) -> Decision {
     let mut sets: [Vec<(usize, Value)>; 2] = [Vec::new(), Vec::new()];
-    let mut merged = rows[0].values.clone();
     let mut refused = Vec::new();
-    for (c, dir) in rules.directions.iter().enumerate() {
+    let winner_of = |c: usize| match rules.directions[c] {
+        _ if rules.key_positions.contains(&c) => 0,
+        Direction::Both => rules.master,
+        Direction::From(s) => s,
+    };
+    for c in 0..rules.directions.len() {
         if rules.key_positions.contains(&c) {
             continue;
         }
-        let winner = match dir {
-            Direction::Both => rules.master,
-            Direction::From(s) => *s,
-        };
+        let winner = winner_of(c);
         let loser = 1 - winner;
         let (w, l) = (&rows[winner].values[c], &rows[loser].values[c]);
-        merged[c] = w.clone();
         match (rows[winner].unresolved(c), rows[loser].unresolved(c)) {
             // Both hold ids of rows that do not exist: nothing sensible to write.
             (Some(_), Some(_)) => {}
@@ -112,6 +103,8 @@ fn reconcile(rules: &Rules, rows: [&CommonRow; 2]) -> Decision {
             }
         }
     }
+    let hash = content_hash((0..rules.directions.len()).map(|c| &rows[winner_of(c)].values[c]));
+    let key = rules.key_positions.iter().map(|&p| rows[0].values[p].clone()).collect();
     let mut writes = [None, None];
     for side in 0..2 {
         let blocked = refused.iter().any(|r| r.0 == side);
@@ -120,11 +113,7 @@ fn reconcile(rules: &Rules, rows: [&CommonRow; 2]) -> Decision {
             writes[side] = Some(Write::Update(set));
         }
     }
-    Decision {
-        writes,
-        merged,
-        refused,
-    }
+    Decision { writes, key, hash, refused }
 }
 
 fn unresolved_message(id: &Value) -> String {
@@ -140,11 +129,7 @@ mod tests {
     }
 
     fn rules(directions: Vec<Direction>, master: usize) -> Rules {
-        Rules {
-            directions,
-            master,
-            key_positions: vec![0],
-        }
+        Rules { directions, master, key_positions: vec![0] }
     }
 
     fn row(values: &[Value]) -> CommonRow {
@@ -155,9 +140,9 @@ mod tests {
     fn a_row_on_one_side_is_inserted_on_the_other() {
         let r = rules(vec![Direction::Both, Direction::Both], 0);
         let a = row(&[t("K1"), t("Ann")]);
-        let d = decide(&r, [Some(&a), None]);
+        let d = decide(&r, [Some(a.clone()), None]);
         assert_eq!(d.writes, [None, Some(Write::Insert(a.values.clone()))]);
-        let d = decide(&r, [None, Some(&a)]);
+        let d = decide(&r, [None, Some(a.clone())]);
         assert_eq!(d.writes, [Some(Write::Insert(a.values.clone())), None]);
     }
 
@@ -166,10 +151,7 @@ mod tests {
         // Column 1 flows crm -> erp only; a row only the ERP holds still carries it.
         let r = rules(vec![Direction::Both, Direction::From(1)], 0);
         let a = row(&[t("K1"), t("erp value")]);
-        assert_eq!(
-            decide(&r, [Some(&a), None]).writes,
-            [None, Some(Write::Insert(a.values.clone()))]
-        );
+        assert_eq!(decide(&r, [Some(a.clone()), None]).writes, [None, Some(Write::Insert(a.values.clone()))]);
     }
 
     #[test]
@@ -177,15 +159,12 @@ mod tests {
         let a = row(&[t("K1"), t("from erp")]);
         let b = row(&[t("K1"), t("from crm")]);
         for master in [0, 1] {
-            let d = decide(
-                &rules(vec![Direction::Both, Direction::Both], master),
-                [Some(&a), Some(&b)],
-            );
+            let d = decide(&rules(vec![Direction::Both, Direction::Both], master), [Some(a.clone()), Some(b.clone())]);
             let winner = if master == 0 { "from erp" } else { "from crm" };
             let mut expected = [None, None];
             expected[1 - master] = Some(Write::Update(vec![(1, t(winner))]));
             assert_eq!(d.writes, expected);
-            assert_eq!(d.merged[1], t(winner));
+            assert_eq!(d.hash, content_hash(&[t("K1"), t(winner)]), "the merge base is the winner's content");
         }
     }
 
@@ -195,11 +174,8 @@ mod tests {
         let r = rules(vec![Direction::Both, Direction::From(1)], 0);
         let a = row(&[t("K1"), Value::Int(100)]);
         let b = row(&[t("K1"), Value::Int(200)]);
-        let d = decide(&r, [Some(&a), Some(&b)]);
-        assert_eq!(
-            d.writes,
-            [Some(Write::Update(vec![(1, Value::Int(200))])), None]
-        );
+        let d = decide(&r, [Some(a.clone()), Some(b.clone())]);
+        assert_eq!(d.writes, [Some(Write::Update(vec![(1, Value::Int(200))])), None]);
     }
 
     #[test]
@@ -207,7 +183,7 @@ mod tests {
         let r = rules(vec![Direction::Both, Direction::Both, Direction::Both], 0);
         let a = row(&[t("K1"), Value::Int(5), Value::Null]);
         let b = row(&[t("K1"), Value::Float(5.0), Value::Null]);
-        assert_eq!(decide(&r, [Some(&a), Some(&b)]).writes, [None, None]);
+        assert_eq!(decide(&r, [Some(a.clone()), Some(b.clone())]).writes, [None, None]);
     }
 
     #[test]
@@ -215,10 +191,7 @@ mod tests {
         let r = rules(vec![Direction::Both, Direction::Both], 1);
         let a = row(&[t("K1"), Value::Null]);
         let b = row(&[t("K1"), t("")]);
-        assert_eq!(
-            decide(&r, [Some(&a), Some(&b)]).writes,
-            [Some(Write::Update(vec![(1, t(""))])), None]
-        );
+        assert_eq!(decide(&r, [Some(a.clone()), Some(b.clone())]).writes, [Some(Write::Update(vec![(1, t(""))])), None]);
     }
 
     #[test]
@@ -227,13 +200,13 @@ mod tests {
         let mut a = row(&[t("K1"), Value::Null, t("x")]);
         a.unresolved.push((1, t("id-404")));
         // Inserting a's row elsewhere needs the dangling lookup: refused.
-        let d = decide(&r, [Some(&a), None]);
+        let d = decide(&r, [Some(a.clone()), None]);
         assert_eq!(d.writes, [None, None]);
         assert_eq!(d.refused.len(), 1);
         assert!(d.refused[0].2.contains("id-404"));
         // With crm as master, the good value overwrites the dangling one.
         let b = row(&[t("K1"), t("G1"), t("x")]);
-        let d = decide(&rules(r.directions.clone(), 1), [Some(&a), Some(&b)]);
+        let d = decide(&rules(r.directions.clone(), 1), [Some(a.clone()), Some(b.clone())]);
         assert_eq!(d.writes, [Some(Write::Update(vec![(1, t("G1"))])), None]);
     }
 }

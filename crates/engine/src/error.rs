@@ -5,11 +5,7 @@ use dualsync_state::StateError;
 pub enum EngineError {
     /// A database of an app failed; says which app and where it points.
     #[error("app {app} ({location}): {source}")]
-    App {
-        app: String,
-        location: String,
-        source: ConnectorError,
-    },
+    App { app: String, location: String, source: ConnectorError },
     /// The config does not fit the real tables; nothing was written.
     #[error("{0}")]
     Preflight(String),

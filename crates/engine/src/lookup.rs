@@ -34,12 +34,7 @@ enum Way {
 
 impl Resolver {
     pub fn new(side: usize, company: Option<Value>) -> Self {
-        Resolver {
-            side,
-            company,
-            to_key: HashMap::new(),
-            to_stored: HashMap::new(),
-        }
+        Resolver { side, company, to_key: HashMap::new(), to_stored: HashMap::new() }
     }
 
     /// Stored values of `column` (ids or keys) → referenced keys; absent where no row matches.
@@ -80,16 +75,10 @@ impl Resolver {
     ) -> Result<HashMap<String, Value>, ConnectorError> {
         let s = self.side;
         let key_col = target.key_column[s].clone();
-        let stored_col = target.id_column[s]
-            .clone()
-            .unwrap_or_else(|| key_col.clone());
+        let stored_col = target.id_column[s].clone().unwrap_or_else(|| key_col.clone());
         let (match_col, result_col, cache) = match way {
             Way::ToKey => (stored_col, key_col, self.to_key.entry(column).or_default()),
-            Way::ToStored => (
-                key_col,
-                stored_col,
-                self.to_stored.entry(column).or_default(),
-            ),
+            Way::ToStored => (key_col, stored_col, self.to_stored.entry(column).or_default()),
         };
         let mut missing: Vec<Vec<Value>> = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -108,11 +97,7 @@ impl Resolver {
                 equals.push((col.clone(), company.clone()));
             }
             let rows = conn.fetch(&FetchRequest {
-                selection: Selection {
-                    table: target.tables[s].clone(),
-                    filter: None,
-                    equals,
-                },
+                selection: Selection { table: target.tables[s].clone(), filter: None, equals },
                 columns: vec![match_col.clone(), result_col],
                 match_columns: vec![match_col],
                 keys: missing,
@@ -123,10 +108,7 @@ impl Resolver {
                 cache.insert(ident(&matched), result);
             }
         }
-        Ok(values
-            .iter()
-            .filter_map(|v| cache.get(&ident(v)).map(|r| (ident(v), r.clone())))
-            .collect())
+        Ok(values.iter().filter_map(|v| cache.get(&ident(v)).map(|r| (ident(v), r.clone()))).collect())
     }
 }
 

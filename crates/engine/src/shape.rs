@@ -62,10 +62,7 @@ impl Translation {
         match (side, self.to_side1.get(shown.as_ref())) {
             (0, Some(_)) => Ok(v.clone()),
             (1, Some(s)) => Ok(Value::Text(s.clone())),
-            _ => Err(format!(
-                "value {shown:?} has no entry in the column's values ({}); add it to values in the config",
-                self.listing
-            )),
+            _ => Err(format!("value {shown:?} has no entry in the column's values ({}); add it to values in the config", self.listing)),
         }
     }
 }
@@ -87,35 +84,16 @@ impl MapShape {
     pub fn new(map: &MapConfig, config: &Config) -> MapShape {
         let side = |s: usize| &map.sides[s];
         let key_positions = map.key_positions();
-        let names = |s: usize| {
-            map.columns
-                .iter()
-                .map(|c| c.names[s].clone())
-                .collect::<Vec<_>>()
-        };
-        let key_columns = |s: usize| {
-            key_positions
-                .iter()
-                .map(|&p| map.columns[p].names[s].clone())
-                .collect::<Vec<_>>()
-        };
+        let names = |s: usize| map.columns.iter().map(|c| c.names[s].clone()).collect::<Vec<_>>();
+        let key_columns = |s: usize| key_positions.iter().map(|&p| map.columns[p].names[s].clone()).collect::<Vec<_>>();
         let translations = map
             .columns
             .iter()
             .map(|c| {
                 (!c.values.is_empty()).then(|| Translation {
                     to_side1: c.values.iter().cloned().collect(),
-                    to_side0: c
-                        .values
-                        .iter()
-                        .map(|(a, b)| (b.clone(), a.clone()))
-                        .collect(),
-                    listing: c
-                        .values
-                        .iter()
-                        .map(|(a, _)| a.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    to_side0: c.values.iter().map(|(a, b)| (b.clone(), a.clone())).collect(),
+                    listing: c.values.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>().join(", "),
                 })
             })
             .collect();
@@ -125,15 +103,10 @@ impl MapShape {
             .map(|c| {
                 let r = config.map(c.lookup.as_deref()?)?;
                 // The referenced map may list the two apps in the other order.
-                let rs =
-                    |s: usize| &r.sides[r.side_of_app(map.app(s)).expect("validated: same apps")];
+                let rs = |s: usize| &r.sides[r.side_of_app(map.app(s)).expect("validated: same apps")];
                 let key_col = |s: usize| {
                     let k = &r.sides[0].key[0];
-                    let pos = r
-                        .columns
-                        .iter()
-                        .position(|c| &c.names[0] == k)
-                        .expect("validated: key mapped");
+                    let pos = r.columns.iter().position(|c| &c.names[0] == k).expect("validated: key mapped");
                     r.columns[pos].names[r.side_of_app(map.app(s)).unwrap()].clone()
                 };
                 Some(LookupTarget {
@@ -141,11 +114,7 @@ impl MapShape {
                     tables: [rs(0).table.clone(), rs(1).table.clone()],
                     key_column: [key_col(0), key_col(1)],
                     id_column: [rs(0).id.clone(), rs(1).id.clone()],
-                    company: if r.is_global() {
-                        [None, None]
-                    } else {
-                        [rs(0).company.clone(), rs(1).company.clone()]
-                    },
+                    company: if r.is_global() { [None, None] } else { [rs(0).company.clone(), rs(1).company.clone()] },
                     filter: [rs(0).filter.clone(), rs(1).filter.clone()],
                 })
             })
@@ -165,24 +134,28 @@ impl MapShape {
             lookups,
             master: map.master,
             threading: map.threading,
-            workers: if map.threading == Threading::Single {
-                1
-            } else {
-                map.workers
-            },
+            workers: if map.threading == Threading::Single { 1 } else { map.workers },
             batch_size: map.batch_size,
         }
     }
 
-    pub fn key_of<'a>(&self, values: &'a [Value]) -> Vec<&'a Value> {
-        self.key_positions.iter().map(|&p| &values[p]).collect()
+    /// The key of a row in common form, as owned values.
+    pub fn key_values(&self, values: &[Value]) -> Vec<Value> {
+        self.key_positions.iter().map(|&p| values[p].clone()).collect()
+    }
+
+    /// Compares two rows (common form) by key, as the databases sort them.
+    pub fn key_order(&self, a: &[Value], b: &[Value]) -> std::cmp::Ordering {
+        for &p in &self.key_positions {
+            let o = a[p].key_cmp(&b[p]);
+            if o.is_ne() {
+                return o;
+            }
+        }
+        std::cmp::Ordering::Equal
     }
 
     pub fn rules(&self) -> crate::Rules {
-        crate::Rules {
-            directions: self.directions.clone(),
-            master: self.master,
-            key_positions: self.key_positions.clone(),
-        }
+        crate::Rules { directions: self.directions.clone(), master: self.master, key_positions: self.key_positions.clone() }
     }
 }

@@ -21,18 +21,51 @@ pub fn key_cmp(a: &[Value], b: &[Value]) -> std::cmp::Ordering {
 }
 
 /// A 128-bit hash of values in their canonical form: equal content, equal hash,
-/// whatever the storage types on either side.
+/// whatever the storage types on either side (consistent with `Value::same_as`).
+/// Runs once per row of every sync, so numbers are formatted on the stack.
 pub fn content_hash<'a>(values: impl IntoIterator<Item = &'a Value>) -> [u8; 16] {
     let mut h = Xxh3::new();
+    let mut buf = StackText::default();
     for v in values {
-        match v.canonical() {
-            Canonical::Null => h.update(&[0]),
-            Canonical::Number(n) => feed(&mut h, 1, n.as_bytes()),
-            Canonical::Text(s) => feed(&mut h, 2, s.as_bytes()),
-            Canonical::Bytes(b) => feed(&mut h, 3, b),
+        match v {
+            Value::Null => h.update(&[0]),
+            Value::Int(i) => feed(&mut h, 1, buf.format(i)),
+            Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => feed(&mut h, 1, buf.format(&(*f as i64))),
+            Value::Text(s) => feed(&mut h, 2, s.as_bytes()),
+            other => match other.canonical() {
+                Canonical::Null => h.update(&[0]),
+                Canonical::Number(n) => feed(&mut h, 1, n.as_bytes()),
+                Canonical::Text(s) => feed(&mut h, 2, s.as_bytes()),
+                Canonical::Bytes(b) => feed(&mut h, 3, b),
+            },
         }
     }
     h.digest128().to_le_bytes()
+}
+
+/// A small buffer to format numbers into without allocating.
+#[derive(Default)]
+struct StackText {
+    bytes: [u8; 24],
+    len: usize,
+}
+
+impl StackText {
+    fn format(&mut self, n: &i64) -> &[u8] {
+        use std::fmt::Write;
+        self.len = 0;
+        let _ = write!(self, "{n}");
+        &self.bytes[..self.len]
+    }
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 /// The hash that identifies a key within a map and company in the state store.
@@ -46,9 +79,42 @@ fn feed(h: &mut Xxh3, tag: u8, bytes: &[u8]) {
     h.update(bytes);
 }
 
-/// A key as compact JSON (`["US01","C0001"]`), as the error log stores and shows it.
+/// A key as compact JSON (`["US01","C0001"]`), as the error log and the state
+/// store keep it. Written directly: this runs once per synced row.
 pub fn key_to_json(key: &[Value]) -> String {
-    serde_json::Value::Array(key.iter().map(Value::to_json).collect()).to_string()
+    let mut out = String::with_capacity(2 + key.len() * 16);
+    out.push('[');
+    for (i, v) in key.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match v {
+            Value::Text(s) => push_json_string(&mut out, s),
+            Value::Int(n) => out.push_str(&n.to_string()),
+            other => out.push_str(&other.to_json().to_string()),
+        }
+    }
+    out.push(']');
+    out
+}
+
+/// Escapes as serde_json does, so stored keys read back with any JSON parser.
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// Parses a key given on the command line or stored by [`key_to_json`]:
@@ -72,18 +138,24 @@ mod tests {
         let ab_c = content_hash(&[Value::Text("ab".into()), Value::Text("c".into())]);
         let a_bc = content_hash(&[Value::Text("a".into()), Value::Text("bc".into())]);
         assert_ne!(ab_c, a_bc);
-        assert_eq!(
-            content_hash(&[Value::Int(5)]),
-            content_hash(&[Value::Float(5.0)])
-        );
+        assert_eq!(content_hash(&[Value::Int(5)]), content_hash(&[Value::Float(5.0)]));
+        assert_eq!(content_hash(&[Value::Int(-5)]), content_hash(&[Value::Decimal("-5.000".into())]));
+        assert_eq!(content_hash(&[Value::Float(0.25)]), content_hash(&[Value::Decimal("0.250".into())]));
+        assert_eq!(content_hash(&[Value::Float(1e300)]), content_hash(&[Value::Decimal(format!("1{}", "0".repeat(300)))]));
+        assert_ne!(content_hash(&[Value::Int(1)]), content_hash(&[Value::Text("1".into())]));
+    }
+
+    #[test]
+    fn key_json_matches_serde_json_for_every_character_class() {
+        let key = vec![Value::Text("a\"b\\c\n\r\t\u{8}\u{c}\u{1}é🚀".into()), Value::Int(-7), Value::Null, Value::Float(1.5)];
+        let expected = serde_json::Value::Array(key.iter().map(Value::to_json).collect()).to_string();
+        assert_eq!(key_to_json(&key), expected);
+        assert_eq!(key_from_text(&key_to_json(&key)), key);
     }
 
     #[test]
     fn keys_parse_from_the_command_line() {
         assert_eq!(key_from_text("C0001"), vec![Value::Text("C0001".into())]);
-        assert_eq!(
-            key_from_text(r#"["US01",7]"#),
-            vec![Value::Text("US01".into()), Value::Int(7)]
-        );
+        assert_eq!(key_from_text(r#"["US01",7]"#), vec![Value::Text("US01".into()), Value::Int(7)]);
     }
 }

@@ -73,16 +73,11 @@ impl TableSchema {
 
     /// Whether `columns` (in any order) are the primary key or a unique key.
     pub fn is_unique(&self, columns: &[String]) -> bool {
-        let same =
-            |k: &Vec<String>| k.len() == columns.len() && k.iter().all(|c| columns.contains(c));
+        let same = |k: &Vec<String>| k.len() == columns.len() && k.iter().all(|c| columns.contains(c));
         same(&self.primary_key) || self.unique_keys.iter().any(same)
     }
 
     pub fn column_names(&self) -> String {
-        self.columns
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
     }
 }

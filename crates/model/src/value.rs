@@ -46,9 +46,7 @@ impl Value {
             Value::Int(i) => Canonical::Number(Cow::Owned(i.to_string())),
             Value::Float(f) => Canonical::Number(Cow::Owned(canonical_float(*f))),
             Value::Decimal(d) => Canonical::Number(normalize_decimal(d)),
-            Value::Text(s) | Value::Date(s) | Value::Time(s) | Value::Timestamp(s) => {
-                Canonical::Text(s)
-            }
+            Value::Text(s) | Value::Date(s) | Value::Time(s) | Value::Timestamp(s) => Canonical::Text(s),
             Value::Bytes(b) => Canonical::Bytes(b),
         }
     }
@@ -114,9 +112,9 @@ impl Value {
             Value::Null => serde_json::Value::Null,
             Value::Bool(b) => (*b).into(),
             Value::Int(i) => (*i).into(),
-            Value::Float(f) => serde_json::Number::from_f64(*f)
-                .map(serde_json::Value::Number)
-                .unwrap_or_else(|| canonical_float(*f).into()),
+            Value::Float(f) => {
+                serde_json::Number::from_f64(*f).map(serde_json::Value::Number).unwrap_or_else(|| canonical_float(*f).into())
+            }
             Value::Bytes(b) => serde_json::json!({ "hex": hex(b) }),
             other => other.display().into_owned().into(),
         }
@@ -192,9 +190,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect()
+    (0..s.len() / 2).filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()).collect()
 }
 
 #[cfg(test)]
@@ -213,9 +209,7 @@ mod tests {
         assert!(Value::Decimal("1000.50".into()).same_as(&Value::Float(1000.5)));
         assert!(Value::Decimal("-0.00".into()).same_as(&Value::Int(0)));
         assert!(!Value::Int(1).same_as(&Value::Text("1".into())));
-        assert!(
-            !Value::Decimal("0.1".into()).same_as(&Value::Decimal("0.10000000000000000001".into()))
-        );
+        assert!(!Value::Decimal("0.1".into()).same_as(&Value::Decimal("0.10000000000000000001".into())));
     }
 
     #[test]
@@ -252,12 +246,7 @@ mod tests {
 
     #[test]
     fn json_round_trip_of_keys() {
-        for v in [
-            Value::Int(-3),
-            Value::Text("A\"b,\n".into()),
-            Value::Null,
-            Value::Bytes(vec![1, 255]),
-        ] {
+        for v in [Value::Int(-3), Value::Text("A\"b,\n".into()), Value::Null, Value::Bytes(vec![1, 255])] {
             assert_eq!(Value::from_json(&v.to_json()), v);
         }
     }

@@ -9,6 +9,7 @@ pub use records::*;
 
 use dualsync_model::config::DatabaseUrl;
 use rusqlite::{params, OptionalExtension};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -20,11 +21,7 @@ pub enum StateError {
     #[error("cannot open the state store {location}: {message}")]
     Open { location: String, message: String },
     #[error("the state store {location} has schema version {found}, newer than this dualsync knows ({known}); upgrade dualsync")]
-    TooNew {
-        location: String,
-        found: i64,
-        known: i64,
-    },
+    TooNew { location: String, found: i64, known: i64 },
     #[error("{0} state stores are not supported yet; use sqlite://PATH")]
     Unsupported(&'static str),
     #[error("state store: {0}")]
@@ -33,6 +30,7 @@ pub enum StateError {
 
 pub struct StateStore {
     conn: Mutex<rusqlite::Connection>,
+    partition_ids: Mutex<HashMap<(String, String), i64>>,
 }
 
 impl StateStore {
@@ -40,13 +38,9 @@ impl StateStore {
         let DatabaseUrl::Sqlite(path) = url else {
             return Err(StateError::Unsupported(url.kind()));
         };
-        let open_err = |message: String| StateError::Open {
-            location: url.to_string(),
-            message,
-        };
+        let open_err = |message: String| StateError::Open { location: url.to_string(), message };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| open_err(format!("cannot create folder {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| open_err(format!("cannot create folder {}: {e}", dir.display())))?;
         }
         let conn = rusqlite::Connection::open(path).map_err(|e| open_err(e.to_string()))?;
         conn.busy_timeout(Duration::from_secs(30))?;
@@ -55,9 +49,7 @@ impl StateStore {
         conn.pragma_update(None, "cache_size", -32000)?;
         conn.set_prepared_statement_cache_capacity(32);
         migrate(&conn, url)?;
-        Ok(StateStore {
-            conn: Mutex::new(conn),
-        })
+        Ok(StateStore { conn: Mutex::new(conn), partition_ids: Mutex::new(HashMap::new()) })
     }
 
     /// Opens the store only if it exists (for read-only commands such as `status`).
@@ -78,12 +70,7 @@ impl StateStore {
         Ok(c.last_insert_rowid())
     }
 
-    pub fn finish_run(
-        &self,
-        run_id: i64,
-        status: RunStatus,
-        message: Option<&str>,
-    ) -> Result<(), StateError> {
+    pub fn finish_run(&self, run_id: i64, status: RunStatus, message: Option<&str>) -> Result<(), StateError> {
         self.conn().execute(
             "UPDATE runs SET status = ?2, message = ?3, ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
             params![run_id, status.as_str(), message],
@@ -91,13 +78,7 @@ impl StateStore {
         Ok(())
     }
 
-    pub fn begin_partition(
-        &self,
-        run_id: i64,
-        map: &str,
-        company: &str,
-        apps: [&str; 2],
-    ) -> Result<i64, StateError> {
+    pub fn begin_partition(&self, run_id: i64, map: &str, company: &str, apps: [&str; 2]) -> Result<i64, StateError> {
         let c = self.conn();
         c.execute(
             "INSERT INTO run_partitions (run_id, map, company, app_0, app_1) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -106,13 +87,7 @@ impl StateStore {
         Ok(c.last_insert_rowid())
     }
 
-    pub fn finish_partition(
-        &self,
-        id: i64,
-        counts: &Counts,
-        status: RunStatus,
-        message: Option<&str>,
-    ) -> Result<(), StateError> {
+    pub fn finish_partition(&self, id: i64, counts: &Counts, status: RunStatus, message: Option<&str>) -> Result<(), StateError> {
         self.conn().execute(
             "UPDATE run_partitions SET status = ?2, message = ?3, ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
                read_0 = ?4, read_1 = ?5, inserted_0 = ?6, inserted_1 = ?7, updated_0 = ?8, updated_1 = ?9,
@@ -151,17 +126,7 @@ impl StateStore {
                    attempts = attempts + 1, last_seen = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
             )?;
             for e in errors {
-                stmt.execute(params![
-                    run_id,
-                    e.map,
-                    e.company,
-                    e.source_app,
-                    e.target_app,
-                    e.key,
-                    e.column,
-                    e.value,
-                    e.message
-                ])?;
+                stmt.execute(params![run_id, e.map, e.company, e.source_app, e.target_app, e.key, e.column, e.value, e.message])?;
             }
         }
         tx.commit()?;
@@ -170,12 +135,7 @@ impl StateStore {
 
     /// After a complete full run of a partition: open errors that this run did
     /// not hit again are resolved (the row synced, or no longer differs).
-    pub fn resolve_errors_not_in_run(
-        &self,
-        map: &str,
-        company: &str,
-        run_id: i64,
-    ) -> Result<usize, StateError> {
+    pub fn resolve_errors_not_in_run(&self, map: &str, company: &str, run_id: i64) -> Result<usize, StateError> {
         Ok(self.conn().execute(
             "UPDATE errors SET status = 'resolved', last_seen = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
              WHERE map = ?1 AND company = ?2 AND status = 'open' AND run_id <> ?3",
@@ -184,10 +144,8 @@ impl StateStore {
     }
 
     pub fn resolve_error(&self, id: i64) -> Result<(), StateError> {
-        self.conn().execute(
-            "UPDATE errors SET status = 'resolved', last_seen = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
-            [id],
-        )?;
+        self.conn()
+            .execute("UPDATE errors SET status = 'resolved', last_seen = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1", [id])?;
         Ok(())
     }
 
@@ -209,43 +167,39 @@ impl StateStore {
                AND (?4 IS NULL OR id IN (SELECT value FROM json_each(?4)))
              ORDER BY id",
         )?;
-        let ids = if query.ids.is_empty() {
-            None
-        } else {
-            Some(serde_json::to_string(&query.ids).unwrap_or_default())
-        };
-        let rows = stmt.query_map(
-            params![query.map, query.run, query.include_resolved, ids],
-            ErrorRecord::from_row,
-        )?;
+        let ids = if query.ids.is_empty() { None } else { Some(serde_json::to_string(&query.ids).unwrap_or_default()) };
+        let rows = stmt.query_map(params![query.map, query.run, query.include_resolved, ids], ErrorRecord::from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn open_error_count(&self, map: &str) -> Result<i64, StateError> {
-        Ok(self.conn().query_row(
-            "SELECT count(*) FROM errors WHERE map = ?1 AND status = 'open'",
-            [map],
-            |r| r.get(0),
-        )?)
+        Ok(self.conn().query_row("SELECT count(*) FROM errors WHERE map = ?1 AND status = 'open'", [map], |r| r.get(0))?)
+    }
+
+    /// The number of a (map, company) pair, created on first use.
+    fn partition_id(&self, conn: &rusqlite::Connection, map: &str, company: &str) -> Result<i64, StateError> {
+        let key = (map.to_string(), company.to_string());
+        if let Some(id) = self.partition_ids.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(*id);
+        }
+        conn.execute("INSERT INTO partitions (map, company) VALUES (?1, ?2) ON CONFLICT DO NOTHING", params![map, company])?;
+        let id = conn.query_row("SELECT id FROM partitions WHERE map = ?1 AND company = ?2", params![map, company], |r| r.get(0))?;
+        self.partition_ids.lock().unwrap_or_else(|p| p.into_inner()).insert(key, id);
+        Ok(id)
     }
 
     /// Stores the content hash of synced keys (one transaction per call).
-    pub fn record_key_hashes(
-        &self,
-        map: &str,
-        company: &str,
-        run_id: i64,
-        hashes: &[(String, [u8; 16])],
-    ) -> Result<(), StateError> {
+    pub fn record_key_hashes(&self, map: &str, company: &str, run_id: i64, hashes: &[(String, [u8; 16])]) -> Result<(), StateError> {
         let mut c = self.conn();
+        let partition = self.partition_id(&c, map, company)?;
         let tx = c.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO key_state (map, company, key, content_hash, run_id) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (map, company, key) DO UPDATE SET content_hash = excluded.content_hash, run_id = excluded.run_id",
+                "INSERT INTO key_state (partition_id, key, content_hash, run_id) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (partition_id, key) DO UPDATE SET content_hash = excluded.content_hash, run_id = excluded.run_id",
             )?;
             for (key, hash) in hashes {
-                stmt.execute(params![map, company, key, &hash[..], run_id])?;
+                stmt.execute(params![partition, key, &hash[..], run_id])?;
             }
         }
         tx.commit()?;
@@ -253,28 +207,18 @@ impl StateStore {
     }
 
     /// After a complete full run of a partition: keys it did not see exist on neither side any more.
-    pub fn forget_keys_not_in_run(
-        &self,
-        map: &str,
-        company: &str,
-        run_id: i64,
-    ) -> Result<usize, StateError> {
-        Ok(self.conn().execute(
-            "DELETE FROM key_state WHERE map = ?1 AND company = ?2 AND run_id <> ?3",
-            params![map, company, run_id],
-        )?)
+    pub fn forget_keys_not_in_run(&self, map: &str, company: &str, run_id: i64) -> Result<usize, StateError> {
+        let c = self.conn();
+        let partition = self.partition_id(&c, map, company)?;
+        Ok(c.execute("DELETE FROM key_state WHERE partition_id = ?1 AND run_id <> ?2", params![partition, run_id])?)
     }
 
-    pub fn key_hash(
-        &self,
-        map: &str,
-        company: &str,
-        key: &str,
-    ) -> Result<Option<[u8; 16]>, StateError> {
+    pub fn key_hash(&self, map: &str, company: &str, key: &str) -> Result<Option<[u8; 16]>, StateError> {
         let h: Option<Vec<u8>> = self
             .conn()
             .query_row(
-                "SELECT content_hash FROM key_state WHERE map = ?1 AND company = ?2 AND key = ?3",
+                "SELECT k.content_hash FROM key_state k JOIN partitions p ON p.id = k.partition_id
+                 WHERE p.map = ?1 AND p.company = ?2 AND k.key = ?3",
                 params![map, company, key],
                 |r| r.get(0),
             )
@@ -284,7 +228,7 @@ impl StateStore {
 
     pub fn key_count(&self, map: &str) -> Result<i64, StateError> {
         Ok(self.conn().query_row(
-            "SELECT count(*) FROM key_state WHERE map = ?1",
+            "SELECT count(*) FROM key_state k JOIN partitions p ON p.id = k.partition_id WHERE p.map = ?1",
             [map],
             |r| r.get(0),
         )?)
@@ -318,26 +262,15 @@ impl StateStore {
 
 fn migrate(conn: &rusqlite::Connection, url: &DatabaseUrl) -> Result<(), StateError> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
-    let version: i64 = conn.query_row(
-        "SELECT coalesce(max(version), 0) FROM schema_version",
-        [],
-        |r| r.get(0),
-    )?;
+    let version: i64 = conn.query_row("SELECT coalesce(max(version), 0) FROM schema_version", [], |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
     if version > known {
-        return Err(StateError::TooNew {
-            location: url.to_string(),
-            found: version,
-            known,
-        });
+        return Err(StateError::TooNew { location: url.to_string(), found: version, known });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(sql)?;
-        tx.execute(
-            "INSERT INTO schema_version (version) VALUES (?1)",
-            [i as i64 + 1],
-        )?;
+        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [i as i64 + 1])?;
         tx.commit()?;
     }
     Ok(())

@@ -13,15 +13,8 @@ pub fn check(cli: &Cli, config: &Config) -> CliResult {
     let maps = selected_maps(config, &[])?;
     let findings = preflight(config, &apps, &maps);
     let state = dualsync_state::StateStore::open(&config.state.url).err();
-    let errors = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count()
-        + state.is_some() as usize;
-    let unreachable = findings
-        .iter()
-        .any(|f| f.severity == Severity::Error && f.map.is_none())
-        || state.is_some();
+    let errors = findings.iter().filter(|f| f.severity == Severity::Error).count() + state.is_some() as usize;
+    let unreachable = findings.iter().any(|f| f.severity == Severity::Error && f.map.is_none()) || state.is_some();
     if is_json(cli.format) {
         print_json(&json!({
             "config": config.file.display().to_string(),
@@ -34,20 +27,10 @@ pub fn check(cli: &Cli, config: &Config) -> CliResult {
             })).collect::<Vec<_>>(),
         }));
     } else {
-        println!(
-            "config {}: {} apps, {} maps",
-            config.file.display(),
-            config.apps.len(),
-            config.maps.len()
-        );
+        println!("config {}: {} apps, {} maps", config.file.display(), config.apps.len(), config.maps.len());
         for a in &config.apps {
             let down = findings.iter().any(|f| f.map.is_none() && f.app == a.name);
-            println!(
-                "  app {:<8} {}  {}",
-                a.name,
-                a.url,
-                if down { "UNREACHABLE" } else { "ok" }
-            );
+            println!("  app {:<8} {}  {}", a.name, a.url, if down { "UNREACHABLE" } else { "ok" });
         }
         println!("  maps in run order: {}", maps.join(" → "));
         if let Some(e) = &state {
@@ -56,33 +39,14 @@ pub fn check(cli: &Cli, config: &Config) -> CliResult {
         if !findings.is_empty() {
             let mut t = Table::new(&["level", "map", "app", "finding"]);
             for f in &findings {
-                let level = if f.severity == Severity::Error {
-                    "ERROR"
-                } else {
-                    "warning"
-                };
-                let text = if f.hint.is_empty() {
-                    f.message.clone()
-                } else {
-                    format!("{} — {}", f.message, f.hint)
-                };
-                t.row(vec![
-                    level.into(),
-                    f.map.clone().unwrap_or_default(),
-                    f.app.clone(),
-                    text,
-                ]);
+                let level = if f.severity == Severity::Error { "ERROR" } else { "warning" };
+                let text = if f.hint.is_empty() { f.message.clone() } else { format!("{} — {}", f.message, f.hint) };
+                t.row(vec![level.into(), f.map.clone().unwrap_or_default(), f.app.clone(), text]);
             }
             print!("{}", t.render());
         }
         let warnings = findings.len() + state.is_some() as usize - errors;
-        println!(
-            "{} error{}, {} warning{}",
-            errors,
-            if errors == 1 { "" } else { "s" },
-            warnings,
-            if warnings == 1 { "" } else { "s" }
-        );
+        println!("{} error{}, {} warning{}", errors, if errors == 1 { "" } else { "s" }, warnings, if warnings == 1 { "" } else { "s" });
     }
     Ok(if unreachable {
         FAILURE

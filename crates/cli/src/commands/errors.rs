@@ -10,17 +10,9 @@ use serde_json::json;
 /// The error log, all of it.
 pub fn errors(cli: &Cli, config: &Config, args: &ErrorsArgs) -> CliResult {
     let store = StateStore::open(&config.state.url)?;
-    let errors = store.errors(&ErrorQuery {
-        map: args.map.clone(),
-        run: args.run,
-        ids: Vec::new(),
-        include_resolved: args.all,
-    })?;
+    let errors = store.errors(&ErrorQuery { map: args.map.clone(), run: args.run, ids: Vec::new(), include_resolved: args.all })?;
     match cli.format {
-        Format::Json => print_json(&json!(errors
-            .iter()
-            .map(|e| e.to_json())
-            .collect::<Vec<_>>())),
+        Format::Json => print_json(&json!(errors.iter().map(|e| e.to_json()).collect::<Vec<_>>())),
         Format::Csv => {
             let mut w = csv::Writer::from_writer(std::io::stdout());
             w.write_record([
@@ -41,11 +33,7 @@ pub fn errors(cli: &Cli, config: &Config, args: &ErrorsArgs) -> CliResult {
             ])
             .map_err(anyhow::Error::from)?;
             for e in &errors {
-                let (id, run, attempts) = (
-                    e.id.to_string(),
-                    e.run_id.to_string(),
-                    e.attempts.to_string(),
-                );
+                let (id, run, attempts) = (e.id.to_string(), e.run_id.to_string(), e.attempts.to_string());
                 w.write_record([
                     id.as_str(),
                     &run,
@@ -67,19 +55,7 @@ pub fn errors(cli: &Cli, config: &Config, args: &ErrorsArgs) -> CliResult {
             w.flush()?;
         }
         Format::Table => {
-            let mut t = Table::new(&[
-                "id",
-                "run",
-                "map",
-                "company",
-                "key",
-                "from → into",
-                "column",
-                "value",
-                "error",
-                "tries",
-                "status",
-            ]);
+            let mut t = Table::new(&["id", "run", "map", "company", "key", "from → into", "column", "value", "error", "tries", "status"]);
             for e in &errors {
                 t.row(vec![
                     e.id.to_string(),
@@ -99,18 +75,11 @@ pub fn errors(cli: &Cli, config: &Config, args: &ErrorsArgs) -> CliResult {
                 println!(
                     "no {}errors{}",
                     if args.all { "" } else { "open " },
-                    args.map
-                        .as_ref()
-                        .map(|m| format!(" for map {m}"))
-                        .unwrap_or_default()
+                    args.map.as_ref().map(|m| format!(" for map {m}")).unwrap_or_default()
                 );
             } else {
                 print!("{}", t.render());
-                println!(
-                    "{} error{} (full messages: -v or --format json)",
-                    errors.len(),
-                    if errors.len() == 1 { "" } else { "s" }
-                );
+                println!("{} error{} (full messages: -v or --format json)", errors.len(), if errors.len() == 1 { "" } else { "s" });
             }
         }
     }
@@ -119,33 +88,20 @@ pub fn errors(cli: &Cli, config: &Config, args: &ErrorsArgs) -> CliResult {
 
 pub fn retry(cli: &Cli, config: &Config, args: &RetryArgs) -> CliResult {
     let (apps, store) = super::open(config)?;
-    let (run_id, outcomes) =
-        retry_errors(config, &apps, &store, args.map.clone(), args.errors.clone())?;
+    let (run_id, outcomes) = retry_errors(config, &apps, &store, args.map.clone(), args.errors.clone())?;
     report(cli, run_id, &outcomes, "retried")
 }
 
 pub fn resync(cli: &Cli, config: &Config, args: &ResyncArgs) -> CliResult {
     let (apps, store) = super::open(config)?;
     let run_id = store.begin_run("resync")?;
-    let result = reconcile_key(
-        config,
-        &apps,
-        &store,
-        run_id,
-        &args.map,
-        args.company.clone().map(Value::Text),
-        key_from_text(&args.key),
-    );
+    let result = reconcile_key(config, &apps, &store, run_id, &args.map, args.company.clone().map(Value::Text), key_from_text(&args.key));
     let status = match &result {
         Ok(o) if o.ok() => RunStatus::Ok,
         Ok(_) => RunStatus::RowsFailed,
         Err(_) => RunStatus::Failed,
     };
-    store.finish_run(
-        run_id,
-        status,
-        result.as_ref().err().map(|e| e.to_string()).as_deref(),
-    )?;
+    store.finish_run(run_id, status, result.as_ref().err().map(|e| e.to_string()).as_deref())?;
     report(cli, run_id, &[result?], "resynced")
 }
 
@@ -167,21 +123,9 @@ fn report(cli: &Cli, run_id: i64, outcomes: &[KeyOutcome], verb: &str) -> CliRes
             let result = if o.ok() {
                 o.actions.join(", ")
             } else {
-                format!(
-                    "FAILED: {}",
-                    o.errors
-                        .iter()
-                        .map(|e| e.message.as_str())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                )
+                format!("FAILED: {}", o.errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; "))
             };
-            t.row(vec![
-                o.map.clone(),
-                o.company.clone(),
-                cell(&o.key, 30),
-                cell(&result, 120),
-            ]);
+            t.row(vec![o.map.clone(), o.company.clone(), cell(&o.key, 30), cell(&result, 120)]);
         }
         print!("{}", t.render());
         println!(

@@ -51,15 +51,9 @@ crm = "name"
 
 pub fn init(path: &Path, force: bool) -> CliResult {
     if path.exists() && !force {
-        return Err(usage(format!(
-            "{} already exists; pass --force to overwrite it",
-            path.display()
-        )));
+        return Err(usage(format!("{} already exists; pass --force to overwrite it", path.display())));
     }
     std::fs::write(path, STARTER)?;
-    println!(
-        "wrote {}: set the apps' urls, tables and columns, then run `dualsync check`",
-        path.display()
-    );
+    println!("wrote {}: set the apps' urls, tables and columns, then run `dualsync check`", path.display());
     Ok(OK)
 }

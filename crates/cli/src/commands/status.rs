@@ -14,14 +14,8 @@ pub fn status(cli: &Cli, config: &Config) -> CliResult {
         let mine: Vec<_> = partitions.iter().filter(|p| p.map == m.name).collect();
         let mut counts = Counts::default();
         mine.iter().for_each(|p| counts.add(&p.counts));
-        let last = mine
-            .iter()
-            .map(|p| p.ended_at.clone().unwrap_or_else(|| p.started_at.clone()))
-            .max();
-        let stopped = mine
-            .iter()
-            .filter(|p| p.status == "failed" || p.status == "running")
-            .count();
+        let last = mine.iter().map(|p| p.ended_at.clone().unwrap_or_else(|| p.started_at.clone())).max();
+        let stopped = mine.iter().filter(|p| p.status == "failed" || p.status == "running").count();
         rows.push(json!({
             "map": m.name,
             "apps": [m.app(0), m.app(1)],
@@ -41,28 +35,10 @@ pub fn status(cli: &Cli, config: &Config) -> CliResult {
         print_json(&json!({ "state": config.state.url.to_string(), "maps": rows }));
         return Ok(OK);
     }
-    let mut t = Table::new(&[
-        "map",
-        "apps",
-        "threading",
-        "state",
-        "last run",
-        "at",
-        "companies",
-        "keys synced",
-        "open errors",
-    ])
-    .right_align(&[6, 7, 8]);
+    let mut t = Table::new(&["map", "apps", "threading", "state", "last run", "at", "companies", "keys synced", "open errors"])
+        .right_align(&[6, 7, 8]);
     for r in &rows {
-        let s = |k: &str| {
-            r[k].as_str().map(str::to_string).unwrap_or_else(|| {
-                if r[k].is_null() {
-                    "—".into()
-                } else {
-                    r[k].to_string()
-                }
-            })
-        };
+        let s = |k: &str| r[k].as_str().map(str::to_string).unwrap_or_else(|| if r[k].is_null() { "—".into() } else { r[k].to_string() });
         let companies = match (r["companies"].as_u64(), r["companies_stopped"].as_u64()) {
             (Some(n), Some(0)) => n.to_string(),
             (Some(n), Some(x)) => format!("{n} ({x} stopped)"),
@@ -87,9 +63,6 @@ pub fn status(cli: &Cli, config: &Config) -> CliResult {
         ]);
     }
     print!("{}", t.render());
-    println!(
-        "state store: {}  (live sync is not built yet: every map is stopped between runs)",
-        config.state.url
-    );
+    println!("state store: {}  (live sync is not built yet: every map is stopped between runs)", config.state.url);
     Ok(OK)
 }

@@ -10,21 +10,10 @@ use std::time::Instant;
 
 pub fn sync(cli: &Cli, config: &Config, args: &SyncArgs) -> CliResult {
     let (apps, store) = super::open(config)?;
-    let options = SyncOptions {
-        maps: args.maps.clone(),
-        companies: args.companies.clone(),
-        full: args.full,
-    };
+    let options = SyncOptions { maps: args.maps.clone(), companies: args.companies.clone(), full: args.full };
     let progress = Progress::new(cli.quiet || is_json(cli.format));
     let started = Instant::now();
-    let result = run_sync(
-        config,
-        &apps,
-        &store,
-        &options,
-        &progress,
-        progress.rows.clone(),
-    );
+    let result = run_sync(config, &apps, &store, &options, &progress, progress.rows.clone());
     progress.finish();
     let report = result?;
     print_sync_report(cli, &store, &report, started.elapsed().as_secs_f64())?;
@@ -38,17 +27,9 @@ pub fn sync(cli: &Cli, config: &Config, args: &SyncArgs) -> CliResult {
 /// Errors shown under the summary; `dualsync errors` lists all of them.
 const ERRORS_SHOWN: usize = 10;
 
-pub fn print_sync_report(
-    cli: &Cli,
-    store: &StateStore,
-    report: &SyncReport,
-    seconds: f64,
-) -> Result<(), crate::exit::CliError> {
+pub fn print_sync_report(cli: &Cli, store: &StateStore, report: &SyncReport, seconds: f64) -> Result<(), crate::exit::CliError> {
     let totals = report.totals();
-    let errors = store.errors(&ErrorQuery {
-        run: Some(report.run_id),
-        ..Default::default()
-    })?;
+    let errors = store.errors(&ErrorQuery { run: Some(report.run_id), ..Default::default() })?;
     if is_json(cli.format) {
         print_json(&json!({
             "run": report.run_id,
@@ -64,31 +45,13 @@ pub fn print_sync_report(
         return Ok(());
     }
     // One line per map (per company with -v).
-    let mut t = Table::new(&[
-        "map",
-        "company",
-        "read",
-        "→ inserted",
-        "→ updated",
-        "← inserted",
-        "← updated",
-        "unchanged",
-        "failed",
-        "status",
-    ])
-    .right_align(&[2, 3, 4, 5, 6, 7, 8]);
+    let mut t =
+        Table::new(&["map", "company", "read", "→ inserted", "→ updated", "← inserted", "← updated", "unchanged", "failed", "status"])
+            .right_align(&[2, 3, 4, 5, 6, 7, 8]);
     let mut maps: Vec<(&str, [&str; 2], Counts, usize, Vec<&str>)> = Vec::new();
     for p in &report.partitions {
         if cli.verbose {
-            t.row(row(
-                &p.map,
-                &p.company,
-                &p.counts,
-                p.error
-                    .as_deref()
-                    .map(|_| "STOPPED")
-                    .unwrap_or(status_of(&p.counts)),
-            ));
+            t.row(row(&p.map, &p.company, &p.counts, p.error.as_deref().map(|_| "STOPPED").unwrap_or(status_of(&p.counts))));
         }
         match maps.iter_mut().find(|m| m.0 == p.map) {
             Some(m) => {
@@ -96,35 +59,18 @@ pub fn print_sync_report(
                 m.3 += 1;
                 m.4.extend(p.error.as_deref());
             }
-            None => maps.push((
-                &p.map,
-                [&p.apps[0], &p.apps[1]],
-                p.counts.clone(),
-                1,
-                p.error.as_deref().into_iter().collect(),
-            )),
+            None => maps.push((&p.map, [&p.apps[0], &p.apps[1]], p.counts.clone(), 1, p.error.as_deref().into_iter().collect())),
         }
     }
     if !cli.verbose {
         for (map, _, counts, companies, stopped) in &maps {
-            let label = if *companies == 1 {
-                "1 company".to_string()
-            } else {
-                format!("{companies} companies")
-            };
-            let status = if stopped.is_empty() {
-                status_of(counts)
-            } else {
-                "STOPPED"
-            };
+            let label = if *companies == 1 { "1 company".to_string() } else { format!("{companies} companies") };
+            let status = if stopped.is_empty() { status_of(counts) } else { "STOPPED" };
             t.row(row(map, &label, counts, status));
         }
     }
     if let Some((_, apps, ..)) = maps.first() {
-        println!(
-            "\nrun {} — → is {} to {}, ← is {} to {}",
-            report.run_id, apps[0], apps[1], apps[1], apps[0]
-        );
+        println!("\nrun {} — → is {} to {}, ← is {} to {}", report.run_id, apps[0], apps[1], apps[1], apps[0]);
     }
     print!("{}", t.render());
     let rate = (totals.read[0] + totals.read[1]) as f64 / seconds.max(0.001);
@@ -139,19 +85,10 @@ pub fn print_sync_report(
         println!("warning: {w}");
     }
     for p in report.partitions.iter().filter(|p| p.error.is_some()) {
-        println!(
-            "STOPPED: map {} company {}: {}",
-            p.map,
-            p.company,
-            p.error.as_deref().unwrap_or("")
-        );
+        println!("STOPPED: map {} company {}: {}", p.map, p.company, p.error.as_deref().unwrap_or(""));
     }
     if !errors.is_empty() {
-        println!(
-            "\n{} row{} failed (all in the error log):",
-            errors.len(),
-            if errors.len() == 1 { "" } else { "s" }
-        );
+        println!("\n{} row{} failed (all in the error log):", errors.len(), if errors.len() == 1 { "" } else { "s" });
         let mut t = Table::new(&["id", "map", "company", "key", "into", "column", "error"]);
         for e in errors.iter().take(ERRORS_SHOWN) {
             t.row(vec![

@@ -16,33 +16,22 @@ pub fn demo(cli: &Cli, args: &DemoArgs) -> CliResult {
     let dir = &args.dir;
     prepare_dir(dir)?;
     let rows = args.rows.max(10) as u64;
-    create_app(&dir.join("erp.db"), ERP_SCHEMA, |db| {
-        data::fill_erp(db, rows)
-    })?;
-    create_app(&dir.join("crm.db"), CRM_SCHEMA, |db| {
-        data::fill_crm(db, rows)
-    })?;
+    create_app(&dir.join("erp.db"), ERP_SCHEMA, |db| data::fill_erp(db, rows))?;
+    create_app(&dir.join("crm.db"), CRM_SCHEMA, |db| data::fill_crm(db, rows))?;
     let config_path = dir.join("dualsync.toml");
     std::fs::write(&config_path, CONFIG)?;
-    std::fs::write(
-        dir.join(MARKER),
-        "created by `dualsync demo`; running it again recreates this folder\n",
-    )?;
+    std::fs::write(dir.join(MARKER), "created by `dualsync demo`; running it again recreates this folder\n")?;
     let json = crate::output::is_json(cli.format);
     if !json {
         println!("Created two sample apps in {}:", dir.display());
-        println!("  erp.db  an ERP: companies, currencies, customer groups, {rows} customers, vendors, warehouses, locations, contact persons");
+        println!(
+            "  erp.db  an ERP: companies, currencies, customer groups, {rows} customers, vendors, warehouses, locations, contact persons"
+        );
         println!("  crm.db  a CRM: GUID keys, lookups by id, stricter columns; overlapping, conflicting and CRM-only rows, some without a company");
         println!("  dualsync.toml  8 maps between them (read it: every line is commented in docs/config.md)\n");
         println!("── dualsync check ──");
     }
-    let sub = |command| Cli {
-        config: config_path.clone(),
-        format: cli.format,
-        verbose: cli.verbose,
-        quiet: cli.quiet,
-        command,
-    };
+    let sub = |command| Cli { config: config_path.clone(), format: cli.format, verbose: cli.verbose, quiet: cli.quiet, command };
     let config = crate::commands::load(&sub(Command::Check))?;
     let checked = crate::commands::check(&sub(Command::Check), &config)?;
     if checked != OK {
@@ -52,17 +41,9 @@ pub fn demo(cli: &Cli, args: &DemoArgs) -> CliResult {
         println!("\n── dualsync sync ──");
     }
     let synced = crate::commands::sync(
-        &sub(Command::Sync(SyncArgs {
-            maps: vec![],
-            companies: vec![],
-            full: false,
-        })),
+        &sub(Command::Sync(SyncArgs { maps: vec![], companies: vec![], full: false })),
         &config,
-        &SyncArgs {
-            maps: vec![],
-            companies: vec![],
-            full: false,
-        },
+        &SyncArgs { maps: vec![], companies: vec![], full: false },
     )?;
     if !json {
         let c = format!("--config {}", config_path.display());
@@ -73,7 +54,10 @@ pub fn demo(cli: &Cli, args: &DemoArgs) -> CliResult {
         println!("\nNext:");
         println!("  dualsync {c} errors          # every failed row, with its key, column, value and the database's message");
         println!("  dualsync {c} sync            # again: writes nothing, only the same rows fail");
-        println!("  sqlite3 {} \"UPDATE CustomersV3 SET Name = 'Short name' WHERE Name IS NULL OR length(Name) > 160\"", dir.join("erp.db").display());
+        println!(
+            "  sqlite3 {} \"UPDATE CustomersV3 SET Name = 'Short name' WHERE Name IS NULL OR length(Name) > 160\"",
+            dir.join("erp.db").display()
+        );
         println!("  dualsync {c} retry           # the fixed rows sync; the rest stay in the log");
         println!("  dualsync {c} status");
     }
@@ -86,10 +70,7 @@ fn prepare_dir(dir: &Path) -> Result<(), crate::exit::CliError> {
         let ours = dir.join(MARKER).exists();
         let empty = std::fs::read_dir(dir)?.next().is_none();
         if !ours && !empty {
-            return Err(usage(format!(
-                "{} exists and was not made by `dualsync demo`; choose another folder with --dir",
-                dir.display()
-            )));
+            return Err(usage(format!("{} exists and was not made by `dualsync demo`; choose another folder with --dir", dir.display())));
         }
         if ours {
             for f in ["erp.db", "crm.db", "dualsync.toml"] {

@@ -57,9 +57,7 @@ pub fn read(v: ValueRef<'_>, class: TypeClass) -> Value {
 
 fn is_plain_decimal(s: &str) -> bool {
     let d = s.strip_prefix('-').unwrap_or(s);
-    !d.is_empty()
-        && d.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        && d.bytes().filter(|b| *b == b'.').count() <= 1
+    !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit() || b == b'.') && d.bytes().filter(|b| *b == b'.').count() <= 1
 }
 
 /// A [`Value`] bound as a statement parameter.
@@ -72,11 +70,9 @@ impl ToSql for Bind<'_> {
             Value::Bool(b) => ToSqlOutput::Borrowed(ValueRef::Integer(*b as i64)),
             Value::Int(i) => ToSqlOutput::Borrowed(ValueRef::Integer(*i)),
             Value::Float(f) => ToSqlOutput::Borrowed(ValueRef::Real(*f)),
-            Value::Decimal(s)
-            | Value::Text(s)
-            | Value::Date(s)
-            | Value::Time(s)
-            | Value::Timestamp(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Value::Decimal(s) | Value::Text(s) | Value::Date(s) | Value::Time(s) | Value::Timestamp(s) => {
+                ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))
+            }
             Value::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
         })
     }

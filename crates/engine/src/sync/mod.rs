@@ -102,11 +102,7 @@ pub fn run_sync(
 ) -> Result<SyncReport, EngineError> {
     let maps = selected_maps(config, &options.maps)?;
     let findings = preflight(config, apps, &maps);
-    let errors: Vec<String> = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .map(|f| f.to_string())
-        .collect();
+    let errors: Vec<String> = findings.iter().filter(|f| f.severity == Severity::Error).map(|f| f.to_string()).collect();
     if !errors.is_empty() {
         return Err(EngineError::Preflight(format!(
             "nothing was written: the config does not fit the apps' tables:\n  {}",
@@ -116,16 +112,8 @@ pub fn run_sync(
 
     let run_id = store.begin_run("sync")?;
     let recorder = Recorder::start(store.clone(), run_id);
-    let ctx = Context {
-        apps: apps.clone(),
-        recorder: recorder.sender.clone(),
-        rows_done,
-    };
-    let mut report = SyncReport {
-        run_id,
-        partitions: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let ctx = Context { apps: apps.clone(), recorder: recorder.sender.clone(), rows_done };
+    let mut report = SyncReport { run_id, partitions: Vec::new(), warnings: Vec::new() };
     let outcome = (|| -> Result<(), EngineError> {
         for name in &maps {
             let shape = MapShape::new(config.map(name).expect("selected"), config);
@@ -142,11 +130,7 @@ pub fn run_sync(
         (Ok(()), Ok(())) => report.status(),
         _ => RunStatus::Failed,
     };
-    let message = outcome
-        .as_ref()
-        .err()
-        .map(|e| e.to_string())
-        .or_else(|| recorded.as_ref().err().map(|e| e.to_string()));
+    let message = outcome.as_ref().err().map(|e| e.to_string()).or_else(|| recorded.as_ref().err().map(|e| e.to_string()));
     store.finish_run(run_id, status, message.as_deref())?;
     outcome?;
     recorded?;
@@ -158,28 +142,15 @@ pub fn selected_maps(config: &Config, only: &[String]) -> Result<Vec<String>, En
     for m in only {
         if config.map(m).is_none() {
             let names: Vec<&str> = config.maps.iter().map(|m| m.name.as_str()).collect();
-            return Err(EngineError::Usage(format!(
-                "there is no map named {m:?}; maps in the config: {}",
-                names.join(", ")
-            )));
+            return Err(EngineError::Usage(format!("there is no map named {m:?}; maps in the config: {}", names.join(", "))));
         }
     }
-    Ok(config
-        .maps_in_lookup_order()
-        .into_iter()
-        .filter(|m| only.is_empty() || only.contains(&m.name))
-        .map(|m| m.name.clone())
-        .collect())
+    Ok(config.maps_in_lookup_order().into_iter().filter(|m| only.is_empty() || only.contains(&m.name)).map(|m| m.name.clone()).collect())
 }
 
 /// The companies present on either side (all of them, in key order), or one
 /// partition for a global map. Rows without a company are counted and reported.
-fn companies_of(
-    ctx: &Context,
-    shape: &MapShape,
-    only: &[String],
-    warnings: &mut Vec<String>,
-) -> Result<Vec<Option<Value>>, EngineError> {
+fn companies_of(ctx: &Context, shape: &MapShape, only: &[String], warnings: &mut Vec<String>) -> Result<Vec<Option<Value>>, EngineError> {
     if shape.company[0].is_none() {
         return Ok(vec![None]);
     }
@@ -188,14 +159,8 @@ fn companies_of(
         let app = &shape.apps[side];
         let column = shape.company[side].as_ref().expect("company map");
         let mut conn = ctx.apps.connect(app)?;
-        let selection = Selection {
-            table: shape.tables[side].clone(),
-            filter: shape.filter[side].clone(),
-            equals: Vec::new(),
-        };
-        let values = conn
-            .distinct(&selection, column)
-            .map_err(in_app(&ctx.apps, app))?;
+        let selection = Selection { table: shape.tables[side].clone(), filter: shape.filter[side].clone(), equals: Vec::new() };
+        let values = conn.distinct(&selection, column).map_err(in_app(&ctx.apps, app))?;
         if values.iter().any(Value::is_null) {
             let mut no_company = selection.clone();
             no_company.equals.push((column.clone(), Value::Null));
@@ -237,16 +202,8 @@ fn run_partitions(
                         let Some(company) = queue.lock().unwrap().pop_front() else {
                             return Ok(());
                         };
-                        let shown = company
-                            .as_ref()
-                            .map(|c| c.display().into_owned())
-                            .unwrap_or_default();
-                        let id = store.begin_partition(
-                            run_id,
-                            &shape.name,
-                            &shown,
-                            [&shape.apps[0], &shape.apps[1]],
-                        )?;
+                        let shown = company.as_ref().map(|c| c.display().into_owned()).unwrap_or_default();
+                        let id = store.begin_partition(run_id, &shape.name, &shown, [&shape.apps[0], &shape.apps[1]])?;
                         let (counts, error) = partition::sync_partition(ctx, shape, company);
                         let status = match (&error, counts.failed_total()) {
                             (Some(_), _) => RunStatus::Failed,
@@ -255,23 +212,14 @@ fn run_partitions(
                         };
                         let error = error.map(|e| e.to_string());
                         store.finish_partition(id, &counts, status, error.as_deref())?;
-                        let report = PartitionReport {
-                            map: shape.name.clone(),
-                            apps: shape.apps.clone(),
-                            company: shown,
-                            counts,
-                            error,
-                        };
+                        let report = PartitionReport { map: shape.name.clone(), apps: shape.apps.clone(), company: shown, counts, error };
                         observer.partition_done(&report);
                         results.lock().unwrap().push(report);
                     }
                 })
             })
             .collect();
-        handles.into_iter().try_for_each(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err(EngineError::Data("a partition worker panicked".into())))
-        })
+        handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| Err(EngineError::Data("a partition worker panicked".into()))))
     })?;
     let mut out = results.into_inner().unwrap();
     out.sort_by(|a, b| a.company.cmp(&b.company));

@@ -8,7 +8,7 @@ use crate::apps::in_app;
 use crate::decide::decide;
 use crate::shape::MapShape;
 use crate::{Apps, EngineError};
-use dualsync_model::row::{content_hash, key_from_text, key_to_json};
+use dualsync_model::row::{key_from_text, key_to_json};
 use dualsync_model::{Config, Key, Value};
 use dualsync_state::{ErrorQuery, ErrorRecord, NewError, RunStatus, StateStore};
 
@@ -38,14 +38,10 @@ pub fn reconcile_key(
     company: Option<Value>,
     key: Key,
 ) -> Result<KeyOutcome, EngineError> {
-    let m = config
-        .map(map)
-        .ok_or_else(|| EngineError::Usage(format!("there is no map named {map:?}")))?;
+    let m = config.map(map).ok_or_else(|| EngineError::Usage(format!("there is no map named {map:?}")))?;
     let shape = MapShape::new(m, config);
     if shape.company[0].is_some() && company.is_none() {
-        return Err(EngineError::Usage(format!(
-            "map {map} is partitioned by company: say which with --company"
-        )));
+        return Err(EngineError::Usage(format!("map {map} is partitioned by company: say which with --company")));
     }
     if key.len() != shape.key_positions.len() {
         return Err(EngineError::Usage(format!(
@@ -54,42 +50,25 @@ pub fn reconcile_key(
             shape.key_columns[0].join(", ")
         )));
     }
-    let company = if shape.company[0].is_some() {
-        company
-    } else {
-        None
-    };
-    let company_shown = company
-        .as_ref()
-        .map(|c| c.display().into_owned())
-        .unwrap_or_default();
+    let company = if shape.company[0].is_some() { company } else { None };
+    let company_shown = company.as_ref().map(|c| c.display().into_owned()).unwrap_or_default();
     let key_json = key_to_json(&key);
     let mut conns = [apps.connect(&shape.apps[0])?, apps.connect(&shape.apps[1])?];
     let mut rows = [None, None];
     for side in 0..2 {
         let mut reader = SideReader::new(side, company.clone());
-        let found = reader
-            .fetch(conns[side].as_mut(), &shape, vec![key.clone()])
-            .map_err(in_app(apps, &shape.apps[side]))?;
+        let found = reader.fetch(conns[side].as_mut(), &shape, vec![key.clone()]).map_err(in_app(apps, &shape.apps[side]))?;
         rows[side] = found.into_iter().next();
     }
-    let mut outcome = KeyOutcome {
-        map: map.to_string(),
-        company: company_shown.clone(),
-        key: key_json.clone(),
-        actions: Vec::new(),
-        errors: Vec::new(),
-    };
+    let mut outcome =
+        KeyOutcome { map: map.to_string(), company: company_shown.clone(), key: key_json.clone(), actions: Vec::new(), errors: Vec::new() };
     if rows.iter().all(Option::is_none) {
-        outcome.actions.push(format!(
-            "not found in {} or {} (with the map's filter and company)",
-            shape.apps[0], shape.apps[1]
-        ));
+        outcome.actions.push(format!("not found in {} or {} (with the map's filter and company)", shape.apps[0], shape.apps[1]));
         store.resolve_row(map, &company_shown, &key_json)?;
         return Ok(outcome);
     }
-    let decision = decide(&shape.rules(), [rows[0].as_ref(), rows[1].as_ref()]);
-    let hash = content_hash(&decision.merged);
+    let decision = decide(&shape.rules(), rows);
+    let hash = decision.hash;
     for (target, column, message) in &decision.refused {
         outcome.errors.push(NewError {
             map: map.to_string(),
@@ -104,22 +83,10 @@ pub fn reconcile_key(
     }
     for (side, write) in decision.writes.into_iter().enumerate() {
         let Some(write) = write else { continue };
-        let verb = if matches!(write, crate::Write::Insert(_)) {
-            "inserted into"
-        } else {
-            "updated in"
-        };
+        let verb = if matches!(write, crate::Write::Insert(_)) { "inserted into" } else { "updated in" };
         let mut writer = TargetWriter::new(&shape, side, company.clone());
         let applied = writer
-            .apply(
-                conns[side].as_mut(),
-                &shape,
-                vec![PendingOp {
-                    key: key.clone(),
-                    write,
-                    hash,
-                }],
-            )
+            .apply(conns[side].as_mut(), &shape, vec![PendingOp { key: key.clone(), write, hash }])
             .map_err(in_app(apps, &shape.apps[side]))?;
         if applied.errors.is_empty() {
             outcome.actions.push(format!("{verb} {}", shape.apps[side]));
@@ -147,11 +114,7 @@ pub fn retry_errors(
     map: Option<String>,
     ids: Vec<i64>,
 ) -> Result<(i64, Vec<KeyOutcome>), EngineError> {
-    let errors = store.errors(&ErrorQuery {
-        map,
-        ids,
-        ..Default::default()
-    })?;
+    let errors = store.errors(&ErrorQuery { map, ids, ..Default::default() })?;
     let run_id = store.begin_run("retry")?;
     let mut done: Vec<(String, String, String)> = Vec::new();
     let mut outcomes = Vec::new();
@@ -167,15 +130,7 @@ pub fn retry_errors(
                 continue;
             }
             let company = (!e.company.is_empty()).then(|| Value::Text(e.company.clone()));
-            outcomes.push(reconcile_key(
-                config,
-                apps,
-                store,
-                run_id,
-                &e.map,
-                company,
-                key_from_text(&e.key),
-            )?);
+            outcomes.push(reconcile_key(config, apps, store, run_id, &e.map, company, key_from_text(&e.key))?);
         }
         Ok(())
     })();
@@ -184,15 +139,7 @@ pub fn retry_errors(
         Ok(()) if outcomes.iter().all(KeyOutcome::ok) => RunStatus::Ok,
         Ok(()) => RunStatus::RowsFailed,
     };
-    store.finish_run(
-        run_id,
-        status,
-        result
-            .as_ref()
-            .err()
-            .map(|e: &EngineError| e.to_string())
-            .as_deref(),
-    )?;
+    store.finish_run(run_id, status, result.as_ref().err().map(|e: &EngineError| e.to_string()).as_deref())?;
     result.map(|()| (run_id, outcomes))
 }
 

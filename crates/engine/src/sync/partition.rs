@@ -10,7 +10,7 @@ use crate::apps::in_app;
 use crate::decide::{decide, CommonRow};
 use crate::shape::MapShape;
 use crate::EngineError;
-use dualsync_model::row::{content_hash, key_cmp, key_to_json};
+use dualsync_model::row::key_to_json;
 use dualsync_model::Value;
 use dualsync_state::{Counts, NewError};
 use std::cmp::Ordering;
@@ -21,15 +21,8 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 const READ_AHEAD: usize = 4;
 const WRITE_AHEAD: usize = 2;
 
-pub fn sync_partition(
-    ctx: &Context,
-    shape: &MapShape,
-    company: Option<Value>,
-) -> (Counts, Option<EngineError>) {
-    let company_shown = company
-        .as_ref()
-        .map(|c| c.display().into_owned())
-        .unwrap_or_default();
+pub fn sync_partition(ctx: &Context, shape: &MapShape, company: Option<Value>) -> (Counts, Option<EngineError>) {
+    let company_shown = company.as_ref().map(|c| c.display().into_owned()).unwrap_or_default();
     let mut counts = Counts::default();
     let result = std::thread::scope(|scope| {
         let mut streams = Vec::new();
@@ -37,7 +30,7 @@ pub fn sync_partition(
             let (tx, rx) = sync_channel(READ_AHEAD);
             let company = company.clone();
             scope.spawn(move || read_side(ctx, shape, side, company, tx));
-            streams.push(Stream::new(rx, shape, side));
+            streams.push(Stream::new(rx));
         }
         let mut writers = Vec::new();
         let mut senders = Vec::new();
@@ -47,14 +40,11 @@ pub fn sync_partition(
             writers.push(scope.spawn(move || write_side(ctx, shape, side, company, rx)));
             senders.push(tx);
         }
-        let [a, b]: [Stream; 2] = streams.try_into().ok().expect("two streams");
-        let merged = merge(ctx, shape, &company_shown, [a, b], senders, &mut counts);
+        let streams: [Stream; 2] = streams.try_into().ok().expect("two streams");
+        let merged = Merge::new(ctx, shape, &company_shown, senders).run(streams, &mut counts);
         let mut first_error = merged.err();
         for (side, w) in writers.into_iter().enumerate() {
-            match w
-                .join()
-                .unwrap_or_else(|_| Err(EngineError::Data("a writer thread panicked".into())))
-            {
+            match w.join().unwrap_or_else(|_| Err(EngineError::Data("a writer thread panicked".into()))) {
                 Ok((inserted, updated, failed)) => {
                     counts.inserted[side] = inserted;
                     counts.updated[side] = updated;
@@ -67,23 +57,21 @@ pub fn sync_partition(
         first_error
     });
     if result.is_none() {
-        let _ = ctx.recorder.send(Record::PartitionComplete {
-            map: shape.name.clone(),
-            company: company_shown,
-        });
+        ctx.send(Record::PartitionComplete { map: shape.name.clone(), company: company_shown });
     }
     (counts, result)
 }
 
-type Batch = Result<Vec<CommonRow>, EngineError>;
+/// Rows of one side in strictly increasing key order, and the rows that
+/// repeated a key already seen (they take no part).
+struct ReadBatch {
+    rows: Vec<CommonRow>,
+    duplicates: Vec<CommonRow>,
+}
 
-fn read_side(
-    ctx: &Context,
-    shape: &MapShape,
-    side: usize,
-    company: Option<Value>,
-    tx: SyncSender<Batch>,
-) {
+type Batch = Result<ReadBatch, EngineError>;
+
+fn read_side(ctx: &Context, shape: &MapShape, side: usize, company: Option<Value>, tx: SyncSender<Batch>) {
     let app = &shape.apps[side];
     let run = || -> Result<(), EngineError> {
         let mut scan_conn = ctx.apps.connect(app)?;
@@ -91,24 +79,70 @@ fn read_side(
         let mut lookup_conn = ctx.apps.connect(app)?;
         let mut reader = SideReader::new(side, company);
         let request = reader.scan_request(shape);
+        let mut last_key: Option<Vec<Value>> = None;
         let mut failure = None;
         scan_conn
-            .scan(
-                &request,
-                &mut |rows| match reader.to_common(lookup_conn.as_mut(), shape, rows) {
-                    Ok(common) => tx.send(Ok(common)).is_ok(),
+            .scan(&request, &mut |rows| {
+                let checked = reader
+                    .to_common(lookup_conn.as_mut(), shape, rows)
+                    .map_err(in_app(&ctx.apps, app))
+                    .and_then(|rows| in_key_order(shape, side, rows, &mut last_key));
+                match checked {
+                    Ok(batch) => tx.send(Ok(batch)).is_ok(),
                     Err(e) => {
                         failure = Some(e);
                         false
                     }
-                },
-            )
+                }
+            })
             .map_err(in_app(&ctx.apps, app))?;
-        failure.map_or(Ok(()), |e| Err(in_app(&ctx.apps, app)(e)))
+        failure.map_or(Ok(()), Err)
     };
     if let Err(e) = run() {
         let _ = tx.send(Err(e));
     }
+}
+
+/// Checks that keys only go up. A key that goes down means the database does
+/// not sort as the merge expects, which would corrupt the diff: stop. A key
+/// seen twice is a duplicate in the app: set it aside for the error log.
+fn in_key_order(shape: &MapShape, side: usize, rows: Vec<CommonRow>, last_key: &mut Option<Vec<Value>>) -> Result<ReadBatch, EngineError> {
+    let mut batch = ReadBatch { rows: Vec::with_capacity(rows.len()), duplicates: Vec::new() };
+    for row in rows {
+        let previous = batch
+            .rows
+            .last()
+            .map(|r| shape.key_order(&r.values, &row.values))
+            .or_else(|| last_key.as_ref().map(|k| key_cmp_to(shape, k, &row.values)));
+        match previous {
+            None | Some(Ordering::Less) => batch.rows.push(row),
+            Some(Ordering::Equal) => batch.duplicates.push(row),
+            Some(Ordering::Greater) => {
+                let key = shape.key_values(&row.values);
+                return Err(EngineError::Data(format!(
+                    "map {}: app {} returned key {} after {}: the table does not sort keys in binary order, so the diff cannot run",
+                    shape.name,
+                    shape.apps[side],
+                    key_to_json(&key),
+                    last_key.as_ref().map(|k| key_to_json(k)).unwrap_or_default()
+                )));
+            }
+        }
+    }
+    if let Some(r) = batch.rows.last() {
+        *last_key = Some(shape.key_values(&r.values));
+    }
+    Ok(batch)
+}
+
+fn key_cmp_to(shape: &MapShape, key: &[Value], values: &[Value]) -> Ordering {
+    for (k, &p) in key.iter().zip(&shape.key_positions) {
+        let o = k.key_cmp(&values[p]);
+        if o.is_ne() {
+            return o;
+        }
+    }
+    Ordering::Equal
 }
 
 fn write_side(
@@ -128,18 +162,12 @@ fn write_side(
             Some(c) => c,
             None => conn.insert(ctx.apps.connect(app)?),
         };
-        let applied = writer
-            .apply(c.as_mut(), shape, ops)
-            .map_err(in_app(&ctx.apps, app))?;
+        let applied = writer.apply(c.as_mut(), shape, ops).map_err(in_app(&ctx.apps, app))?;
         inserted += applied.inserted;
         updated += applied.updated;
         failed += applied.errors.len() as u64;
         if !applied.synced.is_empty() {
-            ctx.send(Record::Synced {
-                map: shape.name.clone(),
-                company: writer.company_shown().to_string(),
-                keys: applied.synced,
-            });
+            ctx.send(Record::Synced { map: shape.name.clone(), company: writer.company_shown().to_string(), keys: applied.synced });
         }
         if !applied.errors.is_empty() {
             ctx.send(Record::Errors(applied.errors));
@@ -148,218 +176,142 @@ fn write_side(
     Ok((inserted, updated, failed))
 }
 
-/// One side's rows in key order, checked: a key that goes backwards means the
-/// database does not sort as the merge expects, which would corrupt the diff.
-struct Stream<'a> {
+/// One side's checked batches, one row at a time.
+struct Stream {
     rx: Receiver<Batch>,
-    batch: std::vec::IntoIter<CommonRow>,
+    rows: std::vec::IntoIter<CommonRow>,
+    duplicates: Vec<CommonRow>,
     next: Option<CommonRow>,
-    last_key: Option<Vec<Value>>,
-    shape: &'a MapShape,
-    side: usize,
     done: bool,
 }
 
-impl<'a> Stream<'a> {
-    fn new(rx: Receiver<Batch>, shape: &'a MapShape, side: usize) -> Self {
-        Stream {
-            rx,
-            batch: Vec::new().into_iter(),
-            next: None,
-            last_key: None,
-            shape,
-            side,
-            done: false,
-        }
+impl Stream {
+    fn new(rx: Receiver<Batch>) -> Self {
+        Stream { rx, rows: Vec::new().into_iter(), duplicates: Vec::new(), next: None, done: false }
     }
 
     fn peek(&mut self) -> Result<Option<&CommonRow>, EngineError> {
-        if self.next.is_none() && !self.done {
-            loop {
-                if let Some(r) = self.batch.next() {
-                    self.next = Some(r);
-                    break;
-                }
-                match self.rx.recv() {
-                    Ok(Ok(rows)) => self.batch = rows.into_iter(),
-                    Ok(Err(e)) => return Err(e),
-                    Err(_) => {
-                        self.done = true;
-                        break;
+        while self.next.is_none() && !self.done {
+            match self.rows.next() {
+                Some(r) => self.next = Some(r),
+                None => match self.rx.recv() {
+                    Ok(Ok(batch)) => {
+                        self.rows = batch.rows.into_iter();
+                        self.duplicates.extend(batch.duplicates);
                     }
-                }
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => self.done = true,
+                },
             }
         }
         Ok(self.next.as_ref())
     }
-
-    /// Takes the next row; a second row with the same key comes back as `Err(Ok(row))`.
-    fn take(&mut self) -> Result<Result<CommonRow, CommonRow>, EngineError> {
-        let row = self.next.take().expect("peeked");
-        let key: Vec<Value> = self
-            .shape
-            .key_of(&row.values)
-            .into_iter()
-            .cloned()
-            .collect();
-        if let Some(last) = &self.last_key {
-            match key_cmp(last, &key) {
-                Ordering::Less => {}
-                Ordering::Equal => return Ok(Err(row)),
-                Ordering::Greater => {
-                    return Err(EngineError::Data(format!(
-                        "map {}: app {} returned key {} after {}: the table does not sort keys in binary order, so the diff cannot run",
-                        self.shape.name,
-                        self.shape.apps[self.side],
-                        key_to_json(&key),
-                        key_to_json(last)
-                    )))
-                }
-            }
-        }
-        self.last_key = Some(key);
-        Ok(Ok(row))
-    }
 }
 
-fn merge(
-    ctx: &Context,
-    shape: &MapShape,
-    company: &str,
-    mut streams: [Stream; 2],
+/// The merge-join: pairs rows by key, decides, and queues writes per side.
+struct Merge<'a> {
+    ctx: &'a Context,
+    shape: &'a MapShape,
+    company: &'a str,
     senders: Vec<SyncSender<Vec<PendingOp>>>,
-    counts: &mut Counts,
-) -> Result<(), EngineError> {
-    let rules = shape.rules();
-    let mut pending: [Vec<PendingOp>; 2] = [Vec::new(), Vec::new()];
-    let mut unchanged: Vec<(String, [u8; 16])> = Vec::new();
-    let mut refused: Vec<NewError> = Vec::new();
-    let send_failed = || EngineError::Data("a writer stopped".into());
-    loop {
-        let order = match (streams[0].peek()?.is_some(), streams[1].peek()?.is_some()) {
-            (false, false) => break,
-            (true, false) => Ordering::Less,
-            (false, true) => Ordering::Greater,
-            (true, true) => {
-                let (a, b) = (
-                    streams[0].next.as_ref().unwrap(),
-                    streams[1].next.as_ref().unwrap(),
-                );
-                key_cmp_refs(&shape.key_of(&a.values), &shape.key_of(&b.values))
-            }
-        };
-        let mut rows: [Option<CommonRow>; 2] = [None, None];
-        for side in 0..2 {
-            let takes = match order {
-                Ordering::Less => side == 0,
-                Ordering::Greater => side == 1,
-                Ordering::Equal => true,
+    pending: [Vec<PendingOp>; 2],
+    unchanged: Vec<(String, [u8; 16])>,
+    refused: Vec<NewError>,
+}
+
+impl<'a> Merge<'a> {
+    fn new(ctx: &'a Context, shape: &'a MapShape, company: &'a str, senders: Vec<SyncSender<Vec<PendingOp>>>) -> Self {
+        Merge { ctx, shape, company, senders, pending: [Vec::new(), Vec::new()], unchanged: Vec::new(), refused: Vec::new() }
+    }
+
+    fn run(mut self, mut streams: [Stream; 2], counts: &mut Counts) -> Result<(), EngineError> {
+        let rules = self.shape.rules();
+        loop {
+            let order = match (streams[0].peek()?.is_some(), streams[1].peek()?.is_some()) {
+                (false, false) => break,
+                (true, false) => Ordering::Less,
+                (false, true) => Ordering::Greater,
+                (true, true) => self.shape.key_order(&streams[0].next.as_ref().unwrap().values, &streams[1].next.as_ref().unwrap().values),
             };
-            if !takes {
-                continue;
-            }
-            counts.read[side] += 1;
-            match streams[side].take()? {
-                Ok(r) => rows[side] = Some(r),
-                Err(dup) => {
+            let mut rows: [Option<CommonRow>; 2] = [None, None];
+            for (side, stream) in streams.iter_mut().enumerate() {
+                if order != [Ordering::Greater, Ordering::Less][side] {
+                    rows[side] = stream.next.take();
+                    counts.read[side] += 1;
+                }
+                for dup in stream.duplicates.drain(..) {
+                    counts.read[side] += 1;
                     counts.failed[1 - side] += 1;
-                    refused.push(NewError {
-                        map: shape.name.clone(),
-                        company: company.to_string(),
-                        source_app: shape.apps[side].clone(),
-                        target_app: shape.apps[1 - side].clone(),
-                        key: key_to_json(&shape.key_of(&dup.values).into_iter().cloned().collect::<Vec<_>>()),
-                        column: None,
-                        value: None,
-                        message: format!(
-                            "duplicate key: {}.{} holds more than one row with this key; only the first takes part. Remove the duplicates or make the key unique",
-                            shape.apps[side], shape.tables[side]
-                        ),
-                    });
+                    self.refused.push(self.duplicate_error(side, &dup));
                 }
             }
-        }
-        if rows.iter().all(Option::is_none) {
-            continue; // only duplicates this round
-        }
-        ctx.rows_done
-            .fetch_add(rows.iter().flatten().count() as u64, Relaxed);
-        let decision = decide(&rules, [rows[0].as_ref(), rows[1].as_ref()]);
-        let key: Vec<Value> = shape
-            .key_of(&decision.merged)
-            .into_iter()
-            .cloned()
-            .collect();
-        let hash = content_hash(&decision.merged);
-        for (target, column, message) in &decision.refused {
-            counts.failed[*target] += 1;
-            refused.push(NewError {
-                map: shape.name.clone(),
-                company: company.to_string(),
-                source_app: shape.apps[1 - target].clone(),
-                target_app: shape.apps[*target].clone(),
-                key: key_to_json(&key),
-                column: Some(shape.columns[1 - target][*column].clone()),
-                value: None,
-                message: message.clone(),
-            });
-        }
-        let mut wrote = false;
-        for (side, write) in decision.writes.into_iter().enumerate() {
-            let Some(write) = write else { continue };
-            wrote = true;
-            pending[side].push(PendingOp {
-                key: key.clone(),
-                write,
-                hash,
-            });
-            if pending[side].len() >= shape.batch_size {
-                senders[side]
-                    .send(std::mem::take(&mut pending[side]))
-                    .map_err(|_| send_failed())?;
-            }
-        }
-        if !wrote && decision.refused.is_empty() {
-            counts.unchanged += 1;
-            unchanged.push((key_to_json(&key), hash));
-            if unchanged.len() >= shape.batch_size * 4 {
-                ctx.send(Record::Synced {
-                    map: shape.name.clone(),
-                    company: company.to_string(),
-                    keys: std::mem::take(&mut unchanged),
+            self.ctx.rows_done.fetch_add(rows.iter().flatten().count() as u64, Relaxed);
+            let decision = decide(&rules, rows);
+            for (target, column, message) in &decision.refused {
+                counts.failed[*target] += 1;
+                self.refused.push(NewError {
+                    map: self.shape.name.clone(),
+                    company: self.company.to_string(),
+                    source_app: self.shape.apps[1 - target].clone(),
+                    target_app: self.shape.apps[*target].clone(),
+                    key: key_to_json(&decision.key),
+                    column: Some(self.shape.columns[1 - target][*column].clone()),
+                    value: None,
+                    message: message.clone(),
                 });
             }
+            let hash = decision.hash;
+            let mut queue = |side: usize, key, write| self.pending[side].push(PendingOp { key, write, hash });
+            match decision.writes {
+                [Some(a), Some(b)] => {
+                    queue(0, decision.key.clone(), a);
+                    queue(1, decision.key, b);
+                }
+                [Some(a), None] => queue(0, decision.key, a),
+                [None, Some(b)] => queue(1, decision.key, b),
+                [None, None] if decision.refused.is_empty() => {
+                    counts.unchanged += 1;
+                    self.unchanged.push((key_to_json(&decision.key), hash));
+                }
+                [None, None] => {}
+            }
+            self.flush(false)?;
         }
-        if refused.len() >= 1000 {
-            ctx.send(Record::Errors(std::mem::take(&mut refused)));
-        }
+        self.flush(true)
     }
-    for side in 0..2 {
-        if !pending[side].is_empty() {
-            senders[side]
-                .send(std::mem::take(&mut pending[side]))
-                .map_err(|_| send_failed())?;
-        }
-    }
-    if !unchanged.is_empty() {
-        ctx.send(Record::Synced {
-            map: shape.name.clone(),
-            company: company.to_string(),
-            keys: unchanged,
-        });
-    }
-    if !refused.is_empty() {
-        ctx.send(Record::Errors(refused));
-    }
-    Ok(())
-}
 
-fn key_cmp_refs(a: &[&Value], b: &[&Value]) -> Ordering {
-    for (x, y) in a.iter().zip(b) {
-        let o = x.key_cmp(y);
-        if o.is_ne() {
-            return o;
+    /// Sends what is due: full batches, or everything at the end.
+    fn flush(&mut self, all: bool) -> Result<(), EngineError> {
+        let size = self.shape.batch_size;
+        for side in 0..2 {
+            if self.pending[side].len() >= size || (all && !self.pending[side].is_empty()) {
+                let ops = std::mem::take(&mut self.pending[side]);
+                self.senders[side].send(ops).map_err(|_| EngineError::Data("a writer stopped".into()))?;
+            }
+        }
+        if self.unchanged.len() >= size * 4 || (all && !self.unchanged.is_empty()) {
+            let keys = std::mem::take(&mut self.unchanged);
+            self.ctx.send(Record::Synced { map: self.shape.name.clone(), company: self.company.to_string(), keys });
+        }
+        if self.refused.len() >= 1000 || (all && !self.refused.is_empty()) {
+            self.ctx.send(Record::Errors(std::mem::take(&mut self.refused)));
+        }
+        Ok(())
+    }
+
+    fn duplicate_error(&self, side: usize, dup: &CommonRow) -> NewError {
+        NewError {
+            map: self.shape.name.clone(),
+            company: self.company.to_string(),
+            source_app: self.shape.apps[side].clone(),
+            target_app: self.shape.apps[1 - side].clone(),
+            key: key_to_json(&self.shape.key_values(&dup.values)),
+            column: None,
+            value: None,
+            message: format!(
+                "duplicate key: {}.{} holds more than one row with this key; only the first takes part. Remove the duplicates or make the key unique",
+                self.shape.apps[side], self.shape.tables[side]
+            ),
         }
     }
-    Ordering::Equal
 }

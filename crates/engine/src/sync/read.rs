@@ -14,11 +14,7 @@ pub struct SideReader {
 
 impl SideReader {
     pub fn new(side: usize, company: Option<Value>) -> Self {
-        SideReader {
-            side,
-            resolver: Resolver::new(side, company.clone()),
-            company,
-        }
+        SideReader { side, resolver: Resolver::new(side, company.clone()), company }
     }
 
     pub fn selection(&self, shape: &MapShape) -> Selection {
@@ -27,11 +23,7 @@ impl SideReader {
         if let Some(col) = &shape.company[s] {
             equals.push((col.clone(), self.company.clone().unwrap_or(Value::Null)));
         }
-        Selection {
-            table: shape.tables[s].clone(),
-            filter: shape.filter[s].clone(),
-            equals,
-        }
+        Selection { table: shape.tables[s].clone(), filter: shape.filter[s].clone(), equals }
     }
 
     pub fn scan_request(&self, shape: &MapShape) -> ScanRequest {
@@ -44,12 +36,7 @@ impl SideReader {
     }
 
     /// The rows with these keys (common key order), in common form.
-    pub fn fetch(
-        &mut self,
-        conn: &mut dyn Connection,
-        shape: &MapShape,
-        keys: Vec<Key>,
-    ) -> Result<Vec<CommonRow>, ConnectorError> {
+    pub fn fetch(&mut self, conn: &mut dyn Connection, shape: &MapShape, keys: Vec<Key>) -> Result<Vec<CommonRow>, ConnectorError> {
         let rows = conn.fetch(&FetchRequest {
             selection: self.selection(shape),
             columns: shape.columns[self.side].clone(),
@@ -59,12 +46,7 @@ impl SideReader {
         self.to_common(conn, shape, rows)
     }
 
-    pub fn to_common(
-        &mut self,
-        conn: &mut dyn Connection,
-        shape: &MapShape,
-        rows: Vec<Row>,
-    ) -> Result<Vec<CommonRow>, ConnectorError> {
+    pub fn to_common(&mut self, conn: &mut dyn Connection, shape: &MapShape, rows: Vec<Row>) -> Result<Vec<CommonRow>, ConnectorError> {
         let mut out: Vec<CommonRow> = rows.into_iter().map(CommonRow::new).collect();
         for (c, translation) in shape.translations.iter().enumerate() {
             if let Some(t) = translation {

@@ -43,11 +43,7 @@ impl Recorder {
     }
 }
 
-fn record_all(
-    store: &StateStore,
-    run_id: i64,
-    receiver: Receiver<Record>,
-) -> Result<(), StateError> {
+fn record_all(store: &StateStore, run_id: i64, receiver: Receiver<Record>) -> Result<(), StateError> {
     let mut first_error = None;
     // Keep draining after a failure so that senders never block forever.
     for record in receiver {
@@ -55,9 +51,7 @@ fn record_all(
             continue;
         }
         let result = match record {
-            Record::Synced { map, company, keys } => {
-                store.record_key_hashes(&map, &company, run_id, &keys)
-            }
+            Record::Synced { map, company, keys } => store.record_key_hashes(&map, &company, run_id, &keys),
             Record::Errors(errors) => store.record_errors(run_id, &errors),
             Record::PartitionComplete { map, company } => store
                 .forget_keys_not_in_run(&map, &company, run_id)

@@ -52,10 +52,7 @@ impl TargetWriter {
         }
         TargetWriter {
             side,
-            company_shown: company
-                .as_ref()
-                .map(|c| c.display().into_owned())
-                .unwrap_or_default(),
+            company_shown: company.as_ref().map(|c| c.display().into_owned()).unwrap_or_default(),
             resolver: Resolver::new(side, company.clone()),
             company,
             insert_names,
@@ -66,12 +63,7 @@ impl TargetWriter {
         &self.company_shown
     }
 
-    pub fn apply(
-        &mut self,
-        conn: &mut dyn Connection,
-        shape: &MapShape,
-        ops: Vec<PendingOp>,
-    ) -> Result<Applied, ConnectorError> {
+    pub fn apply(&mut self, conn: &mut dyn Connection, shape: &MapShape, ops: Vec<PendingOp>) -> Result<Applied, ConnectorError> {
         let side = self.side;
         let mut applied = Applied::default();
         let resolved = self.resolve_lookups(conn, shape, &ops)?;
@@ -79,25 +71,20 @@ impl TargetWriter {
             table: shape.tables[side].clone(),
             columns: self.insert_names.clone(),
             key_columns: shape.key_columns[side].clone(),
-            scope: shape.company[side]
-                .iter()
-                .map(|c| (c.clone(), self.company.clone().unwrap_or(Value::Null)))
-                .collect(),
+            scope: shape.company[side].iter().map(|c| (c.clone(), self.company.clone().unwrap_or(Value::Null))).collect(),
             ops: Vec::with_capacity(ops.len()),
         };
-        // Which pending op each batch op came from.
-        let mut origin = Vec::with_capacity(ops.len());
-        for (i, op) in ops.iter().enumerate() {
-            match self.to_write_op(shape, op, &resolved) {
+        // Per batch op: the key and hash to record once it is written.
+        let mut written = Vec::with_capacity(ops.len());
+        for op in ops {
+            let PendingOp { key, write, hash } = op;
+            let is_insert = matches!(write, Write::Insert(_));
+            match self.to_write_op(shape, &key, write, &resolved) {
                 Ok(w) => {
                     batch.ops.push(w);
-                    origin.push(i);
+                    written.push((key, hash, is_insert));
                 }
-                Err((column, value, message)) => {
-                    applied
-                        .errors
-                        .push(self.error(shape, op, Some(column), Some(value), message))
-                }
+                Err((column, value, message)) => applied.errors.push(self.error(shape, &key, Some(column), Some(value), message)),
             }
         }
         if batch.ops.is_empty() {
@@ -107,24 +94,20 @@ impl TargetWriter {
         let mut failed = vec![false; batch.ops.len()];
         for f in outcome.failures {
             failed[f.index] = true;
-            let op = &ops[origin[f.index]];
             let value = f.column.as_ref().and_then(|c| value_of(&batch, f.index, c));
-            let column = f.column.clone();
             let message = format!("{} refused the row: {}", shape.apps[side], f.message);
-            applied
-                .errors
-                .push(self.error(shape, op, column, value, message));
+            applied.errors.push(self.error(shape, &written[f.index].0, f.column, value, message));
         }
-        for (b, &i) in origin.iter().enumerate() {
-            if failed[b] {
+        for ((key, hash, is_insert), failed) in written.into_iter().zip(failed) {
+            if failed {
                 continue;
             }
-            let op = &ops[i];
-            match op.write {
-                Write::Insert(_) => applied.inserted += 1,
-                Write::Update(_) => applied.updated += 1,
+            if is_insert {
+                applied.inserted += 1;
+            } else {
+                applied.updated += 1;
             }
-            applied.synced.push((key_to_json(&op.key), op.hash));
+            applied.synced.push((key_to_json(&key), hash));
         }
         Ok(applied)
     }
@@ -142,9 +125,7 @@ impl TargetWriter {
             for op in ops {
                 match &op.write {
                     Write::Insert(values) => keys.push(&values[c]),
-                    Write::Update(set) => {
-                        keys.extend(set.iter().filter(|s| s.0 == c).map(|s| &s.1))
-                    }
+                    Write::Update(set) => keys.extend(set.iter().filter(|s| s.0 == c).map(|s| &s.1)),
                 }
             }
             keys.retain(|k| !k.is_null());
@@ -160,20 +141,18 @@ impl TargetWriter {
         &self,
         shape: &MapShape,
         c: usize,
-        v: &Value,
+        v: Value,
         resolved: &HashMap<usize, HashMap<String, Value>>,
     ) -> Result<Value, (String, Value, String)> {
         let column = || shape.columns[self.side][c].clone();
         if let Some(t) = &shape.translations[c] {
-            return t
-                .to_side(self.side, v)
-                .map_err(|m| (column(), v.clone(), m));
+            return t.to_side(self.side, &v).map_err(|m| (column(), v.clone(), m));
         }
         if let Some(target) = &shape.lookups[c] {
             if v.is_null() {
                 return Ok(Value::Null);
             }
-            return match resolved.get(&c).and_then(|m| m.get(&lookup_ident(v))) {
+            return match resolved.get(&c).and_then(|m| m.get(&lookup_ident(&v))) {
                 Some(stored) => Ok(stored.clone()),
                 None => Err((
                     column(),
@@ -190,19 +169,20 @@ impl TargetWriter {
                 )),
             };
         }
-        Ok(v.clone())
+        Ok(v)
     }
 
     fn to_write_op(
         &self,
         shape: &MapShape,
-        op: &PendingOp,
+        key: &[Value],
+        write: Write,
         resolved: &HashMap<usize, HashMap<String, Value>>,
     ) -> Result<WriteOp, (String, Value, String)> {
-        match &op.write {
+        match write {
             Write::Insert(values) => {
                 let mut row = Vec::with_capacity(self.insert_names.len());
-                for (c, v) in values.iter().enumerate() {
+                for (c, v) in values.into_iter().enumerate() {
                     row.push(self.convert(shape, c, v, resolved)?);
                 }
                 if shape.company[self.side].is_some() {
@@ -216,33 +196,20 @@ impl TargetWriter {
             Write::Update(set) => {
                 let mut out = Vec::with_capacity(set.len());
                 for (c, v) in set {
-                    out.push((
-                        shape.columns[self.side][*c].clone(),
-                        self.convert(shape, *c, v, resolved)?,
-                    ));
+                    out.push((shape.columns[self.side][c].clone(), self.convert(shape, c, v, resolved)?));
                 }
-                Ok(WriteOp::Update {
-                    key: op.key.clone(),
-                    set: out,
-                })
+                Ok(WriteOp::Update { key: key.to_vec(), set: out })
             }
         }
     }
 
-    fn error(
-        &self,
-        shape: &MapShape,
-        op: &PendingOp,
-        column: Option<String>,
-        value: Option<Value>,
-        message: String,
-    ) -> NewError {
+    fn error(&self, shape: &MapShape, key: &[Value], column: Option<String>, value: Option<Value>, message: String) -> NewError {
         NewError {
             map: shape.name.clone(),
             company: self.company_shown.clone(),
             source_app: shape.apps[1 - self.side].clone(),
             target_app: shape.apps[self.side].clone(),
-            key: key_to_json(&op.key),
+            key: key_to_json(key),
             column,
             value: value.map(|v| v.display().into_owned()),
             message,
@@ -252,20 +219,13 @@ impl TargetWriter {
 
 fn value_of(batch: &WriteBatch, index: usize, column: &str) -> Option<Value> {
     match &batch.ops[index] {
-        WriteOp::Insert(row) => batch
-            .columns
-            .iter()
-            .position(|c| c == column)
-            .map(|i| row[i].clone()),
+        WriteOp::Insert(row) => batch.columns.iter().position(|c| c == column).map(|i| row[i].clone()),
         WriteOp::Update { set, .. } => set.iter().find(|s| s.0 == column).map(|s| s.1.clone()),
     }
 }
 
 /// A locked database (the app is writing) is waited out a few times before the batch fails.
-fn write_with_retry(
-    conn: &mut dyn Connection,
-    batch: &WriteBatch,
-) -> Result<dualsync_connectors::WriteOutcome, ConnectorError> {
+fn write_with_retry(conn: &mut dyn Connection, batch: &WriteBatch) -> Result<dualsync_connectors::WriteOutcome, ConnectorError> {
     let mut attempt = 0;
     loop {
         match conn.write(batch) {

@@ -31,12 +31,7 @@ pub fn line_of(source: &str, path: &str) -> Option<usize> {
             let inner = inner.trim();
             header = format!("{}{}", parent_of(&header, inner), last_segment(inner));
         } else if let Some(k) = key {
-            let written = line
-                .split('=')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .trim_matches('"');
+            let written = line.split('=').next().unwrap_or("").trim().trim_matches('"');
             if header == table_path && written == k && line.contains('=') {
                 return Some(n + 1);
             }
@@ -63,11 +58,7 @@ fn parent_of(current: &str, dotted: &str) -> String {
             built.push('.');
         }
         built.push_str(seg);
-        let plain: String = built
-            .split('.')
-            .map(|s| s.split('[').next().unwrap_or(s))
-            .collect::<Vec<_>>()
-            .join(".");
+        let plain: String = built.split('.').map(|s| s.split('[').next().unwrap_or(s)).collect::<Vec<_>>().join(".");
         if plain == prefix {
             return format!("{built}.");
         }
@@ -83,8 +74,5 @@ fn top_level_key(source: &str, table: &str, key: &str) -> Option<usize> {
     if !table.is_empty() {
         return None;
     }
-    source
-        .lines()
-        .position(|l| l.trim().starts_with(key) && l.contains('='))
-        .map(|n| n + 1)
+    source.lines().position(|l| l.trim().starts_with(key) && l.contains('=')).map(|n| n + 1)
 }

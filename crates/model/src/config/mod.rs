@@ -56,11 +56,7 @@ impl DatabaseUrl {
                 return Err("sqlite:// needs a file path, such as sqlite://erp.db".into());
             }
             let p = Path::new(path);
-            Ok(DatabaseUrl::Sqlite(if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                base_dir.join(p)
-            }))
+            Ok(DatabaseUrl::Sqlite(if p.is_absolute() { p.to_path_buf() } else { base_dir.join(p) }))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(DatabaseUrl::Postgres(url.to_string()))
         } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
@@ -101,12 +97,7 @@ pub fn redact_url(url: &str) -> String {
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let authority = &rest[..authority_end];
     match (authority.rfind('@'), authority.find(':')) {
-        (Some(at), Some(colon)) if colon < at => format!(
-            "{}{}:***{}",
-            &url[..scheme_end + 3],
-            &authority[..colon],
-            &rest[at..]
-        ),
+        (Some(at), Some(colon)) if colon < at => format!("{}{}:***{}", &url[..scheme_end + 3], &authority[..colon], &rest[at..]),
         _ => url.to_string(),
     }
 }
@@ -193,16 +184,7 @@ impl MapConfig {
 
     /// Positions, in `columns`, of the key columns, in side 0's key order.
     pub fn key_positions(&self) -> Vec<usize> {
-        self.sides[0]
-            .key
-            .iter()
-            .map(|k| {
-                self.columns
-                    .iter()
-                    .position(|c| &c.names[0] == k)
-                    .expect("validated: key is mapped")
-            })
-            .collect()
+        self.sides[0].key.iter().map(|k| self.columns.iter().position(|c| &c.names[0] == k).expect("validated: key is mapped")).collect()
     }
 
     pub fn is_global(&self) -> bool {
@@ -298,11 +280,7 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        writeln!(
-            f,
-            "the config has {n} problem{}:",
-            if n == 1 { "" } else { "s" }
-        )?;
+        writeln!(f, "the config has {n} problem{}:", if n == 1 { "" } else { "s" })?;
         for e in &self.0 {
             writeln!(f, "  {e}")?;
         }

@@ -6,18 +6,12 @@ use super::*;
 use toml::{Table, Value as Toml};
 
 pub fn parse_config(source: &str, file: &Path) -> Result<Config, ConfigErrors> {
-    let mut r = Reader {
-        file: file.display().to_string(),
-        source,
-        errors: Vec::new(),
-    };
+    let mut r = Reader { file: file.display().to_string(), source, errors: Vec::new() };
     let root: Table = match source.parse() {
         Ok(t) => t,
         Err(e) => {
             let e: toml::de::Error = e;
-            let line = e
-                .span()
-                .map(|s| source[..s.start.min(source.len())].lines().count().max(1));
+            let line = e.span().map(|s| source[..s.start.min(source.len())].lines().count().max(1));
             return Err(ConfigErrors(vec![ConfigError {
                 file: r.file,
                 line,
@@ -28,12 +22,7 @@ pub fn parse_config(source: &str, file: &Path) -> Result<Config, ConfigErrors> {
         }
     };
     let base_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-    r.unknown_keys(
-        &root,
-        "",
-        &["state", "apps", "maps"],
-        "top-level keys are [state], [apps.NAME] and [[maps]]",
-    );
+    r.unknown_keys(&root, "", &["state", "apps", "maps"], "top-level keys are [state], [apps.NAME] and [[maps]]");
 
     let state = r.state(root.get("state"), &base_dir);
     let apps = r.apps(root.get("apps"), &base_dir);
@@ -50,29 +39,16 @@ pub fn parse_config(source: &str, file: &Path) -> Result<Config, ConfigErrors> {
                             maps.push(m);
                         }
                     }
-                    _ => r.err(
-                        &path,
-                        "each map must be a table",
-                        "write each map as a [[maps]] section",
-                    ),
+                    _ => r.err(&path, "each map must be a table", "write each map as a [[maps]] section"),
                 }
             }
         }
-        Some(_) => r.err(
-            "maps",
-            "maps must be an array of tables",
-            "write each map as a [[maps]] section",
-        ),
+        Some(_) => r.err("maps", "maps must be an array of tables", "write each map as a [[maps]] section"),
     }
     r.cross_map_checks(&maps);
 
     if r.errors.is_empty() {
-        Ok(Config {
-            file: file.to_path_buf(),
-            state,
-            apps,
-            maps,
-        })
+        Ok(Config { file: file.to_path_buf(), state, apps, maps })
     } else {
         Err(ConfigErrors(r.errors))
     }
@@ -99,11 +75,7 @@ impl Reader<'_> {
         for key in t.keys() {
             if !allowed.contains(&key.as_str()) {
                 let full = join(path, key);
-                self.err(
-                    &full,
-                    format!("unknown key {key:?}"),
-                    format!("{hint}; allowed here: {}", allowed.join(", ")),
-                );
+                self.err(&full, format!("unknown key {key:?}"), format!("{hint}; allowed here: {}", allowed.join(", ")));
             }
         }
     }
@@ -113,11 +85,7 @@ impl Reader<'_> {
             None => None,
             Some(Toml::String(s)) => Some(s.clone()),
             Some(other) => {
-                self.err(
-                    &join(path, key),
-                    format!("must be a string, found {}", other.type_str()),
-                    "put the value in double quotes",
-                );
+                self.err(&join(path, key), format!("must be a string, found {}", other.type_str()), "put the value in double quotes");
                 None
             }
         }
@@ -139,21 +107,13 @@ impl Reader<'_> {
                 for (i, item) in items.iter().enumerate() {
                     match item {
                         Toml::String(s) => out.push(s.clone()),
-                        _ => self.err(
-                            &format!("{}[{i}]", join(path, key)),
-                            "must be a column name in quotes",
-                            "",
-                        ),
+                        _ => self.err(&format!("{}[{i}]", join(path, key)), "must be a column name in quotes", ""),
                     }
                 }
                 Some(out)
             }
             _ => {
-                self.err(
-                    &join(path, key),
-                    "must be a column name or a list of them",
-                    "write key = [\"Col1\", \"Col2\"]",
-                );
+                self.err(&join(path, key), "must be a column name or a list of them", "write key = [\"Col1\", \"Col2\"]");
                 None
             }
         }
@@ -164,11 +124,7 @@ impl Reader<'_> {
             None => default,
             Some(Toml::Integer(n)) if *n >= 1 => *n as usize,
             Some(_) => {
-                self.err(
-                    &join(path, key),
-                    "must be a whole number of at least 1",
-                    format!("remove it for the default ({default})"),
-                );
+                self.err(&join(path, key), "must be a whole number of at least 1", format!("remove it for the default ({default})"));
                 default
             }
         }
@@ -184,11 +140,7 @@ impl Reader<'_> {
                     url = u;
                 }
             }
-            Some(_) => self.err(
-                "state",
-                "state must be a table",
-                "write [state] followed by url = \"sqlite://...\"",
-            ),
+            Some(_) => self.err("state", "state must be a table", "write [state] followed by url = \"sqlite://...\""),
         }
         let url = match DatabaseUrl::parse(&url, base_dir) {
             Ok(u) => u,
@@ -202,40 +154,20 @@ impl Reader<'_> {
 
     fn apps(&mut self, value: Option<&Toml>, base_dir: &Path) -> Vec<AppConfig> {
         let Some(Toml::Table(apps)) = value else {
-            self.err(
-                "apps",
-                "no apps are defined",
-                "add two [apps.NAME] sections, each with url = \"sqlite://NAME.db\"",
-            );
+            self.err("apps", "no apps are defined", "add two [apps.NAME] sections, each with url = \"sqlite://NAME.db\"");
             return Vec::new();
         };
         let mut out = Vec::new();
         for (name, v) in apps {
             let path = format!("apps.{name}");
             let Toml::Table(t) = v else {
-                self.err(
-                    &path,
-                    "an app must be a table",
-                    format!("write [apps.{name}] followed by url = ..."),
-                );
+                self.err(&path, "an app must be a table", format!("write [apps.{name}] followed by url = ..."));
                 continue;
             };
-            self.unknown_keys(
-                t,
-                &path,
-                &["url", "password_env", "password_file"],
-                "an app takes url, password_env and password_file",
-            );
-            let url = self.required_string(
-                t,
-                "url",
-                &path,
-                "add url = \"sqlite://PATH\" (or postgres://…, mysql://…)",
-            );
+            self.unknown_keys(t, &path, &["url", "password_env", "password_file"], "an app takes url, password_env and password_file");
+            let url = self.required_string(t, "url", &path, "add url = \"sqlite://PATH\" (or postgres://…, mysql://…)");
             let password_env = self.string(t, "password_env", &path);
-            let password_file = self
-                .string(t, "password_file", &path)
-                .map(|p| base_dir.join(p));
+            let password_file = self.string(t, "password_file", &path).map(|p| base_dir.join(p));
             let Some(url) = url else { continue };
             if url.contains('@') && redact_url(&url) != url {
                 self.err(
@@ -245,40 +177,20 @@ impl Reader<'_> {
                 );
             }
             match DatabaseUrl::parse(&url, base_dir) {
-                Ok(url) => out.push(AppConfig {
-                    name: name.clone(),
-                    url,
-                    password_env,
-                    password_file,
-                }),
+                Ok(url) => out.push(AppConfig { name: name.clone(), url, password_env, password_file }),
                 Err(e) => self.err(&join(&path, "url"), e, ""),
             }
         }
         if out.len() < 2 && self.errors.is_empty() {
-            self.err(
-                "apps",
-                "at least two apps are needed",
-                "define both sides, such as [apps.erp] and [apps.crm]",
-            );
+            self.err("apps", "at least two apps are needed", "define both sides, such as [apps.erp] and [apps.crm]");
         }
         out
     }
 
     fn map(&mut self, t: &Table, index: usize, path: &str, apps: &[String]) -> Option<MapConfig> {
         let errors_before = self.errors.len();
-        let name = self
-            .required_string(t, "name", path, "give the map a name = \"customers\"")
-            .unwrap_or_default();
-        const FIXED: [&str; 8] = [
-            "name",
-            "threading",
-            "workers",
-            "batch_size",
-            "master",
-            "conflict",
-            "columns",
-            "description",
-        ];
+        let name = self.required_string(t, "name", path, "give the map a name = \"customers\"").unwrap_or_default();
+        const FIXED: [&str; 8] = ["name", "threading", "workers", "batch_size", "master", "conflict", "columns", "description"];
 
         // Every other key must be a side: [maps.APP].
         let mut side_keys = Vec::new();
@@ -312,10 +224,7 @@ impl Reader<'_> {
             }
             return None;
         }
-        let sides: Vec<SideConfig> = side_keys
-            .iter()
-            .filter_map(|app| self.side(t, app, path))
-            .collect();
+        let sides: Vec<SideConfig> = side_keys.iter().filter_map(|app| self.side(t, app, path)).collect();
 
         let threading = match self.string(t, "threading", path).as_deref() {
             None | Some("multi") => Threading::Multi,
@@ -364,17 +273,7 @@ impl Reader<'_> {
             return None;
         }
         let sides: [SideConfig; 2] = sides.try_into().ok()?;
-        let map = MapConfig {
-            name,
-            index,
-            threading,
-            workers,
-            batch_size,
-            master,
-            conflict,
-            sides,
-            columns,
-        };
+        let map = MapConfig { name, index, threading, workers, batch_size, master, conflict, sides, columns };
         self.check_keys_and_company(&map, path);
         Some(map)
     }
@@ -382,11 +281,7 @@ impl Reader<'_> {
     fn side(&mut self, map: &Table, app: &str, map_path: &str) -> Option<SideConfig> {
         let path = join(map_path, app);
         let Some(Toml::Table(t)) = map.get(app) else {
-            self.err(
-                &path,
-                format!("{app} must be a table"),
-                format!("write [maps.{app}] with table = and key ="),
-            );
+            self.err(&path, format!("{app} must be a table"), format!("write [maps.{app}] with table = and key ="));
             return None;
         };
         self.unknown_keys(
@@ -395,15 +290,14 @@ impl Reader<'_> {
             &["table", "key", "company", "id", "id_default", "filter"],
             "a map's app table takes table, key, company, id, id_default and filter",
         );
-        let table = self.required_string(
-            t,
-            "table",
-            &path,
-            format!("add table = \"NAME\" under [maps.{app}]").as_str(),
-        );
+        let table = self.required_string(t, "table", &path, format!("add table = \"NAME\" under [maps.{app}]").as_str());
         let key = self.strings(t, "key", &path);
         if key.as_ref().is_none_or(|k| k.is_empty()) {
-            self.err(&path, "key is missing", format!("add key = [\"Column\"] under [maps.{app}]: the columns that identify a row in both apps"));
+            self.err(
+                &path,
+                "key is missing",
+                format!("add key = [\"Column\"] under [maps.{app}]: the columns that identify a row in both apps"),
+            );
         }
         let company = self.string(t, "company", &path);
         let id = self.string(t, "id", &path);
@@ -436,40 +330,19 @@ impl Reader<'_> {
                 }
             },
         };
-        Some(SideConfig {
-            app: app.to_string(),
-            table: table?,
-            key: key?,
-            company,
-            id,
-            id_default,
-            filter,
-        })
+        Some(SideConfig { app: app.to_string(), table: table?, key: key?, company, id, id_default, filter })
     }
 
-    fn columns(
-        &mut self,
-        value: Option<&Toml>,
-        map_path: &str,
-        sides: &[String],
-    ) -> Vec<ColumnMapping> {
+    fn columns(&mut self, value: Option<&Toml>, map_path: &str, sides: &[String]) -> Vec<ColumnMapping> {
         let Some(Toml::Array(items)) = value else {
-            self.err(
-                map_path,
-                "the map has no columns",
-                "add [[maps.columns]] sections, each naming the column on both apps",
-            );
+            self.err(map_path, "the map has no columns", "add [[maps.columns]] sections, each naming the column on both apps");
             return Vec::new();
         };
         let mut out = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let path = format!("{map_path}.columns[{i}]");
             let Toml::Table(t) = item else {
-                self.err(
-                    &path,
-                    "a column mapping must be a table",
-                    "write [[maps.columns]] sections",
-                );
+                self.err(&path, "a column mapping must be a table", "write [[maps.columns]] sections");
                 continue;
             };
             let mut allowed: Vec<&str> = sides.iter().map(String::as_str).collect();
@@ -477,14 +350,7 @@ impl Reader<'_> {
             self.unknown_keys(t, &path, &allowed, "a column mapping names the column on each app and may take direction, lookup, values");
             let names: Vec<Option<String>> = sides
                 .iter()
-                .map(|app| {
-                    self.required_string(
-                        t,
-                        app,
-                        &path,
-                        &format!("add {app} = \"COLUMN\": the column on app {app}"),
-                    )
-                })
+                .map(|app| self.required_string(t, app, &path, &format!("add {app} = \"COLUMN\": the column on app {app}")))
                 .collect();
             let direction = match self.string(t, "direction", &path).as_deref() {
                 None | Some("both") => Direction::Both,
@@ -497,10 +363,7 @@ impl Reader<'_> {
                             self.err(
                                 &join(&path, "direction"),
                                 format!("direction {d:?} is unknown"),
-                                format!(
-                                    "use \"both\", \"{0}->{1}\" or \"{1}->{0}\"",
-                                    sides[0], sides[1]
-                                ),
+                                format!("use \"both\", \"{0}->{1}\" or \"{1}->{0}\"", sides[0], sides[1]),
                             );
                             Direction::Both
                         }
@@ -529,10 +392,7 @@ impl Reader<'_> {
                     self.err(
                         &join(&path, "values"),
                         "values must be an inline table",
-                        format!(
-                            "write values = {{ {}Value = \"{}Value\" }}",
-                            sides[0], sides[1]
-                        ),
+                        format!("write values = {{ {}Value = \"{}Value\" }}", sides[0], sides[1]),
                     );
                     Vec::new()
                 }
@@ -545,12 +405,7 @@ impl Reader<'_> {
                 );
             }
             if let [Some(a), Some(b)] = names.as_slice() {
-                out.push(ColumnMapping {
-                    names: [a.clone(), b.clone()],
-                    direction,
-                    lookup,
-                    values,
-                });
+                out.push(ColumnMapping { names: [a.clone(), b.clone()], direction, lookup, values });
             }
         }
         for side in 0..2 {
@@ -586,16 +441,10 @@ impl Reader<'_> {
         }
         let mut sorted = positions.clone();
         sorted.iter_mut().for_each(|p| p.sort());
-        if positions[0].len() == m.sides[0].key.len()
-            && positions[1].len() == m.sides[1].key.len()
-            && sorted[0] != sorted[1]
-        {
+        if positions[0].len() == m.sides[0].key.len() && positions[1].len() == m.sides[1].key.len() && sorted[0] != sorted[1] {
             self.err(
                 &format!("{path}.{}.key", m.sides[1].app),
-                format!(
-                    "the keys of the two apps do not map onto each other ({:?} and {:?})",
-                    m.sides[0].key, m.sides[1].key
-                ),
+                format!("the keys of the two apps do not map onto each other ({:?} and {:?})", m.sides[0].key, m.sides[1].key),
                 "each key column of one app must be mapped to a key column of the other",
             );
         }
@@ -608,11 +457,7 @@ impl Reader<'_> {
                 );
             }
             if c.direction != Direction::Both && positions[0].contains(&i) {
-                self.err(
-                    &format!("{path}.columns[{i}].direction"),
-                    "a key column flows both ways",
-                    "remove direction from key columns",
-                );
+                self.err(&format!("{path}.columns[{i}].direction"), "a key column flows both ways", "remove direction from key columns");
             }
         }
         if m.sides[0].company.is_some() != m.sides[1].company.is_some() {
@@ -628,11 +473,7 @@ impl Reader<'_> {
     fn cross_map_checks(&mut self, maps: &[MapConfig]) {
         for (i, m) in maps.iter().enumerate() {
             if maps[..i].iter().any(|o| o.name == m.name) {
-                self.err(
-                    &format!("maps[{}].name", m.index),
-                    format!("two maps are named {:?}", m.name),
-                    "give each map its own name",
-                );
+                self.err(&format!("maps[{}].name", m.index), format!("two maps are named {:?}", m.name), "give each map its own name");
             }
             for (c, col) in m.columns.iter().enumerate() {
                 let Some(target) = &col.lookup else { continue };
@@ -656,7 +497,11 @@ impl Reader<'_> {
                         "a lookup refers to a map between the same apps",
                     );
                 } else if r.sides[0].key.len() != 1 {
-                    self.err(&path, format!("map {target:?} has a key of {} columns; a lookup column refers to a one-column key", r.sides[0].key.len()), "");
+                    self.err(
+                        &path,
+                        format!("map {target:?} has a key of {} columns; a lookup column refers to a one-column key", r.sides[0].key.len()),
+                        "",
+                    );
                 } else if r.name == m.name {
                     self.err(
                         &path,
@@ -675,20 +520,14 @@ impl Reader<'_> {
         let ordered = {
             let cfg = Config {
                 file: PathBuf::new(),
-                state: StateConfig {
-                    url: DatabaseUrl::Sqlite(PathBuf::new()),
-                },
+                state: StateConfig { url: DatabaseUrl::Sqlite(PathBuf::new()) },
                 apps: Vec::new(),
                 maps: maps.to_vec(),
             };
             cfg.maps_in_lookup_order().len()
         };
         if ordered < maps.len() {
-            self.err(
-                "maps",
-                "the maps' lookups form a cycle",
-                "cycles between maps are not supported yet; remove one lookup of the cycle",
-            );
+            self.err("maps", "the maps' lookups form a cycle", "cycles between maps are not supported yet; remove one lookup of the cycle");
         }
     }
 }

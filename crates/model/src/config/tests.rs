@@ -77,24 +77,13 @@ fn only_error(text: &str) -> ConfigError {
 #[test]
 fn the_design_example_loads() {
     let c = parse(DESIGN_EXAMPLE).unwrap();
-    assert_eq!(
-        c.apps[0].url,
-        DatabaseUrl::Sqlite("/cfg/erp.db".into()),
-        "relative paths resolve against the config folder"
-    );
+    assert_eq!(c.apps[0].url, DatabaseUrl::Sqlite("/cfg/erp.db".into()), "relative paths resolve against the config folder");
     let m = c.map("customers").unwrap();
     assert_eq!(m.threading, Threading::Single);
     assert_eq!(m.columns[2].direction, Direction::From(0));
-    assert_eq!(
-        m.columns[4].values,
-        vec![("Net30".into(), "1".into()), ("Net60".into(), "2".into())]
-    );
+    assert_eq!(m.columns[4].values, vec![("Net30".into(), "1".into()), ("Net60".into(), "2".into())]);
     assert!(m.sides[1].filter.is_some());
-    let order: Vec<&str> = c
-        .maps_in_lookup_order()
-        .iter()
-        .map(|m| m.name.as_str())
-        .collect();
+    let order: Vec<&str> = c.maps_in_lookup_order().iter().map(|m| m.name.as_str()).collect();
     assert_eq!(order, ["customer-groups", "customers"]);
 }
 
@@ -103,79 +92,49 @@ fn unknown_key_names_its_line_and_path() {
     let text = DESIGN_EXAMPLE.replace("threading = \"single\"", "threding = \"single\"");
     let e = only_error(&text);
     assert_eq!(e.path, "maps[1].threding");
-    assert_eq!(
-        e.line,
-        Some(
-            text.lines()
-                .position(|l| l.starts_with("threding"))
-                .unwrap()
-                + 1
-        )
-    );
+    assert_eq!(e.line, Some(text.lines().position(|l| l.starts_with("threding")).unwrap() + 1));
     assert!(e.hint.contains("threading"), "{e}");
 }
 
 #[test]
 fn a_map_naming_an_unknown_app_is_refused() {
-    let text = DESIGN_EXAMPLE.replace(
-        "[maps.crm]\ntable = \"account\"",
-        "[maps.crn]\ntable = \"account\"",
-    );
+    let text = DESIGN_EXAMPLE.replace("[maps.crm]\ntable = \"account\"", "[maps.crn]\ntable = \"account\"");
     let e = parse(&text).unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("names app \"crn\", which is not defined"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("names app \"crn\", which is not defined"), "{e}");
 }
 
 #[test]
 fn a_key_not_covered_by_the_columns_is_refused() {
-    let text = DESIGN_EXAMPLE.replace(
-        "erp = \"CustomerAccount\"\ncrm = \"accountnumber\"",
-        "erp = \"Other\"\ncrm = \"other\"",
-    );
+    let text = DESIGN_EXAMPLE.replace("erp = \"CustomerAccount\"\ncrm = \"accountnumber\"", "erp = \"Other\"\ncrm = \"other\"");
     let e = parse(&text).unwrap_err().to_string();
-    assert!(
-        e.contains("key column \"CustomerAccount\" of app erp is not in the map's columns"),
-        "{e}"
-    );
+    assert!(e.contains("key column \"CustomerAccount\" of app erp is not in the map's columns"), "{e}");
 }
 
 #[test]
 fn a_lookup_naming_an_unknown_map_is_refused() {
-    let e =
-        only_error(&DESIGN_EXAMPLE.replace("lookup = \"customer-groups\"", "lookup = \"groups\""));
+    let e = only_error(&DESIGN_EXAMPLE.replace("lookup = \"customer-groups\"", "lookup = \"groups\""));
     assert_eq!(e.path, "maps[1].columns[3].lookup");
     assert!(e.hint.contains("customer-groups"));
 }
 
 #[test]
 fn a_bad_filter_is_refused_with_its_position() {
-    let e =
-        only_error(&DESIGN_EXAMPLE.replace("statecode = 0", "statecode = 0; DROP TABLE account"));
+    let e = only_error(&DESIGN_EXAMPLE.replace("statecode = 0", "statecode = 0; DROP TABLE account"));
     assert_eq!(e.path, "maps[1].crm.filter");
     assert!(e.message.contains("character 13"), "{e}");
 }
 
 #[test]
 fn a_password_in_the_url_is_refused_and_never_echoed() {
-    let text = DESIGN_EXAMPLE.replace(
-        "url = \"sqlite://crm.db\"",
-        "url = \"postgres://sync:hunter2@db/crm\"",
-    );
+    let text = DESIGN_EXAMPLE.replace("url = \"sqlite://crm.db\"", "url = \"postgres://sync:hunter2@db/crm\"");
     let e = parse(&text).unwrap_err().to_string();
-    assert!(
-        e.contains("contains a password") && !e.contains("hunter2"),
-        "{e}"
-    );
+    assert!(e.contains("contains a password") && !e.contains("hunter2"), "{e}");
 }
 
 #[test]
 fn several_mistakes_are_reported_together() {
-    let text = DESIGN_EXAMPLE
-        .replace("threading = \"single\"", "threading = \"one\"")
-        .replace("direction = \"erp->crm\"", "direction = \"up\"");
+    let text =
+        DESIGN_EXAMPLE.replace("threading = \"single\"", "threading = \"one\"").replace("direction = \"erp->crm\"", "direction = \"up\"");
     assert_eq!(parse(&text).unwrap_err().0.len(), 2);
 }
 
@@ -187,9 +146,6 @@ fn broken_toml_points_at_the_line() {
 
 #[test]
 fn redaction() {
-    assert_eq!(
-        redact_url("postgres://u:p@h:5432/d"),
-        "postgres://u:***@h:5432/d"
-    );
+    assert_eq!(redact_url("postgres://u:p@h:5432/d"), "postgres://u:***@h:5432/d");
     assert_eq!(redact_url("postgres://u@h/d"), "postgres://u@h/d");
 }

@@ -52,13 +52,20 @@ CREATE TABLE errors (
 CREATE UNIQUE INDEX errors_open_per_row ON errors(map, company, target_app, key) WHERE status = 'open';
 CREATE INDEX errors_by_run ON errors(run_id);
 
+-- A (map, company) pair, numbered so that per-key rows stay small.
+CREATE TABLE partitions (
+    id           INTEGER PRIMARY KEY,
+    map          TEXT NOT NULL,
+    company      TEXT NOT NULL,
+    UNIQUE (map, company)
+);
+
 -- Per key, the hash of the content last synced: the merge base for incremental
 -- and live sync, and the proof that a key was seen by a full run.
 CREATE TABLE key_state (
-    map          TEXT NOT NULL,
-    company      TEXT NOT NULL,
-    key          TEXT NOT NULL,
+    partition_id INTEGER NOT NULL REFERENCES partitions(id),
+    key          TEXT NOT NULL,                  -- JSON array of the key's values
     content_hash BLOB NOT NULL,
     run_id       INTEGER NOT NULL,
-    PRIMARY KEY (map, company, key)
+    PRIMARY KEY (partition_id, key)
 ) WITHOUT ROWID;
