@@ -9,13 +9,14 @@ use serde_json::json;
 use std::time::Instant;
 
 pub fn sync(cli: &Cli, config: &Config, args: &SyncArgs) -> CliResult {
-    let (apps, store) = super::open(config)?;
+    let apps = dualsync_engine::Apps::open(config)?;
     let options = SyncOptions { maps: args.maps.clone(), companies: args.companies.clone(), full: args.full };
     let progress = Progress::new(cli.quiet || is_json(cli.format));
     let started = Instant::now();
-    let result = run_sync(config, &apps, &store, &options, &progress, progress.rows.clone());
+    let result = run_sync(config, &apps, &options, &progress, progress.rows.clone());
     progress.finish();
     let report = result?;
+    let store = StateStore::open(&config.state.url)?;
     print_sync_report(cli, &store, &report, started.elapsed().as_secs_f64())?;
     Ok(match report.status() {
         RunStatus::Ok | RunStatus::Running => OK,

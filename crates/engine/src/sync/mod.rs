@@ -92,10 +92,11 @@ impl Context {
     }
 }
 
+/// Runs a sync. The state store is opened only once the preflight has passed,
+/// so a config that does not fit the apps writes nothing anywhere.
 pub fn run_sync(
     config: &Config,
     apps: &Apps,
-    store: &Arc<StateStore>,
     options: &SyncOptions,
     observer: &dyn Observer,
     rows_done: Arc<AtomicU64>,
@@ -110,6 +111,8 @@ pub fn run_sync(
         )));
     }
 
+    let store = Arc::new(StateStore::open(&config.state.url)?);
+    let store = &store;
     let run_id = store.begin_run("sync")?;
     let recorder = Recorder::start(store.clone(), run_id);
     let ctx = Context { apps: apps.clone(), recorder: recorder.sender.clone(), rows_done };

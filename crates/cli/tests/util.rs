@@ -1,0 +1,87 @@
+//! A test workspace: a temporary folder with two SQLite apps and a config.
+
+use rusqlite::types::Value as Sql;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
+    }
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        Workspace { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn db(&self, name: &str) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.path(name)).expect("open test database")
+    }
+
+    pub fn exec(&self, db: &str, sql: &str) {
+        self.db(db).execute_batch(sql).unwrap_or_else(|e| panic!("{db}: {e}\n{sql}"));
+    }
+
+    /// All rows of a query, as SQLite values.
+    pub fn rows(&self, db: &str, sql: &str) -> Vec<Vec<Sql>> {
+        let conn = self.db(db);
+        let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{db}: {e}\n{sql}"));
+        let n = stmt.column_count();
+        stmt.query_map([], |r| (0..n).map(|i| r.get::<_, Sql>(i)).collect()).unwrap().map(Result::unwrap).collect()
+    }
+
+    pub fn one(&self, db: &str, sql: &str) -> Sql {
+        self.rows(db, sql).into_iter().next().and_then(|r| r.into_iter().next()).unwrap_or(Sql::Null)
+    }
+
+    pub fn count(&self, db: &str, sql: &str) -> i64 {
+        match self.one(db, sql) {
+            Sql::Integer(n) => n,
+            other => panic!("not a count: {other:?}"),
+        }
+    }
+
+    pub fn config(&self, text: &str) {
+        std::fs::write(self.path("dualsync.toml"), text).unwrap();
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        run_in(self.dir.path(), args)
+    }
+}
+
+pub fn run_in(dir: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_dualsync"))
+        .current_dir(dir)
+        .env_remove("DUALSYNC_CONFIG")
+        .args(args)
+        .output()
+        .expect("run dualsync");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn text(v: &Sql) -> &str {
+    match v {
+        Sql::Text(s) => s,
+        other => panic!("not text: {other:?}"),
+    }
+}
