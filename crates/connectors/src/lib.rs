@@ -6,6 +6,9 @@
 
 mod contract;
 mod error;
+pub mod failure;
+pub mod mysql;
+pub mod postgres;
 pub mod sql;
 pub mod sqlite;
 
@@ -17,12 +20,10 @@ use std::sync::Arc;
 
 /// Opens the connector for a database URL. Secrets come from the caller
 /// (read from the environment or a file), never from the URL.
-pub fn open(url: &DatabaseUrl, _password: Option<&str>) -> Result<Arc<dyn Connector>, ConnectorError> {
+pub fn open(url: &DatabaseUrl, password: Option<&str>) -> Result<Arc<dyn Connector>, ConnectorError> {
     match url {
         DatabaseUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteConnector::new(path.clone()))),
-        other => Err(ConnectorError::new(
-            ErrorKind::Unsupported,
-            format!("{} apps are not supported yet ({other}); this build syncs SQLite apps", other.kind()),
-        )),
+        DatabaseUrl::Postgres(raw) => Ok(Arc::new(postgres::PostgresConnector::new(raw, url.to_string(), password)?)),
+        DatabaseUrl::Mysql(raw) => Ok(Arc::new(mysql::MysqlConnector::new(raw, url.to_string(), password)?)),
     }
 }

@@ -4,7 +4,7 @@
 mod values;
 mod write;
 
-use crate::sql::{quote, quote_list, render_where};
+use crate::sql::{double_quote, select, select_keys, Dialect};
 use crate::{Connection, Connector, ConnectorError, ErrorKind, FetchRequest, ScanRequest, Selection, WriteBatch, WriteOutcome};
 use dualsync_model::{ColumnInfo, Row, TableSchema, TypeClass, Value};
 use rusqlite::{params_from_iter, OpenFlags};
@@ -61,6 +61,20 @@ impl Connector for SqliteConnector {
     }
 }
 
+struct SqliteDialect;
+
+impl Dialect for SqliteDialect {
+    fn quote(&self, name: &str) -> String {
+        double_quote(name)
+    }
+    fn placeholder(&self, _index: usize, _column: &str) -> String {
+        "?".into()
+    }
+    fn order_by(&self, column: &str) -> String {
+        format!("{} COLLATE BINARY", double_quote(column))
+    }
+}
+
 pub struct SqliteConnection {
     conn: rusqlite::Connection,
     schemas: HashMap<String, TableSchema>,
@@ -91,6 +105,30 @@ impl SqliteConnection {
     }
 }
 
+impl SqliteConnection {
+    /// Runs a query and hands each row (read by `classes`) to `on_row` until it returns false.
+    /// Returns whether every row was handed over.
+    fn query(
+        &mut self,
+        sql: &mut crate::sql::Sql<'_>,
+        classes: &[TypeClass],
+        on_row: &mut dyn FnMut(Row) -> bool,
+    ) -> Result<bool, ConnectorError> {
+        let mut stmt = self.conn.prepare_cached(&sql.text).map_err(db_error)?;
+        let mut rows = stmt.query(params_from_iter(sql.params.iter().map(values::Bind))).map_err(db_error)?;
+        while let Some(row) = rows.next().map_err(db_error)? {
+            let mut values = Vec::with_capacity(classes.len());
+            for (i, class) in classes.iter().enumerate() {
+                values.push(values::read(row.get_ref(i).map_err(db_error)?, *class));
+            }
+            if !on_row(values) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
 impl Connection for SqliteConnection {
     fn describe(&mut self, table: &str) -> Result<TableSchema, ConnectorError> {
         self.schemas.remove(table);
@@ -99,99 +137,51 @@ impl Connection for SqliteConnection {
 
     fn distinct(&mut self, selection: &Selection, column: &str) -> Result<Vec<Value>, ConnectorError> {
         let class = self.classes(&selection.table, &[column.to_string()])?[0];
-        let mut params = Vec::new();
-        let sql = format!(
-            "SELECT DISTINCT {c} FROM {t}{w} ORDER BY {c} COLLATE BINARY",
-            c = quote(column),
-            t = quote(&selection.table),
-            w = render_where(selection.filter.as_ref(), &selection.equals, &mut params)
-        );
-        let mut stmt = self.conn.prepare(&sql).map_err(db_error)?;
-        let mut rows = stmt.query(params_from_iter(params.iter().map(values::Bind))).map_err(db_error)?;
+        let mut sql = select(&SqliteDialect, selection, &format!("DISTINCT {}", double_quote(column)), &[column.to_string()]);
         let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(db_error)? {
-            out.push(values::read(row.get_ref(0).map_err(db_error)?, class));
-        }
+        self.query(&mut sql, &[class], &mut |mut row| {
+            out.push(row.pop().unwrap_or(Value::Null));
+            true
+        })?;
         Ok(out)
     }
 
     fn count(&mut self, selection: &Selection) -> Result<u64, ConnectorError> {
         self.schema(&selection.table)?;
-        let mut params = Vec::new();
-        let sql = format!(
-            "SELECT count(*) FROM {}{}",
-            quote(&selection.table),
-            render_where(selection.filter.as_ref(), &selection.equals, &mut params)
-        );
+        let sql = select(&SqliteDialect, selection, "count(*)", &[]);
         self.conn
-            .query_row(&sql, params_from_iter(params.iter().map(values::Bind)), |r| r.get::<_, i64>(0))
+            .query_row(&sql.text, params_from_iter(sql.params.iter().map(values::Bind)), |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
             .map_err(db_error)
     }
 
     fn scan(&mut self, request: &ScanRequest, on_batch: &mut dyn FnMut(Vec<Row>) -> bool) -> Result<(), ConnectorError> {
-        let sel = &request.selection;
-        let classes = self.classes(&sel.table, &request.columns)?;
-        let mut params = Vec::new();
-        let order = request.order_by.iter().map(|c| format!("{} COLLATE BINARY", quote(c))).collect::<Vec<_>>().join(", ");
-        let sql = format!(
-            "SELECT {} FROM {}{} ORDER BY {order}",
-            quote_list(&request.columns),
-            quote(&sel.table),
-            render_where(sel.filter.as_ref(), &sel.equals, &mut params)
-        );
-        let mut stmt = self.conn.prepare(&sql).map_err(db_error)?;
-        let mut rows = stmt.query(params_from_iter(params.iter().map(values::Bind))).map_err(db_error)?;
+        let classes = self.classes(&request.selection.table, &request.columns)?;
+        let columns = request.columns.iter().map(|c| double_quote(c)).collect::<Vec<_>>().join(", ");
+        let mut sql = select(&SqliteDialect, &request.selection, &columns, &request.order_by);
         let mut batch = Vec::with_capacity(request.batch_size);
-        while let Some(row) = rows.next().map_err(db_error)? {
-            let mut values = Vec::with_capacity(classes.len());
-            for (i, class) in classes.iter().enumerate() {
-                values.push(values::read(row.get_ref(i).map_err(db_error)?, *class));
-            }
-            batch.push(values);
-            if batch.len() >= request.batch_size {
-                if !on_batch(std::mem::replace(&mut batch, Vec::with_capacity(request.batch_size))) {
-                    return Ok(());
-                }
-            }
-        }
-        if !batch.is_empty() {
+        let go_on = self.query(&mut sql, &classes, &mut |row| {
+            batch.push(row);
+            batch.len() < request.batch_size || on_batch(std::mem::replace(&mut batch, Vec::with_capacity(request.batch_size)))
+        })?;
+        if go_on && !batch.is_empty() {
             on_batch(batch);
         }
         Ok(())
     }
 
     fn fetch(&mut self, request: &FetchRequest) -> Result<Vec<Row>, ConnectorError> {
-        let sel = &request.selection;
-        let classes = self.classes(&sel.table, &request.columns)?;
-        self.classes(&sel.table, &request.match_columns)?;
+        let classes = self.classes(&request.selection.table, &request.columns)?;
+        self.classes(&request.selection.table, &request.match_columns)?;
+        let columns = request.columns.iter().map(|c| double_quote(c)).collect::<Vec<_>>().join(", ");
         let width = request.match_columns.len().max(1);
         let mut out = Vec::new();
         for chunk in request.keys.chunks((MAX_PARAMS / width).max(1)) {
-            let mut params = Vec::new();
-            let mut sql = format!(
-                "SELECT {} FROM {}{}",
-                quote_list(&request.columns),
-                quote(&sel.table),
-                render_where(sel.filter.as_ref(), &sel.equals, &mut params)
-            );
-            sql.push_str(if params.is_empty() && sel.equals.is_empty() && sel.filter.is_none() { " WHERE " } else { " AND " });
-            if width == 1 {
-                sql.push_str(&format!("{} IN ({})", quote(&request.match_columns[0]), vec!["?"; chunk.len()].join(", ")));
-            } else {
-                let tuple = format!("({})", vec!["?"; width].join(", "));
-                sql.push_str(&format!("({}) IN (VALUES {})", quote_list(&request.match_columns), vec![tuple; chunk.len()].join(", ")));
-            }
-            params.extend(chunk.iter().flatten().cloned());
-            let mut stmt = self.conn.prepare_cached(&sql).map_err(db_error)?;
-            let mut rows = stmt.query(params_from_iter(params.iter().map(values::Bind))).map_err(db_error)?;
-            while let Some(row) = rows.next().map_err(db_error)? {
-                let mut values = Vec::with_capacity(classes.len());
-                for (i, class) in classes.iter().enumerate() {
-                    values.push(values::read(row.get_ref(i).map_err(db_error)?, *class));
-                }
-                out.push(values);
-            }
+            let mut sql = select_keys(&SqliteDialect, &request.selection, &columns, &request.match_columns, chunk);
+            self.query(&mut sql, &classes, &mut |row| {
+                out.push(row);
+                true
+            })?;
         }
         Ok(out)
     }

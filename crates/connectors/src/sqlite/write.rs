@@ -6,7 +6,7 @@
 use super::db_error;
 use super::values::Bind;
 use super::MAX_PARAMS;
-use crate::sql::{quote, quote_list};
+use crate::sql::double_quote as quote;
 use crate::{ConnectorError, RowFailure, WriteBatch, WriteOp, WriteOutcome};
 use rusqlite::{params_from_iter, ErrorCode, Transaction, TransactionBehavior};
 
@@ -63,7 +63,12 @@ impl<'a> Writer<'a> {
 
     fn insert_sql(&self, rows: usize) -> String {
         let tuple = format!("({})", vec!["?"; self.batch.columns.len()].join(", "));
-        format!("INSERT INTO {} ({}) VALUES {}", quote(&self.batch.table), quote_list(&self.batch.columns), vec![tuple; rows].join(", "))
+        format!(
+            "INSERT INTO {} ({}) VALUES {}",
+            quote(&self.batch.table),
+            self.batch.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", "),
+            vec![tuple; rows].join(", ")
+        )
     }
 
     /// Inserts ops `start..start + rows` (all inserts) in one statement.
@@ -110,22 +115,6 @@ fn is_row_error(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error_code(), Some(ErrorCode::ConstraintViolation | ErrorCode::TypeMismatch | ErrorCode::TooBig))
 }
 
-/// SQLite names the column in "NOT NULL constraint failed: t.col"; for a CHECK
-/// it shows the expression, which names the column.
 fn column_named_in(message: &str, batch: &WriteBatch) -> Option<String> {
-    let detail = message.split_once("failed: ").map(|x| x.1).unwrap_or(message);
-    let prefix = format!("{}.", batch.table);
-    if let Some(col) = detail.split(", ").next().and_then(|d| d.strip_prefix(&prefix)) {
-        return Some(col.to_string());
-    }
-    batch.columns.iter().filter(|c| contains_word(detail, c)).max_by_key(|c| c.len()).cloned()
-}
-
-fn contains_word(text: &str, word: &str) -> bool {
-    text.match_indices(word).any(|(i, _)| {
-        let before = text[..i].chars().last();
-        let after = text[i + word.len()..].chars().next();
-        let edge = |c: Option<char>| c.is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
-        edge(before) && edge(after)
-    })
+    crate::failure::guess_column(message, &batch.table, &batch.columns)
 }

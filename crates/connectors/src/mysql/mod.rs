@@ -1,0 +1,215 @@
+//! MySQL and MariaDB apps, in strict SQL mode so that nothing is truncated
+//! silently. Reads stream rows in `<charset>_bin` order; inserts go in
+//! multi-row statements (see `write.rs`).
+
+mod describe;
+mod values;
+mod write;
+
+use crate::sql::{select, select_keys, Dialect, Sql};
+use crate::{Connection, Connector, ConnectorError, ErrorKind, FetchRequest, ScanRequest, Selection, WriteBatch, WriteOutcome};
+use describe::MyTable;
+use dualsync_model::{Row, TableSchema, Value};
+use mysql::prelude::Queryable;
+use std::collections::HashMap;
+
+const KEYS_PER_QUERY: usize = 1000;
+
+/// Refuse what does not fit instead of truncating, and talk UTF-8 and UTC.
+const SESSION: &str =
+    "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION',
+    time_zone = '+00:00', NAMES utf8mb4";
+
+pub struct MysqlConnector {
+    opts: mysql::Opts,
+    location: String,
+}
+
+impl MysqlConnector {
+    pub fn new(url: &str, location: String, password: Option<&str>) -> Result<Self, ConnectorError> {
+        let url = url.replacen("mariadb://", "mysql://", 1);
+        let opts = mysql::Opts::from_url(&url)
+            .map_err(|e| ConnectorError::new(ErrorKind::Unavailable, format!("{location} is not a valid MySQL URL: {e}")))?;
+        let mut builder = mysql::OptsBuilder::from_opts(opts).init(vec![SESSION]).prefer_socket(false);
+        if let Some(p) = password {
+            builder = builder.pass(Some(p));
+        }
+        Ok(MysqlConnector { opts: builder.into(), location })
+    }
+}
+
+impl Connector for MysqlConnector {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn connect(&self) -> Result<Box<dyn Connection>, ConnectorError> {
+        let conn = mysql::Conn::new(self.opts.clone()).map_err(|e| {
+            let hint = match &e {
+                mysql::Error::MySqlError(m) if m.code == 1045 => "check the user and the password (password_env / password_file)",
+                mysql::Error::MySqlError(m) if m.code == 1049 => "create the database or fix its name in the url",
+                _ => "check that the server runs and the host and port in the url",
+            };
+            ConnectorError::new(ErrorKind::Unavailable, format!("cannot connect to {}: {e}; {hint}", self.location))
+        })?;
+        Ok(Box::new(MyConnection { conn, tables: HashMap::new() }))
+    }
+}
+
+pub struct MyConnection {
+    conn: mysql::Conn,
+    tables: HashMap<String, MyTable>,
+}
+
+struct MyDialect<'a> {
+    table: &'a MyTable,
+}
+
+impl Dialect for MyDialect<'_> {
+    fn quote(&self, name: &str) -> String {
+        backtick(name)
+    }
+    fn placeholder(&self, _index: usize, _column: &str) -> String {
+        "?".into()
+    }
+    fn order_by(&self, column: &str) -> String {
+        match self.table.column(column).and_then(|c| c.charset.as_deref()) {
+            Some(charset) => format!("{} COLLATE {charset}_bin", backtick(column)),
+            None => backtick(column),
+        }
+    }
+}
+
+pub fn backtick(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+impl MyConnection {
+    fn table(&mut self, name: &str) -> Result<&MyTable, ConnectorError> {
+        if !self.tables.contains_key(name) {
+            let t = describe::describe(&mut self.conn, name)?;
+            self.tables.insert(name.to_string(), t);
+        }
+        Ok(&self.tables[name])
+    }
+
+    fn query(
+        &mut self,
+        table: &str,
+        build: impl for<'d> FnOnce(&'d MyDialect<'d>) -> Sql<'d>,
+        columns: &[String],
+        on_row: &mut dyn FnMut(Row) -> bool,
+    ) -> Result<bool, ConnectorError> {
+        self.table(table)?;
+        let t = &self.tables[table];
+        let readers = columns.iter().map(|c| t.reader(c)).collect::<Result<Vec<_>, _>>()?;
+        let dialect = MyDialect { table: t };
+        let sql = build(&dialect);
+        let params: Vec<mysql::Value> = sql.params.iter().map(values::param).collect();
+        let text = sql.text;
+        let mut result = self.conn.exec_iter(text, params).map_err(db_error)?;
+        let mut complete = true;
+        if let Some(rows) = result.iter() {
+            for row in rows {
+                let row = row.map_err(db_error)?;
+                let values: Vec<Value> = row.unwrap().into_iter().zip(&readers).map(|(v, r)| r.read(v)).collect();
+                if !on_row(values) {
+                    complete = false;
+                    break;
+                }
+            }
+        }
+        Ok(complete)
+    }
+}
+
+impl Connection for MyConnection {
+    fn describe(&mut self, table: &str) -> Result<TableSchema, ConnectorError> {
+        self.tables.remove(table);
+        Ok(self.table(table)?.schema.clone())
+    }
+
+    fn distinct(&mut self, selection: &Selection, column: &str) -> Result<Vec<Value>, ConnectorError> {
+        let columns = [column.to_string()];
+        let mut out = Vec::new();
+        self.query(&selection.table, |d| select(d, selection, &format!("DISTINCT {}", backtick(column)), &[]), &columns, &mut |mut r| {
+            out.push(r.pop().unwrap_or(Value::Null));
+            true
+        })?;
+        out.sort_by(|a, b| a.key_cmp(b));
+        Ok(out)
+    }
+
+    fn count(&mut self, selection: &Selection) -> Result<u64, ConnectorError> {
+        let table = self.table(&selection.table)?.clone();
+        let dialect = MyDialect { table: &table };
+        let sql = select(&dialect, selection, "count(*)", &[]);
+        let params: Vec<mysql::Value> = sql.params.iter().map(values::param).collect();
+        let n: Option<u64> = self.conn.exec_first(sql.text, params).map_err(db_error)?;
+        Ok(n.unwrap_or(0))
+    }
+
+    fn scan(&mut self, request: &ScanRequest, on_batch: &mut dyn FnMut(Vec<Row>) -> bool) -> Result<(), ConnectorError> {
+        let list = request.columns.iter().map(|c| backtick(c)).collect::<Vec<_>>().join(", ");
+        let mut batch = Vec::with_capacity(request.batch_size);
+        let go_on = self.query(
+            &request.selection.table,
+            |d| select(d, &request.selection, &list, &request.order_by),
+            &request.columns,
+            &mut |row| {
+                batch.push(row);
+                batch.len() < request.batch_size || on_batch(std::mem::replace(&mut batch, Vec::with_capacity(request.batch_size)))
+            },
+        )?;
+        if go_on && !batch.is_empty() {
+            on_batch(batch);
+        }
+        Ok(())
+    }
+
+    fn fetch(&mut self, request: &FetchRequest) -> Result<Vec<Row>, ConnectorError> {
+        let list = request.columns.iter().map(|c| backtick(c)).collect::<Vec<_>>().join(", ");
+        let mut out = Vec::new();
+        for chunk in request.keys.chunks(KEYS_PER_QUERY) {
+            self.query(
+                &request.selection.table,
+                |d| select_keys(d, &request.selection, &list, &request.match_columns, chunk),
+                &request.columns,
+                &mut |row| {
+                    out.push(row);
+                    true
+                },
+            )?;
+        }
+        Ok(out)
+    }
+
+    fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
+        let table = self.table(&batch.table)?.clone();
+        write::write_batch(&mut self.conn, &table, batch)
+    }
+}
+
+/// MySQL error codes about one row's values; the statement is undone, the transaction goes on.
+pub(crate) fn is_row_error(e: &mysql::Error) -> bool {
+    const ROW_ERRORS: [u16; 17] = [1048, 1062, 1264, 1265, 1292, 1364, 1366, 1367, 1406, 1411, 1451, 1452, 1690, 3819, 4025, 1582, 1586];
+    matches!(e, mysql::Error::MySqlError(m) if ROW_ERRORS.contains(&m.code))
+}
+
+pub(crate) fn db_error(e: mysql::Error) -> ConnectorError {
+    let kind = match &e {
+        mysql::Error::MySqlError(m) if m.code == 1205 || m.code == 1213 => ErrorKind::Busy,
+        mysql::Error::MySqlError(m) if m.code == 1146 || m.code == 1054 => ErrorKind::Schema,
+        mysql::Error::MySqlError(_) => ErrorKind::Database,
+        mysql::Error::IoError(_) | mysql::Error::DriverError(_) => ErrorKind::Unavailable,
+        _ => ErrorKind::Database,
+    };
+    ConnectorError::new(kind, message_of(&e))
+}
+
+pub(crate) fn message_of(e: &mysql::Error) -> String {
+    match e {
+        mysql::Error::MySqlError(m) => m.message.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,130 @@
+//! Batch writes in one transaction: inserts as multi-row statements, updates
+//! one by one. InnoDB undoes only a failing statement, so a refused chunk is
+//! re-run row by row: each refused row is reported with MySQL's message and
+//! every other row commits.
+
+use super::describe::MyTable;
+use super::values::param;
+use super::{backtick, db_error, is_row_error, message_of};
+use crate::{failure, ConnectorError, RowFailure, WriteBatch, WriteOp, WriteOutcome};
+use mysql::prelude::Queryable;
+use mysql::{Transaction, TxOpts};
+
+const ROWS_PER_INSERT: usize = 200;
+const MAX_PARAMS: usize = 60_000;
+
+pub fn write_batch(conn: &mut mysql::Conn, table: &MyTable, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
+    let mut outcome = WriteOutcome::default();
+    let mut tx = conn.start_transaction(TxOpts::default()).map_err(db_error)?;
+    let per_insert = (MAX_PARAMS / batch.columns.len().max(1)).clamp(1, ROWS_PER_INSERT);
+    let mut index = 0;
+    while index < batch.ops.len() {
+        let run = batch.ops[index..].iter().take(per_insert).take_while(|o| matches!(o, WriteOp::Insert(_))).count();
+        let lossy = (index..index + run.max(1)).any(|i| refused(table, batch, i).is_some());
+        if run > 1 && !lossy {
+            match insert(&mut tx, batch, index, run) {
+                Ok(()) => {}
+                Err(e) if is_row_error(&e) => {
+                    for i in index..index + run {
+                        one(&mut tx, table, batch, i, &mut outcome)?;
+                    }
+                }
+                Err(e) => return Err(db_error(e)),
+            }
+            index += run;
+        } else {
+            for i in index..index + run.max(1) {
+                one(&mut tx, table, batch, i, &mut outcome)?;
+            }
+            index += run.max(1);
+        }
+    }
+    tx.commit().map_err(db_error)?;
+    Ok(outcome)
+}
+
+fn insert_sql(batch: &WriteBatch, rows: usize) -> String {
+    let tuple = format!("({})", vec!["?"; batch.columns.len()].join(", "));
+    format!(
+        "INSERT INTO {} ({}) VALUES {}",
+        backtick(&batch.table),
+        batch.columns.iter().map(|c| backtick(c)).collect::<Vec<_>>().join(", "),
+        vec![tuple; rows].join(", ")
+    )
+}
+
+fn insert(tx: &mut Transaction<'_>, batch: &WriteBatch, start: usize, rows: usize) -> Result<(), mysql::Error> {
+    let params: Vec<mysql::Value> = batch.ops[start..start + rows]
+        .iter()
+        .flat_map(|op| match op {
+            WriteOp::Insert(row) => row.iter().map(param).collect::<Vec<_>>(),
+            WriteOp::Update { .. } => Vec::new(),
+        })
+        .collect();
+    tx.exec_drop(insert_sql(batch, rows), params)
+}
+
+/// Applies one op; a refused row is recorded and the transaction goes on.
+fn one(
+    tx: &mut Transaction<'_>,
+    table: &MyTable,
+    batch: &WriteBatch,
+    index: usize,
+    outcome: &mut WriteOutcome,
+) -> Result<(), ConnectorError> {
+    if let Some(f) = refused(table, batch, index) {
+        outcome.failures.push(f);
+        return Ok(());
+    }
+    let result = match &batch.ops[index] {
+        WriteOp::Insert(row) => tx.exec_drop(insert_sql(batch, 1), row.iter().map(param).collect::<Vec<_>>()),
+        WriteOp::Update { key, set } => {
+            let conditions = batch
+                .key_columns
+                .iter()
+                .chain(batch.scope.iter().map(|s| &s.0))
+                .map(|c| format!("{} = ?", backtick(c)))
+                .collect::<Vec<_>>();
+            let sql = format!(
+                "UPDATE {} SET {} WHERE {}",
+                backtick(&batch.table),
+                set.iter().map(|(c, _)| format!("{} = ?", backtick(c))).collect::<Vec<_>>().join(", "),
+                conditions.join(" AND ")
+            );
+            let params: Vec<mysql::Value> =
+                set.iter().map(|s| &s.1).chain(key.iter()).chain(batch.scope.iter().map(|s| &s.1)).map(param).collect();
+            tx.exec_drop(sql, params)
+        }
+    };
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if is_row_error(&e) => {
+            let message = message_of(&e);
+            let columns = match &batch.ops[index] {
+                WriteOp::Insert(_) => batch.columns.clone(),
+                WriteOp::Update { set, .. } => set.iter().map(|s| s.0.clone()).collect(),
+            };
+            let column = failure::guess_column(&message, &batch.table, &columns);
+            outcome.failures.push(RowFailure { index, column, message });
+            Ok(())
+        }
+        Err(e) => Err(db_error(e)),
+    }
+}
+
+/// Values MySQL would round without an error, even in strict mode.
+fn refused(table: &MyTable, batch: &WriteBatch, index: usize) -> Option<RowFailure> {
+    let pairs: Vec<(&String, &dualsync_model::Value)> = match &batch.ops[index] {
+        WriteOp::Insert(row) => batch.columns.iter().zip(row).collect(),
+        WriteOp::Update { set, .. } => set.iter().map(|(c, v)| (c, v)).collect(),
+    };
+    pairs.into_iter().find_map(|(column, value)| {
+        let info = table.schema.column(column)?;
+        let numeric = table.column(column).and_then(|c| c.numeric);
+        failure::silently_changed(value, info.class, numeric).map(|why| RowFailure {
+            index,
+            column: Some(column.clone()),
+            message: format!("{why} ({}.{column})", batch.table),
+        })
+    })
+}

@@ -1,0 +1,237 @@
+//! PostgreSQL apps. Reads stream rows in `COLLATE "C"` order; writes go
+//! through `COPY` into a temporary staging table and one set-based statement
+//! per batch (see `write.rs`). Parameters are bound as text and cast to the
+//! column's type on the server, so every type takes one path.
+
+mod describe;
+mod values;
+mod write;
+
+use crate::sql::{double_quote, select, select_keys, Dialect, Sql};
+use crate::{Connection, Connector, ConnectorError, ErrorKind, FetchRequest, ScanRequest, Selection, WriteBatch, WriteOutcome};
+use describe::PgTable;
+use dualsync_model::{Row, TableSchema, Value};
+use std::collections::HashMap;
+use std::str::FromStr;
+
+/// Keys per point query (each key is one bound parameter per key column).
+const KEYS_PER_QUERY: usize = 1000;
+
+pub struct PostgresConnector {
+    config: postgres::Config,
+    location: String,
+}
+
+impl PostgresConnector {
+    /// `url` without a password; `password` from the environment or a file.
+    pub fn new(url: &str, location: String, password: Option<&str>) -> Result<Self, ConnectorError> {
+        let mut config = postgres::Config::from_str(url)
+            .map_err(|e| ConnectorError::new(ErrorKind::Unavailable, format!("{location} is not a valid PostgreSQL URL: {e}")))?;
+        if let Some(p) = password {
+            config.password(p);
+        }
+        config.application_name("dualsync");
+        if config.get_ssl_mode() == postgres::config::SslMode::Require {
+            return Err(ConnectorError::new(
+                ErrorKind::Unsupported,
+                format!("{location} asks for sslmode=require: TLS to PostgreSQL is not in this build yet; use sslmode=disable or prefer on a trusted network"),
+            ));
+        }
+        Ok(PostgresConnector { config, location })
+    }
+}
+
+impl Connector for PostgresConnector {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn connect(&self) -> Result<Box<dyn Connection>, ConnectorError> {
+        let client = self.config.connect(postgres::NoTls).map_err(|e| connect_error(&self.location, e))?;
+        Ok(Box::new(PgConnection { client, tables: HashMap::new() }))
+    }
+}
+
+fn connect_error(location: &str, e: postgres::Error) -> ConnectorError {
+    let detail = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| {
+        let mut s = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            s = format!("{s}: {cause}");
+            source = cause.source();
+        }
+        s
+    });
+    let hint = match e.as_db_error().map(|d| d.code().code()) {
+        Some("28P01") | Some("28000") => "check the user and the password (password_env / password_file)",
+        Some("3D000") => "create the database or fix its name in the url",
+        _ => "check that the server runs and the host and port in the url",
+    };
+    ConnectorError::new(ErrorKind::Unavailable, format!("cannot connect to {location}: {detail}; {hint}"))
+}
+
+pub struct PgConnection {
+    client: postgres::Client,
+    tables: HashMap<String, PgTable>,
+}
+
+/// The dialect of one table: parameters are cast to its columns' types.
+struct PgDialect<'a> {
+    table: &'a PgTable,
+}
+
+impl Dialect for PgDialect<'_> {
+    fn quote(&self, name: &str) -> String {
+        double_quote(name)
+    }
+    fn placeholder(&self, index: usize, column: &str) -> String {
+        match self.table.column(column) {
+            Some(c) => format!("${index}::text::{}", c.cast),
+            None => format!("${index}"),
+        }
+    }
+    fn order_by(&self, column: &str) -> String {
+        match self.table.column(column) {
+            Some(c) if c.collatable => format!("{} COLLATE \"C\"", double_quote(column)),
+            _ => double_quote(column),
+        }
+    }
+}
+
+impl PgConnection {
+    fn table(&mut self, name: &str) -> Result<&PgTable, ConnectorError> {
+        if !self.tables.contains_key(name) {
+            let t = describe::describe(&mut self.client, name)?;
+            self.tables.insert(name.to_string(), t);
+        }
+        Ok(&self.tables[name])
+    }
+
+    /// Runs a query built against `table` and hands each row to `on_row` until it returns false.
+    fn query(
+        &mut self,
+        table: &str,
+        build: impl for<'d> FnOnce(&'d PgDialect<'d>) -> Sql<'d>,
+        columns: &[String],
+        on_row: &mut dyn FnMut(Row) -> bool,
+    ) -> Result<bool, ConnectorError> {
+        self.table(table)?;
+        let t = &self.tables[table];
+        let readers = columns.iter().map(|c| t.reader(c)).collect::<Result<Vec<_>, _>>()?;
+        let dialect = PgDialect { table: t };
+        let sql = build(&dialect);
+        let params: Vec<Option<String>> = sql.params.iter().map(values::text).collect();
+        let text = sql.text;
+        let mut rows = self.client.query_raw(text.as_str(), params.iter()).map_err(db_error)?;
+        use postgres::fallible_iterator::FallibleIterator;
+        while let Some(row) = rows.next().map_err(db_error)? {
+            let mut values = Vec::with_capacity(readers.len());
+            for (i, r) in readers.iter().enumerate() {
+                values.push(r.read(&row, i).map_err(db_error)?);
+            }
+            if !on_row(values) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl Connection for PgConnection {
+    fn describe(&mut self, table: &str) -> Result<TableSchema, ConnectorError> {
+        self.tables.remove(table);
+        Ok(self.table(table)?.schema.clone())
+    }
+
+    fn distinct(&mut self, selection: &Selection, column: &str) -> Result<Vec<Value>, ConnectorError> {
+        let mut out = Vec::new();
+        let columns = [column.to_string()];
+        let select_list = self.table(&selection.table)?.select_list(&columns);
+        self.query(&selection.table, |d| select(d, selection, &format!("DISTINCT {select_list}"), &[]), &columns, &mut |mut r| {
+            out.push(r.pop().unwrap_or(Value::Null));
+            true
+        })?;
+        // DISTINCT cannot ORDER BY an expression it does not select (the COLLATE): sort here.
+        out.sort_by(|a, b| a.key_cmp(b));
+        Ok(out)
+    }
+
+    fn count(&mut self, selection: &Selection) -> Result<u64, ConnectorError> {
+        let mut n = 0;
+        let table = self.table(&selection.table)?.clone();
+        let dialect = PgDialect { table: &table };
+        let sql = select(&dialect, selection, "count(*)", &[]);
+        let params: Vec<Option<String>> = sql.params.iter().map(values::text).collect();
+        let mut rows = self.client.query_raw(sql.text.as_str(), params.iter()).map_err(db_error)?;
+        use postgres::fallible_iterator::FallibleIterator;
+        if let Some(row) = rows.next().map_err(db_error)? {
+            n = row.try_get::<_, i64>(0).map_err(db_error)? as u64;
+        }
+        Ok(n)
+    }
+
+    fn scan(&mut self, request: &ScanRequest, on_batch: &mut dyn FnMut(Vec<Row>) -> bool) -> Result<(), ConnectorError> {
+        let select_list = self.table(&request.selection.table)?.select_list(&request.columns);
+        let mut batch = Vec::with_capacity(request.batch_size);
+        let go_on = self.query(
+            &request.selection.table,
+            |d| select(d, &request.selection, &select_list, &request.order_by),
+            &request.columns,
+            &mut |row| {
+                batch.push(row);
+                batch.len() < request.batch_size || on_batch(std::mem::replace(&mut batch, Vec::with_capacity(request.batch_size)))
+            },
+        )?;
+        if go_on && !batch.is_empty() {
+            on_batch(batch);
+        }
+        Ok(())
+    }
+
+    fn fetch(&mut self, request: &FetchRequest) -> Result<Vec<Row>, ConnectorError> {
+        let select_list = self.table(&request.selection.table)?.select_list(&request.columns);
+        let mut out = Vec::new();
+        for chunk in request.keys.chunks(KEYS_PER_QUERY) {
+            self.query(
+                &request.selection.table,
+                |d| select_keys(d, &request.selection, &select_list, &request.match_columns, chunk),
+                &request.columns,
+                &mut |row| {
+                    out.push(row);
+                    true
+                },
+            )?;
+        }
+        Ok(out)
+    }
+
+    fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
+        self.table(&batch.table)?;
+        let table = self.tables[&batch.table].clone();
+        write::write_batch(&mut self.client, &table, batch)
+    }
+}
+
+/// Maps a PostgreSQL error to a connector error of the right kind.
+pub(crate) fn db_error(e: postgres::Error) -> ConnectorError {
+    let kind = match e.as_db_error().map(|d| d.code().code().to_string()) {
+        Some(c) if c.starts_with("40") || c == "55P03" => ErrorKind::Busy,
+        Some(c) if c == "42P01" || c == "42703" => ErrorKind::Schema,
+        Some(c) if c.starts_with("08") || c.starts_with("57") => ErrorKind::Unavailable,
+        Some(_) => ErrorKind::Database,
+        None if e.is_closed() => ErrorKind::Unavailable,
+        None => ErrorKind::Database,
+    };
+    ConnectorError::new(kind, message_of(&e))
+}
+
+/// The server's message with its detail, or the client error.
+pub(crate) fn message_of(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => match d.detail() {
+            Some(detail) => format!("{} ({detail})", d.message()),
+            None => d.message().to_string(),
+        },
+        None => e.to_string(),
+    }
+}

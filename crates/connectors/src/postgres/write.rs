@@ -1,0 +1,226 @@
+//! Batch writes: the batch's values go into a temporary staging table with
+//! `COPY` (text format), then one set-based statement per kind of op moves
+//! them into the table with a cast per column, all in one transaction. When
+//! the database refuses a statement, its range of staged rows is split in
+//! halves under savepoints until each refused row stands alone: the refused
+//! rows come back with PostgreSQL's message and every other row commits.
+
+use super::describe::PgTable;
+use super::values::text;
+use super::{db_error, message_of};
+use crate::sql::double_quote as quote;
+use crate::{failure, ConnectorError, RowFailure, WriteBatch, WriteOp, WriteOutcome};
+use dualsync_model::Value;
+use postgres::Transaction;
+use std::io::Write;
+
+pub fn write_batch(client: &mut postgres::Client, table: &PgTable, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
+    let mut outcome = WriteOutcome::default();
+    let mut refused = vec![false; batch.ops.len()];
+    for (i, op) in batch.ops.iter().enumerate() {
+        if let Some(f) = refuse_before_writing(table, batch, i, op) {
+            refused[i] = true;
+            outcome.failures.push(f);
+        }
+    }
+    let mut tx = client.transaction().map_err(db_error)?;
+    let inserts: Vec<usize> = (0..batch.ops.len()).filter(|&i| !refused[i] && matches!(batch.ops[i], WriteOp::Insert(_))).collect();
+    if !inserts.is_empty() {
+        let rows = inserts.iter().map(|&i| match &batch.ops[i] {
+            WriteOp::Insert(row) => row.iter().collect::<Vec<_>>(),
+            WriteOp::Update { .. } => unreachable!("only inserts"),
+        });
+        stage(&mut tx, batch.columns.len(), rows)?;
+        let casts = batch.columns.iter().enumerate().map(|(j, c)| format!("c{j}::{}", cast_of(table, c))).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "INSERT INTO {} ({}) SELECT {casts} FROM {} WHERE n BETWEEN $1 AND $2 ORDER BY n",
+            quote(&batch.table),
+            batch.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", "),
+            stage_name(batch.columns.len())
+        );
+        apply_isolating(&mut tx, &sql, &[], &inserts, batch, &mut outcome)?;
+    }
+    // Updates, grouped by the columns they set.
+    let mut groups: Vec<(Vec<String>, Vec<usize>)> = Vec::new();
+    for (i, op) in batch.ops.iter().enumerate() {
+        if let (false, WriteOp::Update { set, .. }) = (refused[i], op) {
+            let columns: Vec<String> = set.iter().map(|s| s.0.clone()).collect();
+            match groups.iter_mut().find(|g| g.0 == columns) {
+                Some(g) => g.1.push(i),
+                None => groups.push((columns, vec![i])),
+            }
+        }
+    }
+    for (columns, ops) in groups {
+        update_group(&mut tx, table, batch, &columns, &ops, &mut outcome)?;
+    }
+    tx.commit().map_err(db_error)?;
+    outcome.failures.sort_by_key(|f| f.index);
+    Ok(outcome)
+}
+
+fn update_group(
+    tx: &mut Transaction<'_>,
+    table: &PgTable,
+    batch: &WriteBatch,
+    columns: &[String],
+    ops: &[usize],
+    outcome: &mut WriteOutcome,
+) -> Result<(), ConnectorError> {
+    let keys = batch.key_columns.len();
+    let rows = ops.iter().map(|&i| match &batch.ops[i] {
+        WriteOp::Update { key, set } => key.iter().chain(set.iter().map(|s| &s.1)).collect::<Vec<_>>(),
+        WriteOp::Insert(_) => unreachable!("only updates"),
+    });
+    let width = keys + columns.len();
+    stage(tx, width, rows)?;
+    let set = columns
+        .iter()
+        .enumerate()
+        .map(|(j, c)| format!("{} = s.c{}::{}", quote(c), keys + j, cast_of(table, c)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut conditions: Vec<String> =
+        batch.key_columns.iter().enumerate().map(|(j, c)| format!("t.{} = s.c{j}::{}", quote(c), cast_of(table, c))).collect();
+    let scope: Vec<Option<String>> = batch.scope.iter().map(|(_, v)| text(v)).collect();
+    for (j, (c, _)) in batch.scope.iter().enumerate() {
+        conditions.push(format!("t.{} = ${}::text::{}", quote(c), j + 3, cast_of(table, c)));
+    }
+    let sql = format!(
+        "UPDATE {} AS t SET {set} FROM {} AS s WHERE {} AND s.n BETWEEN $1 AND $2",
+        quote(&batch.table),
+        stage_name(width),
+        conditions.join(" AND ")
+    );
+    apply_isolating(tx, &sql, &scope, ops, batch, outcome)
+}
+
+fn cast_of<'a>(table: &'a PgTable, column: &str) -> &'a str {
+    table.column(column).map_or("text", |c| c.cast.as_str())
+}
+
+fn stage_name(width: usize) -> String {
+    format!("dualsync_stage_{width}")
+}
+
+/// Fills the staging table of this width with the rows, numbered from 0.
+fn stage<'v>(tx: &mut Transaction<'_>, width: usize, rows: impl Iterator<Item = Vec<&'v Value>>) -> Result<(), ConnectorError> {
+    let name = stage_name(width);
+    let columns = (0..width).map(|j| format!(", c{j} text")).collect::<String>();
+    // Temporary: private to this connection and gone with it; emptied by every commit.
+    tx.batch_execute(&format!("CREATE TEMP TABLE IF NOT EXISTS {name} (n int4{columns}) ON COMMIT DELETE ROWS; TRUNCATE {name}"))
+        .map_err(db_error)?;
+    let mut copy = tx.copy_in(&format!("COPY {name} FROM STDIN")).map_err(db_error)?;
+    let mut line = String::new();
+    for (n, row) in rows.enumerate() {
+        line.clear();
+        line.push_str(&n.to_string());
+        for v in row {
+            line.push('\t');
+            match text(v) {
+                None => line.push_str("\\N"),
+                Some(t) => escape_copy(&t, &mut line),
+            }
+        }
+        line.push('\n');
+        copy.write_all(line.as_bytes())
+            .map_err(|e| ConnectorError::new(crate::ErrorKind::Unavailable, format!("COPY into the staging table: {e}")))?;
+    }
+    copy.finish().map_err(db_error)?;
+    Ok(())
+}
+
+/// COPY's text format: backslash, tab, newline and carriage return escaped.
+fn escape_copy(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Runs `sql` for staged rows `0..ops.len()`; on a refused row, halves the
+/// range under a savepoint until the refused rows are found.
+fn apply_isolating(
+    tx: &mut Transaction<'_>,
+    sql: &str,
+    extra: &[Option<String>],
+    ops: &[usize],
+    batch: &WriteBatch,
+    outcome: &mut WriteOutcome,
+) -> Result<(), ConnectorError> {
+    let statement = tx.prepare(sql).map_err(db_error)?;
+    let mut pending = vec![(0i32, ops.len() as i32 - 1)];
+    while let Some((lo, hi)) = pending.pop() {
+        tx.batch_execute("SAVEPOINT dualsync_range").map_err(db_error)?;
+        let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&lo, &hi];
+        params.extend(extra.iter().map(|e| e as &(dyn postgres::types::ToSql + Sync)));
+        match tx.execute(&statement, &params) {
+            Ok(_) => tx.batch_execute("RELEASE SAVEPOINT dualsync_range").map_err(db_error)?,
+            Err(e) if is_row_error(&e) => {
+                tx.batch_execute("ROLLBACK TO SAVEPOINT dualsync_range; RELEASE SAVEPOINT dualsync_range").map_err(db_error)?;
+                if lo == hi {
+                    let index = ops[lo as usize];
+                    outcome.failures.push(row_failure(index, &e, batch));
+                } else {
+                    let mid = lo + (hi - lo) / 2;
+                    // Second half first on the stack: rows are applied in order.
+                    pending.push((mid + 1, hi));
+                    pending.push((lo, mid));
+                }
+            }
+            Err(e) => return Err(db_error(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Data errors (class 22) and constraint violations (class 23) concern a row.
+fn is_row_error(e: &postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|d| {
+        let c = d.code().code();
+        c.starts_with("22") || c.starts_with("23")
+    })
+}
+
+fn row_failure(index: usize, e: &postgres::Error, batch: &WriteBatch) -> RowFailure {
+    let db = e.as_db_error();
+    let named = db.and_then(|d| d.column()).map(str::to_string);
+    let message = message_of(e);
+    let hint = format!("{message} {}", db.and_then(|d| d.constraint()).unwrap_or(""));
+    let column = named.or_else(|| failure::guess_column(&hint, &batch.table, &columns_of(batch, index)));
+    RowFailure { index, column, message }
+}
+
+fn columns_of(batch: &WriteBatch, index: usize) -> Vec<String> {
+    match &batch.ops[index] {
+        WriteOp::Insert(_) => batch.columns.clone(),
+        WriteOp::Update { set, .. } => set.iter().map(|s| s.0.clone()).collect(),
+    }
+}
+
+/// Values PostgreSQL would change without an error: refused here instead.
+fn refuse_before_writing(table: &PgTable, batch: &WriteBatch, index: usize, op: &WriteOp) -> Option<RowFailure> {
+    let pairs: Vec<(&String, &Value)> = match op {
+        WriteOp::Insert(row) => batch.columns.iter().zip(row).collect(),
+        WriteOp::Update { key, set } => batch.key_columns.iter().zip(key).chain(set.iter().map(|(c, v)| (c, v))).collect(),
+    };
+    for (column, value) in pairs {
+        let refuse = |message: String| Some(RowFailure { index, column: Some(column.clone()), message });
+        if let Value::Text(s) = value {
+            if s.contains('\0') {
+                return refuse("PostgreSQL text cannot hold the NUL character (0x00)".into());
+            }
+        }
+        let Some(info) = table.schema.column(column) else { continue };
+        let numeric = table.column(column).and_then(|c| c.numeric);
+        if let Some(why) = failure::silently_changed(value, info.class, numeric) {
+            return refuse(format!("{why} ({}.{column})", batch.table));
+        }
+    }
+    None
+}
