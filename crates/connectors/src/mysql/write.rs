@@ -104,7 +104,18 @@ fn one(
                 WriteOp::Insert(_) => batch.columns.clone(),
                 WriteOp::Update { set, .. } => set.iter().map(|s| s.0.clone()).collect(),
             };
-            let column = failure::guess_column(&message, &batch.table, &columns);
+            let column = failure::guess_column(&message, &batch.table, &columns).or_else(|| {
+                // "CONSTRAINT `CONSTRAINT_1` failed": the column is in the constraint's definition.
+                let name = message.split('`').nth(1)?;
+                let clause: Option<String> = tx
+                    .exec_first(
+                        "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = ? AND CONSTRAINT_NAME = ?",
+                        (&batch.table, name),
+                    )
+                    .ok()
+                    .flatten();
+                failure::guess_column(&clause?, &batch.table, &columns)
+            });
             outcome.failures.push(RowFailure { index, column, message });
             Ok(())
         }

@@ -1,0 +1,193 @@
+//! A fresh database per test on each kind of app: a SQLite file in a temporary
+//! folder, or a uniquely named database on the machine's PostgreSQL or
+//! MariaDB server, dropped when the test ends.
+//!
+//! A server that cannot be reached skips the test with a message saying so;
+//! under `CI=true` it fails the test instead, so CI never passes by skipping.
+//! Servers: `DUALSYNC_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/postgres`)
+//! and `DUALSYNC_TEST_MYSQL` (default `mysql://root@127.0.0.1:3306`).
+
+use dualsync_model::config::DatabaseUrl;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+    Mariadb,
+}
+
+pub const ALL: [Kind; 3] = [Kind::Sqlite, Kind::Postgres, Kind::Mariadb];
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Sqlite => "sqlite",
+            Kind::Postgres => "postgres",
+            Kind::Mariadb => "mariadb",
+        }
+    }
+
+    /// A concrete column type for a portable one, so one DDL text serves every kind.
+    pub fn ty(self, portable: &str) -> String {
+        let t = match (self, portable) {
+            (Kind::Mariadb, "key") => "VARCHAR(100)",
+            (_, "key") => "TEXT",
+            (_, "text") => "TEXT",
+            (Kind::Sqlite, "int") => "INTEGER",
+            (_, "int") => "BIGINT",
+            (Kind::Postgres, "real") => "DOUBLE PRECISION",
+            (Kind::Mariadb, "real") => "DOUBLE",
+            (_, "real") => "REAL",
+            (Kind::Mariadb, "decimal") => "DECIMAL(14,2)",
+            (_, "decimal") => "NUMERIC(14,2)",
+            (_, "bool") => "BOOLEAN",
+            (Kind::Postgres, "blob") => "BYTEA",
+            (Kind::Mariadb, "blob") => "LONGBLOB",
+            (_, "blob") => "BLOB",
+            (_, "date") => "DATE",
+            (Kind::Mariadb, "timestamp") => "DATETIME(6)",
+            (_, "timestamp") => "TIMESTAMP",
+            (Kind::Mariadb, "longtext") => "LONGTEXT",
+            (_, "longtext") => "TEXT",
+            (_, other) => return other.to_string(),
+        };
+        t.to_string()
+    }
+
+    /// Replaces `{key}`, `{text}`, `{int}`… in DDL with this kind's types.
+    pub fn ddl(self, portable: &str) -> String {
+        let mut out = portable.to_string();
+        for t in ["key", "text", "int", "real", "decimal", "bool", "blob", "date", "timestamp", "longtext"] {
+            out = out.replace(&format!("{{{t}}}"), &self.ty(t));
+        }
+        out
+    }
+}
+
+pub struct TestDb {
+    pub kind: Kind,
+    /// The URL to put in a config (no password: the servers here trust local users).
+    pub url: String,
+    name: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl TestDb {
+    /// A new, empty database of this kind, or None when the server is not
+    /// reachable outside CI (the reason is printed).
+    pub fn new(kind: Kind) -> Option<TestDb> {
+        let name = format!("dualsync_t{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        let created = match kind {
+            Kind::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path = dir.path().join(format!("{name}.db"));
+                rusqlite::Connection::open(&path).expect("create SQLite file");
+                return Some(TestDb { kind, url: format!("sqlite://{}", path.display()), name, _dir: Some(dir) });
+            }
+            Kind::Postgres => postgres::Client::connect(&postgres_admin(), postgres::NoTls)
+                .map_err(|e| e.to_string())
+                .and_then(|mut c| c.batch_execute(&format!("CREATE DATABASE {name}")).map_err(|e| e.to_string()))
+                .map(|_| format!("{}/{name}", server_base(&postgres_admin()))),
+            Kind::Mariadb => mysql::Conn::new(mysql::Opts::from_url(&mysql_admin()).expect("valid DUALSYNC_TEST_MYSQL"))
+                .map_err(|e| e.to_string())
+                .and_then(|mut c| {
+                    use mysql::prelude::Queryable;
+                    c.query_drop(format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")).map_err(|e| e.to_string())
+                })
+                .map(|_| format!("{}/{name}", mysql_admin().trim_end_matches('/'))),
+        };
+        match created {
+            Ok(url) => Some(TestDb { kind, url, name, _dir: None }),
+            Err(e) => {
+                let server = if kind == Kind::Postgres { postgres_admin() } else { mysql_admin() };
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!("{} is not reachable at {server} ({e}); CI requires it: start the server (see .ci/run)", kind.name());
+                }
+                eprintln!("SKIPPED: {} tests need the server at {server}, which is not reachable ({e})", kind.name());
+                None
+            }
+        }
+    }
+
+    pub fn database_url(&self) -> DatabaseUrl {
+        DatabaseUrl::parse(&self.url, std::path::Path::new("/")).expect("test URL")
+    }
+
+    /// Runs statements (DDL, fixtures) with the database's own driver.
+    pub fn exec(&self, sql: &str) {
+        let sql = self.kind.ddl(sql);
+        match self.kind {
+            Kind::Sqlite => rusqlite::Connection::open(self.url.trim_start_matches("sqlite://"))
+                .and_then(|c| c.execute_batch(&sql))
+                .unwrap_or_else(|e| panic!("sqlite: {e}\n{sql}")),
+            Kind::Postgres => postgres::Client::connect(&self.url, postgres::NoTls)
+                .and_then(|mut c| c.batch_execute(&sql))
+                .unwrap_or_else(|e| panic!("postgres: {e}\n{sql}")),
+            Kind::Mariadb => {
+                use mysql::prelude::Queryable;
+                let mut c = mysql::Conn::new(mysql::Opts::from_url(&self.url).unwrap()).unwrap();
+                for statement in sql.split(";\n").filter(|s| !s.trim().is_empty()) {
+                    c.query_drop(statement).unwrap_or_else(|e| panic!("mariadb: {e}\n{statement}"));
+                }
+            }
+        }
+    }
+
+    /// The first column of a query's rows, as text (NULL as None), for assertions.
+    pub fn texts(&self, sql: &str) -> Vec<Option<String>> {
+        match self.kind {
+            Kind::Sqlite => {
+                let c = rusqlite::Connection::open(self.url.trim_start_matches("sqlite://")).unwrap();
+                let mut s = c.prepare(sql).unwrap_or_else(|e| panic!("{e}\n{sql}"));
+                s.query_map([], |r| r.get::<_, Option<String>>(0)).unwrap().map(Result::unwrap).collect()
+            }
+            Kind::Postgres => {
+                let mut c = postgres::Client::connect(&self.url, postgres::NoTls).unwrap();
+                c.query(sql, &[]).unwrap_or_else(|e| panic!("{e}\n{sql}")).iter().map(|r| r.get::<_, Option<String>>(0)).collect()
+            }
+            Kind::Mariadb => {
+                use mysql::prelude::Queryable;
+                let mut c = mysql::Conn::new(mysql::Opts::from_url(&self.url).unwrap()).unwrap();
+                c.query::<Option<String>, _>(sql).unwrap_or_else(|e| panic!("{e}\n{sql}"))
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match self.kind {
+            Kind::Sqlite => {}
+            Kind::Postgres => {
+                if let Ok(mut c) = postgres::Client::connect(&postgres_admin(), postgres::NoTls) {
+                    let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+                }
+            }
+            Kind::Mariadb => {
+                if let Ok(mut c) = mysql::Conn::new(mysql::Opts::from_url(&mysql_admin()).unwrap()) {
+                    use mysql::prelude::Queryable;
+                    let _ = c.query_drop(format!("DROP DATABASE IF EXISTS {}", self.name));
+                }
+            }
+        }
+    }
+}
+
+fn postgres_admin() -> String {
+    std::env::var("DUALSYNC_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn mysql_admin() -> String {
+    std::env::var("DUALSYNC_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+/// `postgres://u@h:p/db` → `postgres://u@h:p`.
+fn server_base(url: &str) -> String {
+    match url.rfind('/') {
+        Some(i) if i > url.find("://").map_or(0, |s| s + 2) => url[..i].to_string(),
+        _ => url.to_string(),
+    }
+}
