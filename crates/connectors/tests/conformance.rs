@@ -76,7 +76,8 @@ fn scans_stream_in_binary_key_order_in_batches() {
         let keys = ["b", "C", "a", "é", "Z", " a", "10", "9", "a b", "ab", "Ω", "😀", "_x", "~y"];
         let conn = dualsync_connectors::open(&db.database_url(), None).unwrap();
         let mut conn = conn.connect().unwrap();
-        let rows = keys.iter().enumerate().map(|(i, k)| vec![t(k), t(if i % 2 == 0 { "C1" } else { "C2" }), Value::Int(i as i64)]).collect();
+        let rows =
+            keys.iter().enumerate().map(|(i, k)| vec![t(k), t(if i % 2 == 0 { "C1" } else { "C2" }), Value::Int(i as i64)]).collect();
         assert!(conn.write(&insert("s", &["k", "co", "n"], rows)).unwrap().failures.is_empty());
         let scanned: Vec<Value> = scan_all(conn.as_mut(), "s", &["k"], &["k"], 3).into_iter().map(|mut r| r.remove(0)).collect();
         let mut expected: Vec<Value> = keys.iter().map(|k| t(k)).collect();
@@ -84,7 +85,11 @@ fn scans_stream_in_binary_key_order_in_batches() {
         assert_eq!(scanned, expected, "{kind:?} sorts keys by bytes");
         // A selection: one company, with a filter.
         let request = ScanRequest {
-            selection: Selection { table: "s".into(), filter: Some(Filter::parse("n >= 4").unwrap()), equals: vec![("co".into(), t("C1"))] },
+            selection: Selection {
+                table: "s".into(),
+                filter: Some(Filter::parse("n >= 4").unwrap()),
+                equals: vec![("co".into(), t("C1"))],
+            },
             columns: vec!["n".into()],
             order_by: vec!["k".into()],
             batch_size: 100,

@@ -36,6 +36,7 @@ pub fn content_hash<'a>(values: impl IntoIterator<Item = &'a Value>) -> [u8; 16]
                 Canonical::Null => h.update(&[0]),
                 Canonical::Number(n) => feed(&mut h, 1, n.as_bytes()),
                 Canonical::Text(s) => feed(&mut h, 2, s.as_bytes()),
+                Canonical::Temporal(s) => feed(&mut h, 4, s.as_bytes()),
                 Canonical::Bytes(b) => feed(&mut h, 3, b),
             },
         }

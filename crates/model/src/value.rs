@@ -31,6 +31,8 @@ pub enum Canonical<'a> {
     Null,
     Number(Cow<'a, str>),
     Text(&'a str),
+    /// A time or timestamp in one spelling (see [`canonical_temporal`]).
+    Temporal(Cow<'a, str>),
     Bytes(&'a [u8]),
 }
 
@@ -46,7 +48,8 @@ impl Value {
             Value::Int(i) => Canonical::Number(Cow::Owned(i.to_string())),
             Value::Float(f) => Canonical::Number(Cow::Owned(canonical_float(*f))),
             Value::Decimal(d) => Canonical::Number(normalize_decimal(d)),
-            Value::Text(s) | Value::Date(s) | Value::Time(s) | Value::Timestamp(s) => Canonical::Text(s),
+            Value::Text(s) | Value::Date(s) => Canonical::Text(s),
+            Value::Time(s) | Value::Timestamp(s) => Canonical::Temporal(canonical_temporal(s)),
             Value::Bytes(b) => Canonical::Bytes(b),
         }
     }
@@ -78,6 +81,7 @@ impl Value {
             _ => match rank(self).cmp(&rank(other)) {
                 Ordering::Equal => match (self.canonical(), other.canonical()) {
                     (Canonical::Text(a), Canonical::Text(b)) => a.as_bytes().cmp(b.as_bytes()),
+                    (Canonical::Temporal(a), Canonical::Temporal(b)) => a.as_bytes().cmp(b.as_bytes()),
                     (Canonical::Bytes(a), Canonical::Bytes(b)) => a.cmp(b),
                     (Canonical::Number(a), Canonical::Number(b)) => {
                         let (x, y) = (a.parse::<f64>(), b.parse::<f64>());
@@ -98,8 +102,8 @@ impl Value {
         match self {
             Value::Null => Cow::Borrowed("NULL"),
             Value::Bytes(b) => Cow::Owned(format!("0x{}", hex(b))),
+            Value::Text(s) | Value::Date(s) | Value::Time(s) | Value::Timestamp(s) => Cow::Borrowed(s),
             _ => match self.canonical() {
-                Canonical::Text(s) => Cow::Borrowed(s),
                 Canonical::Number(n) => n,
                 _ => Cow::Borrowed(""),
             },
@@ -185,6 +189,34 @@ pub fn normalize_decimal(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// One spelling for times and timestamps, as the databases write them:
+/// `2026-01-31 12:00:00.500+00` and `2026-01-31T12:00:00.5Z` are the same instant.
+/// A 'T' between date and time, no trailing zeros in the fraction, `Z` for UTC.
+pub fn canonical_temporal(s: &str) -> Cow<'_, str> {
+    let t = s.trim();
+    let (body, zone) = match t.rfind(['+', 'Z']).or_else(|| t.rfind('-').filter(|&i| i > 10)) {
+        Some(i) if i >= 8 => (&t[..i], &t[i..]),
+        _ => (t, ""),
+    };
+    let zone = match zone {
+        "Z" | "+00" | "+00:00" | "+0000" | "-00:00" => "Z",
+        z => z,
+    };
+    let mut out = body.replacen(' ', "T", 1);
+    if let Some(dot) = out.rfind('.') {
+        if out[dot + 1..].bytes().all(|b| b.is_ascii_digit()) {
+            let keep = out[..].trim_end_matches('0').len();
+            out.truncate(if keep == dot + 1 { dot } else { keep });
+        }
+    }
+    out.push_str(zone);
+    if out == s {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(out)
+    }
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -210,6 +242,17 @@ mod tests {
         assert!(Value::Decimal("-0.00".into()).same_as(&Value::Int(0)));
         assert!(!Value::Int(1).same_as(&Value::Text("1".into())));
         assert!(!Value::Decimal("0.1".into()).same_as(&Value::Decimal("0.10000000000000000001".into())));
+    }
+
+    #[test]
+    fn timestamps_compare_by_instant_spelling() {
+        let ts = |s: &str| Value::Timestamp(s.into());
+        assert!(ts("2026-01-31 12:00:00").same_as(&ts("2026-01-31T12:00:00")));
+        assert!(ts("2026-01-31T12:00:00.500Z").same_as(&ts("2026-01-31 12:00:00.5+00")));
+        assert!(ts("2026-01-31T12:00:00.000").same_as(&ts("2026-01-31T12:00:00")));
+        assert!(!ts("2026-01-31T12:00:00+02:00").same_as(&ts("2026-01-31T12:00:00Z")));
+        assert!(Value::Time("12:00:00.10".into()).same_as(&Value::Time("12:00:00.1".into())));
+        assert!(!ts("2026-01-31T12:00:01").same_as(&ts("2026-01-31T12:00:00")));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod basics;
 mod demo;
 mod failures;
+mod kinds;
 mod lookups;
 mod text;
 
