@@ -24,7 +24,7 @@ impl From<ConfigErrors> for CliError {
 impl From<EngineError> for CliError {
     fn from(e: EngineError) -> Self {
         let code = match e {
-            EngineError::Preflight(_) | EngineError::Usage(_) => USAGE,
+            EngineError::Preflight { environment: false, .. } | EngineError::Usage(_) => USAGE,
             _ => FAILURE,
         };
         CliError { code, error: e.into() }

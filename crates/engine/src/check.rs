@@ -17,9 +17,18 @@ pub enum Severity {
     Warning,
 }
 
+/// Whether a finding is about the apps' environment (a server down, a table
+/// missing: exit 1) or about the config not fitting the tables (exit 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    Environment,
+    Config,
+}
+
 #[derive(Clone, Debug)]
 pub struct Finding {
     pub severity: Severity,
+    pub cause: Cause,
     pub map: Option<String>,
     pub app: String,
     pub message: String,
@@ -50,10 +59,14 @@ pub fn preflight(config: &Config, apps: &Apps, maps: &[String]) -> Vec<Finding> 
             }
             Err(e) => findings.push(Finding {
                 severity: Severity::Error,
+                cause: Cause::Environment,
                 map: None,
                 app: app.name.clone(),
-                message: format!("cannot connect: {e}"),
-                hint: "check the url (and password_env) in [apps]".into(),
+                message: match e {
+                    crate::EngineError::App { source, .. } => source.to_string(),
+                    other => other.to_string(),
+                },
+                hint: String::new(),
             }),
         }
     }
@@ -74,6 +87,7 @@ pub fn preflight(config: &Config, apps: &Apps, maps: &[String]) -> Vec<Finding> 
                     Err(e) => {
                         findings.push(Finding {
                             severity: Severity::Error,
+                            cause: Cause::Environment,
                             map: Some(shape.name.clone()),
                             app: app.clone(),
                             message: format!("table {table}: {e}"),
@@ -100,6 +114,7 @@ fn check_side(shape: &MapShape, side: usize, schema: &TableSchema, findings: &mu
     let mut missing = |what: &str, column: &str| {
         findings.push(Finding {
             severity: Severity::Error,
+            cause: Cause::Config,
             map: Some(shape.name.clone()),
             app: app.clone(),
             message: format!("{what} column {column:?} does not exist in table {} (its columns: {})", schema.name, schema.column_names()),
@@ -134,6 +149,7 @@ fn check_side(shape: &MapShape, side: usize, schema: &TableSchema, findings: &mu
         if !schema.is_unique(&key) {
             findings.push(Finding {
                 severity: Severity::Warning,
+                cause: Cause::Config,
                 map: Some(shape.name.clone()),
                 app: app.clone(),
                 message: format!("the key ({}) is not declared unique in table {}", key.join(", "), schema.name),
@@ -147,6 +163,7 @@ fn check_side(shape: &MapShape, side: usize, schema: &TableSchema, findings: &mu
             if !generated && !col.nullable {
                 findings.push(Finding {
                     severity: Severity::Warning,
+                    cause: Cause::Config,
                     map: Some(shape.name.clone()),
                     app: app.clone(),
                     message: format!("id column {id} has no default, so inserts into {} will fail", schema.name),
@@ -167,6 +184,7 @@ fn check_pair(shape: &MapShape, schemas: [&TableSchema; 2], findings: &mut Vec<F
         if shape.key_positions.contains(&c) && !a.sorts_like(b) {
             findings.push(Finding {
                 severity: Severity::Error,
+                cause: Cause::Config,
                 map: Some(shape.name.clone()),
                 app: format!("{}/{}", shape.apps[0], shape.apps[1]),
                 message: format!(
@@ -187,6 +205,7 @@ fn check_pair(shape: &MapShape, schemas: [&TableSchema; 2], findings: &mut Vec<F
             if flows && !src.0.fits_into(dst.0) {
                 findings.push(Finding {
                     severity: Severity::Warning,
+                    cause: Cause::Config,
                     map: Some(shape.name.clone()),
                     app: shape.apps[to].clone(),
                     message: format!(

@@ -6,9 +6,11 @@ pub enum EngineError {
     /// A database of an app failed; says which app and where it points.
     #[error("app {app} ({location}): {source}")]
     App { app: String, location: String, source: ConnectorError },
-    /// The config does not fit the real tables; nothing was written.
-    #[error("{0}")]
-    Preflight(String),
+    /// The checks before a run failed; nothing was written. `environment`: an
+    /// app is down or a table is missing (exit 1), rather than the config not
+    /// fitting the tables (exit 2).
+    #[error("{message}")]
+    Preflight { message: String, environment: bool },
     #[error(transparent)]
     State(#[from] StateError),
     #[error("{0}")]

@@ -82,6 +82,8 @@ impl Value {
                 Ordering::Equal => match (self.canonical(), other.canonical()) {
                     (Canonical::Text(a), Canonical::Text(b)) => a.as_bytes().cmp(b.as_bytes()),
                     (Canonical::Temporal(a), Canonical::Temporal(b)) => a.as_bytes().cmp(b.as_bytes()),
+                    (Canonical::Text(a), Canonical::Temporal(b)) => a.as_bytes().cmp(b.as_bytes()),
+                    (Canonical::Temporal(a), Canonical::Text(b)) => a.as_bytes().cmp(b.as_bytes()),
                     (Canonical::Bytes(a), Canonical::Bytes(b)) => a.cmp(b),
                     (Canonical::Number(a), Canonical::Number(b)) => {
                         let (x, y) = (a.parse::<f64>(), b.parse::<f64>());

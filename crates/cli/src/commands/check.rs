@@ -1,7 +1,7 @@
 use crate::cli::Cli;
 use crate::exit::{CliResult, FAILURE, OK, USAGE};
 use crate::output::{is_json, print_json, Table};
-use dualsync_engine::check::{preflight, Severity};
+use dualsync_engine::check::{preflight, Cause, Severity};
 use dualsync_engine::sync::selected_maps;
 use dualsync_engine::Apps;
 use dualsync_model::Config;
@@ -12,9 +12,11 @@ pub fn check(cli: &Cli, config: &Config) -> CliResult {
     let apps = Apps::open(config)?;
     let maps = selected_maps(config, &[])?;
     let findings = preflight(config, &apps, &maps);
-    let state = dualsync_state::StateStore::open(&config.state.url).err();
+    // An existing state store is opened to prove it is readable; a new one is only announced.
+    let state_exists = dualsync_state::StateStore::exists(&config.state.url);
+    let state = if state_exists { dualsync_state::StateStore::open(&config.state.url).err() } else { None };
     let errors = findings.iter().filter(|f| f.severity == Severity::Error).count() + state.is_some() as usize;
-    let unreachable = findings.iter().any(|f| f.severity == Severity::Error && f.map.is_none()) || state.is_some();
+    let unreachable = findings.iter().any(|f| f.severity == Severity::Error && f.cause == Cause::Environment) || state.is_some();
     if is_json(cli.format) {
         print_json(&json!({
             "config": config.file.display().to_string(),
@@ -33,8 +35,10 @@ pub fn check(cli: &Cli, config: &Config) -> CliResult {
             println!("  app {:<8} {}  {}", a.name, a.url, if down { "UNREACHABLE" } else { "ok" });
         }
         println!("  maps in run order: {}", maps.join(" → "));
-        if let Some(e) = &state {
-            println!("  state store: {e}");
+        match &state {
+            Some(e) => println!("  state store: {e}"),
+            None if state_exists => println!("  state store {}: ok", config.state.url),
+            None => println!("  state store {}: created by the first sync", config.state.url),
         }
         if !findings.is_empty() {
             let mut t = Table::new(&["level", "map", "app", "finding"]);

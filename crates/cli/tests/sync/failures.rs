@@ -86,7 +86,7 @@ fn check_reports_missing_tables_and_columns_without_writing() {
     let w = apps();
     w.config(&super::CONFIG.replace("table = \"account\"", "table = \"accounts\""));
     let run = w.run(&["--format", "json", "check"]);
-    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.code, 1, "a missing table is the database's state, not a config mistake: {}{}", run.stdout, run.stderr);
     let findings = run.json()["findings"].clone();
     assert!(findings.to_string().contains("table accounts: table \\\"accounts\\\" does not exist"), "{findings}");
     assert!(!w.path(".dualsync").exists() || w.count("crm.db", "SELECT count(*) FROM account") == 0);
@@ -101,7 +101,12 @@ fn a_missing_app_database_fails_with_exit_1_and_names_the_app() {
     assert!(run.stdout.contains("app crm") && run.stdout.contains("UNREACHABLE"), "{}", run.stdout);
     let sync = w.run(&["sync"]);
     assert_ne!(sync.code, 0);
-    assert!(sync.stderr.contains("app crm: cannot connect") && sync.stderr.contains("crm.db does not exist"), "{}", sync.stderr);
+    assert!(
+        sync.stderr.contains("app crm: cannot connect") && sync.stderr.contains("crm.db: the database file does not exist"),
+        "{}",
+        sync.stderr
+    );
+    assert_eq!(sync.code, 1, "an unreachable app is not a config mistake");
     assert!(!w.path("crm.db").exists(), "an app database is never created by dualsync");
 }
 

@@ -39,7 +39,7 @@ impl Connector for SqliteConnector {
             return Err(ConnectorError::new(
                 ErrorKind::Unavailable,
                 format!(
-                    "database file {} does not exist; check the app's url (relative paths start at the config file's folder)",
+                    "cannot connect to sqlite://{}: the database file does not exist; check the app's url (relative paths start at the config file's folder)",
                     self.path.display()
                 ),
             ));

@@ -10,7 +10,7 @@ mod write;
 pub use one::{reconcile_key, retry_errors, KeyOutcome};
 
 use crate::apps::in_app;
-use crate::check::{preflight, Severity};
+use crate::check::{preflight, Cause, Finding, Severity};
 use crate::shape::MapShape;
 use crate::{Apps, EngineError};
 use dualsync_connectors::Selection;
@@ -103,14 +103,14 @@ pub fn run_sync(
 ) -> Result<SyncReport, EngineError> {
     let maps = selected_maps(config, &options.maps)?;
     let findings = preflight(config, apps, &maps);
-    let errors: Vec<String> = findings.iter().filter(|f| f.severity == Severity::Error).map(|f| f.to_string()).collect();
+    let errors: Vec<&Finding> = findings.iter().filter(|f| f.severity == Severity::Error).collect();
     if !errors.is_empty() {
-        return Err(EngineError::Preflight(format!(
-            "nothing was written: the config does not fit the apps' tables:\n  {}",
-            errors.join("\n  ")
-        )));
+        let list = errors.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n  ");
+        return Err(EngineError::Preflight {
+            message: format!("nothing was written: the checks before the run failed:\n  {list}"),
+            environment: errors.iter().any(|f| f.cause == Cause::Environment),
+        });
     }
-
     let store = Arc::new(StateStore::open(&config.state.url)?);
     let store = &store;
     let run_id = store.begin_run("sync")?;

@@ -1,0 +1,89 @@
+//! Apps that cannot be reached: each says which app, where, and what to do;
+//! exit 1; nothing is written; the password never appears.
+
+use crate::util::Workspace;
+use dualsync_testkit::{Kind, TestDb};
+
+const SECRET: &str = "s3cret-Hunter2";
+
+fn with_crm_url(url: &str) -> Workspace {
+    let w = super::apps();
+    w.exec("erp.db", "INSERT INTO cust (co, acct, name) VALUES ('C1', 'A1', 'x')");
+    let config = super::CONFIG.replace("url = \"sqlite://crm.db\"", &format!("url = \"{url}\"\npassword_env = \"DUALSYNC_TEST_SECRET\""));
+    w.config(&config);
+    w
+}
+
+fn run_with_secret(w: &Workspace, args: &[&str]) -> crate::util::Run {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dualsync"))
+        .current_dir(w.dir.path())
+        .env("DUALSYNC_TEST_SECRET", SECRET)
+        .args(args)
+        .output()
+        .unwrap();
+    crate::util::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+fn assert_unreachable(w: &Workspace, expect: &[&str]) {
+    for args in [&["check"][..], &["sync"][..], &["--format", "json", "check"][..]] {
+        let run = run_with_secret(w, args);
+        let all = if args.contains(&"json") { strings_of(&run.json()) } else { format!("{}{}", run.stdout, run.stderr) };
+        assert_eq!(run.code, 1, "{args:?}: {all}");
+        assert!(!all.contains(SECRET), "{args:?} printed the password: {all}");
+        for e in expect {
+            assert!(all.contains(e), "{args:?} should say {e:?}: {all}");
+        }
+    }
+    assert!(!w.path(".dualsync").exists(), "nothing written, not even the state store");
+    assert_eq!(w.count("erp.db", "SELECT count(*) FROM cust"), 1);
+}
+
+#[test]
+fn a_postgres_server_that_is_down() {
+    let w = with_crm_url("postgres://sync@127.0.0.1:1/crm");
+    assert_unreachable(&w, &["app crm", "postgres://sync@127.0.0.1:1/crm", "check that the server runs"]);
+}
+
+#[test]
+fn a_postgres_database_that_does_not_exist() {
+    if TestDb::new(Kind::Postgres).is_none() {
+        return;
+    }
+    let w = with_crm_url("postgres://postgres@127.0.0.1:5432/dualsync_no_such_db");
+    assert_unreachable(&w, &["app crm", "\"dualsync_no_such_db\" does not exist", "create the database"]);
+}
+
+#[test]
+fn a_mariadb_password_that_is_wrong() {
+    if TestDb::new(Kind::Mariadb).is_none() {
+        return;
+    }
+    let w = with_crm_url("mysql://root@127.0.0.1:3306/mysql");
+    assert_unreachable(&w, &["app crm", "mysql://root@127.0.0.1:3306/mysql", "Access denied", "check the user and the password"]);
+}
+
+#[test]
+fn a_missing_table_on_a_server() {
+    let Some(crm) = TestDb::new(Kind::Postgres) else { return };
+    let w = super::apps();
+    w.config(&super::CONFIG.replace("sqlite://crm.db", &crm.url));
+    let run = w.run(&["sync"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("table grp: table \"grp\" does not exist"), "{}", run.stderr);
+}
+
+/// Every key and string of a JSON document, for searching its text.
+fn strings_of(json: &serde_json::Value) -> String {
+    match json {
+        serde_json::Value::String(s) => format!("{s} "),
+        serde_json::Value::Array(a) => a.iter().map(strings_of).collect(),
+        serde_json::Value::Object(o) => {
+            o.iter().map(|(k, v)| if k == "app" { format!("app {}", strings_of(v)) } else { strings_of(v) }).collect()
+        }
+        other => format!("{other} "),
+    }
+}
