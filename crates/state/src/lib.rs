@@ -1,20 +1,27 @@
 //! The state store: run history, the error log, and per-key content hashes.
 //!
-//! SQLite by default (`[state] url`). Schema changes are numbered SQL files
-//! applied in order; the applied version is kept in `schema_version`.
+//! SQLite by default, PostgreSQL for a shared control plane (`[state] url`).
+//! Statements are written once, in SQL both accept; schema changes are
+//! numbered SQL files per database, applied in order and recorded in
+//! `schema_version`. Timestamps are UTC ISO 8601 text made here, so both
+//! databases store the same thing.
 
+mod db;
 mod records;
+mod time;
 
 pub use records::*;
 
-use dualsync_model::config::DatabaseUrl;
-use rusqlite::{params, OptionalExtension};
+use db::{Cell, Db, P};
+use dualsync_model::config::{DatabaseUrl, StateConfig};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
+use time::now;
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/001_initial.sql")];
+const SQLITE_MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite/001_initial.sql")];
+const POSTGRES_MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/001_initial.sql")];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -22,90 +29,115 @@ pub enum StateError {
     Open { location: String, message: String },
     #[error("the state store {location} has schema version {found}, newer than this dualsync knows ({known}); upgrade dualsync")]
     TooNew { location: String, found: i64, known: i64 },
-    #[error("{0} state stores are not supported yet; use sqlite://PATH")]
+    #[error("{0} state stores are not supported; use sqlite://PATH or postgres://…")]
     Unsupported(&'static str),
     #[error("state store: {0}")]
-    Database(#[from] rusqlite::Error),
+    Sqlite(#[from] rusqlite::Error),
+    #[error("state store: {0}")]
+    Postgres(String),
 }
 
 pub struct StateStore {
-    conn: Mutex<rusqlite::Connection>,
+    db: Mutex<Db>,
     partition_ids: Mutex<HashMap<(String, String), i64>>,
 }
 
 impl StateStore {
-    pub fn open(url: &DatabaseUrl) -> Result<StateStore, StateError> {
-        let DatabaseUrl::Sqlite(path) = url else {
-            return Err(StateError::Unsupported(url.kind()));
-        };
-        let open_err = |message: String| StateError::Open { location: url.to_string(), message };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| open_err(format!("cannot create folder {}: {e}", dir.display())))?;
-        }
-        let conn = rusqlite::Connection::open(path).map_err(|e| open_err(e.to_string()))?;
-        conn.busy_timeout(Duration::from_secs(30))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "cache_size", -32000)?;
-        conn.set_prepared_statement_cache_capacity(32);
-        migrate(&conn, url)?;
-        Ok(StateStore { conn: Mutex::new(conn), partition_ids: Mutex::new(HashMap::new()) })
+    /// Opens (and creates or upgrades) the store of a config's `[state]`; a
+    /// PostgreSQL store's password comes from its `password_env`, never the URL.
+    pub fn open(state: &StateConfig) -> Result<StateStore, StateError> {
+        let password = state.password_env.as_deref().and_then(|v| std::env::var(v).ok());
+        Self::open_url(&state.url, password.as_deref())
     }
 
-    /// Opens the store only if it exists (for read-only commands such as `status`).
-    pub fn exists(url: &DatabaseUrl) -> bool {
-        match url {
+    pub fn open_url(url: &DatabaseUrl, password: Option<&str>) -> Result<StateStore, StateError> {
+        let open_err = |message: String| StateError::Open { location: url.to_string(), message };
+        let mut db = match url {
+            DatabaseUrl::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| open_err(format!("cannot create folder {}: {e}", dir.display())))?;
+                }
+                let conn = rusqlite::Connection::open(path).map_err(|e| open_err(e.to_string()))?;
+                conn.busy_timeout(Duration::from_secs(30))?;
+                conn.pragma_update(None, "journal_mode", "WAL")?;
+                conn.pragma_update(None, "synchronous", "NORMAL")?;
+                conn.pragma_update(None, "cache_size", -32000)?;
+                conn.set_prepared_statement_cache_capacity(32);
+                Db::Sqlite(conn)
+            }
+            DatabaseUrl::Postgres(raw) => {
+                let mut config: postgres::Config = raw.parse().map_err(|e: postgres::Error| open_err(e.to_string()))?;
+                if let Some(p) = password {
+                    config.password(p);
+                }
+                config.application_name("dualsync-state");
+                let client = config.connect(postgres::NoTls).map_err(|e| open_err(db::pg(e).to_string()))?;
+                Db::Postgres(client)
+            }
+            DatabaseUrl::Mysql(_) => return Err(StateError::Unsupported("MySQL")),
+        };
+        migrate(&mut db, url)?;
+        Ok(StateStore { db: Mutex::new(db), partition_ids: Mutex::new(HashMap::new()) })
+    }
+
+    /// Whether the store already exists (a server store always may).
+    pub fn exists(state: &StateConfig) -> bool {
+        match &state.url {
             DatabaseUrl::Sqlite(p) => Path::new(p).exists(),
             _ => true,
         }
     }
 
-    fn conn(&self) -> MutexGuard<'_, rusqlite::Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    fn db(&self) -> MutexGuard<'_, Db> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Inserts a row and returns its id.
+    fn insert_returning_id(&self, sql: &str, params: &[P<'_>]) -> Result<i64, StateError> {
+        let rows = self.db().query(&format!("{sql} RETURNING id"), params)?;
+        Ok(rows.first().and_then(|r| r.first()).map_or(0, Cell::int))
     }
 
     pub fn begin_run(&self, kind: &str) -> Result<i64, StateError> {
-        let c = self.conn();
-        c.execute("INSERT INTO runs (kind) VALUES (?1)", [kind])?;
-        Ok(c.last_insert_rowid())
+        self.insert_returning_id("INSERT INTO runs (kind, started_at) VALUES (?1, ?2)", &[P::Text(kind), P::Text(&now())])
     }
 
     pub fn finish_run(&self, run_id: i64, status: RunStatus, message: Option<&str>) -> Result<(), StateError> {
-        self.conn().execute(
-            "UPDATE runs SET status = ?2, message = ?3, ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
-            params![run_id, status.as_str(), message],
+        self.db().execute(
+            "UPDATE runs SET status = ?2, message = ?3, ended_at = ?4 WHERE id = ?1",
+            &[P::Int(run_id), P::Text(status.as_str()), P::OptText(message), P::Text(&now())],
         )?;
         Ok(())
     }
 
     pub fn begin_partition(&self, run_id: i64, map: &str, company: &str, apps: [&str; 2]) -> Result<i64, StateError> {
-        let c = self.conn();
-        c.execute(
-            "INSERT INTO run_partitions (run_id, map, company, app_0, app_1) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![run_id, map, company, apps[0], apps[1]],
-        )?;
-        Ok(c.last_insert_rowid())
+        self.insert_returning_id(
+            "INSERT INTO run_partitions (run_id, map, company, app_0, app_1, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            &[P::Int(run_id), P::Text(map), P::Text(company), P::Text(apps[0]), P::Text(apps[1]), P::Text(&now())],
+        )
     }
 
     pub fn finish_partition(&self, id: i64, counts: &Counts, status: RunStatus, message: Option<&str>) -> Result<(), StateError> {
-        self.conn().execute(
-            "UPDATE run_partitions SET status = ?2, message = ?3, ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
-               read_0 = ?4, read_1 = ?5, inserted_0 = ?6, inserted_1 = ?7, updated_0 = ?8, updated_1 = ?9,
-               failed_0 = ?10, failed_1 = ?11, unchanged = ?12
+        let n = |v: u64| P::Int(v as i64);
+        self.db().execute(
+            "UPDATE run_partitions SET status = ?2, message = ?3, ended_at = ?4,
+               read_0 = ?5, read_1 = ?6, inserted_0 = ?7, inserted_1 = ?8, updated_0 = ?9, updated_1 = ?10,
+               failed_0 = ?11, failed_1 = ?12, unchanged = ?13
              WHERE id = ?1",
-            params![
-                id,
-                status.as_str(),
-                message,
-                counts.read[0] as i64,
-                counts.read[1] as i64,
-                counts.inserted[0] as i64,
-                counts.inserted[1] as i64,
-                counts.updated[0] as i64,
-                counts.updated[1] as i64,
-                counts.failed[0] as i64,
-                counts.failed[1] as i64,
-                counts.unchanged as i64
+            &[
+                P::Int(id),
+                P::Text(status.as_str()),
+                P::OptText(message),
+                P::Text(&now()),
+                n(counts.read[0]),
+                n(counts.read[1]),
+                n(counts.inserted[0]),
+                n(counts.inserted[1]),
+                n(counts.updated[0]),
+                n(counts.updated[1]),
+                n(counts.failed[0]),
+                n(counts.failed[1]),
+                n(counts.unchanged),
             ],
         )?;
         Ok(())
@@ -114,164 +146,230 @@ impl StateStore {
     /// Logs failed rows. A row that is already open in the log gets its
     /// message, value and run updated and its attempts counted up.
     pub fn record_errors(&self, run_id: i64, errors: &[NewError]) -> Result<(), StateError> {
-        let mut c = self.conn();
-        let tx = c.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO errors (run_id, map, company, source_app, target_app, key, column_name, value, message)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+        let mut db = self.db();
+        let at = now();
+        db.batch("BEGIN")?;
+        for e in errors {
+            let result = db.execute(
+                "INSERT INTO errors (run_id, map, company, source_app, target_app, key, column_name, value, message, first_seen, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
                  ON CONFLICT (map, company, target_app, key) WHERE status = 'open' DO UPDATE SET
                    run_id = excluded.run_id, column_name = excluded.column_name, value = excluded.value,
                    message = excluded.message, source_app = excluded.source_app,
-                   attempts = attempts + 1, last_seen = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-            )?;
-            for e in errors {
-                stmt.execute(params![run_id, e.map, e.company, e.source_app, e.target_app, e.key, e.column, e.value, e.message])?;
+                   attempts = errors.attempts + 1, last_seen = excluded.last_seen",
+                &[
+                    P::Int(run_id),
+                    P::Text(&e.map),
+                    P::Text(&e.company),
+                    P::Text(&e.source_app),
+                    P::Text(&e.target_app),
+                    P::Text(&e.key),
+                    P::OptText(e.column.as_deref()),
+                    P::OptText(e.value.as_deref()),
+                    P::Text(&e.message),
+                    P::Text(&at),
+                ],
+            );
+            if let Err(e) = result {
+                db.batch("ROLLBACK")?;
+                return Err(e);
             }
         }
-        tx.commit()?;
-        Ok(())
+        db.batch("COMMIT")
     }
 
     /// After a complete full run of a partition: open errors that this run did
     /// not hit again are resolved (the row synced, or no longer differs).
-    pub fn resolve_errors_not_in_run(&self, map: &str, company: &str, run_id: i64) -> Result<usize, StateError> {
-        Ok(self.conn().execute(
-            "UPDATE errors SET status = 'resolved', last_seen = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-             WHERE map = ?1 AND company = ?2 AND status = 'open' AND run_id <> ?3",
-            params![map, company, run_id],
-        )?)
-    }
-
-    pub fn resolve_error(&self, id: i64) -> Result<(), StateError> {
-        self.conn()
-            .execute("UPDATE errors SET status = 'resolved', last_seen = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1", [id])?;
-        Ok(())
+    pub fn resolve_errors_not_in_run(&self, map: &str, company: &str, run_id: i64) -> Result<u64, StateError> {
+        self.db().execute(
+            "UPDATE errors SET status = 'resolved', last_seen = ?4 WHERE map = ?1 AND company = ?2 AND status = 'open' AND run_id <> ?3",
+            &[P::Text(map), P::Text(company), P::Int(run_id), P::Text(&now())],
+        )
     }
 
     /// Resolves the open error of one row, if there is one (after a retry or resync synced it).
-    pub fn resolve_row(&self, map: &str, company: &str, key: &str) -> Result<usize, StateError> {
-        Ok(self.conn().execute(
-            "UPDATE errors SET status = 'resolved', last_seen = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-             WHERE map = ?1 AND company = ?2 AND key = ?3 AND status = 'open'",
-            params![map, company, key],
-        )?)
+    pub fn resolve_row(&self, map: &str, company: &str, key: &str) -> Result<u64, StateError> {
+        self.db().execute(
+            "UPDATE errors SET status = 'resolved', last_seen = ?4 WHERE map = ?1 AND company = ?2 AND key = ?3 AND status = 'open'",
+            &[P::Text(map), P::Text(company), P::Text(key), P::Text(&now())],
+        )
     }
 
     pub fn errors(&self, query: &ErrorQuery) -> Result<Vec<ErrorRecord>, StateError> {
-        let c = self.conn();
-        let mut stmt = c.prepare(
-            "SELECT id, run_id, map, company, source_app, target_app, key, column_name, value, message, attempts, status, first_seen, last_seen
-             FROM errors
-             WHERE (?1 IS NULL OR map = ?1) AND (?2 IS NULL OR run_id = ?2) AND (?3 OR status = 'open')
-               AND (?4 IS NULL OR id IN (SELECT value FROM json_each(?4)))
-             ORDER BY id",
+        let ids = if query.ids.is_empty() {
+            String::new()
+        } else {
+            format!(" AND id IN ({})", query.ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "))
+        };
+        let rows = self.db().query(
+            &format!(
+                "SELECT id, run_id, map, company, source_app, target_app, key, column_name, value, message, attempts, status, first_seen, last_seen
+                 FROM errors
+                 WHERE (CAST(?1 AS TEXT) IS NULL OR map = ?1) AND (CAST(?2 AS BIGINT) IS NULL OR run_id = ?2) AND (?3 OR status = 'open'){ids}
+                 ORDER BY id"
+            ),
+            &[P::OptText(query.map.as_deref()), P::OptInt(query.run), P::Bool(query.include_resolved)],
         )?;
-        let ids = if query.ids.is_empty() { None } else { Some(serde_json::to_string(&query.ids).unwrap_or_default()) };
-        let rows = stmt.query_map(params![query.map, query.run, query.include_resolved, ids], ErrorRecord::from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(|r| ErrorRecord {
+                id: r[0].int(),
+                run_id: r[1].int(),
+                map: r[2].text(),
+                company: r[3].text(),
+                source_app: r[4].text(),
+                target_app: r[5].text(),
+                key: r[6].text(),
+                column: r[7].opt_text(),
+                value: r[8].opt_text(),
+                message: r[9].text(),
+                attempts: r[10].int(),
+                status: r[11].text(),
+                first_seen: r[12].text(),
+                last_seen: r[13].text(),
+            })
+            .collect())
     }
 
     pub fn open_error_count(&self, map: &str) -> Result<i64, StateError> {
-        Ok(self.conn().query_row("SELECT count(*) FROM errors WHERE map = ?1 AND status = 'open'", [map], |r| r.get(0))?)
+        self.count("SELECT count(*) FROM errors WHERE map = ?1 AND status = 'open'", map)
+    }
+
+    fn count(&self, sql: &str, param: &str) -> Result<i64, StateError> {
+        Ok(self.db().query(sql, &[P::Text(param)])?.first().and_then(|r| r.first()).map_or(0, Cell::int))
     }
 
     /// The number of a (map, company) pair, created on first use.
-    fn partition_id(&self, conn: &rusqlite::Connection, map: &str, company: &str) -> Result<i64, StateError> {
+    fn partition_id(&self, db: &mut Db, map: &str, company: &str) -> Result<i64, StateError> {
         let key = (map.to_string(), company.to_string());
         if let Some(id) = self.partition_ids.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(*id);
         }
-        conn.execute("INSERT INTO partitions (map, company) VALUES (?1, ?2) ON CONFLICT DO NOTHING", params![map, company])?;
-        let id = conn.query_row("SELECT id FROM partitions WHERE map = ?1 AND company = ?2", params![map, company], |r| r.get(0))?;
+        db.execute("INSERT INTO partitions (map, company) VALUES (?1, ?2) ON CONFLICT DO NOTHING", &[P::Text(map), P::Text(company)])?;
+        let id = db.query("SELECT id FROM partitions WHERE map = ?1 AND company = ?2", &[P::Text(map), P::Text(company)])?[0][0].int();
         self.partition_ids.lock().unwrap_or_else(|p| p.into_inner()).insert(key, id);
         Ok(id)
     }
 
     /// Stores the content hash of synced keys (one transaction per call).
     pub fn record_key_hashes(&self, map: &str, company: &str, run_id: i64, hashes: &[(String, [u8; 16])]) -> Result<(), StateError> {
-        let mut c = self.conn();
-        let partition = self.partition_id(&c, map, company)?;
-        let tx = c.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO key_state (partition_id, key, content_hash, run_id) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (partition_id, key) DO UPDATE SET content_hash = excluded.content_hash, run_id = excluded.run_id",
-            )?;
-            for (key, hash) in hashes {
-                stmt.execute(params![partition, key, &hash[..], run_id])?;
+        let mut db = self.db();
+        let partition = self.partition_id(&mut db, map, company)?;
+        match &mut *db {
+            Db::Sqlite(c) => {
+                let tx = c.transaction()?;
+                {
+                    let mut stmt = tx.prepare_cached(
+                        "INSERT INTO key_state (partition_id, key, content_hash, run_id) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (partition_id, key) DO UPDATE SET content_hash = excluded.content_hash, run_id = excluded.run_id",
+                    )?;
+                    for (key, hash) in hashes {
+                        stmt.execute(rusqlite::params![partition, key, &hash[..], run_id])?;
+                    }
+                }
+                tx.commit()?;
+            }
+            // One statement per batch: a round trip per key would be the bottleneck.
+            Db::Postgres(c) => {
+                let keys: Vec<&str> = hashes.iter().map(|h| h.0.as_str()).collect();
+                let digests: Vec<&[u8]> = hashes.iter().map(|h| &h.1[..]).collect();
+                c.execute(
+                    "INSERT INTO key_state (partition_id, key, content_hash, run_id)
+                     SELECT $1, k, h, $4 FROM unnest($2::text[], $3::bytea[]) AS t(k, h)
+                     ON CONFLICT (partition_id, key) DO UPDATE SET content_hash = excluded.content_hash, run_id = excluded.run_id",
+                    &[&partition, &keys, &digests, &run_id],
+                )
+                .map_err(db::pg)?;
             }
         }
-        tx.commit()?;
         Ok(())
     }
 
     /// After a complete full run of a partition: keys it did not see exist on neither side any more.
-    pub fn forget_keys_not_in_run(&self, map: &str, company: &str, run_id: i64) -> Result<usize, StateError> {
-        let c = self.conn();
-        let partition = self.partition_id(&c, map, company)?;
-        Ok(c.execute("DELETE FROM key_state WHERE partition_id = ?1 AND run_id <> ?2", params![partition, run_id])?)
+    pub fn forget_keys_not_in_run(&self, map: &str, company: &str, run_id: i64) -> Result<u64, StateError> {
+        let mut db = self.db();
+        let partition = self.partition_id(&mut db, map, company)?;
+        db.execute("DELETE FROM key_state WHERE partition_id = ?1 AND run_id <> ?2", &[P::Int(partition), P::Int(run_id)])
     }
 
     pub fn key_hash(&self, map: &str, company: &str, key: &str) -> Result<Option<[u8; 16]>, StateError> {
-        let h: Option<Vec<u8>> = self
-            .conn()
-            .query_row(
-                "SELECT k.content_hash FROM key_state k JOIN partitions p ON p.id = k.partition_id
-                 WHERE p.map = ?1 AND p.company = ?2 AND k.key = ?3",
-                params![map, company, key],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(h.and_then(|h| h.try_into().ok()))
+        let rows = self.db().query(
+            "SELECT k.content_hash FROM key_state k JOIN partitions p ON p.id = k.partition_id
+             WHERE p.map = ?1 AND p.company = ?2 AND k.key = ?3",
+            &[P::Text(map), P::Text(company), P::Text(key)],
+        )?;
+        Ok(match rows.first().and_then(|r| r.first()) {
+            Some(Cell::Blob(b)) => b.clone().try_into().ok(),
+            _ => None,
+        })
     }
 
     pub fn key_count(&self, map: &str) -> Result<i64, StateError> {
-        Ok(self.conn().query_row(
-            "SELECT count(*) FROM key_state k JOIN partitions p ON p.id = k.partition_id WHERE p.map = ?1",
-            [map],
-            |r| r.get(0),
-        )?)
+        self.count("SELECT count(*) FROM key_state k JOIN partitions p ON p.id = k.partition_id WHERE p.map = ?1", map)
     }
 
     /// The partitions of the most recent run of each map.
     pub fn last_partitions(&self) -> Result<Vec<PartitionRecord>, StateError> {
-        let c = self.conn();
-        let mut stmt = c.prepare(
-            "SELECT p.id, p.run_id, p.map, p.company, p.app_0, p.app_1, p.started_at, p.ended_at, p.status, p.message,
-                    p.read_0, p.read_1, p.inserted_0, p.inserted_1, p.updated_0, p.updated_1, p.failed_0, p.failed_1, p.unchanged
-             FROM run_partitions p
-             WHERE p.run_id = (SELECT max(q.run_id) FROM run_partitions q WHERE q.map = p.map)
-             ORDER BY p.map, p.company",
-        )?;
-        let rows = stmt.query_map([], PartitionRecord::from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.partitions("WHERE p.run_id = (SELECT max(q.run_id) FROM run_partitions q WHERE q.map = p.map) ORDER BY p.map, p.company", &[])
     }
 
     pub fn partitions_of_run(&self, run_id: i64) -> Result<Vec<PartitionRecord>, StateError> {
-        let c = self.conn();
-        let mut stmt = c.prepare(
-            "SELECT id, run_id, map, company, app_0, app_1, started_at, ended_at, status, message,
-                    read_0, read_1, inserted_0, inserted_1, updated_0, updated_1, failed_0, failed_1, unchanged
-             FROM run_partitions WHERE run_id = ?1 ORDER BY id",
+        self.partitions("WHERE p.run_id = ?1 ORDER BY p.id", &[P::Int(run_id)])
+    }
+
+    fn partitions(&self, clause: &str, params: &[P<'_>]) -> Result<Vec<PartitionRecord>, StateError> {
+        let rows = self.db().query(
+            &format!(
+                "SELECT p.id, p.run_id, p.map, p.company, p.app_0, p.app_1, p.started_at, p.ended_at, p.status, p.message,
+                        p.read_0, p.read_1, p.inserted_0, p.inserted_1, p.updated_0, p.updated_1, p.failed_0, p.failed_1, p.unchanged
+                 FROM run_partitions p {clause}"
+            ),
+            params,
         )?;
-        let rows = stmt.query_map([run_id], PartitionRecord::from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let n = |c: &Cell| c.int() as u64;
+        Ok(rows
+            .iter()
+            .map(|r| PartitionRecord {
+                id: r[0].int(),
+                run_id: r[1].int(),
+                map: r[2].text(),
+                company: r[3].text(),
+                apps: [r[4].text(), r[5].text()],
+                started_at: r[6].text(),
+                ended_at: r[7].opt_text(),
+                status: r[8].text(),
+                message: r[9].opt_text(),
+                counts: Counts {
+                    read: [n(&r[10]), n(&r[11])],
+                    inserted: [n(&r[12]), n(&r[13])],
+                    updated: [n(&r[14]), n(&r[15])],
+                    failed: [n(&r[16]), n(&r[17])],
+                    unchanged: n(&r[18]),
+                    no_company: [0, 0],
+                },
+            })
+            .collect())
     }
 }
 
-fn migrate(conn: &rusqlite::Connection, url: &DatabaseUrl) -> Result<(), StateError> {
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
-    let version: i64 = conn.query_row("SELECT coalesce(max(version), 0) FROM schema_version", [], |r| r.get(0))?;
-    let known = MIGRATIONS.len() as i64;
+fn migrate(db: &mut Db, url: &DatabaseUrl) -> Result<(), StateError> {
+    let migrations = if db.is_postgres() { POSTGRES_MIGRATIONS } else { SQLITE_MIGRATIONS };
+    db.batch("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
+    let version = db.query("SELECT coalesce(max(version), 0) FROM schema_version", &[])?[0][0].int();
+    let known = migrations.len() as i64;
     if version > known {
         return Err(StateError::TooNew { location: url.to_string(), found: version, known });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.unchecked_transaction()?;
-        tx.execute_batch(sql)?;
-        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [i as i64 + 1])?;
-        tx.commit()?;
+    for (i, sql) in migrations.iter().enumerate().skip(version as usize) {
+        db.batch("BEGIN")?;
+        let applied = db.batch(sql).and_then(|_| db.execute("INSERT INTO schema_version (version) VALUES (?1)", &[P::Int(i as i64 + 1)]));
+        match applied {
+            Ok(_) => db.batch("COMMIT")?,
+            Err(e) => {
+                db.batch("ROLLBACK")?;
+                return Err(e);
+            }
+        }
     }
     Ok(())
 }

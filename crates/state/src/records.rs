@@ -95,25 +95,6 @@ pub struct ErrorRecord {
 }
 
 impl ErrorRecord {
-    pub(crate) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(ErrorRecord {
-            id: r.get(0)?,
-            run_id: r.get(1)?,
-            map: r.get(2)?,
-            company: r.get(3)?,
-            source_app: r.get(4)?,
-            target_app: r.get(5)?,
-            key: r.get(6)?,
-            column: r.get(7)?,
-            value: r.get(8)?,
-            message: r.get(9)?,
-            attempts: r.get(10)?,
-            status: r.get(11)?,
-            first_seen: r.get(12)?,
-            last_seen: r.get(13)?,
-        })
-    }
-
     pub fn to_json(&self) -> serde_json::Value {
         json!({
             "id": self.id, "run": self.run_id, "map": self.map, "company": self.company,
@@ -138,29 +119,4 @@ pub struct PartitionRecord {
     pub status: String,
     pub message: Option<String>,
     pub counts: Counts,
-}
-
-impl PartitionRecord {
-    pub(crate) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        let n = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)? as u64) };
-        Ok(PartitionRecord {
-            id: r.get(0)?,
-            run_id: r.get(1)?,
-            map: r.get(2)?,
-            company: r.get(3)?,
-            apps: [r.get(4)?, r.get(5)?],
-            started_at: r.get(6)?,
-            ended_at: r.get(7)?,
-            status: r.get(8)?,
-            message: r.get(9)?,
-            counts: Counts {
-                read: [n(10)?, n(11)?],
-                inserted: [n(12)?, n(13)?],
-                updated: [n(14)?, n(15)?],
-                failed: [n(16)?, n(17)?],
-                unchanged: n(18)?,
-                no_company: [0, 0],
-            },
-        })
-    }
 }

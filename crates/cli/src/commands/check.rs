@@ -13,8 +13,8 @@ pub fn check(cli: &Cli, config: &Config) -> CliResult {
     let maps = selected_maps(config, &[])?;
     let findings = preflight(config, &apps, &maps);
     // An existing state store is opened to prove it is readable; a new one is only announced.
-    let state_exists = dualsync_state::StateStore::exists(&config.state.url);
-    let state = if state_exists { dualsync_state::StateStore::open(&config.state.url).err() } else { None };
+    let state_exists = dualsync_state::StateStore::exists(&config.state);
+    let state = if state_exists { dualsync_state::StateStore::open(&config.state).err() } else { None };
     let errors = findings.iter().filter(|f| f.severity == Severity::Error).count() + state.is_some() as usize;
     let unreachable = findings.iter().any(|f| f.severity == Severity::Error && f.cause == Cause::Environment) || state.is_some();
     if is_json(cli.format) {

@@ -38,6 +38,6 @@ pub fn load(cli: &Cli) -> Result<Config, crate::exit::CliError> {
 /// The apps and the state store of a config, opened.
 pub fn open(config: &Config) -> Result<(Apps, Arc<StateStore>), crate::exit::CliError> {
     let apps = Apps::open(config)?;
-    let store = Arc::new(StateStore::open(&config.state.url)?);
+    let store = Arc::new(StateStore::open(&config.state)?);
     Ok((apps, store))
 }

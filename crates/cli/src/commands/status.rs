@@ -7,7 +7,7 @@ use serde_json::json;
 
 /// Maps, the last run of each, and open error counts. Opens no app.
 pub fn status(cli: &Cli, config: &Config) -> CliResult {
-    let store = StateStore::open(&config.state.url)?;
+    let store = StateStore::open(&config.state)?;
     let partitions = store.last_partitions()?;
     let mut rows = Vec::new();
     for m in config.maps_in_lookup_order() {

@@ -16,7 +16,7 @@ pub fn sync(cli: &Cli, config: &Config, args: &SyncArgs) -> CliResult {
     let result = run_sync(config, &apps, &options, &progress, progress.rows.clone());
     progress.finish();
     let report = result?;
-    let store = StateStore::open(&config.state.url)?;
+    let store = StateStore::open(&config.state)?;
     print_sync_report(cli, &store, &report, started.elapsed().as_secs_f64())?;
     Ok(match report.status() {
         RunStatus::Ok | RunStatus::Running => OK,

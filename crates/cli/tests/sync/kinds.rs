@@ -106,3 +106,23 @@ fn a_refused_row_on_a_server_is_logged_and_retried_after_a_fix() {
         );
     }
 }
+
+#[test]
+fn a_postgres_state_store_serves_sync_errors_retry_and_status() {
+    let (Some(state), Some(crm)) = (TestDb::new(Kind::Postgres), TestDb::new(Kind::Postgres)) else { return };
+    crm.exec(CRM);
+    let w = super::apps();
+    w.config(&format!("[state]\nurl = \"{}\"\n{}", state.url, super::CONFIG.replace("sqlite://crm.db", &crm.url)));
+    w.exec("erp.db", "INSERT INTO cust (co, acct, name) VALUES ('C1', 'A1', 'fine'), ('C2', 'A2', NULL)");
+    assert_eq!(w.run(&["sync"]).code, 3);
+    assert!(!w.path(".dualsync").exists(), "nothing is kept locally");
+    let errors = w.run(&["--format", "json", "errors"]).json();
+    assert_eq!(errors.as_array().unwrap().len(), 1);
+    assert_eq!(errors[0]["key"][0], "A2");
+    w.exec("erp.db", "UPDATE cust SET name = 'fixed'");
+    assert_eq!(w.run(&["retry"]).code, 0);
+    let status = w.run(&["--format", "json", "status"]).json();
+    assert_eq!(status["maps"][1]["keys_synced"], 2, "{status}");
+    assert_eq!(status["maps"][1]["open_errors"], 0);
+    assert_eq!(state.texts("SELECT CAST(count(*) AS TEXT) FROM runs").into_iter().next().flatten().as_deref(), Some("2"));
+}

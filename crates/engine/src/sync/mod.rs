@@ -111,7 +111,7 @@ pub fn run_sync(
             environment: errors.iter().any(|f| f.cause == Cause::Environment),
         });
     }
-    let store = Arc::new(StateStore::open(&config.state.url)?);
+    let store = Arc::new(StateStore::open(&config.state)?);
     let store = &store;
     let run_id = store.begin_run("sync")?;
     let recorder = Recorder::start(store.clone(), run_id);

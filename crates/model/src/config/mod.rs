@@ -28,6 +28,8 @@ pub struct Config {
 #[derive(Clone, Debug)]
 pub struct StateConfig {
     pub url: DatabaseUrl,
+    /// The environment variable that holds a PostgreSQL store's password.
+    pub password_env: Option<String>,
 }
 
 #[derive(Clone, Debug)]

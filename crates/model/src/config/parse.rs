@@ -132,24 +132,37 @@ impl Reader<'_> {
 
     fn state(&mut self, value: Option<&Toml>, base_dir: &Path) -> StateConfig {
         let mut url = DEFAULT_STATE_URL.to_string();
+        let mut password_env = None;
         match value {
             None => {}
             Some(Toml::Table(t)) => {
-                self.unknown_keys(t, "state", &["url"], "[state] takes url");
+                self.unknown_keys(t, "state", &["url", "password_env"], "[state] takes url and password_env");
                 if let Some(u) = self.string(t, "url", "state") {
                     url = u;
                 }
+                password_env = self.string(t, "password_env", "state");
             }
             Some(_) => self.err("state", "state must be a table", "write [state] followed by url = \"sqlite://...\""),
         }
+        if redact_url(&url) != url {
+            self.err("state.url", "the URL contains a password", "remove it from the file and set password_env = \"VAR\" instead");
+        }
         let url = match DatabaseUrl::parse(&url, base_dir) {
+            Ok(DatabaseUrl::Mysql(_)) => {
+                self.err(
+                    "state.url",
+                    "the state store can be SQLite or PostgreSQL, not MySQL",
+                    "use sqlite://PATH or postgres://USER@HOST:PORT/DB",
+                );
+                DatabaseUrl::Sqlite(base_dir.join(".dualsync/state.db"))
+            }
             Ok(u) => u,
             Err(e) => {
                 self.err("state.url", e, "");
                 DatabaseUrl::Sqlite(base_dir.join(".dualsync/state.db"))
             }
         };
-        StateConfig { url }
+        StateConfig { url, password_env }
     }
 
     fn apps(&mut self, value: Option<&Toml>, base_dir: &Path) -> Vec<AppConfig> {
@@ -520,7 +533,7 @@ impl Reader<'_> {
         let ordered = {
             let cfg = Config {
                 file: PathBuf::new(),
-                state: StateConfig { url: DatabaseUrl::Sqlite(PathBuf::new()) },
+                state: StateConfig { url: DatabaseUrl::Sqlite(PathBuf::new()), password_env: None },
                 apps: Vec::new(),
                 maps: maps.to_vec(),
             };

@@ -2,7 +2,7 @@
 CREATE TABLE runs (
     id          INTEGER PRIMARY KEY,
     kind        TEXT NOT NULL,
-    started_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    started_at  TEXT NOT NULL,
     ended_at    TEXT,
     status      TEXT NOT NULL DEFAULT 'running',  -- running | ok | rows_failed | failed
     message     TEXT
@@ -16,7 +16,7 @@ CREATE TABLE run_partitions (
     company      TEXT NOT NULL,                  -- '' for a map without company
     app_0        TEXT NOT NULL,
     app_1        TEXT NOT NULL,
-    started_at   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    started_at   TEXT NOT NULL,
     ended_at     TEXT,
     status       TEXT NOT NULL DEFAULT 'running',
     message      TEXT,
@@ -46,8 +46,8 @@ CREATE TABLE errors (
     message      TEXT NOT NULL,
     attempts     INTEGER NOT NULL DEFAULT 1,
     status       TEXT NOT NULL DEFAULT 'open',   -- open | resolved
-    first_seen   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    last_seen    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    first_seen   TEXT NOT NULL,
+    last_seen    TEXT NOT NULL
 );
 CREATE UNIQUE INDEX errors_open_per_row ON errors(map, company, target_app, key) WHERE status = 'open';
 CREATE INDEX errors_by_run ON errors(run_id);
