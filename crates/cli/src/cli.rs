@@ -125,6 +125,18 @@ pub struct BenchArgs {
     /// Companies the rows are spread over.
     #[arg(long, default_value_t = 1)]
     pub companies: u32,
+    /// The kind of the app that holds the rows.
+    #[arg(long, value_enum, default_value_t = crate::commands::BenchKind::Sqlite)]
+    pub source: crate::commands::BenchKind,
+    /// The kind of the empty app the rows are synced into.
+    #[arg(long, value_enum, default_value_t = crate::commands::BenchKind::Sqlite)]
+    pub target: crate::commands::BenchKind,
+    /// PostgreSQL server for postgres apps (the bench creates and drops its databases there).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub postgres: String,
+    /// MySQL/MariaDB server for mariadb apps.
+    #[arg(long, default_value = "mysql://root@127.0.0.1:3306")]
+    pub mysql: String,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

@@ -10,6 +10,12 @@ pub trait Connector: Send + Sync {
     fn location(&self) -> String;
 
     fn connect(&self) -> Result<Box<dyn Connection>, ConnectorError>;
+
+    /// Rows per write transaction that suit this database (servers commit
+    /// fewer, larger batches faster). A map's `batch_size` overrides it.
+    fn write_batch_size(&self) -> usize {
+        2000
+    }
 }
 
 /// One open connection. Not shared between threads.

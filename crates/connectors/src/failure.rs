@@ -50,6 +50,10 @@ mod tests {
 pub fn silently_changed(value: &dualsync_model::Value, class: dualsync_model::TypeClass, numeric: Option<(u32, u32)>) -> Option<String> {
     use dualsync_model::value::normalize_decimal;
     use dualsync_model::{TypeClass, Value};
+    // Only whole-number and decimal columns round; most values skip all the work below.
+    if !matches!(class, TypeClass::Integer | TypeClass::Decimal) {
+        return None;
+    }
     let digits = match value {
         Value::Int(_) | Value::Null | Value::Bool(_) => return None,
         Value::Float(f) if f.is_finite() => f.to_string(),

@@ -5,7 +5,7 @@
 //! translated values spelled as app 0 spells them and lookups holding the
 //! referenced row's key (never an app's internal id).
 
-use dualsync_model::config::{Direction, IdDefault, MapConfig, Threading};
+use dualsync_model::config::{Direction, IdDefault, MapConfig, Threading, DEFAULT_BATCH_SIZE};
 use dualsync_model::{Config, Filter, Value};
 use std::collections::HashMap;
 
@@ -28,7 +28,10 @@ pub struct MapShape {
     pub master: usize,
     pub threading: Threading,
     pub workers: usize,
+    /// Rows per read batch.
     pub batch_size: usize,
+    /// Rows per write transaction into each side (see `with_write_batches`).
+    pub write_batch: [usize; 2],
 }
 
 /// `values = { Net30 = "1" }`: app 0's spelling ↔ app 1's spelling.
@@ -135,8 +138,18 @@ impl MapShape {
             master: map.master,
             threading: map.threading,
             workers: if map.threading == Threading::Single { 1 } else { map.workers },
-            batch_size: map.batch_size,
+            batch_size: map.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
+            write_batch: [map.batch_size.unwrap_or(DEFAULT_BATCH_SIZE); 2],
         }
+    }
+
+    /// Write transactions sized for each target database (a server commits
+    /// fewer, larger batches faster), unless the map sets `batch_size`.
+    pub fn with_write_batches(mut self, map: &MapConfig, apps: &crate::Apps) -> MapShape {
+        if map.batch_size.is_none() {
+            self.write_batch = [0, 1].map(|s| apps.connector(&self.apps[s]).write_batch_size());
+        }
+        self
     }
 
     /// The key of a row in common form, as owned values.

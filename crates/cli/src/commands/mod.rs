@@ -14,6 +14,7 @@ use dualsync_model::Config;
 use dualsync_state::StateStore;
 use std::sync::Arc;
 
+pub use bench::Kind as BenchKind;
 pub use check::check;
 pub use sync::sync;
 

@@ -43,6 +43,10 @@ impl Connector for MysqlConnector {
         self.location.clone()
     }
 
+    fn write_batch_size(&self) -> usize {
+        5_000
+    }
+
     fn connect(&self) -> Result<Box<dyn Connection>, ConnectorError> {
         let conn = mysql::Conn::new(self.opts.clone()).map_err(|e| {
             let hint = match &e {

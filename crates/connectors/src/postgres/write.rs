@@ -25,6 +25,12 @@ pub fn write_batch(client: &mut postgres::Client, table: &PgTable, batch: &Write
     }
     let mut tx = client.transaction().map_err(db_error)?;
     let inserts: Vec<usize> = (0..batch.ops.len()).filter(|&i| !refused[i] && matches!(batch.ops[i], WriteOp::Insert(_))).collect();
+    let only_inserts = inserts.len() == batch.ops.len();
+    if only_inserts && copy_into_table(&mut tx, batch)? {
+        // The fast path: every row went straight into the table.
+        tx.commit().map_err(db_error)?;
+        return Ok(outcome);
+    }
     if !inserts.is_empty() {
         let rows = inserts.iter().map(|&i| match &batch.ops[i] {
             WriteOp::Insert(row) => row.iter().collect::<Vec<_>>(),
@@ -103,6 +109,29 @@ fn stage_name(width: usize) -> String {
     format!("dualsync_stage_{width}")
 }
 
+/// A batch of inserts copied straight into the table, under a savepoint.
+/// Returns false (and undoes it) when the database refused a row: the
+/// staging path then finds which.
+fn copy_into_table(tx: &mut Transaction<'_>, batch: &WriteBatch) -> Result<bool, ConnectorError> {
+    tx.batch_execute("SAVEPOINT dualsync_copy").map_err(db_error)?;
+    let columns = batch.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+    let rows = batch.ops.iter().map(|op| match op {
+        WriteOp::Insert(row) => row.iter().collect::<Vec<_>>(),
+        WriteOp::Update { .. } => unreachable!("only inserts"),
+    });
+    match copy_rows(tx, &format!("COPY {} ({columns}) FROM STDIN", quote(&batch.table)), rows, false) {
+        Ok(()) => {
+            tx.batch_execute("RELEASE SAVEPOINT dualsync_copy").map_err(db_error)?;
+            Ok(true)
+        }
+        Err(e) if is_row_error(&e) => {
+            tx.batch_execute("ROLLBACK TO SAVEPOINT dualsync_copy; RELEASE SAVEPOINT dualsync_copy").map_err(db_error)?;
+            Ok(false)
+        }
+        Err(e) => Err(db_error(e)),
+    }
+}
+
 /// Fills the staging table of this width with the rows, numbered from 0.
 fn stage<'v>(tx: &mut Transaction<'_>, width: usize, rows: impl Iterator<Item = Vec<&'v Value>>) -> Result<(), ConnectorError> {
     let name = stage_name(width);
@@ -110,28 +139,58 @@ fn stage<'v>(tx: &mut Transaction<'_>, width: usize, rows: impl Iterator<Item = 
     // Temporary: private to this connection and gone with it; emptied by every commit.
     tx.batch_execute(&format!("CREATE TEMP TABLE IF NOT EXISTS {name} (n int4{columns}) ON COMMIT DELETE ROWS; TRUNCATE {name}"))
         .map_err(db_error)?;
-    let mut copy = tx.copy_in(&format!("COPY {name} FROM STDIN")).map_err(db_error)?;
+    copy_rows(tx, &format!("COPY {name} FROM STDIN"), rows, true).map_err(db_error)
+}
+
+/// Streams rows to a `COPY … FROM STDIN` in text format (numbered from 0 when `numbered`).
+fn copy_rows<'v>(
+    tx: &mut Transaction<'_>,
+    copy_sql: &str,
+    rows: impl Iterator<Item = Vec<&'v Value>>,
+    numbered: bool,
+) -> Result<(), postgres::Error> {
+    let mut copy = tx.copy_in(copy_sql)?;
     let mut line = String::new();
     for (n, row) in rows.enumerate() {
         line.clear();
-        line.push_str(&n.to_string());
-        for v in row {
+        if numbered {
+            line.push_str(&n.to_string());
             line.push('\t');
-            match text(v) {
-                None => line.push_str("\\N"),
-                Some(t) => escape_copy(&t, &mut line),
+        }
+        for (j, v) in row.into_iter().enumerate() {
+            if j > 0 {
+                line.push('\t');
             }
+            push_copy_value(v, &mut line);
         }
         line.push('\n');
-        copy.write_all(line.as_bytes())
-            .map_err(|e| ConnectorError::new(crate::ErrorKind::Unavailable, format!("COPY into the staging table: {e}")))?;
+        if copy.write_all(line.as_bytes()).is_err() {
+            // The server stopped the COPY: finish() returns its error.
+            break;
+        }
     }
-    copy.finish().map_err(db_error)?;
-    Ok(())
+    copy.finish().map(|_| ())
 }
 
-/// COPY's text format: backslash, tab, newline and carriage return escaped.
+/// A value in COPY's text format: `\N` for NULL; backslash, tab, newline and
+/// carriage return escaped. Written straight into the line (once per value).
+fn push_copy_value(v: &Value, out: &mut String) {
+    use std::fmt::Write;
+    match v {
+        Value::Null => out.push_str("\\N"),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Text(s) | Value::Decimal(s) | Value::Date(s) | Value::Time(s) | Value::Timestamp(s) => escape_copy(s, out),
+        other => escape_copy(&text(other).unwrap_or_default(), out),
+    }
+}
+
 fn escape_copy(text: &str, out: &mut String) {
+    if !text.bytes().any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r')) {
+        out.push_str(text);
+        return;
+    }
     for c in text.chars() {
         match c {
             '\\' => out.push_str("\\\\"),

@@ -119,7 +119,8 @@ pub fn run_sync(
     let mut report = SyncReport { run_id, partitions: Vec::new(), warnings: Vec::new() };
     let outcome = (|| -> Result<(), EngineError> {
         for name in &maps {
-            let shape = MapShape::new(config.map(name).expect("selected"), config);
+            let map = config.map(name).expect("selected");
+            let shape = MapShape::new(map, config).with_write_batches(map, apps);
             let companies = companies_of(&ctx, &shape, &options.companies, &mut report.warnings)?;
             observer.map_started(&shape.name, companies.len());
             let done = run_partitions(&ctx, store, run_id, &shape, companies, observer)?;

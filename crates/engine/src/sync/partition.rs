@@ -284,7 +284,7 @@ impl<'a> Merge<'a> {
     fn flush(&mut self, all: bool) -> Result<(), EngineError> {
         let size = self.shape.batch_size;
         for side in 0..2 {
-            if self.pending[side].len() >= size || (all && !self.pending[side].is_empty()) {
+            if self.pending[side].len() >= self.shape.write_batch[side] || (all && !self.pending[side].is_empty()) {
                 let ops = std::mem::take(&mut self.pending[side]);
                 self.senders[side].send(ops).map_err(|_| EngineError::Data("a writer stopped".into()))?;
             }

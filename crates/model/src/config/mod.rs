@@ -149,7 +149,9 @@ pub struct MapConfig {
     pub index: usize,
     pub threading: Threading,
     pub workers: usize,
-    pub batch_size: usize,
+    /// Rows per read batch and per write transaction, when set; otherwise
+    /// reads take `DEFAULT_BATCH_SIZE` and writes the target database's own preference.
+    pub batch_size: Option<usize>,
     /// The side (0 or 1) whose values win when both sides hold a row and differ.
     pub master: usize,
     pub conflict: ConflictPolicy,

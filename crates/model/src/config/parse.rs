@@ -252,7 +252,7 @@ impl Reader<'_> {
             }
         };
         let workers = self.positive(t, "workers", path, DEFAULT_WORKERS);
-        let batch_size = self.positive(t, "batch_size", path, DEFAULT_BATCH_SIZE);
+        let batch_size = t.contains_key("batch_size").then(|| self.positive(t, "batch_size", path, DEFAULT_BATCH_SIZE));
         let master = match self.string(t, "master", path) {
             None => 0,
             Some(m) => match side_keys.iter().position(|s| *s == m) {

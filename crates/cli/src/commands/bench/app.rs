@@ -1,0 +1,210 @@
+//! One app of the benchmark: a SQLite file or a database on the PostgreSQL or
+//! MariaDB server, with an `items` table, created fresh and dropped after.
+
+use anyhow::{bail, Context, Result};
+use mysql::prelude::Queryable;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+    Mariadb,
+}
+
+pub const COLUMNS: &str = "company, code, name, amount, qty, note, updated";
+
+pub struct BenchApp {
+    pub kind: Kind,
+    /// The URL dualsync's config uses.
+    pub url: String,
+    name: String,
+    admin: String,
+}
+
+impl BenchApp {
+    /// A new empty app of this kind named `name`, with the `items` table.
+    pub fn create(kind: Kind, name: &str, dir: &Path, servers: &Servers) -> Result<BenchApp> {
+        let app = match kind {
+            Kind::Sqlite => {
+                let path = dir.join(format!("{name}.db"));
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+                BenchApp { kind, url: format!("sqlite://{}", path.display()), name: name.into(), admin: String::new() }
+            }
+            Kind::Postgres => {
+                let mut admin =
+                    postgres::Client::connect(&servers.postgres, postgres::NoTls).context("connecting to PostgreSQL (--postgres)")?;
+                // Two statements: DROP DATABASE cannot run inside the implicit transaction of a batch.
+                admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+                admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
+                let base = servers.postgres.rsplit_once('/').map_or(servers.postgres.as_str(), |(b, _)| b);
+                BenchApp { kind, url: format!("{base}/{name}"), name: name.into(), admin: servers.postgres.clone() }
+            }
+            Kind::Mariadb => {
+                let mut admin = mysql::Conn::new(mysql::Opts::from_url(&servers.mysql)?).context("connecting to MariaDB (--mysql)")?;
+                admin.query_drop(format!("DROP DATABASE IF EXISTS {name}"))?;
+                admin.query_drop(format!("CREATE DATABASE {name} CHARACTER SET utf8mb4"))?;
+                BenchApp {
+                    kind,
+                    url: format!("{}/{name}", servers.mysql.trim_end_matches('/')),
+                    name: name.into(),
+                    admin: servers.mysql.clone(),
+                }
+            }
+        };
+        app.exec(&app.schema())?;
+        Ok(app)
+    }
+
+    fn schema(&self) -> String {
+        match self.kind {
+            // A rowid table with a unique key, as applications usually have.
+            Kind::Sqlite => {
+                "CREATE TABLE items (id INTEGER PRIMARY KEY, company TEXT NOT NULL, code TEXT NOT NULL, name TEXT,
+                amount REAL, qty INTEGER, note TEXT, updated TEXT, UNIQUE (company, code))"
+            }
+            Kind::Postgres => {
+                "CREATE TABLE items (company TEXT NOT NULL, code TEXT NOT NULL, name TEXT, amount DOUBLE PRECISION,
+                qty BIGINT, note TEXT, updated TEXT, PRIMARY KEY (company, code))"
+            }
+            Kind::Mariadb => {
+                "CREATE TABLE items (company VARCHAR(20) NOT NULL, code VARCHAR(20) NOT NULL, name TEXT, amount DOUBLE,
+                qty BIGINT, note TEXT, updated TEXT, PRIMARY KEY (company, code))"
+            }
+        }
+        .to_string()
+    }
+
+    pub fn sqlite_path(&self) -> PathBuf {
+        PathBuf::from(self.url.trim_start_matches("sqlite://"))
+    }
+
+    pub fn exec(&self, sql: &str) -> Result<()> {
+        match self.kind {
+            Kind::Sqlite => {
+                let db = rusqlite::Connection::open(self.sqlite_path())?;
+                db.pragma_update(None, "journal_mode", "WAL")?;
+                db.execute_batch(sql)?;
+            }
+            Kind::Postgres => postgres::Client::connect(&self.url, postgres::NoTls)?.batch_execute(sql)?,
+            Kind::Mariadb => mysql::Conn::new(mysql::Opts::from_url(&self.url)?)?.query_drop(sql)?,
+        }
+        Ok(())
+    }
+
+    pub fn count(&self) -> Result<u64> {
+        Ok(match self.kind {
+            Kind::Sqlite => {
+                rusqlite::Connection::open(self.sqlite_path())?.query_row("SELECT count(*) FROM items", [], |r| r.get::<_, i64>(0))? as u64
+            }
+            Kind::Postgres => {
+                postgres::Client::connect(&self.url, postgres::NoTls)?.query_one("SELECT count(*) FROM items", &[])?.get::<_, i64>(0) as u64
+            }
+            Kind::Mariadb => {
+                mysql::Conn::new(mysql::Opts::from_url(&self.url)?)?.query_first::<u64, _>("SELECT count(*) FROM items")?.unwrap_or(0)
+            }
+        })
+    }
+
+    /// Loads a CSV file with the database's own bulk tool (the raw load limit):
+    /// `psql \copy`, `LOAD DATA LOCAL INFILE`, or one SQLite transaction.
+    pub fn load_csv(&self, csv: &Path) -> Result<()> {
+        match self.kind {
+            Kind::Postgres => run(Command::new("psql")
+                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &self.url, "-c"])
+                .arg(format!("\\copy items ({COLUMNS}) FROM '{}' WITH (FORMAT csv)", csv.display()))),
+            Kind::Mariadb => {
+                let mut conn = mysql::Conn::new(mysql::OptsBuilder::from_opts(mysql::Opts::from_url(&self.url)?).local_infile_handler(
+                    Some(mysql::LocalInfileHandler::new(|name, writer| {
+                        let mut file = std::fs::File::open(String::from_utf8_lossy(name).as_ref())?;
+                        std::io::copy(&mut file, writer)?;
+                        Ok(())
+                    })),
+                ))?;
+                conn.query_drop(format!(
+                    "LOAD DATA LOCAL INFILE '{}' INTO TABLE items FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' LINES TERMINATED BY '\\n' ({COLUMNS})",
+                    csv.display()
+                ))?;
+                Ok(())
+            }
+            Kind::Sqlite => {
+                let mut db = rusqlite::Connection::open(self.sqlite_path())?;
+                let tx = db.transaction()?;
+                {
+                    let mut insert = tx.prepare(&format!("INSERT INTO items ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"))?;
+                    let mut reader = csv::ReaderBuilder::new().has_headers(false).from_path(csv)?;
+                    for record in reader.records() {
+                        let r = record?;
+                        let field = |i: usize| (!r[i].is_empty()).then(|| r[i].to_string());
+                        insert.execute(rusqlite::params![
+                            &r[0],
+                            &r[1],
+                            field(2),
+                            r[3].parse::<f64>().ok(),
+                            r[4].parse::<i64>().ok(),
+                            field(5),
+                            field(6)
+                        ])?;
+                    }
+                }
+                tx.commit()?;
+                Ok(())
+            }
+        }
+    }
+
+    /// SQL that makes 10% of the rows differ from the other app (see `--mode both`).
+    pub fn diverge(&self, keep_only_here: u32, change: bool) -> Result<()> {
+        let n = match self.kind {
+            Kind::Sqlite => "CAST(substr(code, 2) AS INTEGER)",
+            Kind::Postgres => "substr(code, 2)::bigint",
+            Kind::Mariadb => "CAST(SUBSTRING(code, 2) AS UNSIGNED)",
+        };
+        let mut sql = format!("DELETE FROM items WHERE {n} % 40 = {keep_only_here}");
+        if change {
+            sql.push_str(&format!(";\nUPDATE items SET name = concat(name, ' (changed)') WHERE {n} % 40 IN (1, 2)"));
+        }
+        for statement in sql.split(";\n") {
+            let statement = if self.kind == Kind::Sqlite {
+                statement.replace("concat(name, ' (changed)')", "name || ' (changed)'")
+            } else {
+                statement.to_string()
+            };
+            self.exec(&statement)?;
+        }
+        Ok(())
+    }
+
+    pub fn drop_database(&self) {
+        match self.kind {
+            Kind::Sqlite => {}
+            Kind::Postgres => {
+                if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+                    let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+                }
+            }
+            Kind::Mariadb => {
+                if let Ok(mut c) = mysql::Opts::from_url(&self.admin).map_err(anyhow::Error::from).and_then(|o| Ok(mysql::Conn::new(o)?)) {
+                    let _ = c.query_drop(format!("DROP DATABASE IF EXISTS {}", self.name));
+                }
+            }
+        }
+    }
+}
+
+/// Admin URLs of the servers the bench creates its databases on.
+pub struct Servers {
+    pub postgres: String,
+    pub mysql: String,
+}
+
+pub fn run(command: &mut Command) -> Result<()> {
+    let out = command.output().with_context(|| format!("running {:?}", command.get_program()))?;
+    if !out.status.success() {
+        bail!("{:?} failed: {}", command.get_program(), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}

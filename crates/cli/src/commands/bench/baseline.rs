@@ -1,0 +1,106 @@
+//! The rows, and the baselines: what the databases' own tools do with the
+//! same rows, measured in the same run.
+
+use super::app::{run, BenchApp, Kind, Servers, COLUMNS};
+use anyhow::Result;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+pub struct Baseline {
+    pub label: String,
+    pub seconds: f64,
+}
+
+/// Rows with text that needs quoting, NULLs, decimals and timestamps, in SQLite.
+pub fn generate(path: &Path, rows: u64, companies: u32) -> Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let db = rusqlite::Connection::open(path)?;
+    db.pragma_update(None, "journal_mode", "WAL")?;
+    db.execute_batch(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, company TEXT NOT NULL, code TEXT NOT NULL, name TEXT,
+            amount REAL, qty INTEGER, note TEXT, updated TEXT, UNIQUE (company, code))",
+    )?;
+    db.execute(
+        &format!(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1)
+             INSERT INTO items ({COLUMNS})
+             SELECT printf('CO%04d', i % ?2), printf('K%010d', i), 'Item ' || i || ' \"quoted\", with a comma',
+                    i * 0.25, i % 1000, CASE WHEN i % 10 = 0 THEN NULL ELSE 'note ' || hex(randomblob(8)) END,
+                    '2026-01-01T00:00:00Z'
+             FROM n"
+        ),
+        rusqlite::params![rows as i64, companies as i64],
+    )?;
+    Ok(())
+}
+
+/// The same rows as RFC 4180 CSV (NULL as an empty unquoted field).
+pub fn export_csv(db: &Path, csv_path: &Path) -> Result<()> {
+    let db = rusqlite::Connection::open(db)?;
+    let mut w = csv::Writer::from_path(csv_path)?;
+    let mut stmt = db.prepare(&format!("SELECT {COLUMNS} FROM items ORDER BY id"))?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let text = |i: usize| -> rusqlite::Result<String> {
+            Ok(match r.get_ref(i)? {
+                rusqlite::types::ValueRef::Null => String::new(),
+                rusqlite::types::ValueRef::Integer(n) => n.to_string(),
+                rusqlite::types::ValueRef::Real(f) => f.to_string(),
+                rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
+            })
+        };
+        w.write_record((0..7).map(text).collect::<rusqlite::Result<Vec<_>>>()?)?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Baselines for loading the rows into an empty app of `target`; the first is the reference.
+pub fn measure(source: &BenchApp, target: Kind, dir: &Path, servers: &Servers, generated: &Path, csv: &Path) -> Result<Vec<Baseline>> {
+    let mut out = Vec::new();
+    let mut time = |label: &str, f: &mut dyn FnMut(&BenchApp) -> Result<()>| -> Result<()> {
+        let app = BenchApp::create(target, "dualsync_bench_base", dir, servers)?;
+        let t = Instant::now();
+        let result = f(&app);
+        let seconds = t.elapsed().as_secs_f64();
+        app.drop_database();
+        result?;
+        out.push(Baseline { label: label.to_string(), seconds });
+        Ok(())
+    };
+    match (source.kind, target) {
+        (Kind::Postgres, Kind::Postgres) => time("COPY … TO STDOUT | COPY … FROM STDIN", &mut |b| {
+            run(Command::new("sh").arg("-c").arg(format!(
+                "psql -X -q -v ON_ERROR_STOP=1 '{}' -c \"\\copy (SELECT {COLUMNS} FROM items) TO STDOUT\" | psql -X -q -v ON_ERROR_STOP=1 '{}' -c \"\\copy items ({COLUMNS}) FROM STDIN\"",
+                source.url, b.url
+            )))
+        })?,
+        (Kind::Sqlite, Kind::Sqlite) => time("SQLite INSERT INTO … SELECT", &mut |b| {
+            let db = rusqlite::Connection::open(b.sqlite_path())?;
+            db.execute("ATTACH DATABASE ?1 AS src", [generated.to_string_lossy()])?;
+            db.execute_batch(&format!("BEGIN; INSERT INTO main.items ({COLUMNS}) SELECT {COLUMNS} FROM src.items; COMMIT;"))?;
+            Ok(())
+        })?,
+        _ => {}
+    }
+    let label = match target {
+        Kind::Postgres => "psql \\copy from CSV",
+        Kind::Mariadb => "LOAD DATA LOCAL INFILE from CSV",
+        Kind::Sqlite => "SQLite inserts from CSV in one transaction",
+    };
+    time(label, &mut |b| b.load_csv(csv))?;
+    if source.kind == Kind::Sqlite && target == Kind::Postgres {
+        if Command::new("pgloader").arg("--version").output().is_ok() {
+            time("pgloader (creates its own table)", &mut |b| {
+                b.exec("DROP TABLE items")?;
+                run(Command::new("pgloader").args(["--quiet", &format!("sqlite://{}", generated.display()), &b.url]))
+            })?;
+        } else {
+            println!("  (pgloader is not installed: apt-get install pgloader to compare with it)");
+        }
+    }
+    Ok(out)
+}
