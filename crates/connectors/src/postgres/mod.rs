@@ -4,6 +4,7 @@
 //! column's type on the server, so every type takes one path.
 
 mod describe;
+mod tls;
 mod values;
 mod write;
 
@@ -31,12 +32,6 @@ impl PostgresConnector {
             config.password(p);
         }
         config.application_name("dualsync");
-        if config.get_ssl_mode() == postgres::config::SslMode::Require {
-            return Err(ConnectorError::new(
-                ErrorKind::Unsupported,
-                format!("{location} asks for sslmode=require: TLS to PostgreSQL is not in this build yet; use sslmode=disable or prefer on a trusted network"),
-            ));
-        }
         Ok(PostgresConnector { config, location })
     }
 }
@@ -52,7 +47,11 @@ impl Connector for PostgresConnector {
     }
 
     fn connect(&self) -> Result<Box<dyn Connection>, ConnectorError> {
-        let client = self.config.connect(postgres::NoTls).map_err(|e| connect_error(&self.location, e))?;
+        let client = match self.config.get_ssl_mode() {
+            postgres::config::SslMode::Disable => self.config.connect(postgres::NoTls),
+            _ => self.config.connect(tls::connector()),
+        }
+        .map_err(|e| connect_error(&self.location, e))?;
         Ok(Box::new(PgConnection { client, tables: HashMap::new() }))
     }
 }
