@@ -45,6 +45,11 @@ pub trait Connection: Send {
     fn fetch(&mut self, request: &FetchRequest) -> Result<Vec<Row>, ConnectorError>;
 
     fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError>;
+
+    /// Whether the connection can be used again (a pool keeps only those).
+    fn is_healthy(&mut self) -> bool {
+        true
+    }
 }
 
 /// Which rows of a table: those matching `filter` and every `equals` (a NULL

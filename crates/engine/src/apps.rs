@@ -1,16 +1,63 @@
 //! The configured apps, opened: one connector per app, passwords read from
-//! the environment or a file at start and never logged.
+//! the environment or a file at start and never logged, and a small pool of
+//! idle connections per app so that partitions reuse sessions instead of
+//! opening new ones (a TLS handshake per company adds up).
 
 use crate::EngineError;
 use dualsync_connectors::{Connection, Connector};
 use dualsync_model::config::AppConfig;
 use dualsync_model::Config;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex};
+
+/// Idle connections kept per app; more than this are closed when returned.
+const MAX_IDLE: usize = 16;
+
+type Idle = Arc<Mutex<Vec<Box<dyn Connection>>>>;
 
 #[derive(Clone)]
 pub struct Apps {
     connectors: HashMap<String, Arc<dyn Connector>>,
+    idle: HashMap<String, Idle>,
+}
+
+/// A connection that goes back to its app's pool when dropped, if it still works.
+pub struct Pooled {
+    conn: Option<Box<dyn Connection>>,
+    idle: Idle,
+}
+
+impl Pooled {
+    pub fn as_mut(&mut self) -> &mut (dyn Connection + 'static) {
+        self.conn.as_mut().expect("present until dropped").as_mut()
+    }
+}
+
+impl Deref for Pooled {
+    type Target = dyn Connection;
+    fn deref(&self) -> &Self::Target {
+        self.conn.as_ref().expect("present until dropped").as_ref()
+    }
+}
+
+impl DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.as_mut()
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            if conn.is_healthy() {
+                let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+                if idle.len() < MAX_IDLE {
+                    idle.push(conn);
+                }
+            }
+        }
+    }
 }
 
 impl Apps {
@@ -25,16 +72,26 @@ impl Apps {
             })?;
             connectors.insert(app.name.clone(), c);
         }
-        Ok(Apps { connectors })
+        let idle = connectors.keys().map(|k| (k.clone(), Idle::default())).collect();
+        Ok(Apps { connectors, idle })
     }
 
     pub fn connector(&self, app: &str) -> &Arc<dyn Connector> {
         &self.connectors[app]
     }
 
-    pub fn connect(&self, app: &str) -> Result<Box<dyn Connection>, EngineError> {
-        let c = self.connector(app);
-        c.connect().map_err(|source| EngineError::App { app: app.to_string(), location: c.location(), source })
+    /// A connection to the app: an idle one from the pool, or a new one.
+    pub fn connect(&self, app: &str) -> Result<Pooled, EngineError> {
+        let idle = self.idle[app].clone();
+        let reused = idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match reused {
+            Some(c) => c,
+            None => {
+                let c = self.connector(app);
+                c.connect().map_err(|source| EngineError::App { app: app.to_string(), location: c.location(), source })?
+            }
+        };
+        Ok(Pooled { conn: Some(conn), idle })
     }
 }
 

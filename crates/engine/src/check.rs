@@ -3,7 +3,6 @@
 
 use crate::shape::MapShape;
 use crate::Apps;
-use dualsync_connectors::Connection;
 use dualsync_model::config::Direction;
 use dualsync_model::{Config, TableSchema};
 use std::collections::HashMap;
@@ -51,7 +50,7 @@ impl fmt::Display for Finding {
 /// Opens every app once and checks the given maps against their tables.
 pub fn preflight(config: &Config, apps: &Apps, maps: &[String]) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let mut conns: HashMap<String, Box<dyn Connection>> = HashMap::new();
+    let mut conns: HashMap<String, crate::Pooled> = HashMap::new();
     for app in &config.apps {
         match apps.connect(&app.name) {
             Ok(c) => {

@@ -22,7 +22,7 @@ mod lookup;
 mod shape;
 pub mod sync;
 
-pub use apps::Apps;
+pub use apps::{Apps, Pooled};
 pub use decide::{decide, CommonRow, Decision, Rules, Write};
 pub use error::EngineError;
 pub use shape::MapShape;

@@ -188,6 +188,10 @@ impl Connection for MyConnection {
         Ok(out)
     }
 
+    fn is_healthy(&mut self) -> bool {
+        self.conn.ping().is_ok()
+    }
+
     fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         let table = self.table(&batch.table)?.clone();
         write::write_batch(&mut self.conn, &table, batch)

@@ -209,6 +209,10 @@ impl Connection for PgConnection {
         Ok(out)
     }
 
+    fn is_healthy(&mut self) -> bool {
+        !self.client.is_closed()
+    }
+
     fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         self.table(&batch.table)?;
         let table = self.tables[&batch.table].clone();

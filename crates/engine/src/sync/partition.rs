@@ -153,7 +153,7 @@ fn write_side(
     rx: Receiver<Vec<PendingOp>>,
 ) -> Result<(u64, u64, u64), EngineError> {
     let app = &shape.apps[side];
-    let mut conn: Option<Box<dyn dualsync_connectors::Connection>> = None;
+    let mut conn: Option<crate::Pooled> = None;
     let mut writer = TargetWriter::new(shape, side, company);
     let (mut inserted, mut updated, mut failed) = (0, 0, 0);
     for ops in rx {
