@@ -19,6 +19,7 @@ pub mod check;
 mod decide;
 mod error;
 mod lookup;
+pub mod order;
 mod shape;
 pub mod sync;
 

@@ -34,7 +34,9 @@ pub fn check(cli: &Cli, config: &Config) -> CliResult {
             let down = findings.iter().any(|f| f.map.is_none() && f.app == a.name);
             println!("  app {:<8} {}  {}", a.name, a.url, if down { "UNREACHABLE" } else { "ok" });
         }
-        println!("  maps in run order: {}", maps.join(" → "));
+        let order = dualsync_engine::order::run_order(config, &[]);
+        let stages: Vec<String> = order.stages.iter().map(|s| s.iter().map(|step| step.label()).collect::<Vec<_>>().join(", ")).collect();
+        println!("  maps in run order (a stage's maps run side by side): {}", stages.join(" → "));
         match &state {
             Some(e) => println!("  state store: {e}"),
             None if state_exists => println!("  state store {}: ok", config.state.url),

@@ -11,6 +11,7 @@ pub use one::{reconcile_key, retry_errors, KeyOutcome};
 
 use crate::apps::in_app;
 use crate::check::{preflight, Cause, Finding, Severity};
+use crate::order::{run_order, Step};
 use crate::shape::MapShape;
 use crate::{Apps, EngineError};
 use dualsync_connectors::Selection;
@@ -118,13 +119,18 @@ pub fn run_sync(
     let ctx = Context { apps: apps.clone(), recorder: recorder.sender.clone(), rows_done };
     let mut report = SyncReport { run_id, partitions: Vec::new(), warnings: Vec::new() };
     let outcome = (|| -> Result<(), EngineError> {
-        for name in &maps {
-            let map = config.map(name).expect("selected");
-            let shape = MapShape::new(map, config).with_write_batches(map, apps);
-            let companies = companies_of(&ctx, &shape, &options.companies, &mut report.warnings)?;
-            observer.map_started(&shape.name, companies.len());
-            let done = run_partitions(&ctx, store, run_id, &shape, companies, observer)?;
-            report.partitions.extend(done);
+        // Stages one after the other; the maps of a stage side by side.
+        for stage in run_order(config, &options.maps).stages {
+            let results: Vec<Result<(Vec<PartitionReport>, Vec<String>), EngineError>> = std::thread::scope(|scope| {
+                let handles: Vec<_> =
+                    stage.iter().map(|step| scope.spawn(|| run_step(&ctx, config, store, run_id, step, options, observer))).collect();
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(EngineError::Data("a map's thread panicked".into())))).collect()
+            });
+            for result in results {
+                let (partitions, warnings) = result?;
+                report.partitions.extend(partitions);
+                report.warnings.extend(warnings);
+            }
         }
         Ok(())
     })();
@@ -139,6 +145,27 @@ pub fn run_sync(
     outcome?;
     recorded?;
     Ok(report)
+}
+
+/// One map of a stage: its companies, then its partitions.
+fn run_step(
+    ctx: &Context,
+    config: &Config,
+    store: &Arc<StateStore>,
+    run_id: i64,
+    step: &Step,
+    options: &SyncOptions,
+    observer: &dyn Observer,
+) -> Result<(Vec<PartitionReport>, Vec<String>), EngineError> {
+    let map = step.map_config(config);
+    let shape = MapShape::new(&map, config).with_write_batches(&map, &ctx.apps);
+    let mut warnings = Vec::new();
+    let companies = companies_of(ctx, &shape, &options.companies, &mut warnings)?;
+    let warnings = if step.deferred.is_empty() { warnings } else { Vec::new() }; // said once, by the full pass
+    observer.map_started(&step.label(), companies.len());
+    // A first pass is not complete: its cleanup (forget unseen keys, resolve errors) waits for the second.
+    let partitions = run_partitions(ctx, store, run_id, &shape, companies, observer, step.deferred.is_empty())?;
+    Ok((partitions, warnings))
 }
 
 /// The maps to run, in lookup order (each after the maps it refers to).
@@ -194,6 +221,7 @@ fn run_partitions(
     shape: &MapShape,
     companies: Vec<Option<Value>>,
     observer: &dyn Observer,
+    complete: bool,
 ) -> Result<Vec<PartitionReport>, EngineError> {
     let queue = Mutex::new(companies.into_iter().collect::<VecDeque<_>>());
     let results = Mutex::new(Vec::new());
@@ -208,7 +236,7 @@ fn run_partitions(
                         };
                         let shown = company.as_ref().map(|c| c.display().into_owned()).unwrap_or_default();
                         let id = store.begin_partition(run_id, &shape.name, &shown, [&shape.apps[0], &shape.apps[1]])?;
-                        let (counts, error) = partition::sync_partition(ctx, shape, company);
+                        let (counts, error) = partition::sync_partition(ctx, shape, company, complete);
                         let status = match (&error, counts.failed_total()) {
                             (Some(_), _) => RunStatus::Failed,
                             (None, 0) => RunStatus::Ok,

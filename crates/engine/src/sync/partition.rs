@@ -21,7 +21,9 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 const READ_AHEAD: usize = 4;
 const WRITE_AHEAD: usize = 2;
 
-pub fn sync_partition(ctx: &Context, shape: &MapShape, company: Option<Value>) -> (Counts, Option<EngineError>) {
+/// Syncs one (map, company). `complete`: this pass covers every column, so
+/// afterwards keys it did not see are forgotten and errors it did not hit resolved.
+pub fn sync_partition(ctx: &Context, shape: &MapShape, company: Option<Value>, complete: bool) -> (Counts, Option<EngineError>) {
     let company_shown = company.as_ref().map(|c| c.display().into_owned()).unwrap_or_default();
     let mut counts = Counts::default();
     let result = std::thread::scope(|scope| {
@@ -56,7 +58,7 @@ pub fn sync_partition(ctx: &Context, shape: &MapShape, company: Option<Value>) -
         }
         first_error
     });
-    if result.is_none() {
+    if result.is_none() && complete {
         ctx.send(Record::PartitionComplete { map: shape.name.clone(), company: company_shown });
     }
     (counts, result)

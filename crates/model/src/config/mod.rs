@@ -242,7 +242,9 @@ impl Config {
                 }
             }
             if out.len() == before {
-                break; // a cycle; validation reports it
+                // A cycle: its maps follow in file order (the engine writes them in two passes).
+                out.extend(self.maps.iter().filter(|m| !done.contains(&m.name.as_str())));
+                break;
             }
         }
         out

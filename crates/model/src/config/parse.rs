@@ -515,12 +515,6 @@ impl Reader<'_> {
                         format!("map {target:?} has a key of {} columns; a lookup column refers to a one-column key", r.sides[0].key.len()),
                         "",
                     );
-                } else if r.name == m.name {
-                    self.err(
-                        &path,
-                        "a map that refers to itself is not supported yet",
-                        "self-references come with two-pass writes; remove the lookup for now",
-                    );
                 } else if !r.is_global() && m.is_global() {
                     self.err(
                         &path,
@@ -529,18 +523,6 @@ impl Reader<'_> {
                     );
                 }
             }
-        }
-        let ordered = {
-            let cfg = Config {
-                file: PathBuf::new(),
-                state: StateConfig { url: DatabaseUrl::Sqlite(PathBuf::new()), password_env: None },
-                apps: Vec::new(),
-                maps: maps.to_vec(),
-            };
-            cfg.maps_in_lookup_order().len()
-        };
-        if ordered < maps.len() {
-            self.err("maps", "the maps' lookups form a cycle", "cycles between maps are not supported yet; remove one lookup of the cycle");
         }
     }
 }
