@@ -137,6 +137,15 @@ pub struct BenchArgs {
     /// MySQL/MariaDB server for mariadb apps.
     #[arg(long, default_value = "mysql://root@127.0.0.1:3306")]
     pub mysql: String,
+    /// The map's threading: single (ordered, one writer) or multi.
+    #[arg(long, default_value = "multi")]
+    pub threading: String,
+    /// The map's workers.
+    #[arg(long, default_value_t = 4)]
+    pub workers: usize,
+    /// Lookups per row (0: the plain profile). Each refers to a map of 1,000 rows per company.
+    #[arg(long, default_value_t = 0)]
+    pub lookups: usize,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

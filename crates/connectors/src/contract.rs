@@ -16,6 +16,12 @@ pub trait Connector: Send + Sync {
     fn write_batch_size(&self) -> usize {
         2000
     }
+
+    /// Whether several connections may write to this database at once with
+    /// gain (SQLite has one writer per file: no).
+    fn concurrent_writes(&self) -> bool {
+        false
+    }
 }
 
 /// One open connection. Not shared between threads.

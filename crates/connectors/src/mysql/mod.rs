@@ -43,6 +43,10 @@ impl Connector for MysqlConnector {
         self.location.clone()
     }
 
+    fn concurrent_writes(&self) -> bool {
+        true
+    }
+
     fn write_batch_size(&self) -> usize {
         5_000
     }

@@ -15,6 +15,7 @@ use crate::order::{run_order, Step};
 use crate::shape::MapShape;
 use crate::{Apps, EngineError};
 use dualsync_connectors::Selection;
+use dualsync_model::config::Threading;
 use dualsync_model::{Config, Value};
 use dualsync_state::{Counts, RunStatus, StateStore};
 use record::{Record, Recorder};
@@ -226,6 +227,15 @@ fn run_partitions(
     let queue = Mutex::new(companies.into_iter().collect::<VecDeque<_>>());
     let results = Mutex::new(Vec::new());
     let workers = shape.workers.min(queue.lock().unwrap().len()).max(1);
+    // Workers left over once every company has one write batches of a company in parallel.
+    let writers = [0, 1].map(|s| {
+        let concurrent = shape.threading == Threading::Multi && ctx.apps.connector(&shape.apps[s]).concurrent_writes();
+        if concurrent {
+            (shape.workers / workers).max(1)
+        } else {
+            1
+        }
+    });
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -236,7 +246,7 @@ fn run_partitions(
                         };
                         let shown = company.as_ref().map(|c| c.display().into_owned()).unwrap_or_default();
                         let id = store.begin_partition(run_id, &shape.name, &shown, [&shape.apps[0], &shape.apps[1]])?;
-                        let (counts, error) = partition::sync_partition(ctx, shape, company, complete);
+                        let (counts, error) = partition::sync_partition(ctx, shape, company, complete, writers);
                         let status = match (&error, counts.failed_total()) {
                             (Some(_), _) => RunStatus::Failed,
                             (None, 0) => RunStatus::Ok,

@@ -16,6 +16,7 @@ use dualsync_state::{Counts, NewError};
 use std::cmp::Ordering;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
 
 /// Batches in flight between a reader and the merge, and the merge and a writer.
 const READ_AHEAD: usize = 4;
@@ -23,7 +24,15 @@ const WRITE_AHEAD: usize = 2;
 
 /// Syncs one (map, company). `complete`: this pass covers every column, so
 /// afterwards keys it did not see are forgotten and errors it did not hit resolved.
-pub fn sync_partition(ctx: &Context, shape: &MapShape, company: Option<Value>, complete: bool) -> (Counts, Option<EngineError>) {
+/// `writers`: connections that apply batches into each side at once (more than
+/// one only for `threading = "multi"` maps into databases with concurrent writers).
+pub fn sync_partition(
+    ctx: &Context,
+    shape: &MapShape,
+    company: Option<Value>,
+    complete: bool,
+    writers: [usize; 2],
+) -> (Counts, Option<EngineError>) {
     let company_shown = company.as_ref().map(|c| c.display().into_owned()).unwrap_or_default();
     let mut counts = Counts::default();
     let result = std::thread::scope(|scope| {
@@ -34,22 +43,25 @@ pub fn sync_partition(ctx: &Context, shape: &MapShape, company: Option<Value>, c
             scope.spawn(move || read_side(ctx, shape, side, company, tx));
             streams.push(Stream::new(rx));
         }
-        let mut writers = Vec::new();
+        let mut handles = Vec::new();
         let mut senders = Vec::new();
         for side in 0..2 {
-            let (tx, rx) = sync_channel::<Vec<PendingOp>>(WRITE_AHEAD);
-            let company = company.clone();
-            writers.push(scope.spawn(move || write_side(ctx, shape, side, company, rx)));
+            let (tx, rx) = sync_channel::<Vec<PendingOp>>(WRITE_AHEAD.max(writers[side]));
+            let rx = Arc::new(Mutex::new(rx));
+            for _ in 0..writers[side] {
+                let (company, rx) = (company.clone(), rx.clone());
+                handles.push((side, scope.spawn(move || write_side(ctx, shape, side, company, &rx))));
+            }
             senders.push(tx);
         }
         let streams: [Stream; 2] = streams.try_into().ok().expect("two streams");
         let merged = Merge::new(ctx, shape, &company_shown, senders).run(streams, &mut counts);
         let mut first_error = merged.err();
-        for (side, w) in writers.into_iter().enumerate() {
+        for (side, w) in handles {
             match w.join().unwrap_or_else(|_| Err(EngineError::Data("a writer thread panicked".into()))) {
                 Ok((inserted, updated, failed)) => {
-                    counts.inserted[side] = inserted;
-                    counts.updated[side] = updated;
+                    counts.inserted[side] += inserted;
+                    counts.updated[side] += updated;
                     counts.failed[side] += failed;
                 }
                 // The writer's own error explains why the merge could not send to it.
@@ -152,13 +164,14 @@ fn write_side(
     shape: &MapShape,
     side: usize,
     company: Option<Value>,
-    rx: Receiver<Vec<PendingOp>>,
+    rx: &Mutex<Receiver<Vec<PendingOp>>>,
 ) -> Result<(u64, u64, u64), EngineError> {
     let app = &shape.apps[side];
     let mut conn: Option<crate::Pooled> = None;
     let mut writer = TargetWriter::new(shape, side, company);
     let (mut inserted, mut updated, mut failed) = (0, 0, 0);
-    for ops in rx {
+    // Writers of a side take batches in turn; each batch is its own transaction.
+    while let Ok(ops) = rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
         // Connect on the first batch: a side that receives nothing is never opened for writing.
         let c = match &mut conn {
             Some(c) => c,

@@ -23,6 +23,8 @@ const MAP: &str = r#"
 [[maps]]
 name = "items"
 master = "a"
+threading = "THREADING"
+workers = WORKERS
 [maps.a]
 table = "items"
 key = "code"
@@ -99,7 +101,7 @@ fn run(cli: &Cli, args: &BenchArgs, dir: &Path) -> Result<serde_json::Value> {
         let reference = baselines.first().map(|b| b.seconds).ok_or_else(|| anyhow!("no baseline for this pair"))?;
 
         apps.push(BenchApp::create(args.target, "dualsync_bench_b", dir, &servers)?);
-        let oneway = sync(dir, &apps[0], &apps[1])?;
+        let oneway = sync(dir, &apps[0], &apps[1], args)?;
         let oneway_ok = apps[1].count()? == n && written_by_second_sync(dir)? == 0;
         say(format!(
             "  dualsync  one-way sync {:<31} {:>7.2}s  {:>10.0} rows/s  ratio {:.2}× baseline  peak RSS {:.0} MB  {}",
@@ -128,7 +130,7 @@ fn run(cli: &Cli, args: &BenchArgs, dir: &Path) -> Result<serde_json::Value> {
             apps[1].diverge(3, true)?;
             apps[0].diverge(4, false)?;
             let _ = std::fs::remove_file(dir.join("state.db"));
-            let both = sync(dir, &apps[0], &apps[1])?;
+            let both = sync(dir, &apps[0], &apps[1], args)?;
             let expected = n - n / 40;
             let both_ok = apps[0].count()? >= expected && apps[1].count()? == apps[0].count()? && written_by_second_sync(dir)? == 0;
             ok &= both_ok;
@@ -179,16 +181,17 @@ struct Measure {
     peak_rss_mb: f64,
 }
 
-fn write_config(dir: &Path, a: &BenchApp, b: &BenchApp) -> Result<std::path::PathBuf> {
+fn write_config(dir: &Path, a: &BenchApp, b: &BenchApp, threading: &str, workers: usize) -> Result<std::path::PathBuf> {
     let config = dir.join("dualsync.toml");
-    let text = format!("[state]\nurl = \"sqlite://state.db\"\n[apps.a]\nurl = \"{}\"\n[apps.b]\nurl = \"{}\"\n{MAP}", a.url, b.url);
+    let map = MAP.replace("THREADING", threading).replace("WORKERS", &workers.to_string());
+    let text = format!("[state]\nurl = \"sqlite://state.db\"\n[apps.a]\nurl = \"{}\"\n[apps.b]\nurl = \"{}\"\n{map}", a.url, b.url);
     std::fs::write(&config, text)?;
     Ok(config)
 }
 
 /// Runs `dualsync sync` on the bench config in a child process and measures it.
-fn sync(dir: &Path, a: &BenchApp, b: &BenchApp) -> Result<Measure> {
-    let config = write_config(dir, a, b)?;
+fn sync(dir: &Path, a: &BenchApp, b: &BenchApp, args: &BenchArgs) -> Result<Measure> {
+    let config = write_config(dir, a, b, &args.threading, args.workers)?;
     let t = Instant::now();
     let child = Command::new(std::env::current_exe()?)
         .args(["--config", &config.to_string_lossy(), "--quiet", "sync"])
