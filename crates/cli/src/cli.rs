@@ -51,8 +51,28 @@ pub enum Command {
     Retry(RetryArgs),
     /// Reconcile one key of a map now, whatever its state.
     Resync(ResyncArgs),
-    /// The built-in benchmark: synthetic rows, dualsync vs SQLite's own copy.
+    /// Give the rows of one app that have no company a company, so that they take part.
+    BootstrapCompany(BootstrapArgs),
+    /// The built-in benchmark: synthetic rows, dualsync vs the databases' own bulk copy.
     Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BootstrapArgs {
+    #[arg(long)]
+    pub map: String,
+    /// The app whose rows get the company.
+    #[arg(long)]
+    pub app: String,
+    /// The company value to give them.
+    #[arg(long)]
+    pub company: String,
+    /// Only rows that also match this filter (the config's filter language).
+    #[arg(long = "where")]
+    pub where_: Option<String>,
+    /// Only count the rows that would change.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug)]

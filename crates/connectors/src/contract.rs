@@ -96,6 +96,14 @@ pub struct WriteBatch {
     pub ops: Vec<WriteOp>,
 }
 
+impl WriteBatch {
+    /// The scope conditions for an update: `(column, Some(value))` compares
+    /// with a parameter, `(column, None)` is `IS NULL` (a NULL scope value).
+    pub fn scope_conditions(&self) -> impl Iterator<Item = (&String, Option<&Value>)> {
+        self.scope.iter().map(|(c, v)| (c, (!v.is_null()).then_some(v)))
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum WriteOp {
     /// Values for `WriteBatch::columns`, in that order.

@@ -15,6 +15,7 @@
 //! writers translate back, resolve lookups and write in batches.
 
 pub mod apps;
+pub mod bootstrap;
 pub mod check;
 mod decide;
 mod error;

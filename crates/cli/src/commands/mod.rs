@@ -1,6 +1,7 @@
 //! One module per command; each returns the process exit code.
 
 mod bench;
+mod bootstrap;
 mod check;
 mod errors;
 mod init;
@@ -28,6 +29,7 @@ pub fn run(cli: &Cli) -> CliResult {
         Command::Errors(args) => errors::errors(cli, &load(cli)?, args),
         Command::Retry(args) => errors::retry(cli, &load(cli)?, args),
         Command::Resync(args) => errors::resync(cli, &load(cli)?, args),
+        Command::BootstrapCompany(args) => bootstrap::bootstrap(cli, &load(cli)?, args),
         Command::Bench(args) => bench::bench(cli, args),
     }
 }

@@ -7,6 +7,7 @@ mod demo;
 mod failures;
 mod kinds;
 mod lookups;
+mod scale;
 mod text;
 
 use crate::util::Workspace;

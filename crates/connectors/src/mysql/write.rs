@@ -82,8 +82,8 @@ fn one(
             let conditions = batch
                 .key_columns
                 .iter()
-                .chain(batch.scope.iter().map(|s| &s.0))
                 .map(|c| format!("{} = ?", backtick(c)))
+                .chain(batch.scope_conditions().map(|(c, v)| format!("{} {}", backtick(c), if v.is_some() { "= ?" } else { "IS NULL" })))
                 .collect::<Vec<_>>();
             let sql = format!(
                 "UPDATE {} SET {} WHERE {}",
@@ -92,7 +92,7 @@ fn one(
                 conditions.join(" AND ")
             );
             let params: Vec<mysql::Value> =
-                set.iter().map(|s| &s.1).chain(key.iter()).chain(batch.scope.iter().map(|s| &s.1)).map(param).collect();
+                set.iter().map(|s| &s.1).chain(key.iter()).chain(batch.scope_conditions().filter_map(|s| s.1)).map(param).collect();
             tx.exec_drop(sql, params)
         }
     };

@@ -88,9 +88,15 @@ fn update_group(
         .join(", ");
     let mut conditions: Vec<String> =
         batch.key_columns.iter().enumerate().map(|(j, c)| format!("t.{} = s.c{j}::{}", quote(c), cast_of(table, c))).collect();
-    let scope: Vec<Option<String>> = batch.scope.iter().map(|(_, v)| text(v)).collect();
-    for (j, (c, _)) in batch.scope.iter().enumerate() {
-        conditions.push(format!("t.{} = ${}::text::{}", quote(c), j + 3, cast_of(table, c)));
+    let mut scope: Vec<Option<String>> = Vec::new();
+    for (c, value) in batch.scope_conditions() {
+        match value {
+            Some(v) => {
+                scope.push(text(v));
+                conditions.push(format!("t.{} = ${}::text::{}", quote(c), scope.len() + 2, cast_of(table, c)));
+            }
+            None => conditions.push(format!("t.{} IS NULL", quote(c))),
+        }
     }
     let sql = format!(
         "UPDATE {} AS t SET {set} FROM {} AS s WHERE {} AND s.n BETWEEN $1 AND $2",

@@ -53,8 +53,8 @@ impl<'a> Writer<'a> {
         let where_sql = batch
             .key_columns
             .iter()
-            .chain(batch.scope.iter().map(|s| &s.0))
             .map(|c| format!("{} = ?", quote(c)))
+            .chain(batch.scope_conditions().map(|(c, v)| format!("{} {}", quote(c), if v.is_some() { "= ?" } else { "IS NULL" })))
             .collect::<Vec<_>>()
             .join(" AND ");
         let rows_per_insert = (MAX_PARAMS / batch.columns.len().max(1)).clamp(1, ROWS_PER_INSERT);
@@ -94,7 +94,7 @@ impl<'a> Writer<'a> {
                     set.iter().map(|(c, _)| format!("{} = ?", quote(c))).collect::<Vec<_>>().join(", "),
                     self.where_sql
                 );
-                let params = set.iter().map(|s| &s.1).chain(key.iter()).chain(self.batch.scope.iter().map(|s| &s.1));
+                let params = set.iter().map(|s| &s.1).chain(key.iter()).chain(self.batch.scope_conditions().filter_map(|s| s.1));
                 self.tx.prepare_cached(&sql).and_then(|mut s| s.execute(params_from_iter(params.map(Bind))))
             }
         };
