@@ -7,6 +7,7 @@
 //! query per batch and lookup column, with a bounded cache.
 
 use crate::shape::{LookupTarget, MapShape};
+use crate::sync::company::Company;
 use dualsync_connectors::{Connection, ConnectorError, FetchRequest, Selection};
 use dualsync_model::Value;
 use std::collections::HashMap;
@@ -16,7 +17,7 @@ const CACHE_LIMIT: usize = 100_000;
 
 pub struct Resolver {
     side: usize,
-    company: Option<Value>,
+    company: Option<Company>,
     /// Per lookup column: stored value → key (reading) and key → stored value (writing).
     to_key: HashMap<usize, HashMap<String, Value>>,
     to_stored: HashMap<usize, HashMap<String, Value>>,
@@ -33,7 +34,7 @@ enum Way {
 }
 
 impl Resolver {
-    pub fn new(side: usize, company: Option<Value>) -> Self {
+    pub fn new(side: usize, company: Option<Company>) -> Self {
         Resolver { side, company, to_key: HashMap::new(), to_stored: HashMap::new() }
     }
 
@@ -94,7 +95,12 @@ impl Resolver {
             }
             let mut equals = Vec::new();
             if let (Some(col), Some(company)) = (&target.company[s], &self.company) {
-                equals.push((col.clone(), company.clone()));
+                // The referenced table stores the company as its code, or as its row's id there.
+                let scope = if target.company_is_id[s] { company.stored[s].clone() } else { Some(company.code.clone()) };
+                match scope {
+                    Some(v) => equals.push((col.clone(), v)),
+                    None => return Ok(HashMap::new()), // the company does not exist on this side: nothing resolves
+                }
             }
             let rows = conn.fetch(&FetchRequest {
                 selection: Selection { table: target.tables[s].clone(), filter: None, equals },

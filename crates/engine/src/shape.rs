@@ -20,6 +20,8 @@ pub struct MapShape {
     /// Key column names per side, in the common key order.
     pub key_columns: [Vec<String>; 2],
     pub company: [Option<String>; 2],
+    /// Where a side's company column holds ids of the companies map's rows.
+    pub company_lookup: [Option<CompanyLookup>; 2],
     pub id: [Option<(String, Option<IdDefault>)>; 2],
     pub filter: [Option<Filter>; 2],
     pub directions: Vec<Direction>,
@@ -70,6 +72,15 @@ impl Translation {
     }
 }
 
+/// A side's companies table, when its company column holds the company row's id.
+#[derive(Clone, Debug)]
+pub struct CompanyLookup {
+    pub map: String,
+    pub table: String,
+    pub key_column: String,
+    pub id_column: String,
+}
+
 /// Where a lookup column's values point: the referenced map's table on each side.
 #[derive(Clone, Debug)]
 pub struct LookupTarget {
@@ -80,6 +91,8 @@ pub struct LookupTarget {
     pub id_column: [Option<String>; 2],
     /// The referenced table's company column, or None for a global map.
     pub company: [Option<String>; 2],
+    /// Whether that company column holds the company row's id (a company lookup) rather than its code.
+    pub company_is_id: [bool; 2],
     pub filter: [Option<Filter>; 2],
 }
 
@@ -118,6 +131,7 @@ impl MapShape {
                     key_column: [key_col(0), key_col(1)],
                     id_column: [rs(0).id.clone(), rs(1).id.clone()],
                     company: if r.is_global() { [None, None] } else { [rs(0).company.clone(), rs(1).company.clone()] },
+                    company_is_id: [0, 1].map(|s| company_lookup(config, &rs(s).app, rs(s).company_lookup.as_deref()).is_some()),
                     filter: [rs(0).filter.clone(), rs(1).filter.clone()],
                 })
             })
@@ -130,6 +144,7 @@ impl MapShape {
             key_columns: [key_columns(0), key_columns(1)],
             key_positions,
             company: [side(0).company.clone(), side(1).company.clone()],
+            company_lookup: [0, 1].map(|s| company_lookup(config, &side(s).app, side(s).company_lookup.as_deref())),
             id: [0, 1].map(|s| side(s).id.clone().map(|i| (i, side(s).id_default))),
             filter: [side(0).filter.clone(), side(1).filter.clone()],
             directions: map.columns.iter().map(|c| c.direction).collect(),
@@ -171,4 +186,11 @@ impl MapShape {
     pub fn rules(&self) -> crate::Rules {
         crate::Rules { directions: self.directions.clone(), master: self.master, key_positions: self.key_positions.clone() }
     }
+}
+
+/// The companies table of `app` when a company column refers to map `name`'s rows by id.
+fn company_lookup(config: &Config, app: &str, name: Option<&str>) -> Option<CompanyLookup> {
+    let map = config.map(name?)?;
+    let side = &map.sides[map.side_of_app(app)?];
+    Some(CompanyLookup { map: map.name.clone(), table: side.table.clone(), key_column: side.key[0].clone(), id_column: side.id.clone()? })
 }

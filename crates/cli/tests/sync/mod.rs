@@ -2,6 +2,7 @@
 //! company column, one-way columns, a value translation and a CRM filter.
 
 mod basics;
+mod companies;
 mod connections;
 mod demo;
 mod failures;

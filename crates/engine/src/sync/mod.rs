@@ -1,6 +1,7 @@
 //! `dualsync sync`: every selected map, in lookup order; within a map, its
 //! companies in parallel up to `workers` (one at a time for `threading = "single"`).
 
+pub mod company;
 mod one;
 mod partition;
 mod read;
@@ -14,6 +15,7 @@ use crate::check::{preflight, Cause, Finding, Severity};
 use crate::order::{run_order, Step};
 use crate::shape::MapShape;
 use crate::{Apps, EngineError};
+use company::Company;
 use dualsync_connectors::Selection;
 use dualsync_model::config::Threading;
 use dualsync_model::{Config, Value};
@@ -205,7 +207,19 @@ fn companies_of(ctx: &Context, shape: &MapShape, only: &[String], warnings: &mut
                 if n == 1 { "has" } else { "have" },
             ));
         }
-        all.extend(values.into_iter().filter(|v| !v.is_null()));
+        let (codes, unknown) = company::codes_of(&ctx.apps, shape, side, values.into_iter().filter(|v| !v.is_null()).collect())?;
+        if unknown > 0 {
+            let lookup = shape.company_lookup[side].as_ref().expect("ids only with a company lookup");
+            warnings.push(format!(
+                "map {}: {unknown} company value{} of {app}.{}.{column} refer to no row of {app}.{} (map {}); their rows take no part",
+                shape.name,
+                if unknown == 1 { "" } else { "s" },
+                shape.tables[side],
+                lookup.table,
+                lookup.map
+            ));
+        }
+        all.extend(codes);
     }
     all.sort_by(|a, b| a.key_cmp(b));
     all.dedup_by(|a, b| a.same_as(b));
@@ -246,7 +260,11 @@ fn run_partitions(
                         };
                         let shown = company.as_ref().map(|c| c.display().into_owned()).unwrap_or_default();
                         let id = store.begin_partition(run_id, &shape.name, &shown, [&shape.apps[0], &shape.apps[1]])?;
-                        let (counts, error) = partition::sync_partition(ctx, shape, company, complete, writers);
+                        let resolved = company.map(|code| Company::resolve(&ctx.apps, shape, code)).transpose();
+                        let (counts, error) = match resolved {
+                            Ok(company) => partition::sync_partition(ctx, shape, company, complete, writers),
+                            Err(e) => (Counts::default(), Some(e)),
+                        };
                         let status = match (&error, counts.failed_total()) {
                             (Some(_), _) => RunStatus::Failed,
                             (None, 0) => RunStatus::Ok,

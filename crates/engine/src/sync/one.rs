@@ -7,6 +7,7 @@ use super::write::{PendingOp, TargetWriter};
 use crate::apps::in_app;
 use crate::decide::decide;
 use crate::shape::MapShape;
+use crate::sync::company::Company;
 use crate::{Apps, EngineError};
 use dualsync_model::row::{key_from_text, key_to_json};
 use dualsync_model::{Config, Key, Value};
@@ -50,13 +51,19 @@ pub fn reconcile_key(
             shape.key_columns[0].join(", ")
         )));
     }
-    let company = if shape.company[0].is_some() { company } else { None };
-    let company_shown = company.as_ref().map(|c| c.display().into_owned()).unwrap_or_default();
+    let company = match company {
+        Some(code) if shape.company[0].is_some() => Some(Company::resolve(apps, &shape, code)?),
+        _ => None,
+    };
+    let company_shown = Company::shown(&company);
     let key_json = key_to_json(&key);
     let mut conns = [apps.connect(&shape.apps[0])?, apps.connect(&shape.apps[1])?];
     let mut rows = [None, None];
     for side in 0..2 {
         let mut reader = SideReader::new(side, company.clone());
+        if !reader.has_company(&shape) {
+            continue;
+        }
         let found = reader.fetch(conns[side].as_mut(), &shape, vec![key.clone()]).map_err(in_app(apps, &shape.apps[side]))?;
         rows[side] = found.into_iter().next();
     }

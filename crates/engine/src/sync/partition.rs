@@ -9,6 +9,7 @@ use super::Context;
 use crate::apps::in_app;
 use crate::decide::{decide, CommonRow};
 use crate::shape::MapShape;
+use crate::sync::company::Company;
 use crate::EngineError;
 use dualsync_model::row::key_to_json;
 use dualsync_model::Value;
@@ -29,11 +30,11 @@ const WRITE_AHEAD: usize = 2;
 pub fn sync_partition(
     ctx: &Context,
     shape: &MapShape,
-    company: Option<Value>,
+    company: Option<Company>,
     complete: bool,
     writers: [usize; 2],
 ) -> (Counts, Option<EngineError>) {
-    let company_shown = company.as_ref().map(|c| c.display().into_owned()).unwrap_or_default();
+    let company_shown = Company::shown(&company);
     let mut counts = Counts::default();
     let result = std::thread::scope(|scope| {
         let mut streams = Vec::new();
@@ -85,13 +86,16 @@ struct ReadBatch {
 
 type Batch = Result<ReadBatch, EngineError>;
 
-fn read_side(ctx: &Context, shape: &MapShape, side: usize, company: Option<Value>, tx: SyncSender<Batch>) {
+fn read_side(ctx: &Context, shape: &MapShape, side: usize, company: Option<Company>, tx: SyncSender<Batch>) {
     let app = &shape.apps[side];
     let run = || -> Result<(), EngineError> {
+        let mut reader = SideReader::new(side, company);
+        if !reader.has_company(shape) {
+            return Ok(()); // this app has no such company, so no rows of it
+        }
         let mut scan_conn = ctx.apps.connect(app)?;
         // Lookups are resolved on a second connection while the scan holds the first.
         let mut lookup_conn = ctx.apps.connect(app)?;
-        let mut reader = SideReader::new(side, company);
         let request = reader.scan_request(shape);
         let mut last_key: Option<Vec<Value>> = None;
         let mut failure = None;
@@ -163,7 +167,7 @@ fn write_side(
     ctx: &Context,
     shape: &MapShape,
     side: usize,
-    company: Option<Value>,
+    company: Option<Company>,
     rx: &Mutex<Receiver<Vec<PendingOp>>>,
 ) -> Result<(u64, u64, u64), EngineError> {
     let app = &shape.apps[side];

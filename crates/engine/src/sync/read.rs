@@ -3,17 +3,18 @@
 use crate::decide::CommonRow;
 use crate::lookup::{lookup_ident, Resolver};
 use crate::shape::MapShape;
+use crate::sync::company::Company;
 use dualsync_connectors::{Connection, ConnectorError, FetchRequest, ScanRequest, Selection};
 use dualsync_model::{Key, Row, Value};
 
 pub struct SideReader {
     pub side: usize,
-    pub company: Option<Value>,
+    pub company: Option<Company>,
     resolver: Resolver,
 }
 
 impl SideReader {
-    pub fn new(side: usize, company: Option<Value>) -> Self {
+    pub fn new(side: usize, company: Option<Company>) -> Self {
         SideReader { side, resolver: Resolver::new(side, company.clone()), company }
     }
 
@@ -21,9 +22,15 @@ impl SideReader {
         let s = self.side;
         let mut equals = Vec::new();
         if let Some(col) = &shape.company[s] {
-            equals.push((col.clone(), self.company.clone().unwrap_or(Value::Null)));
+            let stored = self.company.as_ref().and_then(|c| c.stored[s].clone());
+            equals.push((col.clone(), stored.unwrap_or(Value::Null)));
         }
         Selection { table: shape.tables[s].clone(), filter: shape.filter[s].clone(), equals }
+    }
+
+    /// A side without the partition's company (no row for it in its companies table) has no rows for it.
+    pub fn has_company(&self, shape: &MapShape) -> bool {
+        shape.company[self.side].is_none() || self.company.as_ref().is_some_and(|c| c.stored[self.side].is_some())
     }
 
     pub fn scan_request(&self, shape: &MapShape) -> ScanRequest {

@@ -5,6 +5,7 @@
 use crate::decide::Write;
 use crate::lookup::{lookup_ident, Resolver};
 use crate::shape::MapShape;
+use crate::sync::company::Company;
 use dualsync_connectors::{Connection, ConnectorError, WriteBatch, WriteOp};
 use dualsync_model::config::IdDefault;
 use dualsync_model::row::key_to_json;
@@ -32,7 +33,10 @@ pub struct Applied {
 
 pub struct TargetWriter {
     side: usize,
+    /// What this side's company column holds for the partition's company.
     company: Option<Value>,
+    /// Why nothing can be written into this side for this company, if so.
+    company_missing: Option<String>,
     company_shown: String,
     resolver: Resolver,
     /// Inserts carry every mapped column, then the company and a generated id.
@@ -42,7 +46,7 @@ pub struct TargetWriter {
 }
 
 impl TargetWriter {
-    pub fn new(shape: &MapShape, side: usize, company: Option<Value>) -> Self {
+    pub fn new(shape: &MapShape, side: usize, company: Option<Company>) -> Self {
         let mut insert_names = shape.columns[side].clone();
         if let Some(col) = &shape.company[side] {
             insert_names.push(col.clone());
@@ -52,9 +56,10 @@ impl TargetWriter {
         }
         TargetWriter {
             side,
-            company_shown: company.as_ref().map(|c| c.display().into_owned()).unwrap_or_default(),
+            company_shown: Company::shown(&company),
+            company_missing: company.as_ref().and_then(|c| c.missing_on(shape, side)),
             resolver: Resolver::new(side, company.clone()),
-            company,
+            company: company.and_then(|c| c.stored[side].clone()),
             insert_names,
         }
     }
@@ -66,6 +71,12 @@ impl TargetWriter {
     pub fn apply(&mut self, conn: &mut dyn Connection, shape: &MapShape, ops: Vec<PendingOp>) -> Result<Applied, ConnectorError> {
         let side = self.side;
         let mut applied = Applied::default();
+        if let Some(why) = &self.company_missing {
+            for op in ops {
+                applied.errors.push(self.error(shape, &op.key, shape.company[side].clone(), None, why.clone()));
+            }
+            return Ok(applied);
+        }
         let resolved = self.resolve_lookups(conn, shape, &ops)?;
         let mut batch = WriteBatch {
             table: shape.tables[side].clone(),

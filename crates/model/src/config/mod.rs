@@ -165,6 +165,9 @@ pub struct SideConfig {
     pub table: String,
     pub key: Vec<String>,
     pub company: Option<String>,
+    /// The global map whose rows the company column refers to by id (a CRM's
+    /// company lookup); None when the column holds the company code itself.
+    pub company_lookup: Option<String>,
     pub id: Option<String>,
     pub id_default: Option<IdDefault>,
     pub filter: Option<Filter>,
@@ -200,8 +203,9 @@ impl MapConfig {
     }
 
     /// The maps this map's lookups refer to.
+    /// The maps this map refers to: its lookups, and the map of companies its company column refers to.
     pub fn lookups(&self) -> impl Iterator<Item = &str> {
-        self.columns.iter().filter_map(|c| c.lookup.as_deref())
+        self.columns.iter().filter_map(|c| c.lookup.as_deref()).chain(self.sides.iter().filter_map(|s| s.company_lookup.as_deref()))
     }
 }
 

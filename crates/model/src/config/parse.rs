@@ -300,8 +300,8 @@ impl Reader<'_> {
         self.unknown_keys(
             t,
             &path,
-            &["table", "key", "company", "id", "id_default", "filter"],
-            "a map's app table takes table, key, company, id, id_default and filter",
+            &["table", "key", "company", "company_lookup", "id", "id_default", "filter"],
+            "a map's app table takes table, key, company, company_lookup, id, id_default and filter",
         );
         let table = self.required_string(t, "table", &path, format!("add table = \"NAME\" under [maps.{app}]").as_str());
         let key = self.strings(t, "key", &path);
@@ -313,6 +313,14 @@ impl Reader<'_> {
             );
         }
         let company = self.string(t, "company", &path);
+        let company_lookup = self.string(t, "company_lookup", &path);
+        if company_lookup.is_some() && company.is_none() {
+            self.err(
+                &join(&path, "company_lookup"),
+                "company_lookup is set but company is not",
+                "name the company column with company = \"COLUMN\"",
+            );
+        }
         let id = self.string(t, "id", &path);
         let id_default = match self.string(t, "id_default", &path).as_deref() {
             None => None,
@@ -343,7 +351,7 @@ impl Reader<'_> {
                 }
             },
         };
-        Some(SideConfig { app: app.to_string(), table: table?, key: key?, company, id, id_default, filter })
+        Some(SideConfig { app: app.to_string(), table: table?, key: key?, company, company_lookup, id, id_default, filter })
     }
 
     fn columns(&mut self, value: Option<&Toml>, map_path: &str, sides: &[String]) -> Vec<ColumnMapping> {
@@ -484,6 +492,33 @@ impl Reader<'_> {
     }
 
     fn cross_map_checks(&mut self, maps: &[MapConfig]) {
+        for m in maps {
+            for side in &m.sides {
+                let Some(target) = &side.company_lookup else { continue };
+                let path = format!("maps[{}].{}.company_lookup", m.index, side.app);
+                match maps.iter().find(|o| &o.name == target) {
+                    None => self.err(
+                        &path,
+                        format!("company_lookup names map {target:?}, which does not exist"),
+                        "name the global map of companies",
+                    ),
+                    Some(r) if !r.is_global() => self.err(
+                        &path,
+                        format!("map {target:?} has a company column itself"),
+                        "the companies map is global: no company column",
+                    ),
+                    Some(r) if r.side_of_app(&side.app).is_none() => {
+                        self.err(&path, format!("map {target:?} does not include app {}", side.app), "")
+                    }
+                    Some(r) if r.sides[0].key.len() != 1 => self.err(
+                        &path,
+                        format!("map {target:?} has a key of several columns"),
+                        "the companies map's key is the company code",
+                    ),
+                    Some(_) => {}
+                }
+            }
+        }
         for (i, m) in maps.iter().enumerate() {
             if maps[..i].iter().any(|o| o.name == m.name) {
                 self.err(&format!("maps[{}].name", m.index), format!("two maps are named {:?}", m.name), "give each map its own name");
