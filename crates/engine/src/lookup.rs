@@ -23,9 +23,25 @@ pub struct Resolver {
     to_stored: HashMap<usize, HashMap<String, Value>>,
 }
 
-/// The identity of a value for lookups: equal amounts and equal text match.
+/// The identity of a value for lookups: equal amounts and equal text match
+/// (the canonical form, tagged by kind). Runs for every lookup value of every row.
 fn ident(v: &Value) -> String {
-    format!("{:?}", v.canonical())
+    use dualsync_model::value::Canonical;
+    let (tag, body): (char, std::borrow::Cow<'_, str>) = match v {
+        Value::Text(s) => ('s', s.as_str().into()),
+        Value::Int(i) => ('n', i.to_string().into()),
+        other => match other.canonical() {
+            Canonical::Null => ('z', "".into()),
+            Canonical::Number(n) => ('n', n),
+            Canonical::Text(s) => ('s', s.into()),
+            Canonical::Temporal(t) => ('t', t),
+            Canonical::Bytes(b) => ('b', dualsync_model::value::hex(b).into()),
+        },
+    };
+    let mut out = String::with_capacity(body.len() + 1);
+    out.push(tag);
+    out.push_str(&body);
+    out
 }
 
 enum Way {
@@ -38,42 +54,56 @@ impl Resolver {
         Resolver { side, company, to_key: HashMap::new(), to_stored: HashMap::new() }
     }
 
-    /// Stored values of `column` (ids or keys) → referenced keys; absent where no row matches.
-    pub fn keys_for(
+    /// Loads the keys of these stored values of `column` (ids or keys) that the cache lacks.
+    pub fn load_keys(
         &mut self,
         conn: &mut dyn Connection,
         shape: &MapShape,
         column: usize,
         stored: &[&Value],
-    ) -> Result<HashMap<String, Value>, ConnectorError> {
+    ) -> Result<(), ConnectorError> {
         let target = shape.lookups[column].as_ref().expect("a lookup column");
         if target.id_column[self.side].is_none() {
-            // This side stores keys already.
-            return Ok(stored.iter().map(|v| (ident(v), (*v).clone())).collect());
+            return Ok(()); // this side stores keys already
         }
-        self.resolve(conn, target, column, stored, Way::ToKey)
+        self.load(conn, target, column, stored, Way::ToKey)
     }
 
-    /// Referenced keys → what `column` must store on this side; absent where the referenced row does not exist.
-    pub fn stored_for(
+    /// The referenced key of a stored value, once loaded; None where no row matches.
+    pub fn key_of(&self, shape: &MapShape, column: usize, stored: &Value) -> Option<Value> {
+        let target = shape.lookups[column].as_ref().expect("a lookup column");
+        if target.id_column[self.side].is_none() {
+            return Some(stored.clone());
+        }
+        self.to_key.get(&column)?.get(&ident(stored)).cloned()
+    }
+
+    /// Loads what `column` must store on this side for these referenced keys.
+    pub fn load_stored(
         &mut self,
         conn: &mut dyn Connection,
         shape: &MapShape,
         column: usize,
         keys: &[&Value],
-    ) -> Result<HashMap<String, Value>, ConnectorError> {
+    ) -> Result<(), ConnectorError> {
         let target = shape.lookups[column].as_ref().expect("a lookup column");
-        self.resolve(conn, target, column, keys, Way::ToStored)
+        self.load(conn, target, column, keys, Way::ToStored)
     }
 
-    fn resolve(
+    /// What `column` stores on this side for a referenced key, once loaded;
+    /// None where the referenced row does not exist here.
+    pub fn stored_of(&self, column: usize, key: &Value) -> Option<&Value> {
+        self.to_stored.get(&column)?.get(&ident(key))
+    }
+
+    fn load(
         &mut self,
         conn: &mut dyn Connection,
         target: &LookupTarget,
         column: usize,
         values: &[&Value],
         way: Way,
-    ) -> Result<HashMap<String, Value>, ConnectorError> {
+    ) -> Result<(), ConnectorError> {
         let s = self.side;
         let key_col = target.key_column[s].clone();
         let stored_col = target.id_column[s].clone().unwrap_or_else(|| key_col.clone());
@@ -84,40 +114,55 @@ impl Resolver {
         let mut missing: Vec<Vec<Value>> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for v in values {
+            if v.is_null() {
+                continue;
+            }
             let id = ident(v);
-            if !v.is_null() && !cache.contains_key(&id) && seen.insert(id) {
+            if !cache.contains_key(&id) && seen.insert(id) {
                 missing.push(vec![(*v).clone()]);
             }
         }
-        if !missing.is_empty() {
-            if cache.len() + missing.len() > CACHE_LIMIT {
-                cache.clear();
-            }
-            let mut equals = Vec::new();
-            if let (Some(col), Some(company)) = (&target.company[s], &self.company) {
-                // The referenced table stores the company as its code, or as its row's id there.
-                let scope = if target.company_is_id[s] { company.stored[s].clone() } else { Some(company.code.clone()) };
-                match scope {
-                    Some(v) => equals.push((col.clone(), v)),
-                    None => return Ok(HashMap::new()), // the company does not exist on this side: nothing resolves
-                }
-            }
-            let rows = conn.fetch(&FetchRequest {
-                selection: Selection { table: target.tables[s].clone(), filter: None, equals },
-                columns: vec![match_col.clone(), result_col],
-                match_columns: vec![match_col],
-                keys: missing,
-            })?;
-            for mut r in rows {
-                let result = r.pop().unwrap_or(Value::Null);
-                let matched = r.pop().unwrap_or(Value::Null);
-                cache.insert(ident(&matched), result);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if cache.len() + missing.len() > CACHE_LIMIT {
+            cache.clear();
+        }
+        let mut equals = Vec::new();
+        if let (Some(col), Some(company)) = (&target.company[s], &self.company) {
+            // The referenced table stores the company as its code, or as its row's id there.
+            let scope = if target.company_is_id[s] { company.stored[s].clone() } else { Some(company.code.clone()) };
+            match scope {
+                Some(v) => equals.push((col.clone(), v)),
+                None => return Ok(()), // the company does not exist on this side: nothing resolves
             }
         }
-        Ok(values.iter().filter_map(|v| cache.get(&ident(v)).map(|r| (ident(v), r.clone()))).collect())
+        let rows = conn.fetch(&FetchRequest {
+            selection: Selection { table: target.tables[s].clone(), filter: None, equals },
+            columns: vec![match_col.clone(), result_col],
+            match_columns: vec![match_col],
+            keys: missing,
+        })?;
+        for mut r in rows {
+            let result = r.pop().unwrap_or(Value::Null);
+            let matched = r.pop().unwrap_or(Value::Null);
+            cache.insert(ident(&matched), result);
+        }
+        Ok(())
     }
 }
 
-pub fn lookup_ident(v: &Value) -> String {
-    ident(v)
+#[cfg(test)]
+mod tests {
+    use super::ident;
+    use dualsync_model::Value;
+
+    #[test]
+    fn equal_values_have_one_identity_whatever_their_type() {
+        assert_eq!(ident(&Value::Int(5)), ident(&Value::Float(5.0)));
+        assert_eq!(ident(&Value::Int(5)), ident(&Value::Decimal("5.00".into())));
+        assert_eq!(ident(&Value::Text("R1".into())), ident(&Value::Text("R1".into())));
+        assert_ne!(ident(&Value::Int(5)), ident(&Value::Text("5".into())));
+        assert_ne!(ident(&Value::Text("".into())), ident(&Value::Null));
+    }
 }

@@ -20,7 +20,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 /// Batches in flight between a reader and the merge, and the merge and a writer.
-const READ_AHEAD: usize = 4;
+const READ_AHEAD: usize = 2;
 const WRITE_AHEAD: usize = 2;
 
 /// Syncs one (map, company). `complete`: this pass covers every column, so

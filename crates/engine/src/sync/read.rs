@@ -1,7 +1,7 @@
 //! One side's rows into the map's common form.
 
 use crate::decide::CommonRow;
-use crate::lookup::{lookup_ident, Resolver};
+use crate::lookup::Resolver;
 use crate::shape::MapShape;
 use crate::sync::company::Company;
 use dualsync_connectors::{Connection, ConnectorError, FetchRequest, ScanRequest, Selection};
@@ -65,13 +65,13 @@ impl SideReader {
         }
         for c in (0..shape.lookups.len()).filter(|c| shape.lookups[*c].is_some()) {
             let stored: Vec<&Value> = out.iter().map(|r| &r.values[c]).collect();
-            let keys = self.resolver.keys_for(conn, shape, c, &stored)?;
+            self.resolver.load_keys(conn, shape, c, &stored)?;
             for r in &mut out {
                 if r.values[c].is_null() {
                     continue;
                 }
-                match keys.get(&lookup_ident(&r.values[c])) {
-                    Some(k) => r.values[c] = k.clone(),
+                match self.resolver.key_of(shape, c, &r.values[c]) {
+                    Some(k) => r.values[c] = k,
                     None => {
                         let raw = std::mem::replace(&mut r.values[c], Value::Null);
                         r.unresolved.push((c, raw));

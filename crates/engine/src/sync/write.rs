@@ -3,7 +3,7 @@
 //! database turned into error-log entries.
 
 use crate::decide::Write;
-use crate::lookup::{lookup_ident, Resolver};
+use crate::lookup::Resolver;
 use crate::shape::MapShape;
 use crate::sync::company::Company;
 use dualsync_connectors::{Connection, ConnectorError, WriteBatch, WriteOp};
@@ -11,7 +11,6 @@ use dualsync_model::config::IdDefault;
 use dualsync_model::row::key_to_json;
 use dualsync_model::Value;
 use dualsync_state::NewError;
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// One decided write for the target side, with what the state store needs once it is done.
@@ -77,7 +76,7 @@ impl TargetWriter {
             }
             return Ok(applied);
         }
-        let resolved = self.resolve_lookups(conn, shape, &ops)?;
+        self.load_lookups(conn, shape, &ops)?;
         let mut batch = WriteBatch {
             table: shape.tables[side].clone(),
             columns: self.insert_names.clone(),
@@ -90,7 +89,7 @@ impl TargetWriter {
         for op in ops {
             let PendingOp { key, write, hash } = op;
             let is_insert = matches!(write, Write::Insert(_));
-            match self.to_write_op(shape, &key, write, &resolved) {
+            match self.to_write_op(shape, &key, write) {
                 Ok(w) => {
                     batch.ops.push(w);
                     written.push((key, hash, is_insert));
@@ -123,14 +122,8 @@ impl TargetWriter {
         Ok(applied)
     }
 
-    /// For each lookup column, the stored value of every key the ops write.
-    fn resolve_lookups(
-        &mut self,
-        conn: &mut dyn Connection,
-        shape: &MapShape,
-        ops: &[PendingOp],
-    ) -> Result<HashMap<usize, HashMap<String, Value>>, ConnectorError> {
-        let mut out = HashMap::new();
+    /// Loads, for each lookup column, what this side stores for every key the ops write.
+    fn load_lookups(&mut self, conn: &mut dyn Connection, shape: &MapShape, ops: &[PendingOp]) -> Result<(), ConnectorError> {
         for c in (0..shape.lookups.len()).filter(|c| shape.lookups[*c].is_some()) {
             let mut keys: Vec<&Value> = Vec::new();
             for op in ops {
@@ -141,20 +134,14 @@ impl TargetWriter {
             }
             keys.retain(|k| !k.is_null());
             if !keys.is_empty() {
-                out.insert(c, self.resolver.stored_for(conn, shape, c, &keys)?);
+                self.resolver.load_stored(conn, shape, c, &keys)?;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The common value of column `c` as this side stores it.
-    fn convert(
-        &self,
-        shape: &MapShape,
-        c: usize,
-        v: Value,
-        resolved: &HashMap<usize, HashMap<String, Value>>,
-    ) -> Result<Value, (String, Value, String)> {
+    fn convert(&self, shape: &MapShape, c: usize, v: Value) -> Result<Value, (String, Value, String)> {
         let column = || shape.columns[self.side][c].clone();
         if let Some(t) = &shape.translations[c] {
             return t.to_side(self.side, &v).map_err(|m| (column(), v.clone(), m));
@@ -163,7 +150,7 @@ impl TargetWriter {
             if v.is_null() {
                 return Ok(Value::Null);
             }
-            return match resolved.get(&c).and_then(|m| m.get(&lookup_ident(&v))) {
+            return match self.resolver.stored_of(c, &v) {
                 Some(stored) => Ok(stored.clone()),
                 None => Err((
                     column(),
@@ -183,18 +170,12 @@ impl TargetWriter {
         Ok(v)
     }
 
-    fn to_write_op(
-        &self,
-        shape: &MapShape,
-        key: &[Value],
-        write: Write,
-        resolved: &HashMap<usize, HashMap<String, Value>>,
-    ) -> Result<WriteOp, (String, Value, String)> {
+    fn to_write_op(&self, shape: &MapShape, key: &[Value], write: Write) -> Result<WriteOp, (String, Value, String)> {
         match write {
             Write::Insert(values) => {
                 let mut row = Vec::with_capacity(self.insert_names.len());
                 for (c, v) in values.into_iter().enumerate() {
-                    row.push(self.convert(shape, c, v, resolved)?);
+                    row.push(self.convert(shape, c, v)?);
                 }
                 if shape.company[self.side].is_some() {
                     row.push(self.company.clone().unwrap_or(Value::Null));
@@ -207,7 +188,7 @@ impl TargetWriter {
             Write::Update(set) => {
                 let mut out = Vec::with_capacity(set.len());
                 for (c, v) in set {
-                    out.push((shape.columns[self.side][c].clone(), self.convert(shape, c, v, resolved)?));
+                    out.push((shape.columns[self.side][c].clone(), self.convert(shape, c, v)?));
                 }
                 Ok(WriteOp::Update { key: key.to_vec(), set: out })
             }

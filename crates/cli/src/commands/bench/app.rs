@@ -78,6 +78,31 @@ impl BenchApp {
         .to_string()
     }
 
+    /// The lookup profile's target tables: refs with an id, items whose lookups hold those ids.
+    pub fn create_lookup_tables(&self, lookups: usize) -> Result<()> {
+        let (key, int, real) = match self.kind {
+            Kind::Mariadb => ("VARCHAR(40)", "BIGINT", "DOUBLE"),
+            Kind::Postgres => ("TEXT", "BIGINT", "DOUBLE PRECISION"),
+            Kind::Sqlite => ("TEXT", "INTEGER", "REAL"),
+        };
+        let columns: String = (0..lookups).map(|j| format!(", l{j} {key}")).collect();
+        self.exec(&format!(
+            "CREATE TABLE refs (id {key} PRIMARY KEY, company {key} NOT NULL, code {key} NOT NULL, label TEXT, UNIQUE (company, code))"
+        ))?;
+        self.exec(&format!(
+            "CREATE TABLE litems (company {key} NOT NULL, code {key} NOT NULL, name TEXT, amount {real}, qty {int}, note TEXT, updated TEXT{columns}, PRIMARY KEY (company, code))"
+        ))
+    }
+
+    pub fn count_table(&self, table: &str) -> Result<u64> {
+        let sql = format!("SELECT count(*) FROM {table}");
+        Ok(match self.kind {
+            Kind::Sqlite => rusqlite::Connection::open(self.sqlite_path())?.query_row(&sql, [], |r| r.get::<_, i64>(0))? as u64,
+            Kind::Postgres => postgres::Client::connect(&self.url, postgres::NoTls)?.query_one(sql.as_str(), &[])?.get::<_, i64>(0) as u64,
+            Kind::Mariadb => mysql::Conn::new(mysql::Opts::from_url(&self.url)?)?.query_first::<u64, _>(sql)?.unwrap_or(0),
+        })
+    }
+
     pub fn sqlite_path(&self) -> PathBuf {
         PathBuf::from(self.url.trim_start_matches("sqlite://"))
     }

@@ -104,3 +104,22 @@ pub fn measure(source: &BenchApp, target: Kind, dir: &Path, servers: &Servers, g
     }
     Ok(out)
 }
+
+/// The lookup profile's source tables: `refs` (1,000 rows per company) and
+/// `litems`, the items with `lookups` columns that each hold a ref's code.
+pub fn generate_lookups(path: &Path, lookups: usize, companies: u32) -> Result<()> {
+    let db = rusqlite::Connection::open(path)?;
+    let columns: String = (0..lookups).map(|j| format!(", l{j} TEXT")).collect();
+    let values: String = (0..lookups).map(|j| format!(", printf('R%04d', (id * {}) % 1000)", j + 7)).collect();
+    let names: String = (0..lookups).map(|j| format!(", l{j}")).collect();
+    db.execute_batch(&format!(
+        "CREATE TABLE refs (company TEXT NOT NULL, code TEXT NOT NULL, label TEXT, PRIMARY KEY (company, code));
+         WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i + 1 < {companies}),
+                        r(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM r WHERE j + 1 < 1000)
+         INSERT INTO refs SELECT printf('CO%04d', i), printf('R%04d', j), 'ref ' || j FROM c, r;
+         CREATE TABLE litems (id INTEGER PRIMARY KEY, company TEXT NOT NULL, code TEXT NOT NULL, name TEXT, amount REAL,
+                              qty INTEGER, note TEXT, updated TEXT{columns}, UNIQUE (company, code));
+         INSERT INTO litems (id, {COLUMNS}{names}) SELECT id, {COLUMNS}{values} FROM items;"
+    ))?;
+    Ok(())
+}

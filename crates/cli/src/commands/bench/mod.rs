@@ -121,6 +121,25 @@ fn run(cli: &Cli, args: &BenchArgs, dir: &Path) -> Result<serde_json::Value> {
             "oneway_verified": oneway_ok,
         });
         let mut ok = oneway_ok;
+        if args.lookups > 0 {
+            let lookup = lookup_profile(args, dir, &servers, &generated)?;
+            ok &= lookup.1;
+            say(format!(
+                "  dualsync  {} lookups per row {:<22} {:>7.2}s  {:>10.0} rows/s  ratio {:.2}× plain  peak RSS {:.0} MB  {}",
+                args.lookups,
+                "",
+                lookup.0.seconds,
+                n as f64 / lookup.0.seconds,
+                lookup.0.seconds / oneway.seconds,
+                lookup.0.peak_rss_mb,
+                verdict(lookup.1)
+            ));
+            report["lookups"] = json!(args.lookups);
+            report["lookups_seconds"] = json!(lookup.0.seconds);
+            report["lookups_ratio_to_plain"] = json!(lookup.0.seconds / oneway.seconds);
+            report["lookups_peak_rss_mb"] = json!(lookup.0.peak_rss_mb);
+            report["lookups_verified"] = json!(lookup.1);
+        }
         if args.mode == BenchMode::Both {
             // Both apps hold the rows; 10% differ: 5% changed in b, 2.5% only in a, 2.5% only in b.
             for (i, app) in apps.iter_mut().enumerate() {
@@ -192,6 +211,10 @@ fn write_config(dir: &Path, a: &BenchApp, b: &BenchApp, threading: &str, workers
 /// Runs `dualsync sync` on the bench config in a child process and measures it.
 fn sync(dir: &Path, a: &BenchApp, b: &BenchApp, args: &BenchArgs) -> Result<Measure> {
     let config = write_config(dir, a, b, &args.threading, args.workers)?;
+    run_child_sync(&config)
+}
+
+fn run_child_sync(config: &Path) -> Result<Measure> {
     let t = Instant::now();
     let child = Command::new(std::env::current_exe()?)
         .args(["--config", &config.to_string_lossy(), "--quiet", "sync"])
@@ -229,3 +252,57 @@ fn wait_with_peak_rss(pid: u32) -> Result<(i32, i64)> {
     let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
     Ok((code, usage.ru_maxrss))
 }
+
+/// The lookup-heavy profile: the same rows with `--lookups` columns referring
+/// to a map of 1,000 rows per company, whose ids the target stores.
+fn lookup_profile(args: &BenchArgs, dir: &Path, servers: &Servers, generated: &Path) -> Result<(Measure, bool)> {
+    if args.source != Kind::Sqlite {
+        bail!("--lookups needs --source sqlite");
+    }
+    baseline::generate_lookups(generated, args.lookups, args.companies.max(1))?;
+    let source = BenchApp::create(Kind::Sqlite, "dualsync_bench_la", dir, servers)?;
+    std::fs::copy(generated, source.sqlite_path())?;
+    let target = BenchApp::create(args.target, "dualsync_bench_lb", dir, servers)?;
+    target.exec("DROP TABLE items")?;
+    target.create_lookup_tables(args.lookups)?;
+    let result = (|| {
+        let mut map = MAP.replace("name = \"items\"", "name = \"litems\"").replace("table = \"items\"", "table = \"litems\"");
+        for j in 0..args.lookups {
+            map.push_str(&format!("[[maps.columns]]\na = \"l{j}\"\nb = \"l{j}\"\nlookup = \"refs\"\n"));
+        }
+        map.push_str(REFS_MAP);
+        let map = map.replace("THREADING", &args.threading).replace("WORKERS", &args.workers.to_string());
+        let config = dir.join("dualsync.toml");
+        let _ = std::fs::remove_file(dir.join("state.db"));
+        std::fs::write(
+            &config,
+            format!("[state]\nurl = \"sqlite://state.db\"\n[apps.a]\nurl = \"{}\"\n[apps.b]\nurl = \"{}\"\n{map}", source.url, target.url),
+        )?;
+        let measure = run_child_sync(&config)?;
+        let ok = target.count_table("litems")? == args.rows && written_by_second_sync(dir)? == 0;
+        Ok((measure, ok))
+    })();
+    target.drop_database();
+    result
+}
+
+const REFS_MAP: &str = r#"
+[[maps]]
+name = "refs"
+[maps.a]
+table = "refs"
+key = "code"
+company = "company"
+[maps.b]
+table = "refs"
+key = "code"
+company = "company"
+id = "id"
+id_default = "uuid"
+[[maps.columns]]
+a = "code"
+b = "code"
+[[maps.columns]]
+a = "label"
+b = "label"
+"#;
