@@ -52,7 +52,8 @@ impl Connector for SqliteConnector {
         // sync is durable across application crashes in WAL mode.
         conn.pragma_update(None, "journal_mode", "WAL").map_err(db_error)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(db_error)?;
-        conn.pragma_update(None, "cache_size", -16000).map_err(db_error)?;
+        // 8 MB of page cache per connection: a sync holds several per partition, several partitions at once.
+        conn.pragma_update(None, "cache_size", -8000).map_err(db_error)?;
         // Checkpoint after ~32 MB of WAL instead of 4 MB: a bulk sync rewrites the
         // same B-tree pages in consecutive batches, and each checkpoint copies them again.
         conn.pragma_update(None, "wal_autocheckpoint", 8192).map_err(db_error)?;
