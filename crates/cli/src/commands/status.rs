@@ -10,7 +10,7 @@ pub fn status(cli: &Cli, config: &Config) -> CliResult {
     let store = StateStore::open(&config.state)?;
     let partitions = store.last_partitions()?;
     let mut rows = Vec::new();
-    for m in config.maps_in_lookup_order() {
+    for m in &config.maps {
         let mine: Vec<_> = partitions.iter().filter(|p| p.map == m.name).collect();
         let mut counts = Counts::default();
         mine.iter().for_each(|p| counts.add(&p.counts));
@@ -31,8 +31,10 @@ pub fn status(cli: &Cli, config: &Config) -> CliResult {
             "open_errors": store.open_error_count(&m.name)?,
         }));
     }
+    let order = dualsync_engine::order::run_order(config, &[]);
+    let stages: Vec<Vec<String>> = order.stages.iter().map(|s| s.iter().map(|step| step.label()).collect()).collect();
     if is_json(cli.format) {
-        print_json(&json!({ "state": config.state.url.to_string(), "maps": rows }));
+        print_json(&json!({ "state": config.state.url.to_string(), "maps": rows, "run_order": stages }));
         return Ok(OK);
     }
     let mut t = Table::new(&["map", "apps", "threading", "state", "last run", "at", "companies", "keys synced", "open errors"])
@@ -63,6 +65,7 @@ pub fn status(cli: &Cli, config: &Config) -> CliResult {
         ]);
     }
     print!("{}", t.render());
+    println!("run order (a stage's maps run side by side): {}", stages.iter().map(|s| s.join(", ")).collect::<Vec<_>>().join(" → "));
     println!("state store: {}  (live sync is not built yet: every map is stopped between runs)", config.state.url);
     Ok(OK)
 }
