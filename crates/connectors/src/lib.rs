@@ -9,6 +9,7 @@ mod error;
 pub mod failure;
 pub mod mysql;
 pub mod postgres;
+mod select;
 pub mod sql;
 pub mod sqlite;
 

@@ -19,6 +19,12 @@ pub trait Dialect {
     fn order_by(&self, column: &str) -> String;
 }
 
+/// A built statement: its text and its parameters, in order.
+pub struct Statement {
+    pub text: String,
+    pub params: Vec<Value>,
+}
+
 /// Builds a statement and collects its parameters in order.
 pub struct Sql<'a> {
     dialect: &'a dyn Dialect,
@@ -29,6 +35,10 @@ pub struct Sql<'a> {
 impl<'a> Sql<'a> {
     pub fn new(dialect: &'a dyn Dialect) -> Self {
         Sql { dialect, text: String::new(), params: Vec::new() }
+    }
+
+    pub fn finish(self) -> Statement {
+        Statement { text: self.text, params: self.params }
     }
 
     pub fn push(&mut self, text: &str) -> &mut Self {

@@ -166,8 +166,7 @@ pub fn fill_crm(db: &mut Connection, rows: u64) -> rusqlite::Result<()> {
         let c = (i % 3) as usize;
         let overlap = i < rows;
         let company: Option<&str> = if !overlap && i % 97 == 0 { None } else { Some(COMPANIES[c]) }; // no company yet
-        let name =
-            if overlap && i % 10 == 0 { format!("{} (edited in CRM)", customer_name(i)) } else { customer_name(i + overlap as u64 * 0) };
+        let name = if overlap && i % 10 == 0 { format!("{} (edited in CRM)", customer_name(i)) } else { customer_name(i) };
         let name = if !overlap && i % 50 == 2 { format!("{} from the CRM", HARD_TEXT[((i / 50) % 8) as usize]) } else { name };
         let credit = if overlap && i % 7 == 0 { Some(1.0) } else { None };
         let group = if c < 2 { Some(group_id(c, [10, 20, 40][(i % 3) as usize])) } else { None };

@@ -6,7 +6,8 @@ mod describe;
 mod values;
 mod write;
 
-use crate::sql::{select, select_keys, Dialect, Sql};
+use crate::select::{self, Build, SelectRows};
+use crate::sql::{select, Dialect};
 use crate::{Connection, Connector, ConnectorError, ErrorKind, FetchRequest, ScanRequest, Selection, WriteBatch, WriteOutcome};
 use describe::MyTable;
 use dualsync_model::{Row, TableSchema, Value};
@@ -100,11 +101,21 @@ impl MyConnection {
         }
         Ok(&self.tables[name])
     }
+}
 
-    fn query(
+impl SelectRows for MyConnection {
+    fn select_list(&mut self, _table: &str, columns: &[String]) -> Result<String, ConnectorError> {
+        Ok(columns.iter().map(|c| backtick(c)).collect::<Vec<_>>().join(", "))
+    }
+
+    fn keys_per_query(&self, _key_width: usize) -> usize {
+        KEYS_PER_QUERY
+    }
+
+    fn select_rows(
         &mut self,
         table: &str,
-        build: impl for<'d> FnOnce(&'d MyDialect<'d>) -> Sql<'d>,
+        build: Build<'_>,
         columns: &[String],
         on_row: &mut dyn FnMut(Row) -> bool,
     ) -> Result<bool, ConnectorError> {
@@ -138,14 +149,7 @@ impl Connection for MyConnection {
     }
 
     fn distinct(&mut self, selection: &Selection, column: &str) -> Result<Vec<Value>, ConnectorError> {
-        let columns = [column.to_string()];
-        let mut out = Vec::new();
-        self.query(&selection.table, |d| select(d, selection, &format!("DISTINCT {}", backtick(column)), &[]), &columns, &mut |mut r| {
-            out.push(r.pop().unwrap_or(Value::Null));
-            true
-        })?;
-        out.sort_by(|a, b| a.key_cmp(b));
-        Ok(out)
+        select::distinct(self, selection, column)
     }
 
     fn count(&mut self, selection: &Selection) -> Result<u64, ConnectorError> {
@@ -158,38 +162,11 @@ impl Connection for MyConnection {
     }
 
     fn scan(&mut self, request: &ScanRequest, on_batch: &mut dyn FnMut(Vec<Row>) -> bool) -> Result<(), ConnectorError> {
-        let list = request.columns.iter().map(|c| backtick(c)).collect::<Vec<_>>().join(", ");
-        let mut batch = Vec::with_capacity(request.batch_size);
-        let go_on = self.query(
-            &request.selection.table,
-            |d| select(d, &request.selection, &list, &request.order_by),
-            &request.columns,
-            &mut |row| {
-                batch.push(row);
-                batch.len() < request.batch_size || on_batch(std::mem::replace(&mut batch, Vec::with_capacity(request.batch_size)))
-            },
-        )?;
-        if go_on && !batch.is_empty() {
-            on_batch(batch);
-        }
-        Ok(())
+        select::scan(self, request, on_batch)
     }
 
     fn fetch(&mut self, request: &FetchRequest) -> Result<Vec<Row>, ConnectorError> {
-        let list = request.columns.iter().map(|c| backtick(c)).collect::<Vec<_>>().join(", ");
-        let mut out = Vec::new();
-        for chunk in request.keys.chunks(KEYS_PER_QUERY) {
-            self.query(
-                &request.selection.table,
-                |d| select_keys(d, &request.selection, &list, &request.match_columns, chunk),
-                &request.columns,
-                &mut |row| {
-                    out.push(row);
-                    true
-                },
-            )?;
-        }
-        Ok(out)
+        select::fetch(self, request)
     }
 
     fn is_healthy(&mut self) -> bool {

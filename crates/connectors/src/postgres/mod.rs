@@ -8,7 +8,8 @@ mod tls;
 mod values;
 mod write;
 
-use crate::sql::{double_quote, select, select_keys, Dialect, Sql};
+use crate::select::{self, Build, SelectRows};
+use crate::sql::{double_quote, select, Dialect};
 use crate::{Connection, Connector, ConnectorError, ErrorKind, FetchRequest, ScanRequest, Selection, WriteBatch, WriteOutcome};
 use describe::PgTable;
 use dualsync_model::{Row, TableSchema, Value};
@@ -114,12 +115,21 @@ impl PgConnection {
         }
         Ok(&self.tables[name])
     }
+}
 
-    /// Runs a query built against `table` and hands each row to `on_row` until it returns false.
-    fn query(
+impl SelectRows for PgConnection {
+    fn select_list(&mut self, table: &str, columns: &[String]) -> Result<String, ConnectorError> {
+        Ok(self.table(table)?.select_list(columns))
+    }
+
+    fn keys_per_query(&self, _key_width: usize) -> usize {
+        KEYS_PER_QUERY
+    }
+
+    fn select_rows(
         &mut self,
         table: &str,
-        build: impl for<'d> FnOnce(&'d PgDialect<'d>) -> Sql<'d>,
+        build: Build<'_>,
         columns: &[String],
         on_row: &mut dyn FnMut(Row) -> bool,
     ) -> Result<bool, ConnectorError> {
@@ -152,16 +162,7 @@ impl Connection for PgConnection {
     }
 
     fn distinct(&mut self, selection: &Selection, column: &str) -> Result<Vec<Value>, ConnectorError> {
-        let mut out = Vec::new();
-        let columns = [column.to_string()];
-        let select_list = self.table(&selection.table)?.select_list(&columns);
-        self.query(&selection.table, |d| select(d, selection, &format!("DISTINCT {select_list}"), &[]), &columns, &mut |mut r| {
-            out.push(r.pop().unwrap_or(Value::Null));
-            true
-        })?;
-        // DISTINCT cannot ORDER BY an expression it does not select (the COLLATE): sort here.
-        out.sort_by(|a, b| a.key_cmp(b));
-        Ok(out)
+        select::distinct(self, selection, column)
     }
 
     fn count(&mut self, selection: &Selection) -> Result<u64, ConnectorError> {
@@ -179,38 +180,11 @@ impl Connection for PgConnection {
     }
 
     fn scan(&mut self, request: &ScanRequest, on_batch: &mut dyn FnMut(Vec<Row>) -> bool) -> Result<(), ConnectorError> {
-        let select_list = self.table(&request.selection.table)?.select_list(&request.columns);
-        let mut batch = Vec::with_capacity(request.batch_size);
-        let go_on = self.query(
-            &request.selection.table,
-            |d| select(d, &request.selection, &select_list, &request.order_by),
-            &request.columns,
-            &mut |row| {
-                batch.push(row);
-                batch.len() < request.batch_size || on_batch(std::mem::replace(&mut batch, Vec::with_capacity(request.batch_size)))
-            },
-        )?;
-        if go_on && !batch.is_empty() {
-            on_batch(batch);
-        }
-        Ok(())
+        select::scan(self, request, on_batch)
     }
 
     fn fetch(&mut self, request: &FetchRequest) -> Result<Vec<Row>, ConnectorError> {
-        let select_list = self.table(&request.selection.table)?.select_list(&request.columns);
-        let mut out = Vec::new();
-        for chunk in request.keys.chunks(KEYS_PER_QUERY) {
-            self.query(
-                &request.selection.table,
-                |d| select_keys(d, &request.selection, &select_list, &request.match_columns, chunk),
-                &request.columns,
-                &mut |row| {
-                    out.push(row);
-                    true
-                },
-            )?;
-        }
-        Ok(out)
+        select::fetch(self, request)
     }
 
     fn is_healthy(&mut self) -> bool {

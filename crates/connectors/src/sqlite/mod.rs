@@ -4,7 +4,8 @@
 mod values;
 mod write;
 
-use crate::sql::{double_quote, select, select_keys, Dialect};
+use crate::select::{self, Build, SelectRows};
+use crate::sql::{double_quote, select, Dialect};
 use crate::{Connection, Connector, ConnectorError, ErrorKind, FetchRequest, ScanRequest, Selection, WriteBatch, WriteOutcome};
 use dualsync_model::{ColumnInfo, Row, TableSchema, TypeClass, Value};
 use rusqlite::{params_from_iter, OpenFlags};
@@ -106,15 +107,24 @@ impl SqliteConnection {
     }
 }
 
-impl SqliteConnection {
-    /// Runs a query and hands each row (read by `classes`) to `on_row` until it returns false.
-    /// Returns whether every row was handed over.
-    fn query(
+impl SelectRows for SqliteConnection {
+    fn select_list(&mut self, _table: &str, columns: &[String]) -> Result<String, ConnectorError> {
+        Ok(columns.iter().map(|c| double_quote(c)).collect::<Vec<_>>().join(", "))
+    }
+
+    fn keys_per_query(&self, key_width: usize) -> usize {
+        MAX_PARAMS / key_width.max(1)
+    }
+
+    fn select_rows(
         &mut self,
-        sql: &mut crate::sql::Sql<'_>,
-        classes: &[TypeClass],
+        table: &str,
+        build: Build<'_>,
+        columns: &[String],
         on_row: &mut dyn FnMut(Row) -> bool,
     ) -> Result<bool, ConnectorError> {
+        let classes = self.classes(table, columns)?;
+        let sql = build(&SqliteDialect);
         let mut stmt = self.conn.prepare_cached(&sql.text).map_err(db_error)?;
         let mut rows = stmt.query(params_from_iter(sql.params.iter().map(values::Bind))).map_err(db_error)?;
         while let Some(row) = rows.next().map_err(db_error)? {
@@ -137,14 +147,7 @@ impl Connection for SqliteConnection {
     }
 
     fn distinct(&mut self, selection: &Selection, column: &str) -> Result<Vec<Value>, ConnectorError> {
-        let class = self.classes(&selection.table, &[column.to_string()])?[0];
-        let mut sql = select(&SqliteDialect, selection, &format!("DISTINCT {}", double_quote(column)), &[column.to_string()]);
-        let mut out = Vec::new();
-        self.query(&mut sql, &[class], &mut |mut row| {
-            out.push(row.pop().unwrap_or(Value::Null));
-            true
-        })?;
-        Ok(out)
+        select::distinct(self, selection, column)
     }
 
     fn count(&mut self, selection: &Selection) -> Result<u64, ConnectorError> {
@@ -157,34 +160,11 @@ impl Connection for SqliteConnection {
     }
 
     fn scan(&mut self, request: &ScanRequest, on_batch: &mut dyn FnMut(Vec<Row>) -> bool) -> Result<(), ConnectorError> {
-        let classes = self.classes(&request.selection.table, &request.columns)?;
-        let columns = request.columns.iter().map(|c| double_quote(c)).collect::<Vec<_>>().join(", ");
-        let mut sql = select(&SqliteDialect, &request.selection, &columns, &request.order_by);
-        let mut batch = Vec::with_capacity(request.batch_size);
-        let go_on = self.query(&mut sql, &classes, &mut |row| {
-            batch.push(row);
-            batch.len() < request.batch_size || on_batch(std::mem::replace(&mut batch, Vec::with_capacity(request.batch_size)))
-        })?;
-        if go_on && !batch.is_empty() {
-            on_batch(batch);
-        }
-        Ok(())
+        select::scan(self, request, on_batch)
     }
 
     fn fetch(&mut self, request: &FetchRequest) -> Result<Vec<Row>, ConnectorError> {
-        let classes = self.classes(&request.selection.table, &request.columns)?;
-        self.classes(&request.selection.table, &request.match_columns)?;
-        let columns = request.columns.iter().map(|c| double_quote(c)).collect::<Vec<_>>().join(", ");
-        let width = request.match_columns.len().max(1);
-        let mut out = Vec::new();
-        for chunk in request.keys.chunks((MAX_PARAMS / width).max(1)) {
-            let mut sql = select_keys(&SqliteDialect, &request.selection, &columns, &request.match_columns, chunk);
-            self.query(&mut sql, &classes, &mut |row| {
-                out.push(row);
-                true
-            })?;
-        }
-        Ok(out)
+        select::fetch(self, request)
     }
 
     fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
