@@ -171,7 +171,8 @@ fn run_step(
     Ok((partitions, warnings))
 }
 
-/// The maps to run, in lookup order (each after the maps it refers to).
+/// The maps a run covers (all when `only` is empty), after checking that each named map exists.
+/// The order they run in is `order::run_order`'s.
 pub fn selected_maps(config: &Config, only: &[String]) -> Result<Vec<String>, EngineError> {
     for m in only {
         if config.map(m).is_none() {
@@ -179,7 +180,7 @@ pub fn selected_maps(config: &Config, only: &[String]) -> Result<Vec<String>, En
             return Err(EngineError::Usage(format!("there is no map named {m:?}; maps in the config: {}", names.join(", "))));
         }
     }
-    Ok(config.maps_in_lookup_order().into_iter().filter(|m| only.is_empty() || only.contains(&m.name)).map(|m| m.name.clone()).collect())
+    Ok(config.maps.iter().filter(|m| only.is_empty() || only.contains(&m.name)).map(|m| m.name.clone()).collect())
 }
 
 /// The companies present on either side (all of them, in key order), or one

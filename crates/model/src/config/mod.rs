@@ -202,7 +202,6 @@ impl MapConfig {
         self.sides.iter().position(|s| s.app == app)
     }
 
-    /// The maps this map's lookups refer to.
     /// The maps this map refers to: its lookups, and the map of companies its company column refers to.
     pub fn lookups(&self) -> impl Iterator<Item = &str> {
         self.columns.iter().filter_map(|c| c.lookup.as_deref()).chain(self.sides.iter().filter_map(|s| s.company_lookup.as_deref()))
@@ -229,29 +228,6 @@ impl Config {
 
     pub fn map(&self, name: &str) -> Option<&MapConfig> {
         self.maps.iter().find(|m| m.name == name)
-    }
-
-    /// Maps in the order they must run: every map after the maps its lookups refer to.
-    /// Cycles are refused by validation, so this always succeeds on a loaded config.
-    pub fn maps_in_lookup_order(&self) -> Vec<&MapConfig> {
-        let mut done: Vec<&str> = Vec::new();
-        let mut out = Vec::new();
-        while out.len() < self.maps.len() {
-            let before = out.len();
-            for m in &self.maps {
-                let ready = |l: &str| l == m.name || done.contains(&l) || self.map(l).is_none();
-                if !done.contains(&m.name.as_str()) && m.lookups().all(ready) {
-                    done.push(&m.name);
-                    out.push(m);
-                }
-            }
-            if out.len() == before {
-                // A cycle: its maps follow in file order (the engine writes them in two passes).
-                out.extend(self.maps.iter().filter(|m| !done.contains(&m.name.as_str())));
-                break;
-            }
-        }
-        out
     }
 }
 
