@@ -19,8 +19,8 @@ pub struct Resolver {
     side: usize,
     company: Option<Company>,
     /// Per lookup column: stored value → key (reading) and key → stored value (writing).
-    to_key: HashMap<usize, HashMap<String, Value>>,
-    to_stored: HashMap<usize, HashMap<String, Value>>,
+    to_key: HashMap<usize, Cache>,
+    to_stored: HashMap<usize, Cache>,
 }
 
 /// The identity of a value for lookups: equal amounts and equal text match
@@ -42,6 +42,71 @@ fn ident(v: &Value) -> String {
     out.push(tag);
     out.push_str(&body);
     out
+}
+
+/// Resolved values by identity. Text (the usual key) is found by its `&str`
+/// without building an identity; everything else by `ident`.
+#[derive(Default)]
+struct Cache {
+    text: HashMap<String, Value, Fx>,
+    other: HashMap<String, Value, Fx>,
+}
+
+impl Cache {
+    fn get(&self, v: &Value) -> Option<&Value> {
+        match v {
+            Value::Text(s) => self.text.get(s.as_str()),
+            other => self.other.get(&ident(other)),
+        }
+    }
+
+    fn contains(&self, v: &Value) -> bool {
+        self.get(v).is_some()
+    }
+
+    fn insert(&mut self, v: Value, resolved: Value) {
+        match v {
+            Value::Text(s) => self.text.insert(s, resolved),
+            other => self.other.insert(ident(&other), resolved),
+        };
+    }
+
+    fn len(&self) -> usize {
+        self.text.len() + self.other.len()
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.other.clear();
+    }
+}
+
+/// A fast hasher for cache keys (they come from the apps' own tables, not from
+/// an adversary, so SipHash's flooding protection buys nothing here).
+#[derive(Default, Clone, Copy)]
+struct Fx;
+
+impl std::hash::BuildHasher for Fx {
+    type Hasher = FxHasher;
+    fn build_hasher(&self) -> FxHasher {
+        FxHasher(0)
+    }
+}
+
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 enum Way {
@@ -75,7 +140,7 @@ impl Resolver {
         if target.id_column[self.side].is_none() {
             return Some(stored.clone());
         }
-        self.to_key.get(&column)?.get(&ident(stored)).cloned()
+        self.to_key.get(&column)?.get(stored).cloned()
     }
 
     /// Loads what `column` must store on this side for these referenced keys.
@@ -93,7 +158,7 @@ impl Resolver {
     /// What `column` stores on this side for a referenced key, once loaded;
     /// None where the referenced row does not exist here.
     pub fn stored_of(&self, column: usize, key: &Value) -> Option<&Value> {
-        self.to_stored.get(&column)?.get(&ident(key))
+        self.to_stored.get(&column)?.get(key)
     }
 
     fn load(
@@ -117,8 +182,7 @@ impl Resolver {
             if v.is_null() {
                 continue;
             }
-            let id = ident(v);
-            if !cache.contains_key(&id) && seen.insert(id) {
+            if !cache.contains(v) && seen.insert(ident(v)) {
                 missing.push(vec![(*v).clone()]);
             }
         }
@@ -146,7 +210,7 @@ impl Resolver {
         for mut r in rows {
             let result = r.pop().unwrap_or(Value::Null);
             let matched = r.pop().unwrap_or(Value::Null);
-            cache.insert(ident(&matched), result);
+            cache.insert(matched, result);
         }
         Ok(())
     }
