@@ -51,10 +51,37 @@ pub enum Command {
     Retry(RetryArgs),
     /// Reconcile one key of a map now, whatever its state.
     Resync(ResyncArgs),
+    /// Write one app's rows of a map to an RFC 4180 CSV file.
+    Export(ExportArgs),
+    /// Load a CSV file into one app's table of a map (new keys inserted, existing ones updated).
+    Import(ImportArgs),
     /// Give the rows of one app that have no company a company, so that they take part.
     BootstrapCompany(BootstrapArgs),
     /// The built-in benchmark: synthetic rows, dualsync vs the databases' own bulk copy.
     Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[arg(long)]
+    pub map: String,
+    #[arg(long)]
+    pub app: String,
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    #[arg(long)]
+    pub map: String,
+    #[arg(long)]
+    pub app: String,
+    #[arg(long = "in")]
+    pub input: std::path::PathBuf,
+    /// Refuse the whole file if any line is malformed (nothing is written).
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Args, Debug)]

@@ -20,6 +20,7 @@ pub mod check;
 mod decide;
 mod error;
 mod lookup;
+pub mod migrate;
 pub mod order;
 mod shape;
 pub mod sync;

@@ -5,6 +5,7 @@ mod bootstrap;
 mod check;
 mod errors;
 mod init;
+mod migrate;
 mod status;
 mod sync;
 
@@ -29,6 +30,8 @@ pub fn run(cli: &Cli) -> CliResult {
         Command::Errors(args) => errors::errors(cli, &load(cli)?, args),
         Command::Retry(args) => errors::retry(cli, &load(cli)?, args),
         Command::Resync(args) => errors::resync(cli, &load(cli)?, args),
+        Command::Export(args) => migrate::export(cli, &load(cli)?, args),
+        Command::Import(args) => migrate::import(cli, &load(cli)?, args),
         Command::BootstrapCompany(args) => bootstrap::bootstrap(cli, &load(cli)?, args),
         Command::Bench(args) => bench::bench(cli, args),
     }

@@ -8,6 +8,7 @@ mod demo;
 mod failures;
 mod kinds;
 mod lookups;
+mod migrate;
 mod scale;
 mod text;
 

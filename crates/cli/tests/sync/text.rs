@@ -1,7 +1,7 @@
 use super::apps;
 
 /// Every kind of text the seed's product breaks on, and then some.
-fn hard_texts() -> Vec<String> {
+pub(super) fn hard_texts() -> Vec<String> {
     vec![
         "He said \"hello\", then left".into(),
         "a,b,\"c\",,\"\"".into(),
