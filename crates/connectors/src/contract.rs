@@ -52,10 +52,25 @@ pub trait Connection: Send {
 
     fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError>;
 
+    /// What the connected user may do with the table: for each of SELECT,
+    /// INSERT and UPDATE, whether it is granted (None: this database cannot say).
+    fn privileges(&mut self, _table: &str) -> Result<Privileges, ConnectorError> {
+        Ok(Privileges::default())
+    }
+
     /// Whether the connection can be used again (a pool keeps only those).
     fn is_healthy(&mut self) -> bool {
         true
     }
+}
+
+/// Table privileges of the connected user; None where the database cannot say.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Privileges {
+    pub user: String,
+    pub select: Option<bool>,
+    pub insert: Option<bool>,
+    pub update: Option<bool>,
 }
 
 /// Which rows of a table: those matching `filter` and every `equals` (a NULL

@@ -98,6 +98,7 @@ pub fn preflight(config: &Config, apps: &Apps, maps: &[String]) -> Vec<Finding> 
                 .clone();
             if let Some(s) = &schema {
                 check_side(&shape, side, s, &mut findings);
+                check_privileges(&shape, side, conn.as_mut(), &mut findings);
             }
             described[side] = schema;
         }
@@ -216,4 +217,65 @@ fn check_pair(shape: &MapShape, schemas: [&TableSchema; 2], findings: &mut Vec<F
             }
         }
     }
+}
+
+/// The user must read the table and write it (rows only the other app holds
+/// are inserted, differing rows updated); each missing privilege is named with
+/// the statement that grants it.
+fn check_privileges(shape: &MapShape, side: usize, conn: &mut dyn dualsync_connectors::Connection, findings: &mut Vec<Finding>) {
+    let (app, table) = (&shape.apps[side], &shape.tables[side]);
+    let finding = |severity, cause, message: String, hint: String| Finding {
+        severity,
+        cause,
+        map: Some(shape.name.clone()),
+        app: app.clone(),
+        message,
+        hint,
+    };
+    let p = match conn.privileges(table) {
+        Ok(p) => p,
+        Err(e) => {
+            findings.push(finding(
+                Severity::Warning,
+                Cause::Environment,
+                format!("cannot read the privileges on {table}: {e}"),
+                String::new(),
+            ));
+            return;
+        }
+    };
+    if p.select.is_none() {
+        findings.push(finding(
+            Severity::Warning,
+            Cause::Config,
+            format!("privileges on {table} are not checked on this kind of database"),
+            "a missing privilege shows as a failed run".into(),
+        ));
+        return;
+    }
+    let missing: Vec<&str> = [("SELECT", p.select), ("INSERT", p.insert), ("UPDATE", p.update)]
+        .iter()
+        .filter(|(_, granted)| *granted == Some(false))
+        .map(|(name, _)| *name)
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let user = if p.user.is_empty() { "the user".to_string() } else { format!("user {}", p.user) };
+    let hint = if p.user.is_empty() {
+        "make the database file writable by the user running dualsync".to_string()
+    } else {
+        format!(
+            "GRANT {} ON TABLE {} TO {};",
+            missing.join(", "),
+            dualsync_connectors::sql::double_quote(table),
+            dualsync_connectors::sql::double_quote(&p.user)
+        )
+    };
+    findings.push(finding(
+        Severity::Error,
+        Cause::Environment,
+        format!("{user} lacks {} on table {table} (the sync reads and writes it)", missing.join(", ")),
+        hint,
+    ));
 }

@@ -87,3 +87,27 @@ fn strings_of(json: &serde_json::Value) -> String {
         other => format!("{other} "),
     }
 }
+
+#[test]
+fn each_missing_privilege_is_named_with_the_statement_that_grants_it() {
+    let Some(crm) = TestDb::new(Kind::Postgres) else { return };
+    crm.exec(super::kinds::CRM);
+    let role = format!("dualsync_role_{}", std::process::id());
+    crm.exec(&format!("DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN; GRANT SELECT, INSERT, UPDATE ON grp TO {role}"));
+    let url = crm.url.replacen("postgres@", &format!("{role}@"), 1);
+    for missing in ["SELECT", "INSERT", "UPDATE"] {
+        let granted: Vec<&str> = ["SELECT", "INSERT", "UPDATE"].into_iter().filter(|p| *p != missing).collect();
+        crm.exec(&format!("REVOKE ALL ON account FROM {role}; GRANT {} ON account TO {role}", granted.join(", ")));
+        let w = super::apps();
+        w.exec("erp.db", "INSERT INTO cust (co, acct, name) VALUES ('C1', 'A1', 'x')");
+        w.config(&super::CONFIG.replace("sqlite://crm.db", &url));
+        let check = w.run(&["check"]);
+        assert_eq!(check.code, 1, "{missing}: {}{}", check.stdout, check.stderr);
+        assert!(check.stdout.contains(&format!("user {role} lacks {missing} on table account")), "{missing}: {}", check.stdout);
+        assert!(check.stdout.contains(&format!("GRANT {missing} ON TABLE \"account\" TO \"{role}\";")), "{missing}: {}", check.stdout);
+        let sync = w.run(&["sync"]);
+        assert_eq!(sync.code, 1, "{missing}: found before anything is written: {}", sync.stderr);
+        assert_eq!(crm.texts("SELECT CAST(count(*) AS TEXT) FROM account"), [Some("0".to_string())]);
+    }
+    crm.exec(&format!("DROP OWNED BY {role}; DROP ROLE {role}"));
+}

@@ -7,7 +7,8 @@ const ERP: &str = "CREATE TABLE grp (co {key} NOT NULL, code {key} NOT NULL, lab
 CREATE TABLE cust (co {key} NOT NULL, acct {key} NOT NULL, name {text}, credit {real}, email {text},
                    terms {key}, grp {key}, note {longtext}, data {blob}, PRIMARY KEY (co, acct))";
 
-const CRM: &str = "CREATE TABLE grp (id {key} PRIMARY KEY, co {key} NOT NULL, code {key} NOT NULL, label {text}, UNIQUE (co, code));
+pub(super) const CRM: &str =
+    "CREATE TABLE grp (id {key} PRIMARY KEY, co {key} NOT NULL, code {key} NOT NULL, label {text}, UNIQUE (co, code));
 CREATE TABLE account (id {key} PRIMARY KEY, co {key}, num {key} NOT NULL, name {key} NOT NULL, credit {real}, email {text},
                       terms {int}, grp_id {key}, note {longtext}, data {blob}, active {int} NOT NULL DEFAULT 1,
                       UNIQUE (co, num), CHECK (length(name) <= 20))";

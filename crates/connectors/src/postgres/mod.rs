@@ -191,6 +191,18 @@ impl Connection for PgConnection {
         !self.client.is_closed()
     }
 
+    fn privileges(&mut self, table: &str) -> Result<crate::Privileges, ConnectorError> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT current_user::text, has_table_privilege(to_regclass($1), 'SELECT'),
+                        has_table_privilege(to_regclass($1), 'INSERT'), has_table_privilege(to_regclass($1), 'UPDATE')",
+                &[&double_quote(table)],
+            )
+            .map_err(db_error)?;
+        Ok(crate::Privileges { user: row.get(0), select: Some(row.get(1)), insert: Some(row.get(2)), update: Some(row.get(3)) })
+    }
+
     fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         self.table(&batch.table)?;
         let table = self.tables[&batch.table].clone();

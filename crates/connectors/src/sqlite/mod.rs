@@ -167,6 +167,13 @@ impl Connection for SqliteConnection {
         select::fetch(self, request)
     }
 
+    /// A SQLite file can be read by whoever opened it; it can be written when
+    /// neither the file nor the connection is read-only.
+    fn privileges(&mut self, _table: &str) -> Result<crate::Privileges, ConnectorError> {
+        let writable = !self.conn.is_readonly(rusqlite::MAIN_DB).map_err(db_error)?;
+        Ok(crate::Privileges { user: String::new(), select: Some(true), insert: Some(writable), update: Some(writable) })
+    }
+
     fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         self.schema(&batch.table)?;
         write::write_batch(&mut self.conn, batch)
