@@ -1,4 +1,5 @@
-//! Progress of a sync: a bar with rows/s on a terminal, plain lines otherwise.
+//! Progress of a sync: a line with the map, rows and rows/s on a terminal,
+//! plain lines (one per finished partition) otherwise.
 
 use dualsync_engine::sync::{Observer, PartitionReport};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -10,6 +11,8 @@ use std::time::{Duration, Instant};
 pub struct Progress {
     pub rows: Arc<AtomicU64>,
     bar: Option<ProgressBar>,
+    /// The map being synced, for the bar.
+    label: Arc<Mutex<String>>,
     quiet: bool,
     started: Instant,
     stop: Arc<AtomicBool>,
@@ -20,23 +23,28 @@ impl Progress {
     pub fn new(quiet: bool) -> Progress {
         let rows = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
+        let label = Arc::new(Mutex::new(String::new()));
+        let started = Instant::now();
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {elapsed_precise} {msg} {human_pos} rows ({per_sec})").expect("valid template"),
-            );
+            bar.set_style(ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").expect("valid template"));
             bar
         });
+        // The engine counts rows in an atomic; the bar is redrawn from it ten times a second.
         let ticker = bar.clone().map(|bar| {
-            let (rows, stop) = (rows.clone(), stop.clone());
+            let (rows, stop, label) = (rows.clone(), stop.clone(), label.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    bar.set_position(rows.load(Ordering::Relaxed));
+                    let n = rows.load(Ordering::Relaxed);
+                    let rate = n as f64 / started.elapsed().as_secs_f64().max(0.001);
+                    let map = label.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    bar.set_message(format!("{map}  {n} rows, {rate:.0} rows/s"));
+                    bar.tick();
                     std::thread::sleep(Duration::from_millis(100));
                 }
             })
         });
-        Progress { rows, bar, quiet, started: Instant::now(), stop, ticker: Mutex::new(ticker) }
+        Progress { rows, bar, label, quiet, started, stop, ticker: Mutex::new(ticker) }
     }
 
     pub fn finish(&self) {
@@ -59,9 +67,7 @@ impl Progress {
 
 impl Observer for Progress {
     fn map_started(&self, map: &str, partitions: usize) {
-        if let Some(bar) = &self.bar {
-            bar.set_message(format!("map {map}"));
-        }
+        *self.label.lock().unwrap_or_else(|p| p.into_inner()) = format!("map {map}");
         self.plain(format!("map {map}: {partitions} partition{}", if partitions == 1 { "" } else { "s" }));
     }
 
