@@ -52,6 +52,10 @@ pub trait Connection: Send {
 
     fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError>;
 
+    /// Writes the batch exactly as `write` does, then undoes it: nothing is
+    /// left in the table. Measures what writing costs (`dualsync plan`).
+    fn probe(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError>;
+
     /// What the connected user may do with the table: for each of SELECT,
     /// INSERT and UPDATE, whether it is granted (None: this database cannot say).
     fn privileges(&mut self, _table: &str) -> Result<Privileges, ConnectorError> {
@@ -109,6 +113,14 @@ pub struct WriteBatch {
     /// Extra conditions every update must meet (the company column).
     pub scope: Vec<(String, Value)>,
     pub ops: Vec<WriteOp>,
+}
+
+/// How a batch's transaction ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finish {
+    Commit,
+    /// Undo everything (a probe).
+    Rollback,
 }
 
 impl WriteBatch {

@@ -264,3 +264,16 @@ fn fetch_finds_rows_by_keys_of_one_or_several_columns() {
         assert_eq!(conn.fetch(&two).unwrap(), vec![vec![Value::Int(3)]], "{kind:?}");
     });
 }
+
+#[test]
+fn a_probe_writes_like_write_then_leaves_nothing() {
+    each_kind(|kind, db, _| {
+        db.exec("CREATE TABLE p (k {key} PRIMARY KEY, name {key} NOT NULL)");
+        let conn = dualsync_connectors::open(&db.database_url(), None).unwrap();
+        let mut conn = conn.connect().unwrap();
+        let rows = (0..100).map(|i| vec![t(&format!("k{i}")), if i == 50 { Value::Null } else { t("x") }]).collect();
+        let outcome = conn.probe(&insert("p", &["k", "name"], rows)).unwrap();
+        assert_eq!(outcome.failures.iter().map(|f| f.index).collect::<Vec<_>>(), [50], "{kind:?}");
+        assert_eq!(conn.count(&Selection { table: "p".into(), ..Default::default() }).unwrap(), 0, "{kind:?}: nothing stays");
+    });
+}

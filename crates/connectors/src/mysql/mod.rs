@@ -173,9 +173,14 @@ impl Connection for MyConnection {
         self.conn.ping().is_ok()
     }
 
+    fn probe(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
+        let table = self.table(&batch.table)?.clone();
+        write::write_batch(&mut self.conn, &table, batch, crate::Finish::Rollback)
+    }
+
     fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         let table = self.table(&batch.table)?.clone();
-        write::write_batch(&mut self.conn, &table, batch)
+        write::write_batch(&mut self.conn, &table, batch, crate::Finish::Commit)
     }
 }
 

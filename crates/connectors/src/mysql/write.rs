@@ -6,14 +6,14 @@
 use super::describe::MyTable;
 use super::values::param;
 use super::{backtick, db_error, is_row_error, message_of};
-use crate::{failure, ConnectorError, RowFailure, WriteBatch, WriteOp, WriteOutcome};
+use crate::{failure, ConnectorError, Finish, RowFailure, WriteBatch, WriteOp, WriteOutcome};
 use mysql::prelude::Queryable;
 use mysql::{Transaction, TxOpts};
 
 const ROWS_PER_INSERT: usize = 200;
 const MAX_PARAMS: usize = 60_000;
 
-pub fn write_batch(conn: &mut mysql::Conn, table: &MyTable, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
+pub fn write_batch(conn: &mut mysql::Conn, table: &MyTable, batch: &WriteBatch, finish: Finish) -> Result<WriteOutcome, ConnectorError> {
     let mut outcome = WriteOutcome::default();
     let mut tx = conn.start_transaction(TxOpts::default()).map_err(db_error)?;
     let per_insert = (MAX_PARAMS / batch.columns.len().max(1)).clamp(1, ROWS_PER_INSERT);
@@ -39,7 +39,10 @@ pub fn write_batch(conn: &mut mysql::Conn, table: &MyTable, batch: &WriteBatch) 
             index += run.max(1);
         }
     }
-    tx.commit().map_err(db_error)?;
+    match finish {
+        Finish::Commit => tx.commit().map_err(db_error)?,
+        Finish::Rollback => tx.rollback().map_err(db_error)?,
+    }
     Ok(outcome)
 }
 

@@ -203,10 +203,16 @@ impl Connection for PgConnection {
         Ok(crate::Privileges { user: row.get(0), select: Some(row.get(1)), insert: Some(row.get(2)), update: Some(row.get(3)) })
     }
 
+    fn probe(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
+        self.table(&batch.table)?;
+        let table = self.tables[&batch.table].clone();
+        write::write_batch(&mut self.client, &table, batch, crate::Finish::Rollback)
+    }
+
     fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         self.table(&batch.table)?;
         let table = self.tables[&batch.table].clone();
-        write::write_batch(&mut self.client, &table, batch)
+        write::write_batch(&mut self.client, &table, batch, crate::Finish::Commit)
     }
 }
 

@@ -9,12 +9,12 @@ use super::describe::PgTable;
 use super::values::text;
 use super::{db_error, message_of};
 use crate::sql::double_quote as quote;
-use crate::{failure, ConnectorError, RowFailure, WriteBatch, WriteOp, WriteOutcome};
+use crate::{failure, ConnectorError, Finish, RowFailure, WriteBatch, WriteOp, WriteOutcome};
 use dualsync_model::Value;
 use postgres::Transaction;
 use std::io::Write;
 
-pub fn write_batch(client: &mut postgres::Client, table: &PgTable, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
+pub fn write_batch(client: &mut postgres::Client, table: &PgTable, batch: &WriteBatch, finish: Finish) -> Result<WriteOutcome, ConnectorError> {
     let mut outcome = WriteOutcome::default();
     let mut refused = vec![false; batch.ops.len()];
     for (i, op) in batch.ops.iter().enumerate() {
@@ -28,7 +28,7 @@ pub fn write_batch(client: &mut postgres::Client, table: &PgTable, batch: &Write
     let only_inserts = inserts.len() == batch.ops.len();
     if only_inserts && copy_into_table(&mut tx, batch)? {
         // The fast path: every row went straight into the table.
-        tx.commit().map_err(db_error)?;
+        end(tx, finish)?;
         return Ok(outcome);
     }
     if !inserts.is_empty() {
@@ -60,7 +60,7 @@ pub fn write_batch(client: &mut postgres::Client, table: &PgTable, batch: &Write
     for (columns, ops) in groups {
         update_group(&mut tx, table, batch, &columns, &ops, &mut outcome)?;
     }
-    tx.commit().map_err(db_error)?;
+    end(tx, finish)?;
     outcome.failures.sort_by_key(|f| f.index);
     Ok(outcome)
 }
@@ -288,4 +288,12 @@ fn refuse_before_writing(table: &PgTable, batch: &WriteBatch, index: usize, op: 
         }
     }
     None
+}
+
+fn end(tx: Transaction<'_>, finish: Finish) -> Result<(), ConnectorError> {
+    match finish {
+        Finish::Commit => tx.commit(),
+        Finish::Rollback => tx.rollback(),
+    }
+    .map_err(db_error)
 }

@@ -174,9 +174,14 @@ impl Connection for SqliteConnection {
         Ok(crate::Privileges { user: String::new(), select: Some(true), insert: Some(writable), update: Some(writable) })
     }
 
+    fn probe(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
+        self.schema(&batch.table)?;
+        write::write_batch(&mut self.conn, batch, crate::Finish::Rollback)
+    }
+
     fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         self.schema(&batch.table)?;
-        write::write_batch(&mut self.conn, batch)
+        write::write_batch(&mut self.conn, batch, crate::Finish::Commit)
     }
 }
 

@@ -7,13 +7,13 @@ use super::db_error;
 use super::values::Bind;
 use super::MAX_PARAMS;
 use crate::sql::double_quote as quote;
-use crate::{ConnectorError, RowFailure, WriteBatch, WriteOp, WriteOutcome};
+use crate::{ConnectorError, Finish, RowFailure, WriteBatch, WriteOp, WriteOutcome};
 use rusqlite::{params_from_iter, ErrorCode, Transaction, TransactionBehavior};
 
 /// Rows per multi-row INSERT (fewer when the table is wide).
 const ROWS_PER_INSERT: usize = 64;
 
-pub fn write_batch(conn: &mut rusqlite::Connection, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
+pub fn write_batch(conn: &mut rusqlite::Connection, batch: &WriteBatch, finish: Finish) -> Result<WriteOutcome, ConnectorError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
     let mut outcome = WriteOutcome::default();
     let writer = Writer::new(&tx, batch);
@@ -37,7 +37,10 @@ pub fn write_batch(conn: &mut rusqlite::Connection, batch: &WriteBatch) -> Resul
             index += 1;
         }
     }
-    tx.commit().map_err(db_error)?;
+    match finish {
+        Finish::Commit => tx.commit().map_err(db_error)?,
+        Finish::Rollback => tx.rollback().map_err(db_error)?,
+    }
     Ok(outcome)
 }
 
