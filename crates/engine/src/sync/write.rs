@@ -69,34 +69,7 @@ impl TargetWriter {
 
     pub fn apply(&mut self, conn: &mut dyn Connection, shape: &MapShape, ops: Vec<PendingOp>) -> Result<Applied, ConnectorError> {
         let side = self.side;
-        let mut applied = Applied::default();
-        if let Some(why) = &self.company_missing {
-            for op in ops {
-                applied.errors.push(self.error(shape, &op.key, shape.company[side].clone(), None, why.clone()));
-            }
-            return Ok(applied);
-        }
-        self.load_lookups(conn, shape, &ops)?;
-        let mut batch = WriteBatch {
-            table: shape.tables[side].clone(),
-            columns: self.insert_names.clone(),
-            key_columns: shape.key_columns[side].clone(),
-            scope: shape.company[side].iter().map(|c| (c.clone(), self.company.clone().unwrap_or(Value::Null))).collect(),
-            ops: Vec::with_capacity(ops.len()),
-        };
-        // Per batch op: the key and hash to record once it is written.
-        let mut written = Vec::with_capacity(ops.len());
-        for op in ops {
-            let PendingOp { key, write, hash } = op;
-            let is_insert = matches!(write, Write::Insert(_));
-            match self.to_write_op(shape, &key, write) {
-                Ok(w) => {
-                    batch.ops.push(w);
-                    written.push((key, hash, is_insert));
-                }
-                Err((column, value, message)) => applied.errors.push(self.error(shape, &key, Some(column), Some(value), message)),
-            }
-        }
+        let (batch, written, mut applied) = self.prepare(conn, shape, ops)?;
         if batch.ops.is_empty() {
             return Ok(applied);
         }
@@ -120,6 +93,48 @@ impl TargetWriter {
             applied.synced.push((key_to_json(&key), hash));
         }
         Ok(applied)
+    }
+
+    /// The batch that writes these ops into this side (values translated,
+    /// lookups resolved, ids generated), with each op's key, hash and kind, and
+    /// the ops refused on the way.
+    #[allow(clippy::type_complexity)]
+    pub fn prepare(
+        &mut self,
+        conn: &mut dyn Connection,
+        shape: &MapShape,
+        ops: Vec<PendingOp>,
+    ) -> Result<(WriteBatch, Vec<(Vec<Value>, [u8; 16], bool)>, Applied), ConnectorError> {
+        let side = self.side;
+        let mut applied = Applied::default();
+        let mut batch = WriteBatch {
+            table: shape.tables[side].clone(),
+            columns: self.insert_names.clone(),
+            key_columns: shape.key_columns[side].clone(),
+            scope: shape.company[side].iter().map(|c| (c.clone(), self.company.clone().unwrap_or(Value::Null))).collect(),
+            ops: Vec::with_capacity(ops.len()),
+        };
+        if let Some(why) = &self.company_missing {
+            for op in ops {
+                applied.errors.push(self.error(shape, &op.key, shape.company[side].clone(), None, why.clone()));
+            }
+            return Ok((batch, Vec::new(), applied));
+        }
+        self.load_lookups(conn, shape, &ops)?;
+        // Per batch op: the key and hash to record once it is written.
+        let mut written = Vec::with_capacity(ops.len());
+        for op in ops {
+            let PendingOp { key, write, hash } = op;
+            let is_insert = matches!(write, Write::Insert(_));
+            match self.to_write_op(shape, &key, write) {
+                Ok(w) => {
+                    batch.ops.push(w);
+                    written.push((key, hash, is_insert));
+                }
+                Err((column, value, message)) => applied.errors.push(self.error(shape, &key, Some(column), Some(value), message)),
+            }
+        }
+        Ok((batch, written, applied))
     }
 
     /// Loads, for each lookup column, what this side stores for every key the ops write.
