@@ -41,6 +41,12 @@ pub enum Command {
     Demo(DemoArgs),
     /// Check the config, connectivity, tables, columns and type compatibility. Writes nothing.
     Check,
+    /// The guidance matrix from the real data: per map and company, rows, approach, problems, and how long a sync takes. Writes nothing.
+    Plan {
+        /// Only this map (repeat for several).
+        #[arg(long = "map")]
+        maps: Vec<String>,
+    },
     /// Initial sync of every map (or the selected ones): diff both apps and write only what differs.
     Sync(SyncArgs),
     /// Maps, their last run per company, and open error counts.

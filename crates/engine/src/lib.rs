@@ -22,6 +22,7 @@ mod error;
 mod lookup;
 pub mod migrate;
 pub mod order;
+pub mod plan;
 mod shape;
 pub mod sync;
 

@@ -6,6 +6,7 @@ mod check;
 mod errors;
 mod init;
 mod migrate;
+mod plan;
 mod status;
 mod sync;
 
@@ -25,6 +26,7 @@ pub fn run(cli: &Cli) -> CliResult {
         Command::Init { force } => init::init(&cli.config, *force),
         Command::Demo(args) => crate::demo::demo(cli, args),
         Command::Check => check(cli, &load(cli)?),
+        Command::Plan { maps } => plan::plan(cli, &load(cli)?, maps),
         Command::Sync(args) => sync(cli, &load(cli)?, args),
         Command::Status => status::status(cli, &load(cli)?),
         Command::Errors(args) => errors::errors(cli, &load(cli)?, args),

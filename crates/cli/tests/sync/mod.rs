@@ -9,6 +9,7 @@ mod failures;
 mod kinds;
 mod lookups;
 mod migrate;
+mod plan;
 mod scale;
 mod text;
 

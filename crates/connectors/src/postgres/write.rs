@@ -14,7 +14,12 @@ use dualsync_model::Value;
 use postgres::Transaction;
 use std::io::Write;
 
-pub fn write_batch(client: &mut postgres::Client, table: &PgTable, batch: &WriteBatch, finish: Finish) -> Result<WriteOutcome, ConnectorError> {
+pub fn write_batch(
+    client: &mut postgres::Client,
+    table: &PgTable,
+    batch: &WriteBatch,
+    finish: Finish,
+) -> Result<WriteOutcome, ConnectorError> {
     let mut outcome = WriteOutcome::default();
     let mut refused = vec![false; batch.ops.len()];
     for (i, op) in batch.ops.iter().enumerate() {

@@ -3,10 +3,10 @@
 
 pub mod company;
 mod one;
-mod partition;
+pub(crate) mod partition;
 mod read;
-mod record;
-mod write;
+pub(crate) mod record;
+pub(crate) mod write;
 
 pub use one::{reconcile_key, retry_errors, KeyOutcome};
 
@@ -87,10 +87,12 @@ pub(crate) struct Context {
     pub apps: Apps,
     pub recorder: SyncSender<Record>,
     pub rows_done: Arc<AtomicU64>,
+    /// Set for `plan`: writers check and probe instead of writing.
+    pub plan: Option<Arc<crate::plan::Probes>>,
 }
 
 impl Context {
-    fn send(&self, record: Record) {
+    pub(crate) fn send(&self, record: Record) {
         // The recorder only stops when the run ends; a failed store is reported by finish().
         let _ = self.recorder.send(record);
     }
@@ -119,7 +121,7 @@ pub fn run_sync(
     let store = &store;
     let run_id = store.begin_run("sync")?;
     let recorder = Recorder::start(store.clone(), run_id);
-    let ctx = Context { apps: apps.clone(), recorder: recorder.sender.clone(), rows_done };
+    let ctx = Context { apps: apps.clone(), recorder: recorder.sender.clone(), rows_done, plan: None };
     let mut report = SyncReport { run_id, partitions: Vec::new(), warnings: Vec::new() };
     let outcome = (|| -> Result<(), EngineError> {
         // Stages one after the other; the maps of a stage side by side.
@@ -185,7 +187,12 @@ pub fn selected_maps(config: &Config, only: &[String]) -> Result<Vec<String>, En
 
 /// The companies present on either side (all of them, in key order), or one
 /// partition for a global map. Rows without a company are counted and reported.
-fn companies_of(ctx: &Context, shape: &MapShape, only: &[String], warnings: &mut Vec<String>) -> Result<Vec<Option<Value>>, EngineError> {
+pub(crate) fn companies_of(
+    ctx: &Context,
+    shape: &MapShape,
+    only: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Option<Value>>, EngineError> {
     if shape.company[0].is_none() {
         return Ok(vec![None]);
     }

@@ -170,6 +170,9 @@ fn write_side(
     company: Option<Company>,
     rx: &Mutex<Receiver<Vec<PendingOp>>>,
 ) -> Result<(u64, u64, u64), EngineError> {
+    if let Some(probes) = &ctx.plan {
+        return check_side(ctx, probes, shape, side, company, rx);
+    }
     let app = &shape.apps[side];
     let mut conn: Option<crate::Pooled> = None;
     let mut writer = TargetWriter::new(shape, side, company);
@@ -190,6 +193,41 @@ fn write_side(
         }
         if !applied.errors.is_empty() {
             ctx.send(Record::Errors(applied.errors));
+        }
+    }
+    Ok((inserted, updated, failed))
+}
+
+/// `plan`'s writer: each batch is converted and checked against the target
+/// table, never written (the first batch per target app is written and rolled
+/// back to measure the write rate); problems go where a sync's errors would.
+fn check_side(
+    ctx: &Context,
+    probes: &crate::plan::Probes,
+    shape: &MapShape,
+    side: usize,
+    company: Option<Company>,
+    rx: &Mutex<Receiver<Vec<PendingOp>>>,
+) -> Result<(u64, u64, u64), EngineError> {
+    let (app, other_app) = (&shape.apps[side], &shape.apps[1 - side]);
+    let mut other_resolver = crate::lookup::Resolver::new(1 - side, company.clone());
+    let mut writer = TargetWriter::new(shape, side, company);
+    let (mut conn, mut other) = (ctx.apps.connect(app)?, ctx.apps.connect(other_app)?);
+    let schema = conn.describe(&shape.tables[side]).map_err(in_app(&ctx.apps, app))?;
+    let (mut inserted, mut updated, mut failed) = (0, 0, 0);
+    while let Ok(ops) = rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+        let probe = probes.needed(app);
+        let target =
+            crate::plan::check::Target { conn: conn.as_mut(), other: other.as_mut(), other_resolver: &mut other_resolver, schema: &schema };
+        let checked = crate::plan::check::check(&mut writer, target, shape, side, ops, probe).map_err(in_app(&ctx.apps, app))?;
+        if let Some((rows, seconds)) = checked.probe {
+            probes.record(app, rows, seconds);
+        }
+        inserted += checked.would_insert;
+        updated += checked.would_update;
+        failed += checked.problems.len() as u64;
+        if !checked.problems.is_empty() {
+            ctx.send(Record::Errors(checked.problems));
         }
     }
     Ok((inserted, updated, failed))

@@ -26,6 +26,8 @@ pub struct Applied {
     /// Keys written, with their content hash.
     pub synced: Vec<(String, [u8; 16])>,
     pub errors: Vec<NewError>,
+    /// For each error refused before the write (a conversion), whether the op was an insert.
+    pub refused_inserts: Vec<bool>,
     pub inserted: u64,
     pub updated: u64,
 }
@@ -131,7 +133,10 @@ impl TargetWriter {
                     batch.ops.push(w);
                     written.push((key, hash, is_insert));
                 }
-                Err((column, value, message)) => applied.errors.push(self.error(shape, &key, Some(column), Some(value), message)),
+                Err((column, value, message)) => {
+                    applied.errors.push(self.error(shape, &key, Some(column), Some(value), message));
+                    applied.refused_inserts.push(is_insert);
+                }
             }
         }
         Ok((batch, written, applied))

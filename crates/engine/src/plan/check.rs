@@ -1,0 +1,175 @@
+//! The writer's dry run for `plan`: the ops of a batch converted exactly as a
+//! sync would (lookups, value translations, ids), then checked against the
+//! target table instead of written. The first batch per target is also
+//! written and rolled back, to measure what writing costs there.
+
+use crate::lookup::Resolver;
+use crate::shape::MapShape;
+use crate::sync::write::{PendingOp, TargetWriter};
+use dualsync_connectors::{failure, Connection, ConnectorError, WriteOp};
+use dualsync_model::row::key_to_json;
+use dualsync_model::{TableSchema, TypeClass, Value};
+use dualsync_state::NewError;
+use std::time::Instant;
+
+#[derive(Default)]
+pub struct Checked {
+    pub would_insert: u64,
+    pub would_update: u64,
+    pub problems: Vec<NewError>,
+    /// Rows written and rolled back, and the seconds it took.
+    pub probe: Option<(usize, f64)>,
+}
+
+/// What the dry run of one target side needs besides the writer.
+pub struct Target<'a> {
+    pub conn: &'a mut dyn Connection,
+    /// The other app, where a lookup's missing row may still be (the referenced map creates it first).
+    pub other: &'a mut dyn Connection,
+    pub other_resolver: &'a mut Resolver,
+    pub schema: &'a TableSchema,
+}
+
+pub fn check(
+    writer: &mut TargetWriter,
+    target: Target<'_>,
+    shape: &MapShape,
+    side: usize,
+    ops: Vec<PendingOp>,
+    probe: bool,
+) -> Result<Checked, ConnectorError> {
+    let (batch, written, applied) = writer.prepare(target.conn, shape, ops)?;
+    let mut checked = Checked::default();
+    // A lookup whose row the target lacks is an orphan only if the other app lacks it too.
+    for (e, is_insert) in applied.errors.into_iter().zip(applied.refused_inserts.into_iter().chain(std::iter::repeat(false))) {
+        let lookup =
+            e.column.as_ref().and_then(|c| shape.columns[side].iter().position(|n| n == c)).filter(|&c| shape.lookups[c].is_some());
+        if let (Some(c), Some(v)) = (lookup, &e.value) {
+            if e.message.starts_with("lookup to map") {
+                let key = Value::Text(v.clone());
+                target.other_resolver.load_stored(target.other, shape, c, &[&key])?;
+                if target.other_resolver.stored_of(c, &key).is_some() {
+                    // The referenced map creates it before this map runs: the row will be written.
+                    if is_insert {
+                        checked.would_insert += 1;
+                    } else {
+                        checked.would_update += 1;
+                    }
+                    continue;
+                }
+            }
+        }
+        checked.problems.push(e);
+    }
+    let mut refused = vec![false; batch.ops.len()];
+    for (i, op) in batch.ops.iter().enumerate() {
+        let pairs: Vec<(&String, &Value)> = match op {
+            WriteOp::Insert(row) => batch.columns.iter().zip(row).collect(),
+            WriteOp::Update { set, .. } => set.iter().map(|(c, v)| (c, v)).collect(),
+        };
+        if let Some((column, value, why)) = pairs.into_iter().find_map(|(c, v)| unfit(target.schema, c, v).map(|why| (c, v, why))) {
+            refused[i] = true;
+            checked.problems.push(problem(writer, shape, side, &written[i].0, column, value, why));
+        }
+    }
+    if probe && !batch.ops.is_empty() {
+        let started = Instant::now();
+        let outcome = target.conn.probe(&batch)?;
+        checked.probe = Some((batch.ops.len(), started.elapsed().as_secs_f64()));
+        for f in outcome.failures {
+            if !refused[f.index] {
+                refused[f.index] = true;
+                let key = &written[f.index].0;
+                let column = f.column.clone().unwrap_or_default();
+                checked.problems.push(problem(
+                    writer,
+                    shape,
+                    side,
+                    key,
+                    &column,
+                    &Value::Null,
+                    format!("{} would refuse the row: {}", shape.apps[side], f.message),
+                ));
+            }
+        }
+    }
+    for ((_, _, is_insert), refused) in written.iter().zip(refused) {
+        match (refused, is_insert) {
+            (true, _) => {}
+            (false, true) => checked.would_insert += 1,
+            (false, false) => checked.would_update += 1,
+        }
+    }
+    Ok(checked)
+}
+
+fn problem(writer: &TargetWriter, shape: &MapShape, side: usize, key: &[Value], column: &str, value: &Value, message: String) -> NewError {
+    NewError {
+        map: shape.name.clone(),
+        company: writer.company_shown().to_string(),
+        source_app: shape.apps[1 - side].clone(),
+        target_app: shape.apps[side].clone(),
+        key: key_to_json(key),
+        column: (!column.is_empty()).then(|| column.to_string()),
+        value: (!value.is_null()).then(|| value.display().into_owned()),
+        message,
+    }
+}
+
+/// Why a value does not fit the target column: NULL where it is NOT NULL, too
+/// long for its declared length, not a number for a numeric column, or a
+/// number the column would round.
+fn unfit(schema: &TableSchema, column: &str, value: &Value) -> Option<String> {
+    let info = schema.column(column)?;
+    if value.is_null() {
+        return (!info.nullable && !info.has_default).then(|| format!("NULL, but {}.{column} is NOT NULL", schema.name));
+    }
+    if let (Some(max), Value::Text(s)) = (declared_length(&info.declared_type), value) {
+        let n = s.chars().count();
+        if n > max {
+            return Some(format!("a value of {n} characters, longer than {}.{column} ({}) holds", schema.name, info.declared_type));
+        }
+    }
+    if matches!(info.class, TypeClass::Integer | TypeClass::Real | TypeClass::Decimal) {
+        if let Value::Text(s) = value {
+            if s.trim().parse::<f64>().is_err() {
+                return Some(format!("text {s:?} is not a number, but {}.{column} is {}", schema.name, info.declared_type));
+            }
+        }
+    }
+    failure::silently_changed(value, info.class, numeric_of(&info.declared_type))
+}
+
+/// `VARCHAR(20)`, `character varying(20)`, `CHAR(10)` → the length.
+fn declared_length(declared: &str) -> Option<usize> {
+    let t = declared.to_ascii_lowercase();
+    if !(t.contains("char") || t.contains("varying")) {
+        return None;
+    }
+    t.split_once('(')?.1.split(')').next()?.trim().parse().ok()
+}
+
+/// `NUMERIC(10,2)` / `decimal(10,2)` → (10, 2).
+fn numeric_of(declared: &str) -> Option<(u32, u32)> {
+    let t = declared.to_ascii_lowercase();
+    if !(t.contains("numeric") || t.contains("decimal")) {
+        return None;
+    }
+    let inner = t.split_once('(')?.1.split(')').next()?;
+    let (p, s) = inner.split_once(',').unwrap_or((inner, "0"));
+    Some((p.trim().parse().ok()?, s.trim().parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_sizes() {
+        assert_eq!(declared_length("VARCHAR(20)"), Some(20));
+        assert_eq!(declared_length("character varying(160)"), Some(160));
+        assert_eq!(declared_length("TEXT"), None);
+        assert_eq!(numeric_of("numeric(10,2)"), Some((10, 2)));
+        assert_eq!(numeric_of("DECIMAL(14, 2)"), Some((14, 2)));
+    }
+}

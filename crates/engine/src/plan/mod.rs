@@ -1,0 +1,240 @@
+//! `dualsync plan`: the seed's guidance matrix, computed from the real data.
+//! Every map and company goes through the sync's own pipeline in a dry run:
+//! both sides read and merged, every write converted and checked against the
+//! target table but not made (the first batch per target is written and rolled
+//! back to measure the write rate). Nothing is written to either app or to the
+//! state store.
+
+pub mod check;
+
+use crate::check::{preflight, Finding, Severity};
+use crate::order::run_order;
+use crate::shape::MapShape;
+use crate::sync::company::Company;
+use crate::sync::record::Record;
+use crate::sync::{companies_of, partition, selected_maps, Context};
+use crate::{Apps, EngineError};
+use dualsync_model::config::Threading;
+use dualsync_model::Config;
+use dualsync_state::{Counts, NewError};
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// The seed's volumes above which its product needs another approach; shown to compare.
+const SEED_ROW_CAP: u64 = 500_000;
+const SEED_SINGLE_THREADED_CAP: u64 = 70_000;
+const EXAMPLES: usize = 5;
+
+/// Write probes per app: rows written (and rolled back) and seconds.
+#[derive(Default)]
+pub struct Probes {
+    done: Mutex<HashMap<String, (usize, f64)>>,
+}
+
+impl Probes {
+    /// Whether this app's write rate is still to be measured (until a batch
+    /// with rows to write has been probed; a probe leaves nothing behind).
+    pub fn needed(&self, app: &str) -> bool {
+        self.rate(app).is_none()
+    }
+
+    pub fn record(&self, app: &str, rows: usize, seconds: f64) {
+        self.done.lock().unwrap_or_else(|p| p.into_inner()).insert(app.to_string(), (rows, seconds));
+    }
+
+    fn rate(&self, app: &str) -> Option<f64> {
+        let done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        done.get(app).filter(|(rows, secs)| *rows > 0 && *secs > 0.0).map(|(rows, secs)| *rows as f64 / secs)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PartitionPlan {
+    pub map: String,
+    pub apps: [String; 2],
+    pub company: String,
+    /// Rows each app holds (within the map's filter and company).
+    pub rows: [u64; 2],
+    /// Rows each app would receive: inserted, updated.
+    pub inserts: [u64; 2],
+    pub updates: [u64; 2],
+    pub unchanged: u64,
+    pub failing: u64,
+    pub approach: String,
+    /// How the seed's product would treat this volume, where it differs.
+    pub seed_note: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Problem {
+    pub kind: &'static str,
+    pub map: String,
+    pub count: u64,
+    /// Up to five keys, with the company where there is one.
+    pub examples: Vec<String>,
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    pub findings: Vec<Finding>,
+    /// Stages of maps (a stage's maps run side by side).
+    pub order: Vec<Vec<String>>,
+    pub partitions: Vec<PartitionPlan>,
+    pub problems: Vec<Problem>,
+    pub warnings: Vec<String>,
+    /// Seconds the dry run took to read and compare everything (measured).
+    pub read_seconds: f64,
+    /// Measured write rate per app (rows/s), from the probe.
+    pub write_rates: Vec<(String, f64)>,
+    /// The dry run's reading plus the writes at the measured rates.
+    pub estimate_seconds: f64,
+}
+
+pub fn plan(config: &Config, apps: &Apps, only: &[String]) -> Result<Plan, EngineError> {
+    let maps = selected_maps(config, only)?;
+    let findings = preflight(config, apps, &maps);
+    let order: Vec<Vec<String>> = run_order(config, only).stages.iter().map(|s| s.iter().map(|step| step.label()).collect()).collect();
+    let mut plan = Plan {
+        findings,
+        order,
+        partitions: Vec::new(),
+        problems: Vec::new(),
+        warnings: Vec::new(),
+        read_seconds: 0.0,
+        write_rates: Vec::new(),
+        estimate_seconds: 0.0,
+    };
+    if plan.findings.iter().any(|f| f.severity == Severity::Error) {
+        return Ok(plan); // the data cannot be read as configured: the findings say why
+    }
+    // Problems arrive where a sync's recorder would be; nothing reaches the state store.
+    let (sender, receiver) = sync_channel::<Record>(64);
+    let collector = std::thread::spawn(move || {
+        let mut problems: Vec<NewError> = Vec::new();
+        for record in receiver {
+            if let Record::Errors(e) = record {
+                problems.extend(e);
+            }
+        }
+        problems
+    });
+    let probes = Arc::new(Probes::default());
+    let ctx = Context { apps: apps.clone(), recorder: sender, rows_done: Arc::new(AtomicU64::new(0)), plan: Some(probes.clone()) };
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    let result = (|| -> Result<(), EngineError> {
+        for stage in run_order(config, only).stages {
+            for step in stage {
+                // A cycle's first pass shows what can be written; its lookups resolve in the second.
+                if seen.contains(&step.map) {
+                    continue;
+                }
+                seen.push(step.map.clone());
+                let map = step.map_config(config);
+                let shape = MapShape::new(&map, config).with_write_batches(&map, apps);
+                for company in companies_of(&ctx, &shape, &[], &mut plan.warnings)? {
+                    let resolved = company.map(|code| Company::resolve(apps, &shape, code)).transpose()?;
+                    let shown = Company::shown(&resolved);
+                    let (counts, error) = partition::sync_partition(&ctx, &shape, resolved, false, [1, 1]);
+                    if let Some(e) = error {
+                        return Err(e);
+                    }
+                    plan.partitions.push(partition_plan(&shape, shown, &counts));
+                }
+            }
+        }
+        Ok(())
+    })();
+    drop(ctx);
+    let problems = collector.join().unwrap_or_default();
+    result?;
+    plan.read_seconds = started.elapsed().as_secs_f64();
+    plan.problems = summarize(problems);
+    let mut writes: HashMap<&str, u64> = HashMap::new();
+    for p in &plan.partitions {
+        for s in 0..2 {
+            *writes.entry(p.apps[s].as_str()).or_default() += p.inserts[s] + p.updates[s];
+        }
+    }
+    let mut estimate = plan.read_seconds;
+    for (app, rows) in writes {
+        if let Some(rate) = probes.rate(app) {
+            plan.write_rates.push((app.to_string(), rate));
+            estimate += rows as f64 / rate;
+        }
+    }
+    plan.write_rates.sort_by(|a, b| a.0.cmp(&b.0));
+    plan.estimate_seconds = estimate;
+    Ok(plan)
+}
+
+fn partition_plan(shape: &MapShape, company: String, c: &Counts) -> PartitionPlan {
+    let rows = c.read;
+    let (a, b) = (&shape.apps[0], &shape.apps[1]);
+    let approach = match (rows[0], rows[1]) {
+        (0, 0) => "nothing to sync: both apps are empty here".to_string(),
+        (_, 0) => format!("one-way copy {a} → {b} (initial sync; {b} is new here)"),
+        (0, _) => format!("one-way copy {b} → {a} (initial sync; {a} is new here)"),
+        _ if c.inserted.iter().chain(&c.updated).all(|n| *n == 0) => "already in step: nothing to write".to_string(),
+        _ => format!("bidirectional merge ({} wins conflicts)", shape.apps[shape.master]),
+    };
+    let volume = rows[0].max(rows[1]);
+    let seed_note = if volume > SEED_ROW_CAP {
+        Some(format!("{volume} rows: the seed caps a run at {SEED_ROW_CAP} and would have you migrate outside it; dualsync has no cap"))
+    } else if shape.threading == Threading::Single && volume > SEED_SINGLE_THREADED_CAP {
+        Some(format!(
+            "{volume} rows in a single-threaded map: the seed times out above {SEED_SINGLE_THREADED_CAP}; dualsync still writes in batches"
+        ))
+    } else {
+        None
+    };
+    PartitionPlan {
+        map: shape.name.clone(),
+        apps: shape.apps.clone(),
+        company,
+        rows,
+        inserts: c.inserted,
+        updates: c.updated,
+        unchanged: c.unchanged,
+        failing: c.failed_total(),
+        approach,
+        seed_note,
+    }
+}
+
+/// The kind of a problem, from what its message says.
+fn kind_of(message: &str) -> &'static str {
+    match message {
+        m if m.starts_with("duplicate key") => "duplicate keys",
+        m if m.starts_with("lookup to map") => "orphan lookups (the referenced row exists in neither app)",
+        m if m.contains("refers to no row") => "lookups holding ids of rows that do not exist",
+        m if m.contains("has no entry in the column's values") => "values without an entry in the column's values",
+        m if m.contains("is NOT NULL") => "NULL where the target forbids it",
+        m if m.contains("longer than") => "values too long for the target",
+        m if m.contains("is not a number") || m.contains("rounded") => "values the target column's type cannot hold",
+        m if m.starts_with("company ") => "companies missing in an app's companies table",
+        _ => "rows the target database would refuse",
+    }
+}
+
+fn summarize(problems: Vec<NewError>) -> Vec<Problem> {
+    let mut out: Vec<Problem> = Vec::new();
+    for e in problems {
+        let kind = kind_of(&e.message);
+        let example = if e.company.is_empty() { e.key.clone() } else { format!("{} {}", e.company, e.key) };
+        match out.iter_mut().find(|p| p.kind == kind && p.map == e.map) {
+            Some(p) => {
+                p.count += 1;
+                if p.examples.len() < EXAMPLES {
+                    p.examples.push(example);
+                }
+            }
+            None => out.push(Problem { kind, map: e.map, count: 1, examples: vec![example], message: e.message }),
+        }
+    }
+    out
+}
