@@ -84,3 +84,23 @@ fn volumes_the_seed_cannot_take_are_named_and_taken() {
     assert!(p["write_rates"][0]["rows_per_second"].as_f64().unwrap() > 0.0, "the write rate was probed");
     assert_eq!(w.count("crm.db", "SELECT count(*) FROM account"), 0, "the probe was rolled back");
 }
+
+#[test]
+fn plan_predicts_the_sync_into_postgres() {
+    use dualsync_testkit::{Kind, TestDb};
+    let Some(crm) = TestDb::new(Kind::Postgres) else { return };
+    crm.exec(super::kinds::CRM);
+    let w = apps();
+    w.config(&super::CONFIG.replace("sqlite://crm.db", &crm.url));
+    w.exec("erp.db", "INSERT INTO grp VALUES ('C1', '10', 'Ten')");
+    w.exec("erp.db", "INSERT INTO cust (co, acct, name, grp) VALUES ('C1', 'A1', 'erp', '10'), ('C1', 'A2', 'a name far longer than twenty', NULL), ('C1', 'A3', NULL, NULL)");
+    crm.exec("INSERT INTO account (id, co, num, name) VALUES ('x1', 'C1', 'A1', 'crm'), ('x5', 'C1', 'K5', 'only crm')");
+    let p = plan(&w);
+    assert_eq!(crm.texts("SELECT CAST(count(*) AS TEXT) FROM account"), [Some("2".to_string())], "the probe left nothing");
+    let c = customers(&p);
+    let sync = w.run(&["--format", "json", "sync"]).json();
+    let done = sync["partitions"].as_array().unwrap().iter().find(|x| x["map"] == "customers").unwrap()["counts"].clone();
+    assert_eq!(c[0]["inserts"], done["inserted"], "{sync}");
+    assert_eq!(c[0]["updates"], done["updated"], "{sync}");
+    assert_eq!(c[0]["failing"].as_u64().unwrap(), done["failed"][0].as_u64().unwrap() + done["failed"][1].as_u64().unwrap());
+}

@@ -28,26 +28,30 @@ const SEED_ROW_CAP: u64 = 500_000;
 const SEED_SINGLE_THREADED_CAP: u64 = 70_000;
 const EXAMPLES: usize = 5;
 
-/// Write probes per app: rows written (and rolled back) and seconds.
+/// Write probes per (app, table): rows written (and rolled back) and seconds.
 #[derive(Default)]
 pub struct Probes {
-    done: Mutex<HashMap<String, (usize, f64)>>,
+    done: Mutex<HashMap<(String, String), (usize, f64)>>,
 }
 
 impl Probes {
-    /// Whether this app's write rate is still to be measured (until a batch
-    /// with rows to write has been probed; a probe leaves nothing behind).
-    pub fn needed(&self, app: &str) -> bool {
-        self.rate(app).is_none()
+    /// Whether a batch into this table is still to be probed: the first one
+    /// with rows to write is, so the database's own checks (CHECK constraints,
+    /// triggers) run once per table; a probe leaves nothing behind.
+    pub fn needed(&self, app: &str, table: &str) -> bool {
+        !self.done.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&(app.to_string(), table.to_string()))
     }
 
-    pub fn record(&self, app: &str, rows: usize, seconds: f64) {
-        self.done.lock().unwrap_or_else(|p| p.into_inner()).insert(app.to_string(), (rows, seconds));
+    pub fn record(&self, app: &str, table: &str, rows: usize, seconds: f64) {
+        self.done.lock().unwrap_or_else(|p| p.into_inner()).insert((app.to_string(), table.to_string()), (rows, seconds));
     }
 
+    /// The app's write rate over every table probed there.
     fn rate(&self, app: &str) -> Option<f64> {
         let done = self.done.lock().unwrap_or_else(|p| p.into_inner());
-        done.get(app).filter(|(rows, secs)| *rows > 0 && *secs > 0.0).map(|(rows, secs)| *rows as f64 / secs)
+        let (rows, secs) =
+            done.iter().filter(|((a, _), _)| a == app).fold((0usize, 0f64), |(r, s), (_, (rows, secs))| (r + rows, s + secs));
+        (rows > 0 && secs > 0.0).then(|| rows as f64 / secs)
     }
 }
 

@@ -216,12 +216,12 @@ fn check_side(
     let schema = conn.describe(&shape.tables[side]).map_err(in_app(&ctx.apps, app))?;
     let (mut inserted, mut updated, mut failed) = (0, 0, 0);
     while let Ok(ops) = rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
-        let probe = probes.needed(app);
+        let probe = probes.needed(app, &shape.tables[side]);
         let target =
             crate::plan::check::Target { conn: conn.as_mut(), other: other.as_mut(), other_resolver: &mut other_resolver, schema: &schema };
         let checked = crate::plan::check::check(&mut writer, target, shape, side, ops, probe).map_err(in_app(&ctx.apps, app))?;
         if let Some((rows, seconds)) = checked.probe {
-            probes.record(app, rows, seconds);
+            probes.record(app, &shape.tables[side], rows, seconds);
         }
         inserted += checked.would_insert;
         updated += checked.would_update;
