@@ -123,6 +123,8 @@ CREATE TABLE account (id {key} PRIMARY KEY, co {key}, num {key} NOT NULL, name {
         assert_eq!(none(), [Some("A1".to_string())], "{label}");
         let errors = w.run(&["--format", "json", "errors"]).json();
         assert_eq!(errors[0]["key"][0], "A1", "{label}: {errors}");
+        let retry = w.run(&["retry"]);
+        assert!(retry.stdout.contains("run it again"), "{label}: retry says how to fix a bootstrap error: {}", retry.stdout);
 
         assert_eq!(w.run(&["sync"]).code, 0, "{label}");
         assert_eq!(w.count("erp.db", "SELECT count(*) FROM cust WHERE co = 'C1'"), 3, "{label}: N1, N2 and A1 reached the ERP");

@@ -88,4 +88,9 @@ fn a_broken_quote_on_line_1234_is_reported_and_the_rest_imports() {
     let errors = w.run(&["--format", "json", "errors"]).json();
     assert_eq!(errors.as_array().unwrap().len(), 1);
     assert!(errors[0]["message"].as_str().unwrap().starts_with("line 1234: "), "{errors}");
+    // retry cannot fix a line of a file: it says how, and the error stays open.
+    let retry = w.run(&["retry"]);
+    assert_eq!(retry.code, 3);
+    assert!(retry.stdout.contains("fix the file and import it again"), "{}", retry.stdout);
+    assert_eq!(w.run(&["--format", "json", "errors"]).json().as_array().unwrap().len(), 1);
 }

@@ -133,7 +133,12 @@ pub fn retry_errors(
             }
             done.push(row);
             if config.map(&e.map).is_none() {
-                outcomes.push(gone_map(e));
+                outcomes.push(not_retried(e, format!("map {} is no longer in the config; nothing to retry", e.map)));
+                continue;
+            }
+            // Rows an import or a bootstrap could not write are fixed by running those again.
+            if let Some(how) = rerun_instead(e) {
+                outcomes.push(not_retried(e, how));
                 continue;
             }
             let company = (!e.company.is_empty()).then(|| Value::Text(e.company.clone()));
@@ -150,7 +155,19 @@ pub fn retry_errors(
     result.map(|()| (run_id, outcomes))
 }
 
-fn gone_map(e: &ErrorRecord) -> KeyOutcome {
+/// How to retry an error that a sync's reconciliation cannot: one from `import` or `bootstrap-company`.
+fn rerun_instead(e: &ErrorRecord) -> Option<String> {
+    if e.source_app.starts_with("csv:") {
+        Some(format!("logged by `dualsync import` of {}: fix the file and import it again", e.source_app.trim_start_matches("csv:")))
+    } else if e.message.starts_with("bootstrap-company:") {
+        Some("logged by `dualsync bootstrap-company`: fix the row and run it again".to_string())
+    } else {
+        None
+    }
+}
+
+/// An error left open, with why.
+fn not_retried(e: &ErrorRecord, why: String) -> KeyOutcome {
     KeyOutcome {
         map: e.map.clone(),
         company: e.company.clone(),
@@ -162,9 +179,9 @@ fn gone_map(e: &ErrorRecord) -> KeyOutcome {
             source_app: e.source_app.clone(),
             target_app: e.target_app.clone(),
             key: e.key.clone(),
-            column: None,
-            value: None,
-            message: format!("map {} is no longer in the config; nothing to retry", e.map),
+            column: e.column.clone(),
+            value: e.value.clone(),
+            message: why,
         }],
     }
 }
