@@ -76,22 +76,23 @@ pub struct ErrorQuery {
     pub include_resolved: bool,
 }
 
+/// A row of the error log: the failed row as it was reported, and its history.
 #[derive(Clone, Debug)]
 pub struct ErrorRecord {
     pub id: i64,
     pub run_id: i64,
-    pub map: String,
-    pub company: String,
-    pub source_app: String,
-    pub target_app: String,
-    pub key: String,
-    pub column: Option<String>,
-    pub value: Option<String>,
-    pub message: String,
+    pub error: NewError,
     pub attempts: i64,
     pub status: String,
     pub first_seen: String,
     pub last_seen: String,
+}
+
+impl std::ops::Deref for ErrorRecord {
+    type Target = NewError;
+    fn deref(&self) -> &NewError {
+        &self.error
+    }
 }
 
 impl ErrorRecord {

@@ -173,15 +173,6 @@ fn not_retried(e: &ErrorRecord, why: String) -> KeyOutcome {
         company: e.company.clone(),
         key: e.key.clone(),
         actions: vec![],
-        errors: vec![NewError {
-            map: e.map.clone(),
-            company: e.company.clone(),
-            source_app: e.source_app.clone(),
-            target_app: e.target_app.clone(),
-            key: e.key.clone(),
-            column: e.column.clone(),
-            value: e.value.clone(),
-            message: why,
-        }],
+        errors: vec![NewError { message: why, ..e.error.clone() }],
     }
 }
