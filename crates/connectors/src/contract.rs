@@ -75,6 +75,11 @@ pub struct Privileges {
     pub select: Option<bool>,
     pub insert: Option<bool>,
     pub update: Option<bool>,
+    /// Whether a privilege reported missing is surely missing (false where
+    /// grants may come by ways the database does not list, such as roles).
+    pub certain: bool,
+    /// The statement that grants privileges, with `{privileges}` to fill in, where there is one.
+    pub grant: Option<String>,
 }
 
 /// Which rows of a table: those matching `filter` and every `equals` (a NULL

@@ -111,3 +111,25 @@ fn each_missing_privilege_is_named_with_the_statement_that_grants_it() {
     }
     crm.exec(&format!("DROP OWNED BY {role}; DROP ROLE {role}"));
 }
+
+#[test]
+fn a_mariadb_user_missing_a_privilege_is_warned_with_the_grant() {
+    let Some(crm) = TestDb::new(Kind::Mariadb) else { return };
+    crm.exec(super::kinds::CRM);
+    let user = format!("dsu{}", std::process::id());
+    let db = crm.url.rsplit('/').next().unwrap().to_string();
+    for host in ["%", "localhost"] {
+        crm.exec(&format!(
+            "CREATE USER IF NOT EXISTS '{user}'@'{host}'; GRANT SELECT, UPDATE ON {db}.account TO '{user}'@'{host}'; GRANT ALL ON {db}.grp TO '{user}'@'{host}'"
+        ));
+    }
+    let w = super::apps();
+    w.config(&super::CONFIG.replace("sqlite://crm.db", &format!("mysql://{user}@127.0.0.1:3306/{db}")));
+    let check = w.run(&["check"]);
+    for host in ["%", "localhost"] {
+        crm.exec(&format!("DROP USER IF EXISTS '{user}'@'{host}'"));
+    }
+    assert_eq!(check.code, 0, "a warning, since grants through roles are not listed: {}{}", check.stdout, check.stderr);
+    assert!(check.stdout.contains(&format!("seems to lack INSERT on table account")), "{}", check.stdout);
+    assert!(check.stdout.contains(&format!("GRANT INSERT ON `{db}`.`account` TO '{user}'@")), "{}", check.stdout);
+}

@@ -173,6 +173,40 @@ impl Connection for MyConnection {
         self.conn.ping().is_ok()
     }
 
+    /// From information_schema at the global, database and table levels, for
+    /// the user and its enabled roles. Grants can come by other ways (a role
+    /// not enabled by default, a proxy user), so a missing one is not certain.
+    fn privileges(&mut self, table: &str) -> Result<crate::Privileges, ConnectorError> {
+        let row: Option<(String, Option<String>)> = self.conn.query_first("SELECT CURRENT_USER(), DATABASE()").map_err(db_error)?;
+        let Some((user, database)) = row else { return Ok(crate::Privileges::default()) };
+        let (name, host) = user.rsplit_once('@').unwrap_or((&user, "%"));
+        let grantee = format!("'{name}'@'{host}'");
+        // MariaDB lists one NULL role when none is enabled.
+        let roles: Vec<Option<String>> = self.conn.query("SELECT ROLE_NAME FROM information_schema.ENABLED_ROLES").unwrap_or_default();
+        let mut grantees: Vec<String> = roles.iter().flatten().map(|r| format!("'{r}'")).collect();
+        grantees.push(grantee);
+        let granted: Vec<(String, String)> = self
+            .conn
+            .exec(
+                "SELECT GRANTEE, PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES
+                 UNION ALL SELECT GRANTEE, PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE TABLE_SCHEMA = DATABASE()
+                 UNION ALL SELECT GRANTEE, PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                (table,),
+            )
+            .map_err(db_error)?;
+        let has = |p: &str| granted.iter().any(|(g, t)| t == p && grantees.contains(g));
+        let grant =
+            format!("GRANT {{privileges}} ON {}.{} TO '{name}'@'{host}';", backtick(&database.unwrap_or_default()), backtick(table));
+        Ok(crate::Privileges {
+            select: Some(has("SELECT")),
+            insert: Some(has("INSERT")),
+            update: Some(has("UPDATE")),
+            user,
+            certain: false,
+            grant: Some(grant),
+        })
+    }
+
     fn probe(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         let table = self.table(&batch.table)?.clone();
         write::write_batch(&mut self.conn, &table, batch, crate::Finish::Rollback)

@@ -200,7 +200,16 @@ impl Connection for PgConnection {
                 &[&double_quote(table)],
             )
             .map_err(db_error)?;
-        Ok(crate::Privileges { user: row.get(0), select: Some(row.get(1)), insert: Some(row.get(2)), update: Some(row.get(3)) })
+        let user: String = row.get(0);
+        let grant = format!("GRANT {{privileges}} ON TABLE {} TO {};", double_quote(table), double_quote(&user));
+        Ok(crate::Privileges {
+            user,
+            select: Some(row.get(1)),
+            insert: Some(row.get(2)),
+            update: Some(row.get(3)),
+            certain: true,
+            grant: Some(grant),
+        })
     }
 
     fn probe(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {

@@ -171,7 +171,14 @@ impl Connection for SqliteConnection {
     /// neither the file nor the connection is read-only.
     fn privileges(&mut self, _table: &str) -> Result<crate::Privileges, ConnectorError> {
         let writable = !self.conn.is_readonly(rusqlite::MAIN_DB).map_err(db_error)?;
-        Ok(crate::Privileges { user: String::new(), select: Some(true), insert: Some(writable), update: Some(writable) })
+        Ok(crate::Privileges {
+            user: String::new(),
+            select: Some(true),
+            insert: Some(writable),
+            update: Some(writable),
+            certain: true,
+            grant: None,
+        })
     }
 
     fn probe(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
