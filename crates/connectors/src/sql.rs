@@ -58,10 +58,6 @@ impl<'a> Sql<'a> {
         self.dialect.quote(name)
     }
 
-    pub fn list(&self, names: &[String]) -> String {
-        names.iter().map(|n| self.dialect.quote(n)).collect::<Vec<_>>().join(", ")
-    }
-
     pub fn filter(&mut self, filter: &Filter) {
         match filter {
             Filter::And(a, b) | Filter::Or(a, b) => {

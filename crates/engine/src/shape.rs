@@ -167,6 +167,26 @@ impl MapShape {
         self
     }
 
+    /// A write the decision refused before any database saw it (`Decision::refused`),
+    /// as the error log keeps it.
+    pub fn refused_error(
+        &self,
+        company: &str,
+        key: String,
+        (target, column, message): &(usize, usize, String),
+    ) -> dualsync_state::NewError {
+        dualsync_state::NewError {
+            map: self.name.clone(),
+            company: company.to_string(),
+            source_app: self.apps[1 - target].clone(),
+            target_app: self.apps[*target].clone(),
+            key,
+            column: Some(self.columns[1 - target][*column].clone()),
+            value: None,
+            message: message.clone(),
+        }
+    }
+
     /// The key of a row in common form, as owned values.
     pub fn key_values(&self, values: &[Value]) -> Vec<Value> {
         self.key_positions.iter().map(|&p| values[p].clone()).collect()

@@ -195,20 +195,37 @@ impl StateStore {
         )
     }
 
-    pub fn errors(&self, query: &ErrorQuery) -> Result<Vec<ErrorRecord>, StateError> {
+    /// The conditions of an error query (its parameters are `?1`…`?3`, see `error_params`).
+    fn error_conditions(query: &ErrorQuery) -> String {
         let ids = if query.ids.is_empty() {
             String::new()
         } else {
             format!(" AND id IN ({})", query.ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "))
         };
+        format!(
+            "WHERE (CAST(?1 AS TEXT) IS NULL OR map = ?1) AND (CAST(?2 AS BIGINT) IS NULL OR run_id = ?2) AND (?3 OR status = 'open'){ids}"
+        )
+    }
+
+    fn error_params(query: &ErrorQuery) -> [P<'_>; 3] {
+        [P::OptText(query.map.as_deref()), P::OptInt(query.run), P::Bool(query.include_resolved)]
+    }
+
+    /// How many errors the query selects (its limit aside).
+    pub fn error_count(&self, query: &ErrorQuery) -> Result<u64, StateError> {
+        let sql = format!("SELECT count(*) FROM errors {}", Self::error_conditions(query));
+        Ok(self.db().query(&sql, &Self::error_params(query))?.first().and_then(|r| r.first()).map_or(0, Cell::int) as u64)
+    }
+
+    pub fn errors(&self, query: &ErrorQuery) -> Result<Vec<ErrorRecord>, StateError> {
+        let limit = query.limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
         let rows = self.db().query(
             &format!(
                 "SELECT id, run_id, map, company, source_app, target_app, key, column_name, value, message, attempts, status, first_seen, last_seen
-                 FROM errors
-                 WHERE (CAST(?1 AS TEXT) IS NULL OR map = ?1) AND (CAST(?2 AS BIGINT) IS NULL OR run_id = ?2) AND (?3 OR status = 'open'){ids}
-                 ORDER BY id"
+                 FROM errors {} ORDER BY id{limit}",
+                Self::error_conditions(query)
             ),
-            &[P::OptText(query.map.as_deref()), P::OptInt(query.run), P::Bool(query.include_resolved)],
+            &Self::error_params(query),
         )?;
         Ok(rows
             .iter()

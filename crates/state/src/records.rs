@@ -74,6 +74,8 @@ pub struct ErrorQuery {
     pub run: Option<i64>,
     pub ids: Vec<i64>,
     pub include_resolved: bool,
+    /// At most this many, the oldest first.
+    pub limit: Option<usize>,
 }
 
 /// A row of the error log: the failed row as it was reported, and its history.

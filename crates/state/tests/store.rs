@@ -62,6 +62,10 @@ fn the_error_log_keeps_one_open_entry_per_row_and_counts_attempts() {
         assert_eq!(store.errors(&ErrorQuery { include_resolved: true, ..Default::default() }).unwrap().len(), 2);
         assert_eq!(store.errors(&ErrorQuery { ids: vec![a1.id], ..Default::default() }).unwrap().len(), 1);
         assert_eq!(store.errors(&ErrorQuery { run: Some(run1), include_resolved: true, ..Default::default() }).unwrap().len(), 1);
+        let all = ErrorQuery { include_resolved: true, ..Default::default() };
+        assert_eq!(store.error_count(&all).unwrap(), 2);
+        let first = store.errors(&ErrorQuery { limit: Some(1), ..all }).unwrap();
+        assert_eq!((first.len(), first[0].key.as_str()), (1, "[\"A1\"]"), "the oldest first");
         store.resolve_row("customers", "C1", "[\"A1\"]").unwrap();
         assert_eq!(store.open_error_count("customers").unwrap(), 0);
         // A row that fails again after being resolved gets a new entry.

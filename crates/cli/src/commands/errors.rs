@@ -10,7 +10,7 @@ use serde_json::json;
 /// The error log, all of it.
 pub fn errors(cli: &Cli, config: &Config, args: &ErrorsArgs) -> CliResult {
     let store = StateStore::open(&config.state)?;
-    let errors = store.errors(&ErrorQuery { map: args.map.clone(), run: args.run, ids: Vec::new(), include_resolved: args.all })?;
+    let errors = store.errors(&ErrorQuery { map: args.map.clone(), run: args.run, include_resolved: args.all, ..Default::default() })?;
     match cli.format {
         Format::Json => print_json(&json!(errors.iter().map(|e| e.to_json()).collect::<Vec<_>>())),
         Format::Csv => {

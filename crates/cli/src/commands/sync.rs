@@ -30,7 +30,7 @@ const ERRORS_SHOWN: usize = 10;
 
 pub fn print_sync_report(cli: &Cli, store: &StateStore, report: &SyncReport, seconds: f64) -> Result<(), crate::exit::CliError> {
     let totals = report.totals();
-    let errors = store.errors(&ErrorQuery { run: Some(report.run_id), ..Default::default() })?;
+    let of_run = ErrorQuery { run: Some(report.run_id), ..Default::default() };
     if is_json(cli.format) {
         print_json(&json!({
             "run": report.run_id,
@@ -41,7 +41,7 @@ pub fn print_sync_report(cli: &Cli, store: &StateStore, report: &SyncReport, sec
                 "map": p.map, "company": p.company, "apps": p.apps, "counts": counts_json(&p.counts), "error": p.error,
             })).collect::<Vec<_>>(),
             "warnings": report.warnings,
-            "errors": errors.iter().map(|e| e.to_json()).collect::<Vec<_>>(),
+            "errors": store.errors(&of_run)?.iter().map(|e| e.to_json()).collect::<Vec<_>>(),
         }));
         return Ok(());
     }
@@ -88,8 +88,11 @@ pub fn print_sync_report(cli: &Cli, store: &StateStore, report: &SyncReport, sec
     for p in report.partitions.iter().filter(|p| p.error.is_some()) {
         println!("STOPPED: map {} company {}: {}", p.map, p.company, p.error.as_deref().unwrap_or(""));
     }
-    if !errors.is_empty() {
-        println!("\n{} row{} failed (all in the error log):", errors.len(), if errors.len() == 1 { "" } else { "s" });
+    // Only the first few are read: a run can log millions.
+    let failed = store.error_count(&of_run)? as usize;
+    let errors = store.errors(&ErrorQuery { limit: Some(ERRORS_SHOWN), ..of_run })?;
+    if failed > 0 {
+        println!("\n{failed} row{} failed (all in the error log):", if failed == 1 { "" } else { "s" });
         let mut t = Table::new(&["id", "map", "company", "key", "into", "column", "error"]);
         for e in errors.iter().take(ERRORS_SHOWN) {
             t.row(vec![
@@ -103,8 +106,8 @@ pub fn print_sync_report(cli: &Cli, store: &StateStore, report: &SyncReport, sec
             ]);
         }
         print!("{}", t.render());
-        if errors.len() > ERRORS_SHOWN {
-            println!("… and {} more.", errors.len() - ERRORS_SHOWN);
+        if failed > ERRORS_SHOWN {
+            println!("… and {} more.", failed - ERRORS_SHOWN);
         }
         println!("`dualsync errors` lists them all; fix the rows in their source app, then `dualsync retry`.");
     }

@@ -7,7 +7,6 @@ use crate::lookup::Resolver;
 use crate::shape::MapShape;
 use crate::sync::write::{PendingOp, TargetWriter};
 use dualsync_connectors::{failure, Connection, ConnectorError, WriteOp};
-use dualsync_model::row::key_to_json;
 use dualsync_model::{TableSchema, TypeClass, Value};
 use dualsync_state::NewError;
 use std::time::Instant;
@@ -69,7 +68,8 @@ pub fn check(
         };
         if let Some((column, value, why)) = pairs.into_iter().find_map(|(c, v)| unfit(target.schema, c, v).map(|why| (c, v, why))) {
             refused[i] = true;
-            checked.problems.push(problem(writer, shape, side, &written[i].0, column, value, why));
+            let value = (!value.is_null()).then(|| value.clone());
+            checked.problems.push(writer.error(shape, &written[i].0, Some(column.clone()), value, why));
         }
     }
     if probe && !batch.ops.is_empty() {
@@ -79,17 +79,8 @@ pub fn check(
         for f in outcome.failures {
             if !refused[f.index] {
                 refused[f.index] = true;
-                let key = &written[f.index].0;
-                let column = f.column.clone().unwrap_or_default();
-                checked.problems.push(problem(
-                    writer,
-                    shape,
-                    side,
-                    key,
-                    &column,
-                    &Value::Null,
-                    format!("{} would refuse the row: {}", shape.apps[side], f.message),
-                ));
+                let message = format!("{} would refuse the row: {}", shape.apps[side], f.message);
+                checked.problems.push(writer.error(shape, &written[f.index].0, f.column, None, message));
             }
         }
     }
@@ -101,19 +92,6 @@ pub fn check(
         }
     }
     Ok(checked)
-}
-
-fn problem(writer: &TargetWriter, shape: &MapShape, side: usize, key: &[Value], column: &str, value: &Value, message: String) -> NewError {
-    NewError {
-        map: shape.name.clone(),
-        company: writer.company_shown().to_string(),
-        source_app: shape.apps[1 - side].clone(),
-        target_app: shape.apps[side].clone(),
-        key: key_to_json(key),
-        column: (!column.is_empty()).then(|| column.to_string()),
-        value: (!value.is_null()).then(|| value.display().into_owned()),
-        message,
-    }
 }
 
 /// Why a value does not fit the target column: NULL where it is NOT NULL, too

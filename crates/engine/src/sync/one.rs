@@ -76,17 +76,8 @@ pub fn reconcile_key(
     }
     let decision = decide(&shape.rules(), rows);
     let hash = decision.hash;
-    for (target, column, message) in &decision.refused {
-        outcome.errors.push(NewError {
-            map: map.to_string(),
-            company: company_shown.clone(),
-            source_app: shape.apps[1 - target].clone(),
-            target_app: shape.apps[*target].clone(),
-            key: key_json.clone(),
-            column: Some(shape.columns[1 - target][*column].clone()),
-            value: None,
-            message: message.clone(),
-        });
+    for refused in &decision.refused {
+        outcome.errors.push(shape.refused_error(&company_shown, key_json.clone(), refused));
     }
     for (side, write) in decision.writes.into_iter().enumerate() {
         let Some(write) = write else { continue };

@@ -304,18 +304,9 @@ impl<'a> Merge<'a> {
             }
             self.ctx.rows_done.fetch_add(rows.iter().flatten().count() as u64, Relaxed);
             let decision = decide(&rules, rows);
-            for (target, column, message) in &decision.refused {
-                counts.failed[*target] += 1;
-                self.refused.push(NewError {
-                    map: self.shape.name.clone(),
-                    company: self.company.to_string(),
-                    source_app: self.shape.apps[1 - target].clone(),
-                    target_app: self.shape.apps[*target].clone(),
-                    key: key_to_json(&decision.key),
-                    column: Some(self.shape.columns[1 - target][*column].clone()),
-                    value: None,
-                    message: message.clone(),
-                });
+            for refused in &decision.refused {
+                counts.failed[refused.0] += 1;
+                self.refused.push(self.shape.refused_error(self.company, key_to_json(&decision.key), refused));
             }
             let hash = decision.hash;
             let mut queue = |side: usize, key, write| self.pending[side].push(PendingOp { key, write, hash });

@@ -215,7 +215,8 @@ impl TargetWriter {
         }
     }
 
-    fn error(&self, shape: &MapShape, key: &[Value], column: Option<String>, value: Option<Value>, message: String) -> NewError {
+    /// A row this side cannot take, as the error log keeps it.
+    pub(crate) fn error(&self, shape: &MapShape, key: &[Value], column: Option<String>, value: Option<Value>, message: String) -> NewError {
         NewError {
             map: shape.name.clone(),
             company: self.company_shown.clone(),

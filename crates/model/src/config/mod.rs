@@ -133,15 +133,6 @@ pub enum Direction {
     From(usize),
 }
 
-impl Direction {
-    pub fn flows_from(self, side: usize) -> bool {
-        match self {
-            Direction::Both => true,
-            Direction::From(s) => s == side,
-        }
-    }
-}
-
 #[derive(Clone, Debug)]
 pub struct MapConfig {
     pub name: String,
