@@ -66,6 +66,91 @@ pub trait Connection: Send {
     fn is_healthy(&mut self) -> bool {
         true
     }
+
+    /// Installs change capture on a table: triggers that record, for every
+    /// row inserted, updated or deleted by anyone but dualsync, the values of
+    /// `spec.columns` in the change table `dualsync_changes` of this database.
+    /// Replaces capture already installed on the table.
+    fn install_capture(&mut self, _spec: &CaptureSpec) -> Result<(), ConnectorError> {
+        Err(not_built("change capture"))
+    }
+
+    /// Removes a table's triggers and its pending changes.
+    fn remove_capture(&mut self, _table: &str) -> Result<(), ConnectorError> {
+        Err(not_built("change capture"))
+    }
+
+    /// The columns a table's capture records, or None where none is installed.
+    fn capture_of(&mut self, _table: &str) -> Result<Option<Vec<String>>, ConnectorError> {
+        Ok(None)
+    }
+
+    /// A cursor before every change that commits from now on: reading from it
+    /// yields exactly the changes committed after this call.
+    fn change_cursor(&mut self) -> Result<Cursor, ConnectorError> {
+        Err(not_built("change capture"))
+    }
+
+    /// Up to `limit` committed changes of `table` after `after`, in order, and
+    /// the cursor after the last one. A change is returned once all changes
+    /// before it are readable, so a cursor never passes one that commits late.
+    fn read_changes(&mut self, _table: &str, _after: &Cursor, _limit: usize) -> Result<(Vec<Change>, Cursor), ConnectorError> {
+        Err(not_built("change capture"))
+    }
+
+    /// Deletes the table's changes at or before `upto` (every reader has passed them).
+    fn trim_changes(&mut self, _table: &str, _upto: &Cursor) -> Result<u64, ConnectorError> {
+        Ok(0)
+    }
+
+    /// Waits up to `timeout` for a change to be captured (PostgreSQL is
+    /// woken by NOTIFY; other databases just wait). Returns whether it was woken.
+    fn wait_for_changes(&mut self, timeout: std::time::Duration) -> Result<bool, ConnectorError> {
+        std::thread::sleep(timeout);
+        Ok(false)
+    }
+
+    /// The number of changes of the table after `after` (lag, for `status`).
+    fn pending_changes(&mut self, _table: &str, _after: &Cursor) -> Result<u64, ConnectorError> {
+        Ok(0)
+    }
+}
+
+fn not_built(what: &str) -> ConnectorError {
+    ConnectorError::new(
+        crate::ErrorKind::Unsupported,
+        format!("{what} is not built for this kind of database yet (SQLite and PostgreSQL have it)"),
+    )
+}
+
+/// What capture records for each changed row of a table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CaptureSpec {
+    pub table: String,
+    /// Recorded per change, in this order (a map's key columns, then its company column).
+    pub columns: Vec<String>,
+}
+
+/// A position in a database's change table, as the database defines it
+/// (opaque to the engine, which only stores it and hands it back).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cursor(pub String);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    Insert,
+    Update,
+    Delete,
+}
+
+/// One captured row change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    /// The captured columns' values (see [`CaptureSpec::columns`]).
+    pub values: Vec<Value>,
+    pub kind: ChangeKind,
+    /// When the change was made, in microseconds since 1970 (the database's clock).
+    pub at_micros: i64,
 }
 
 /// Table privileges of the connected user; None where the database cannot say.
@@ -142,6 +227,8 @@ pub enum WriteOp {
     Insert(Row),
     /// Set the named columns of the row with this key.
     Update { key: Key, set: Vec<(String, Value)> },
+    /// Delete the row with this key (within the scope); a row already gone is no failure.
+    Delete { key: Key },
 }
 
 #[derive(Debug, Default)]

@@ -2,7 +2,7 @@
 //! form), what to write where. No I/O, so every rule is unit-tested here.
 
 use dualsync_model::config::Direction;
-use dualsync_model::row::content_hash;
+use dualsync_model::row::column_hashes;
 use dualsync_model::Value;
 
 /// A row in the map's common form.
@@ -46,8 +46,8 @@ pub struct Decision {
     /// What to write into side 0 and side 1.
     pub writes: [Option<Write>; 2],
     pub key: Vec<Value>,
-    /// The hash of the content both sides hold once the writes are done: the merge base.
-    pub hash: [u8; 16],
+    /// The column hashes of the content both sides hold once the writes are done: the merge base.
+    pub base: Vec<u8>,
     /// Writes refused before reaching a database: (target side, column, why).
     pub refused: Vec<(usize, usize, String)>,
 }
@@ -59,7 +59,7 @@ pub fn decide(rules: &Rules, rows: [Option<CommonRow>; 2]) -> Decision {
         [Some(a), Some(b)] => reconcile(rules, [a, b]),
         [Some(a), None] => insert(rules, a, 0),
         [None, Some(b)] => insert(rules, b, 1),
-        [None, None] => Decision { writes: [None, None], key: Vec::new(), hash: content_hash(&[]), refused: Vec::new() },
+        [None, None] => Decision { writes: [None, None], key: Vec::new(), base: Vec::new(), refused: Vec::new() },
     }
 }
 
@@ -67,13 +67,13 @@ pub fn decide(rules: &Rules, rows: [Option<CommonRow>; 2]) -> Decision {
 fn insert(rules: &Rules, row: CommonRow, source: usize) -> Decision {
     let target = 1 - source;
     let key = rules.key_positions.iter().map(|&p| row.values[p].clone()).collect();
-    let hash = content_hash(&row.values);
+    let base = column_hashes(&row.values);
     let refused: Vec<_> = row.unresolved.iter().map(|(c, id)| (target, *c, unresolved_message(id))).collect();
     let mut writes = [None, None];
     if refused.is_empty() {
         writes[target] = Some(Write::Insert(row.values));
     }
-    Decision { writes, key, hash, refused }
+    Decision { writes, key, base, refused }
 }
 
 fn reconcile(rules: &Rules, rows: [CommonRow; 2]) -> Decision {
@@ -103,7 +103,7 @@ fn reconcile(rules: &Rules, rows: [CommonRow; 2]) -> Decision {
             }
         }
     }
-    let hash = content_hash((0..rules.directions.len()).map(|c| &rows[winner_of(c)].values[c]));
+    let base = column_hashes((0..rules.directions.len()).map(|c| &rows[winner_of(c)].values[c]));
     let key = rules.key_positions.iter().map(|&p| rows[0].values[p].clone()).collect();
     let mut writes = [None, None];
     for side in 0..2 {
@@ -113,7 +113,7 @@ fn reconcile(rules: &Rules, rows: [CommonRow; 2]) -> Decision {
             writes[side] = Some(Write::Update(set));
         }
     }
-    Decision { writes, key, hash, refused }
+    Decision { writes, key, base, refused }
 }
 
 fn unresolved_message(id: &Value) -> String {
@@ -164,7 +164,7 @@ mod tests {
             let mut expected = [None, None];
             expected[1 - master] = Some(Write::Update(vec![(1, t(winner))]));
             assert_eq!(d.writes, expected);
-            assert_eq!(d.hash, content_hash(&[t("K1"), t(winner)]), "the merge base is the winner's content");
+            assert_eq!(d.base, column_hashes(&[t("K1"), t(winner)]), "the merge base is the winner's content");
         }
     }
 

@@ -11,6 +11,6 @@ pub mod value;
 
 pub use config::{Config, ConfigError, ConfigErrors};
 pub use filter::Filter;
-pub use row::{content_hash, key_hash, Key, Row};
+pub use row::{column_hashes, content_hash, key_hash, Key, Row};
 pub use schema::{ColumnInfo, TableSchema, TypeClass};
 pub use value::Value;

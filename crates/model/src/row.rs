@@ -44,6 +44,34 @@ pub fn content_hash<'a>(values: impl IntoIterator<Item = &'a Value>) -> [u8; 16]
     h.digest128().to_le_bytes()
 }
 
+/// The merge base of a row: a 64-bit hash per value, in their canonical form
+/// (as [`content_hash`]: equal content, equal hash, whatever the storage
+/// types), 8 bytes each. Comparing two slices of it tells which columns
+/// changed since the base without keeping the values.
+pub fn column_hashes<'a>(values: impl IntoIterator<Item = &'a Value>) -> Vec<u8> {
+    use xxhash_rust::xxh3::xxh3_64_with_seed as h;
+    let values = values.into_iter();
+    let mut out = Vec::with_capacity(values.size_hint().0 * 8);
+    let mut buf = StackText::default();
+    for v in values {
+        let hash = match v {
+            Value::Null => h(&[], 0),
+            Value::Int(i) => h(buf.format(i), 1),
+            Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => h(buf.format(&(*f as i64)), 1),
+            Value::Text(s) => h(s.as_bytes(), 2),
+            other => match other.canonical() {
+                Canonical::Null => h(&[], 0),
+                Canonical::Number(n) => h(n.as_bytes(), 1),
+                Canonical::Text(s) => h(s.as_bytes(), 2),
+                Canonical::Temporal(s) => h(s.as_bytes(), 4),
+                Canonical::Bytes(b) => h(b, 3),
+            },
+        };
+        out.extend_from_slice(&hash.to_le_bytes());
+    }
+    out
+}
+
 /// A small buffer to format numbers into without allocating.
 #[derive(Default)]
 struct StackText {
@@ -144,6 +172,17 @@ mod tests {
         assert_eq!(content_hash(&[Value::Float(0.25)]), content_hash(&[Value::Decimal("0.250".into())]));
         assert_eq!(content_hash(&[Value::Float(1e300)]), content_hash(&[Value::Decimal(format!("1{}", "0".repeat(300)))]));
         assert_ne!(content_hash(&[Value::Int(1)]), content_hash(&[Value::Text("1".into())]));
+    }
+
+    #[test]
+    fn column_hashes_follow_canonical_equality_per_column() {
+        let a = column_hashes(&[Value::Int(5), Value::Null, Value::Text("x".into())]);
+        let b = column_hashes(&[Value::Decimal("5.00".into()), Value::Null, Value::Text("y".into())]);
+        assert_eq!(a.len(), 24);
+        assert_eq!(a[..16], b[..16], "5 = 5.00 and NULL = NULL");
+        assert_ne!(a[16..], b[16..]);
+        assert_ne!(column_hashes(&[Value::Null]), column_hashes(&[Value::Text(String::new())]));
+        assert_ne!(column_hashes(&[Value::Int(1)]), column_hashes(&[Value::Text("1".into())]));
     }
 
     #[test]

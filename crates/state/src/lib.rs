@@ -270,8 +270,8 @@ impl StateStore {
         Ok(id)
     }
 
-    /// Stores the content hash of synced keys (one transaction per call).
-    pub fn record_key_hashes(&self, map: &str, company: &str, run_id: i64, hashes: &[(String, [u8; 16])]) -> Result<(), StateError> {
+    /// Stores the merge base (column hashes) of synced keys (one transaction per call).
+    pub fn record_key_bases(&self, map: &str, company: &str, run_id: i64, hashes: &[(String, Vec<u8>)]) -> Result<(), StateError> {
         let mut db = self.db();
         let partition = self.partition_id(&mut db, map, company)?;
         match &mut *db {
@@ -322,14 +322,14 @@ impl StateStore {
         db.execute("DELETE FROM key_state WHERE partition_id = ?1 AND run_id <> ?2", &[P::Int(partition), P::Int(run_id)])
     }
 
-    pub fn key_hash(&self, map: &str, company: &str, key: &str) -> Result<Option<[u8; 16]>, StateError> {
+    pub fn key_base(&self, map: &str, company: &str, key: &str) -> Result<Option<Vec<u8>>, StateError> {
         let rows = self.db().query(
             "SELECT k.content_hash FROM key_state k JOIN partitions p ON p.id = k.partition_id
              WHERE p.map = ?1 AND p.company = ?2 AND k.key = ?3",
             &[P::Text(map), P::Text(company), P::Text(key)],
         )?;
         Ok(match rows.first().and_then(|r| r.first()) {
-            Some(Cell::Blob(b)) => b.clone().try_into().ok(),
+            Some(Cell::Blob(b)) => Some(b.clone()),
             _ => None,
         })
     }

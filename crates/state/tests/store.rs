@@ -78,15 +78,15 @@ fn the_error_log_keeps_one_open_entry_per_row_and_counts_attempts() {
 fn key_hashes_are_kept_per_partition_and_forgotten_when_unseen() {
     each_store(|_, open| {
         let store = open();
-        let keys: Vec<(String, [u8; 16])> = (0..5000).map(|i| (format!("[\"K{i:05}\"]"), [i as u8; 16])).collect();
-        store.record_key_hashes("m", "C1", 1, &keys).unwrap();
-        store.record_key_hashes("m", "C2", 1, &keys[..10]).unwrap();
+        let keys: Vec<(String, Vec<u8>)> = (0..5000).map(|i| (format!("[\"K{i:05}\"]"), vec![i as u8; 16])).collect();
+        store.record_key_bases("m", "C1", 1, &keys).unwrap();
+        store.record_key_bases("m", "C2", 1, &keys[..10]).unwrap();
         assert_eq!(store.key_count("m").unwrap(), 5010);
-        store.record_key_hashes("m", "C1", 2, &[(keys[7].0.clone(), [9; 16])]).unwrap();
-        assert_eq!(store.key_hash("m", "C1", &keys[7].0).unwrap(), Some([9; 16]));
+        store.record_key_bases("m", "C1", 2, &[(keys[7].0.clone(), vec![9; 24])]).unwrap();
+        assert_eq!(store.key_base("m", "C1", &keys[7].0).unwrap(), Some(vec![9; 24]));
         assert_eq!(store.forget_keys_not_in_run("m", "C1", 2).unwrap(), 4999);
         assert_eq!(store.key_count("m").unwrap(), 11, "C2 is untouched");
-        assert_eq!(store.key_hash("m", "C1", &keys[8].0).unwrap(), None);
+        assert_eq!(store.key_base("m", "C1", &keys[8].0).unwrap(), None);
     });
 }
 

@@ -61,7 +61,7 @@ fn insert(tx: &mut Transaction<'_>, batch: &WriteBatch, start: usize, rows: usiz
         .iter()
         .flat_map(|op| match op {
             WriteOp::Insert(row) => row.iter().map(param).collect::<Vec<_>>(),
-            WriteOp::Update { .. } => Vec::new(),
+            WriteOp::Update { .. } | WriteOp::Delete { .. } => Vec::new(),
         })
         .collect();
     tx.exec_drop(insert_sql(batch, rows), params)
@@ -79,15 +79,23 @@ fn one(
         outcome.failures.push(f);
         return Ok(());
     }
+    let conditions = || {
+        batch
+            .key_columns
+            .iter()
+            .map(|c| format!("{} = ?", backtick(c)))
+            .chain(batch.scope_conditions().map(|(c, v)| format!("{} {}", backtick(c), if v.is_some() { "= ?" } else { "IS NULL" })))
+            .collect::<Vec<_>>()
+    };
     let result = match &batch.ops[index] {
         WriteOp::Insert(row) => tx.exec_drop(insert_sql(batch, 1), row.iter().map(param).collect::<Vec<_>>()),
+        WriteOp::Delete { key } => {
+            let sql = format!("DELETE FROM {} WHERE {}", backtick(&batch.table), conditions().join(" AND "));
+            let params: Vec<mysql::Value> = key.iter().chain(batch.scope_conditions().filter_map(|s| s.1)).map(param).collect();
+            tx.exec_drop(sql, params)
+        }
         WriteOp::Update { key, set } => {
-            let conditions = batch
-                .key_columns
-                .iter()
-                .map(|c| format!("{} = ?", backtick(c)))
-                .chain(batch.scope_conditions().map(|(c, v)| format!("{} {}", backtick(c), if v.is_some() { "= ?" } else { "IS NULL" })))
-                .collect::<Vec<_>>();
+            let conditions = conditions();
             let sql = format!(
                 "UPDATE {} SET {} WHERE {}",
                 backtick(&batch.table),
@@ -106,6 +114,7 @@ fn one(
             let columns = match &batch.ops[index] {
                 WriteOp::Insert(_) => batch.columns.clone(),
                 WriteOp::Update { set, .. } => set.iter().map(|s| s.0.clone()).collect(),
+                WriteOp::Delete { .. } => batch.key_columns.clone(),
             };
             let column = failure::guess_column(&message, &batch.table, &columns).or_else(|| {
                 // "CONSTRAINT `CONSTRAINT_1` failed": the column is in the constraint's definition.
@@ -131,6 +140,7 @@ fn refused(table: &MyTable, batch: &WriteBatch, index: usize) -> Option<RowFailu
     let pairs: Vec<(&String, &dualsync_model::Value)> = match &batch.ops[index] {
         WriteOp::Insert(row) => batch.columns.iter().zip(row).collect(),
         WriteOp::Update { set, .. } => set.iter().map(|(c, v)| (c, v)).collect(),
+        WriteOp::Delete { .. } => Vec::new(),
     };
     pairs.into_iter().find_map(|(column, value)| {
         let info = table.schema.column(column)?;

@@ -3,6 +3,7 @@
 //! per batch (see `write.rs`). Parameters are bound as text and cast to the
 //! column's type on the server, so every type takes one path.
 
+mod capture;
 mod describe;
 mod tls;
 mod values;
@@ -10,7 +11,10 @@ mod write;
 
 use crate::select::{self, Build, SelectRows};
 use crate::sql::{double_quote, select, Dialect};
-use crate::{Connection, Connector, ConnectorError, ErrorKind, FetchRequest, ScanRequest, Selection, WriteBatch, WriteOutcome};
+use crate::{
+    CaptureSpec, Change, Connection, Connector, ConnectorError, Cursor, ErrorKind, FetchRequest, ScanRequest, Selection, WriteBatch,
+    WriteOutcome,
+};
 use describe::PgTable;
 use dualsync_model::{Row, TableSchema, Value};
 use std::collections::HashMap;
@@ -57,7 +61,10 @@ impl Connector for PostgresConnector {
             _ => self.config.connect(tls::connector()),
         }
         .map_err(|e| connect_error(&self.location, e))?;
-        Ok(Box::new(PgConnection { client, tables: HashMap::new() }))
+        let mut client = client;
+        // Marks every write of this connection as dualsync's: capture triggers skip them.
+        client.batch_execute("SET dualsync.origin = 'dualsync'").map_err(db_error)?;
+        Ok(Box::new(PgConnection { client, tables: HashMap::new(), listening: false }))
     }
 }
 
@@ -82,6 +89,8 @@ fn connect_error(location: &str, e: postgres::Error) -> ConnectorError {
 pub struct PgConnection {
     client: postgres::Client,
     tables: HashMap<String, PgTable>,
+    /// Whether this connection has run LISTEN for capture notifications.
+    listening: bool,
 }
 
 /// The dialect of one table: parameters are cast to its columns' types.
@@ -189,6 +198,39 @@ impl Connection for PgConnection {
 
     fn is_healthy(&mut self) -> bool {
         !self.client.is_closed()
+    }
+
+    fn install_capture(&mut self, spec: &CaptureSpec) -> Result<(), ConnectorError> {
+        self.table(&spec.table)?;
+        capture::install(&mut self.client, spec)
+    }
+
+    fn remove_capture(&mut self, table: &str) -> Result<(), ConnectorError> {
+        capture::remove(&mut self.client, table)
+    }
+
+    fn capture_of(&mut self, table: &str) -> Result<Option<Vec<String>>, ConnectorError> {
+        capture::capture_of(&mut self.client, table)
+    }
+
+    fn change_cursor(&mut self) -> Result<Cursor, ConnectorError> {
+        capture::cursor(&mut self.client)
+    }
+
+    fn read_changes(&mut self, table: &str, after: &Cursor, limit: usize) -> Result<(Vec<Change>, Cursor), ConnectorError> {
+        capture::read(&mut self.client, table, after, limit)
+    }
+
+    fn trim_changes(&mut self, table: &str, upto: &Cursor) -> Result<u64, ConnectorError> {
+        capture::trim(&mut self.client, table, upto)
+    }
+
+    fn pending_changes(&mut self, table: &str, after: &Cursor) -> Result<u64, ConnectorError> {
+        capture::pending(&mut self.client, table, after)
+    }
+
+    fn wait_for_changes(&mut self, timeout: std::time::Duration) -> Result<bool, ConnectorError> {
+        capture::wait(&mut self.client, &mut self.listening, timeout)
     }
 
     fn privileges(&mut self, table: &str) -> Result<crate::Privileges, ConnectorError> {

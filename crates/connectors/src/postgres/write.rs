@@ -39,7 +39,7 @@ pub fn write_batch(
     if !inserts.is_empty() {
         let rows = inserts.iter().map(|&i| match &batch.ops[i] {
             WriteOp::Insert(row) => row.iter().collect::<Vec<_>>(),
-            WriteOp::Update { .. } => unreachable!("only inserts"),
+            _ => unreachable!("only inserts"),
         });
         stage(&mut tx, batch.columns.len(), rows)?;
         let casts = batch.columns.iter().enumerate().map(|(j, c)| format!("c{j}::{}", cast_of(table, c))).collect::<Vec<_>>().join(", ");
@@ -51,11 +51,15 @@ pub fn write_batch(
         );
         apply_isolating(&mut tx, &sql, &[], &inserts, batch, &mut outcome)?;
     }
-    // Updates, grouped by the columns they set.
+    // Updates, grouped by the columns they set; deletes are the group that sets none.
     let mut groups: Vec<(Vec<String>, Vec<usize>)> = Vec::new();
     for (i, op) in batch.ops.iter().enumerate() {
-        if let (false, WriteOp::Update { set, .. }) = (refused[i], op) {
-            let columns: Vec<String> = set.iter().map(|s| s.0.clone()).collect();
+        let columns: Vec<String> = match op {
+            WriteOp::Update { set, .. } => set.iter().map(|s| s.0.clone()).collect(),
+            WriteOp::Delete { .. } => Vec::new(),
+            WriteOp::Insert(_) => continue,
+        };
+        if !refused[i] {
             match groups.iter_mut().find(|g| g.0 == columns) {
                 Some(g) => g.1.push(i),
                 None => groups.push((columns, vec![i])),
@@ -81,7 +85,8 @@ fn update_group(
     let keys = batch.key_columns.len();
     let rows = ops.iter().map(|&i| match &batch.ops[i] {
         WriteOp::Update { key, set } => key.iter().chain(set.iter().map(|s| &s.1)).collect::<Vec<_>>(),
-        WriteOp::Insert(_) => unreachable!("only updates"),
+        WriteOp::Delete { key } => key.iter().collect(),
+        WriteOp::Insert(_) => unreachable!("only updates and deletes"),
     });
     let width = keys + columns.len();
     stage(tx, width, rows)?;
@@ -103,12 +108,16 @@ fn update_group(
             None => conditions.push(format!("t.{} IS NULL", quote(c))),
         }
     }
-    let sql = format!(
-        "UPDATE {} AS t SET {set} FROM {} AS s WHERE {} AND s.n BETWEEN $1 AND $2",
-        quote(&batch.table),
-        stage_name(width),
-        conditions.join(" AND ")
-    );
+    let sql = if columns.is_empty() {
+        format!("DELETE FROM {} AS t USING {} AS s WHERE {} AND s.n BETWEEN $1 AND $2", quote(&batch.table), stage_name(width), conditions.join(" AND "))
+    } else {
+        format!(
+            "UPDATE {} AS t SET {set} FROM {} AS s WHERE {} AND s.n BETWEEN $1 AND $2",
+            quote(&batch.table),
+            stage_name(width),
+            conditions.join(" AND ")
+        )
+    };
     apply_isolating(tx, &sql, &scope, ops, batch, outcome)
 }
 
@@ -128,7 +137,7 @@ fn copy_into_table(tx: &mut Transaction<'_>, batch: &WriteBatch) -> Result<bool,
     let columns = batch.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
     let rows = batch.ops.iter().map(|op| match op {
         WriteOp::Insert(row) => row.iter().collect::<Vec<_>>(),
-        WriteOp::Update { .. } => unreachable!("only inserts"),
+        _ => unreachable!("only inserts"),
     });
     match copy_rows(tx, &format!("COPY {} ({columns}) FROM STDIN", quote(&batch.table)), rows, false) {
         Ok(()) => {
@@ -270,6 +279,7 @@ fn columns_of(batch: &WriteBatch, index: usize) -> Vec<String> {
     match &batch.ops[index] {
         WriteOp::Insert(_) => batch.columns.clone(),
         WriteOp::Update { set, .. } => set.iter().map(|s| s.0.clone()).collect(),
+        WriteOp::Delete { .. } => batch.key_columns.clone(),
     }
 }
 
@@ -278,6 +288,7 @@ fn refuse_before_writing(table: &PgTable, batch: &WriteBatch, index: usize, op: 
     let pairs: Vec<(&String, &Value)> = match op {
         WriteOp::Insert(row) => batch.columns.iter().zip(row).collect(),
         WriteOp::Update { key, set } => batch.key_columns.iter().zip(key).chain(set.iter().map(|(c, v)| (c, v))).collect(),
+        WriteOp::Delete { key } => batch.key_columns.iter().zip(key).collect(),
     };
     for (column, value) in pairs {
         let refuse = |message: String| Some(RowFailure { index, column: Some(column.clone()), message });

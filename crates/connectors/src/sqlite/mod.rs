@@ -1,18 +1,23 @@
 //! SQLite apps: a file opened in WAL mode with a busy timeout, so the
 //! application that owns it keeps working while dualsync reads and writes.
 
+mod capture;
 mod values;
 mod write;
 
 use crate::select::{self, Build, SelectRows};
 use crate::sql::{double_quote, select, Dialect};
-use crate::{Connection, Connector, ConnectorError, ErrorKind, FetchRequest, ScanRequest, Selection, WriteBatch, WriteOutcome};
+use crate::{
+    CaptureSpec, Change, Connection, Connector, ConnectorError, Cursor, ErrorKind, FetchRequest, ScanRequest, Selection, WriteBatch,
+    WriteOutcome,
+};
 use dualsync_model::{ColumnInfo, Row, TableSchema, TypeClass, Value};
 use rusqlite::{params_from_iter, OpenFlags};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub(crate) use capture::kind_of as change_kind;
 pub use values::type_class;
 
 /// How long a write waits for the application's own writers before giving up.
@@ -189,6 +194,35 @@ impl Connection for SqliteConnection {
     fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         self.schema(&batch.table)?;
         write::write_batch(&mut self.conn, batch, crate::Finish::Commit)
+    }
+
+    fn install_capture(&mut self, spec: &CaptureSpec) -> Result<(), ConnectorError> {
+        self.schema(&spec.table)?;
+        capture::install(&mut self.conn, spec)
+    }
+
+    fn remove_capture(&mut self, table: &str) -> Result<(), ConnectorError> {
+        capture::remove(&mut self.conn, table)
+    }
+
+    fn capture_of(&mut self, table: &str) -> Result<Option<Vec<String>>, ConnectorError> {
+        capture::capture_of(&self.conn, table)
+    }
+
+    fn change_cursor(&mut self) -> Result<Cursor, ConnectorError> {
+        capture::cursor(&self.conn)
+    }
+
+    fn read_changes(&mut self, table: &str, after: &Cursor, limit: usize) -> Result<(Vec<Change>, Cursor), ConnectorError> {
+        capture::read(&self.conn, table, after, limit)
+    }
+
+    fn trim_changes(&mut self, table: &str, upto: &Cursor) -> Result<u64, ConnectorError> {
+        capture::trim(&self.conn, table, upto)
+    }
+
+    fn pending_changes(&mut self, table: &str, after: &Cursor) -> Result<u64, ConnectorError> {
+        capture::pending(&self.conn, table, after)
     }
 }
 

@@ -15,6 +15,11 @@ const ROWS_PER_INSERT: usize = 64;
 
 pub fn write_batch(conn: &mut rusqlite::Connection, batch: &WriteBatch, finish: Finish) -> Result<WriteOutcome, ConnectorError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+    // With capture installed, mark this transaction as dualsync's so that the triggers skip it.
+    let marked = super::capture::origin_table_exists(&tx)?;
+    if marked {
+        tx.execute_batch("INSERT INTO dualsync_origin VALUES (1)").map_err(db_error)?;
+    }
     let mut outcome = WriteOutcome::default();
     let writer = Writer::new(&tx, batch);
     let mut index = 0;
@@ -36,6 +41,9 @@ pub fn write_batch(conn: &mut rusqlite::Connection, batch: &WriteBatch, finish: 
             writer.one(index, &mut outcome)?;
             index += 1;
         }
+    }
+    if marked {
+        tx.execute_batch("DELETE FROM dualsync_origin").map_err(db_error)?;
     }
     match finish {
         Finish::Commit => tx.commit().map_err(db_error)?,
@@ -79,7 +87,7 @@ impl<'a> Writer<'a> {
         let mut stmt = self.tx.prepare_cached(&self.insert_sql(rows))?;
         let values = self.batch.ops[start..start + rows].iter().flat_map(|op| match op {
             WriteOp::Insert(row) => row.iter(),
-            WriteOp::Update { .. } => [].iter(),
+            WriteOp::Update { .. } | WriteOp::Delete { .. } => [].iter(),
         });
         stmt.execute(params_from_iter(values.map(Bind))).map(|_| ())
     }
@@ -98,6 +106,11 @@ impl<'a> Writer<'a> {
                     self.where_sql
                 );
                 let params = set.iter().map(|s| &s.1).chain(key.iter()).chain(self.batch.scope_conditions().filter_map(|s| s.1));
+                self.tx.prepare_cached(&sql).and_then(|mut s| s.execute(params_from_iter(params.map(Bind))))
+            }
+            WriteOp::Delete { key } => {
+                let sql = format!("DELETE FROM {} WHERE {}", quote(&self.batch.table), self.where_sql);
+                let params = key.iter().chain(self.batch.scope_conditions().filter_map(|s| s.1));
                 self.tx.prepare_cached(&sql).and_then(|mut s| s.execute(params_from_iter(params.map(Bind))))
             }
         };

@@ -75,7 +75,6 @@ pub fn reconcile_key(
         return Ok(outcome);
     }
     let decision = decide(&shape.rules(), rows);
-    let hash = decision.hash;
     for refused in &decision.refused {
         outcome.errors.push(shape.refused_error(&company_shown, key_json.clone(), refused));
     }
@@ -84,7 +83,7 @@ pub fn reconcile_key(
         let verb = if matches!(write, crate::Write::Insert(_)) { "inserted into" } else { "updated in" };
         let mut writer = TargetWriter::new(&shape, side, company.clone());
         let applied = writer
-            .apply(conns[side].as_mut(), &shape, vec![PendingOp { key: key.clone(), write, hash }])
+            .apply(conns[side].as_mut(), &shape, vec![PendingOp { key: key.clone(), write, base: decision.base.clone() }])
             .map_err(in_app(apps, &shape.apps[side]))?;
         if applied.errors.is_empty() {
             outcome.actions.push(format!("{verb} {}", shape.apps[side]));
@@ -95,7 +94,7 @@ pub fn reconcile_key(
         outcome.actions.push("already in sync".into());
     }
     if outcome.ok() {
-        store.record_key_hashes(map, &company_shown, run_id, &[(key_json.clone(), hash)])?;
+        store.record_key_bases(map, &company_shown, run_id, &[(key_json.clone(), decision.base)])?;
         store.resolve_row(map, &company_shown, &key_json)?;
     } else {
         store.record_errors(run_id, &outcome.errors)?;

@@ -272,7 +272,7 @@ struct Merge<'a> {
     company: &'a str,
     senders: Vec<SyncSender<Vec<PendingOp>>>,
     pending: [Vec<PendingOp>; 2],
-    unchanged: Vec<(String, [u8; 16])>,
+    unchanged: Vec<(String, Vec<u8>)>,
     refused: Vec<NewError>,
 }
 
@@ -308,18 +308,18 @@ impl<'a> Merge<'a> {
                 counts.failed[refused.0] += 1;
                 self.refused.push(self.shape.refused_error(self.company, key_to_json(&decision.key), refused));
             }
-            let hash = decision.hash;
-            let mut queue = |side: usize, key, write| self.pending[side].push(PendingOp { key, write, hash });
+            let base = decision.base;
+            let mut queue = |side: usize, key, write, base| self.pending[side].push(PendingOp { key, write, base });
             match decision.writes {
                 [Some(a), Some(b)] => {
-                    queue(0, decision.key.clone(), a);
-                    queue(1, decision.key, b);
+                    queue(0, decision.key.clone(), a, base.clone());
+                    queue(1, decision.key, b, base);
                 }
-                [Some(a), None] => queue(0, decision.key, a),
-                [None, Some(b)] => queue(1, decision.key, b),
+                [Some(a), None] => queue(0, decision.key, a, base),
+                [None, Some(b)] => queue(1, decision.key, b, base),
                 [None, None] if decision.refused.is_empty() => {
                     counts.unchanged += 1;
-                    self.unchanged.push((key_to_json(&decision.key), hash));
+                    self.unchanged.push((key_to_json(&decision.key), base));
                 }
                 [None, None] => {}
             }

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 pub enum Record {
-    /// Keys whose content both apps now hold, with its hash.
+    /// Keys whose content both apps now hold, with its merge base.
     Synced {
         map: String,
         company: String,
-        keys: Vec<(String, [u8; 16])>,
+        keys: Vec<(String, Vec<u8>)>,
     },
     Errors(Vec<NewError>),
     /// A partition finished a full pass: forget keys and resolve errors it did not see.
@@ -51,7 +51,7 @@ fn record_all(store: &StateStore, run_id: i64, receiver: Receiver<Record>) -> Re
             continue;
         }
         let result = match record {
-            Record::Synced { map, company, keys } => store.record_key_hashes(&map, &company, run_id, &keys),
+            Record::Synced { map, company, keys } => store.record_key_bases(&map, &company, run_id, &keys),
             Record::Errors(errors) => store.record_errors(run_id, &errors),
             Record::PartitionComplete { map, company } => store
                 .forget_keys_not_in_run(&map, &company, run_id)

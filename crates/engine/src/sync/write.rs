@@ -18,13 +18,14 @@ pub struct PendingOp {
     /// The key, in common key order.
     pub key: Vec<Value>,
     pub write: Write,
-    pub hash: [u8; 16],
+    /// The merge base both apps hold once it is written.
+    pub base: Vec<u8>,
 }
 
 #[derive(Default)]
 pub struct Applied {
-    /// Keys written, with their content hash.
-    pub synced: Vec<(String, [u8; 16])>,
+    /// Keys written, with their merge base.
+    pub synced: Vec<(String, Vec<u8>)>,
     pub errors: Vec<NewError>,
     /// For each error refused before the write (a conversion), whether the op was an insert.
     pub refused_inserts: Vec<bool>,
@@ -83,7 +84,7 @@ impl TargetWriter {
             let message = format!("{} refused the row: {}", shape.apps[side], f.message);
             applied.errors.push(self.error(shape, &written[f.index].0, f.column, value, message));
         }
-        for ((key, hash, is_insert), failed) in written.into_iter().zip(failed) {
+        for ((key, base, is_insert), failed) in written.into_iter().zip(failed) {
             if failed {
                 continue;
             }
@@ -92,13 +93,13 @@ impl TargetWriter {
             } else {
                 applied.updated += 1;
             }
-            applied.synced.push((key_to_json(&key), hash));
+            applied.synced.push((key_to_json(&key), base));
         }
         Ok(applied)
     }
 
     /// The batch that writes these ops into this side (values translated,
-    /// lookups resolved, ids generated), with each op's key, hash and kind, and
+    /// lookups resolved, ids generated), with each op's key, merge base and kind, and
     /// the ops refused on the way.
     #[allow(clippy::type_complexity)]
     pub fn prepare(
@@ -106,7 +107,7 @@ impl TargetWriter {
         conn: &mut dyn Connection,
         shape: &MapShape,
         ops: Vec<PendingOp>,
-    ) -> Result<(WriteBatch, Vec<(Vec<Value>, [u8; 16], bool)>, Applied), ConnectorError> {
+    ) -> Result<(WriteBatch, Vec<(Vec<Value>, Vec<u8>, bool)>, Applied), ConnectorError> {
         let side = self.side;
         let mut applied = Applied::default();
         let mut batch = WriteBatch {
@@ -123,15 +124,15 @@ impl TargetWriter {
             return Ok((batch, Vec::new(), applied));
         }
         self.load_lookups(conn, shape, &ops)?;
-        // Per batch op: the key and hash to record once it is written.
+        // Per batch op: the key and merge base to record once it is written.
         let mut written = Vec::with_capacity(ops.len());
         for op in ops {
-            let PendingOp { key, write, hash } = op;
+            let PendingOp { key, write, base } = op;
             let is_insert = matches!(write, Write::Insert(_));
             match self.to_write_op(shape, &key, write) {
                 Ok(w) => {
                     batch.ops.push(w);
-                    written.push((key, hash, is_insert));
+                    written.push((key, base, is_insert));
                 }
                 Err((column, value, message)) => {
                     applied.errors.push(self.error(shape, &key, Some(column), Some(value), message));

@@ -120,6 +120,22 @@ pub enum ConflictPolicy {
     Manual,
 }
 
+/// What a delete on one app does to the other app's row (live and incremental sync).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnDelete {
+    /// Delete it there too, unless it changed there since the last sync (a conflict).
+    Delete,
+    /// Leave it; the key is forgotten, so a later full sync copies it back.
+    Ignore,
+}
+
+/// Pause a map when it logs `errors` failed rows within `minutes` (live sync).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlertRule {
+    pub errors: usize,
+    pub minutes: usize,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IdDefault {
     Uuid,
@@ -146,6 +162,8 @@ pub struct MapConfig {
     /// The side (0 or 1) whose values win when both sides hold a row and differ.
     pub master: usize,
     pub conflict: ConflictPolicy,
+    pub on_delete: OnDelete,
+    pub alert: Option<AlertRule>,
     pub sides: [SideConfig; 2],
     pub columns: Vec<ColumnMapping>,
 }

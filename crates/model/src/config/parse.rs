@@ -203,7 +203,19 @@ impl Reader<'_> {
     fn map(&mut self, t: &Table, index: usize, path: &str, apps: &[String]) -> Option<MapConfig> {
         let errors_before = self.errors.len();
         let name = self.required_string(t, "name", path, "give the map a name = \"customers\"").unwrap_or_default();
-        const FIXED: [&str; 8] = ["name", "threading", "workers", "batch_size", "master", "conflict", "columns", "description"];
+        const FIXED: [&str; 11] = [
+            "name",
+            "threading",
+            "workers",
+            "batch_size",
+            "master",
+            "conflict",
+            "on_delete",
+            "alert_errors",
+            "alert_minutes",
+            "columns",
+            "description",
+        ];
 
         // Every other key must be a side: [maps.APP].
         let mut side_keys = Vec::new();
@@ -281,12 +293,34 @@ impl Reader<'_> {
                 ConflictPolicy::Master
             }
         };
+        let on_delete = match self.string(t, "on_delete", path).as_deref() {
+            None | Some("delete") => OnDelete::Delete,
+            Some("ignore") => OnDelete::Ignore,
+            Some(other) => {
+                self.err(&join(path, "on_delete"), format!("on_delete {other:?} is unknown"), "use \"delete\" or \"ignore\"");
+                OnDelete::Delete
+            }
+        };
+        let alert = match (t.contains_key("alert_errors"), t.contains_key("alert_minutes")) {
+            (false, false) => None,
+            (true, true) => {
+                Some(AlertRule { errors: self.positive(t, "alert_errors", path, 1), minutes: self.positive(t, "alert_minutes", path, 1) })
+            }
+            _ => {
+                self.err(
+                    path,
+                    "alert_errors and alert_minutes go together",
+                    "set both, such as alert_errors = 50 and alert_minutes = 5 (pause after 50 failed rows in 5 minutes)",
+                );
+                None
+            }
+        };
         let columns = self.columns(t.get("columns"), path, &side_keys);
         if self.errors.len() > errors_before || sides.len() != 2 {
             return None;
         }
         let sides: [SideConfig; 2] = sides.try_into().ok()?;
-        let map = MapConfig { name, index, threading, workers, batch_size, master, conflict, sides, columns };
+        let map = MapConfig { name, index, threading, workers, batch_size, master, conflict, on_delete, alert, sides, columns };
         self.check_keys_and_company(&map, path);
         Some(map)
     }

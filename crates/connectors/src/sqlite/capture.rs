@@ -1,0 +1,191 @@
+//! Change capture on SQLite: three triggers per table write the captured
+//! columns of every changed row into `dualsync_changes` in the same file.
+//!
+//! SQLite has one writer at a time, so sequence order is commit order and a
+//! plain sequence number is an exact cursor. dualsync's own write transactions
+//! put a row into `dualsync_origin` while they run (and remove it before they
+//! end): the triggers skip changes made while it is there, so nothing dualsync
+//! writes is captured back. Triggers use only SQL that every SQLite since 3.38
+//! knows, because the application's own SQLite runs them too.
+
+use super::db_error;
+use crate::sql::double_quote as quote;
+use crate::{CaptureSpec, Change, ChangeKind, ConnectorError, Cursor, ErrorKind};
+use dualsync_model::row::key_from_text;
+use rusqlite::{params, OptionalExtension};
+
+const SETUP: &str = "
+CREATE TABLE IF NOT EXISTS dualsync_changes (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    tbl    TEXT NOT NULL,
+    key    TEXT NOT NULL,
+    op     TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    at     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dualsync_changes_by_table ON dualsync_changes (tbl, seq);
+CREATE TABLE IF NOT EXISTS dualsync_origin (writer INTEGER);
+CREATE TABLE IF NOT EXISTS dualsync_capture (tbl TEXT PRIMARY KEY, columns TEXT NOT NULL);
+";
+
+/// Microseconds since 1970 in SQL every SQLite version knows (millisecond precision).
+const NOW_MICROS: &str = "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)";
+
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn trigger_name(table: &str, op: char) -> String {
+    quote(&format!("dualsync_{table}_{op}"))
+}
+
+pub fn install(conn: &mut rusqlite::Connection, spec: &CaptureSpec) -> Result<(), ConnectorError> {
+    let tx = conn.transaction().map_err(db_error)?;
+    tx.execute_batch(SETUP).map_err(db_error)?;
+    let table = quote(&spec.table);
+    let key = |row: &str| format!("json_array({})", spec.columns.iter().map(|c| format!("{row}.{}", quote(c))).collect::<Vec<_>>().join(", "));
+    let record = |row: &str, op: &str| {
+        format!(
+            "INSERT INTO dualsync_changes (tbl, key, op, origin, at) VALUES ({}, {}, '{op}', 'app', {NOW_MICROS});",
+            literal(&spec.table),
+            key(row)
+        )
+    };
+    let guard = "WHEN NOT EXISTS (SELECT 1 FROM dualsync_origin)";
+    for op in ['i', 'u', 'd'] {
+        tx.execute_batch(&format!("DROP TRIGGER IF EXISTS {}", trigger_name(&spec.table, op))).map_err(db_error)?;
+    }
+    let statements = [
+        format!("CREATE TRIGGER {} AFTER INSERT ON {table} {guard} BEGIN {} END", trigger_name(&spec.table, 'i'), record("NEW", "I")),
+        format!(
+            "CREATE TRIGGER {} AFTER UPDATE ON {table} {guard} BEGIN {} INSERT INTO dualsync_changes (tbl, key, op, origin, at)
+             SELECT {}, {}, 'D', 'app', {NOW_MICROS} WHERE {} IS NOT {}; END",
+            trigger_name(&spec.table, 'u'),
+            record("NEW", "U"),
+            literal(&spec.table),
+            key("OLD"),
+            key("OLD"),
+            key("NEW")
+        ),
+        format!("CREATE TRIGGER {} AFTER DELETE ON {table} {guard} BEGIN {} END", trigger_name(&spec.table, 'd'), record("OLD", "D")),
+    ];
+    for sql in &statements {
+        tx.execute_batch(sql).map_err(|e| capture_error(&spec.table, e))?;
+    }
+    let columns = serde_json::to_string(&spec.columns).expect("strings serialize");
+    tx.execute("INSERT OR REPLACE INTO dualsync_capture (tbl, columns) VALUES (?1, ?2)", params![spec.table, columns]).map_err(db_error)?;
+    tx.commit().map_err(db_error)
+}
+
+fn capture_error(table: &str, e: rusqlite::Error) -> ConnectorError {
+    let mut err = db_error(e);
+    err.message = format!("cannot install change capture on table {table:?}: {}", err.message);
+    err
+}
+
+fn has_setup(conn: &rusqlite::Connection) -> Result<bool, ConnectorError> {
+    conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'dualsync_capture'", [], |r| r.get::<_, i64>(0))
+        .map(|n| n > 0)
+        .map_err(db_error)
+}
+
+pub fn remove(conn: &mut rusqlite::Connection, table: &str) -> Result<(), ConnectorError> {
+    let tx = conn.transaction().map_err(db_error)?;
+    for op in ['i', 'u', 'd'] {
+        tx.execute_batch(&format!("DROP TRIGGER IF EXISTS {}", trigger_name(table, op))).map_err(db_error)?;
+    }
+    if has_setup(&tx)? {
+        tx.execute("DELETE FROM dualsync_changes WHERE tbl = ?1", [table]).map_err(db_error)?;
+        tx.execute("DELETE FROM dualsync_capture WHERE tbl = ?1", [table]).map_err(db_error)?;
+    }
+    tx.commit().map_err(db_error)
+}
+
+pub fn capture_of(conn: &rusqlite::Connection, table: &str) -> Result<Option<Vec<String>>, ConnectorError> {
+    if !has_setup(conn)? {
+        return Ok(None);
+    }
+    let triggers: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?1 AND name IN (?2, ?3, ?4)",
+            params![table, format!("dualsync_{table}_i"), format!("dualsync_{table}_u"), format!("dualsync_{table}_d")],
+            |r| r.get(0),
+        )
+        .map_err(db_error)?;
+    let columns: Option<String> =
+        conn.query_row("SELECT columns FROM dualsync_capture WHERE tbl = ?1", [table], |r| r.get(0)).optional().map_err(db_error)?;
+    Ok(match columns {
+        Some(c) if triggers == 3 => serde_json::from_str(&c).ok(),
+        _ => None,
+    })
+}
+
+fn require_setup(conn: &rusqlite::Connection) -> Result<(), ConnectorError> {
+    if has_setup(conn)? {
+        Ok(())
+    } else {
+        Err(ConnectorError::new(ErrorKind::Schema, "change capture is not installed in this database; run `dualsync start MAP`"))
+    }
+}
+
+pub fn cursor(conn: &rusqlite::Connection) -> Result<Cursor, ConnectorError> {
+    require_setup(conn)?;
+    let seq: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM dualsync_changes", [], |r| r.get(0)).map_err(db_error)?;
+    Ok(Cursor(seq.to_string()))
+}
+
+fn seq_of(cursor: &Cursor) -> Result<i64, ConnectorError> {
+    if cursor.0.is_empty() {
+        return Ok(0);
+    }
+    cursor.0.parse().map_err(|_| ConnectorError::new(ErrorKind::Database, format!("{:?} is not a SQLite change cursor", cursor.0)))
+}
+
+pub fn read(conn: &rusqlite::Connection, table: &str, after: &Cursor, limit: usize) -> Result<(Vec<Change>, Cursor), ConnectorError> {
+    require_setup(conn)?;
+    let mut stmt = conn
+        .prepare_cached("SELECT seq, key, op, at FROM dualsync_changes WHERE tbl = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")
+        .map_err(db_error)?;
+    let mut last = seq_of(after)?;
+    let mut out = Vec::new();
+    let mut rows = stmt.query(params![table, last, limit as i64]).map_err(db_error)?;
+    while let Some(r) = rows.next().map_err(db_error)? {
+        last = r.get(0).map_err(db_error)?;
+        let key: String = r.get(1).map_err(db_error)?;
+        let op: String = r.get(2).map_err(db_error)?;
+        out.push(Change { values: key_from_text(&key), kind: kind_of(&op), at_micros: r.get(3).map_err(db_error)? });
+    }
+    Ok((out, Cursor(last.to_string())))
+}
+
+pub(crate) fn kind_of(op: &str) -> ChangeKind {
+    match op {
+        "I" => ChangeKind::Insert,
+        "D" => ChangeKind::Delete,
+        _ => ChangeKind::Update,
+    }
+}
+
+pub fn trim(conn: &rusqlite::Connection, table: &str, upto: &Cursor) -> Result<u64, ConnectorError> {
+    if !has_setup(conn)? {
+        return Ok(0);
+    }
+    conn.execute("DELETE FROM dualsync_changes WHERE tbl = ?1 AND seq <= ?2", params![table, seq_of(upto)?]).map(|n| n as u64).map_err(db_error)
+}
+
+pub fn pending(conn: &rusqlite::Connection, table: &str, after: &Cursor) -> Result<u64, ConnectorError> {
+    if !has_setup(conn)? {
+        return Ok(0);
+    }
+    conn.query_row("SELECT count(*) FROM dualsync_changes WHERE tbl = ?1 AND seq > ?2", params![table, seq_of(after)?], |r| r.get::<_, i64>(0))
+        .map(|n| n as u64)
+        .map_err(db_error)
+}
+
+/// Whether this database has capture set up, so dualsync's writes must be marked.
+pub fn origin_table_exists(conn: &rusqlite::Connection) -> Result<bool, ConnectorError> {
+    conn.prepare_cached("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'dualsync_origin'")
+        .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+        .map(|n| n > 0)
+        .map_err(db_error)
+}
