@@ -39,6 +39,8 @@ pub enum Write {
     Insert(Vec<Value>),
     /// Set these columns (by position) of this side's row.
     Update(Vec<(usize, Value)>),
+    /// Delete this side's row (live and incremental sync only).
+    Delete,
 }
 
 #[derive(Clone, Debug, PartialEq)]

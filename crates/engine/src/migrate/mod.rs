@@ -256,6 +256,7 @@ impl Importer<'_> {
                 match op {
                     WriteOp::Insert(_) => self.report.inserted += 1,
                     WriteOp::Update { .. } => self.report.updated += 1,
+                    WriteOp::Delete { .. } => {} // an import never deletes
                 }
             }
         }

@@ -5,7 +5,7 @@
 
 use crate::lookup::Resolver;
 use crate::shape::MapShape;
-use crate::sync::write::{PendingOp, TargetWriter};
+use crate::sync::write::{OpKind, PendingOp, TargetWriter};
 use dualsync_connectors::{failure, Connection, ConnectorError, WriteOp};
 use dualsync_model::{TableSchema, TypeClass, Value};
 use dualsync_state::NewError;
@@ -65,6 +65,7 @@ pub fn check(
         let pairs: Vec<(&String, &Value)> = match op {
             WriteOp::Insert(row) => batch.columns.iter().zip(row).collect(),
             WriteOp::Update { set, .. } => set.iter().map(|(c, v)| (c, v)).collect(),
+            WriteOp::Delete { .. } => Vec::new(),
         };
         if let Some((column, value, why)) = pairs.into_iter().find_map(|(c, v)| unfit(target.schema, c, v).map(|why| (c, v, why))) {
             refused[i] = true;
@@ -84,11 +85,11 @@ pub fn check(
             }
         }
     }
-    for ((_, _, is_insert), refused) in written.iter().zip(refused) {
-        match (refused, is_insert) {
-            (true, _) => {}
-            (false, true) => checked.would_insert += 1,
-            (false, false) => checked.would_update += 1,
+    for ((_, _, kind), refused) in written.iter().zip(refused) {
+        match (refused, kind) {
+            (false, OpKind::Insert) => checked.would_insert += 1,
+            (false, OpKind::Update) => checked.would_update += 1,
+            _ => {}
         }
     }
     Ok(checked)

@@ -31,6 +31,24 @@ pub struct Applied {
     pub refused_inserts: Vec<bool>,
     pub inserted: u64,
     pub updated: u64,
+    pub deleted: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    Insert,
+    Update,
+    Delete,
+}
+
+impl OpKind {
+    fn of(write: &Write) -> OpKind {
+        match write {
+            Write::Insert(_) => OpKind::Insert,
+            Write::Update(_) => OpKind::Update,
+            Write::Delete => OpKind::Delete,
+        }
+    }
 }
 
 pub struct TargetWriter {
@@ -84,14 +102,14 @@ impl TargetWriter {
             let message = format!("{} refused the row: {}", shape.apps[side], f.message);
             applied.errors.push(self.error(shape, &written[f.index].0, f.column, value, message));
         }
-        for ((key, base, is_insert), failed) in written.into_iter().zip(failed) {
+        for ((key, base, kind), failed) in written.into_iter().zip(failed) {
             if failed {
                 continue;
             }
-            if is_insert {
-                applied.inserted += 1;
-            } else {
-                applied.updated += 1;
+            match kind {
+                OpKind::Insert => applied.inserted += 1,
+                OpKind::Update => applied.updated += 1,
+                OpKind::Delete => applied.deleted += 1,
             }
             applied.synced.push((key_to_json(&key), base));
         }
@@ -107,7 +125,7 @@ impl TargetWriter {
         conn: &mut dyn Connection,
         shape: &MapShape,
         ops: Vec<PendingOp>,
-    ) -> Result<(WriteBatch, Vec<(Vec<Value>, Vec<u8>, bool)>, Applied), ConnectorError> {
+    ) -> Result<(WriteBatch, Vec<(Vec<Value>, Vec<u8>, OpKind)>, Applied), ConnectorError> {
         let side = self.side;
         let mut applied = Applied::default();
         let mut batch = WriteBatch {
@@ -128,15 +146,15 @@ impl TargetWriter {
         let mut written = Vec::with_capacity(ops.len());
         for op in ops {
             let PendingOp { key, write, base } = op;
-            let is_insert = matches!(write, Write::Insert(_));
+            let kind = OpKind::of(&write);
             match self.to_write_op(shape, &key, write) {
                 Ok(w) => {
                     batch.ops.push(w);
-                    written.push((key, base, is_insert));
+                    written.push((key, base, kind));
                 }
                 Err((column, value, message)) => {
                     applied.errors.push(self.error(shape, &key, Some(column), Some(value), message));
-                    applied.refused_inserts.push(is_insert);
+                    applied.refused_inserts.push(kind == OpKind::Insert);
                 }
             }
         }
@@ -151,6 +169,7 @@ impl TargetWriter {
                 match &op.write {
                     Write::Insert(values) => keys.push(&values[c]),
                     Write::Update(set) => keys.extend(set.iter().filter(|s| s.0 == c).map(|s| &s.1)),
+                    Write::Delete => {}
                 }
             }
             keys.retain(|k| !k.is_null());
@@ -213,6 +232,7 @@ impl TargetWriter {
                 }
                 Ok(WriteOp::Update { key: key.to_vec(), set: out })
             }
+            Write::Delete => Ok(WriteOp::Delete { key: key.to_vec() }),
         }
     }
 
@@ -235,6 +255,7 @@ fn value_of(batch: &WriteBatch, index: usize, column: &str) -> Option<Value> {
     match &batch.ops[index] {
         WriteOp::Insert(row) => batch.columns.iter().position(|c| c == column).map(|i| row[i].clone()),
         WriteOp::Update { set, .. } => set.iter().find(|s| s.0 == column).map(|s| s.1.clone()),
+        WriteOp::Delete { .. } => None,
     }
 }
 
