@@ -7,6 +7,7 @@
 //! databases store the same thing.
 
 mod db;
+mod live;
 mod records;
 mod time;
 
@@ -20,8 +21,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use time::now;
 
-const SQLITE_MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite/001_initial.sql")];
-const POSTGRES_MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/001_initial.sql")];
+const SQLITE_MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite/001_initial.sql"), include_str!("migrations/sqlite/002_live.sql")];
+const POSTGRES_MIGRATIONS: &[&str] =
+    &[include_str!("migrations/postgres/001_initial.sql"), include_str!("migrations/postgres/002_live.sql")];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -122,7 +124,7 @@ impl StateStore {
         self.db().execute(
             "UPDATE run_partitions SET status = ?2, message = ?3, ended_at = ?4,
                read_0 = ?5, read_1 = ?6, inserted_0 = ?7, inserted_1 = ?8, updated_0 = ?9, updated_1 = ?10,
-               failed_0 = ?11, failed_1 = ?12, unchanged = ?13
+               failed_0 = ?11, failed_1 = ?12, unchanged = ?13, deleted_0 = ?14, deleted_1 = ?15, conflicts = ?16
              WHERE id = ?1",
             &[
                 P::Int(id),
@@ -138,6 +140,9 @@ impl StateStore {
                 n(counts.failed[0]),
                 n(counts.failed[1]),
                 n(counts.unchanged),
+                n(counts.deleted[0]),
+                n(counts.deleted[1]),
+                n(counts.conflicts),
             ],
         )?;
         Ok(())
@@ -351,7 +356,8 @@ impl StateStore {
         let rows = self.db().query(
             &format!(
                 "SELECT p.id, p.run_id, p.map, p.company, p.app_0, p.app_1, p.started_at, p.ended_at, p.status, p.message,
-                        p.read_0, p.read_1, p.inserted_0, p.inserted_1, p.updated_0, p.updated_1, p.failed_0, p.failed_1, p.unchanged
+                        p.read_0, p.read_1, p.inserted_0, p.inserted_1, p.updated_0, p.updated_1, p.failed_0, p.failed_1, p.unchanged,
+                        p.deleted_0, p.deleted_1, p.conflicts
                  FROM run_partitions p {clause}"
             ),
             params,
@@ -375,6 +381,8 @@ impl StateStore {
                     updated: [n(&r[14]), n(&r[15])],
                     failed: [n(&r[16]), n(&r[17])],
                     unchanged: n(&r[18]),
+                    deleted: [n(&r[19]), n(&r[20])],
+                    conflicts: n(&r[21]),
                     no_company: [0, 0],
                 },
             })

@@ -29,7 +29,11 @@ pub struct Counts {
     pub inserted: [u64; 2],
     pub updated: [u64; 2],
     pub failed: [u64; 2],
+    /// Rows deleted (live and incremental sync).
+    pub deleted: [u64; 2],
     pub unchanged: u64,
+    /// Keys changed on both apps since their merge base.
+    pub conflicts: u64,
     /// Rows without a company value, which take no part until they get one.
     pub no_company: [u64; 2],
 }
@@ -41,13 +45,15 @@ impl Counts {
             self.inserted[s] += o.inserted[s];
             self.updated[s] += o.updated[s];
             self.failed[s] += o.failed[s];
+            self.deleted[s] += o.deleted[s];
             self.no_company[s] += o.no_company[s];
         }
         self.unchanged += o.unchanged;
+        self.conflicts += o.conflicts;
     }
 
     pub fn written(&self) -> u64 {
-        self.inserted.iter().chain(&self.updated).sum()
+        self.inserted.iter().chain(&self.updated).chain(&self.deleted).sum()
     }
 
     pub fn failed_total(&self) -> u64 {

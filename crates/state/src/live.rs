@@ -1,0 +1,238 @@
+//! What live sync keeps: each map's state, its change cursors (watermarks),
+//! the merge bases of the keys it reconciles, and conflicts.
+
+use crate::db::{Cell, P};
+use crate::time::{minutes_ago, now};
+use crate::{StateError, StateStore};
+use std::collections::HashMap;
+
+/// A map's live state; a map without one is stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapState {
+    Running,
+    Paused,
+}
+
+impl MapState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MapState::Running => "running",
+            MapState::Paused => "paused",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MapStateRecord {
+    pub map: String,
+    pub state: MapState,
+    /// Why dualsync paused the map (an alert), if it did.
+    pub reason: Option<String>,
+    pub changed_at: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewConflict {
+    pub map: String,
+    pub company: String,
+    pub key: String,
+    /// The columns both apps changed.
+    pub columns: Vec<String>,
+    /// Each app's row as JSON (None: deleted there).
+    pub values: [Option<String>; 2],
+    pub policy: String,
+    /// How it was settled, or None while it waits for `dualsync resolve`.
+    pub resolution: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConflictRecord {
+    pub id: i64,
+    pub conflict: NewConflict,
+    pub status: String,
+    pub detected_at: String,
+    pub resolved_at: Option<String>,
+}
+
+impl StateStore {
+    pub fn map_states(&self) -> Result<Vec<MapStateRecord>, StateError> {
+        let rows = self.db().query("SELECT map, state, reason, changed_at FROM map_states ORDER BY map", &[])?;
+        Ok(rows
+            .iter()
+            .map(|r| MapStateRecord {
+                map: r[0].text(),
+                state: if r[1].text() == "paused" { MapState::Paused } else { MapState::Running },
+                reason: r[2].opt_text(),
+                changed_at: r[3].text(),
+            })
+            .collect())
+    }
+
+    pub fn map_state(&self, map: &str) -> Result<Option<MapStateRecord>, StateError> {
+        Ok(self.map_states()?.into_iter().find(|s| s.map == map))
+    }
+
+    pub fn set_map_state(&self, map: &str, state: MapState, reason: Option<&str>) -> Result<(), StateError> {
+        self.db().execute(
+            "INSERT INTO map_states (map, state, reason, changed_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (map) DO UPDATE SET state = excluded.state, reason = excluded.reason, changed_at = excluded.changed_at",
+            &[P::Text(map), P::Text(state.as_str()), P::OptText(reason), P::Text(&now())],
+        )?;
+        Ok(())
+    }
+
+    /// Stops a map: forgets its state and cursors (its merge bases stay for a later start).
+    pub fn clear_map_state(&self, map: &str) -> Result<(), StateError> {
+        let mut db = self.db();
+        db.execute("DELETE FROM map_states WHERE map = ?1", &[P::Text(map)])?;
+        db.execute("DELETE FROM cursors WHERE map = ?1", &[P::Text(map)])?;
+        Ok(())
+    }
+
+    /// The map's cursor in each app's change table, where it has one.
+    pub fn cursors(&self, map: &str) -> Result<HashMap<String, String>, StateError> {
+        let rows = self.db().query("SELECT app, position FROM cursors WHERE map = ?1", &[P::Text(map)])?;
+        Ok(rows.iter().map(|r| (r[0].text(), r[1].text())).collect())
+    }
+
+    /// Saves the map's cursors together (one transaction).
+    pub fn save_cursors(&self, map: &str, cursors: &[(&str, &str)]) -> Result<(), StateError> {
+        let mut db = self.db();
+        let at = now();
+        db.batch("BEGIN")?;
+        for (app, position) in cursors {
+            let saved = db.execute(
+                "INSERT INTO cursors (map, app, position, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (map, app) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+                &[P::Text(map), P::Text(app), P::Text(position), P::Text(&at)],
+            );
+            if let Err(e) = saved {
+                db.batch("ROLLBACK")?;
+                return Err(e);
+            }
+        }
+        db.batch("COMMIT")
+    }
+
+    /// The merge bases of these keys (JSON) in a partition; keys never synced are absent.
+    pub fn key_bases(&self, map: &str, company: &str, keys: &[String]) -> Result<HashMap<String, Vec<u8>>, StateError> {
+        let mut db = self.db();
+        let partition = self.partition_id(&mut db, map, company)?;
+        let mut out = HashMap::with_capacity(keys.len());
+        for key in keys {
+            let rows = db.query(
+                "SELECT content_hash FROM key_state WHERE partition_id = ?1 AND key = ?2",
+                &[P::Int(partition), P::Text(key)],
+            )?;
+            if let Some(Cell::Blob(b)) = rows.first().and_then(|r| r.first()) {
+                out.insert(key.clone(), b.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets keys deleted on both apps.
+    pub fn forget_keys(&self, map: &str, company: &str, keys: &[String]) -> Result<(), StateError> {
+        let mut db = self.db();
+        let partition = self.partition_id(&mut db, map, company)?;
+        for key in keys {
+            db.execute("DELETE FROM key_state WHERE partition_id = ?1 AND key = ?2", &[P::Int(partition), P::Text(key)])?;
+        }
+        Ok(())
+    }
+
+    /// Records a conflict; a key with an open conflict gets it replaced by the newer one.
+    pub fn record_conflict(&self, c: &NewConflict) -> Result<i64, StateError> {
+        let mut db = self.db();
+        let at = now();
+        let open = if c.resolution.is_none() { "open" } else { "resolved" };
+        if c.resolution.is_none() {
+            db.execute(
+                "DELETE FROM conflicts WHERE map = ?1 AND company = ?2 AND key = ?3 AND status = 'open'",
+                &[P::Text(&c.map), P::Text(&c.company), P::Text(&c.key)],
+            )?;
+        }
+        let rows = db.query(
+            "INSERT INTO conflicts (map, company, key, columns, value_0, value_1, policy, resolution, status, detected_at, resolved_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id",
+            &[
+                P::Text(&c.map),
+                P::Text(&c.company),
+                P::Text(&c.key),
+                P::Text(&c.columns.join(",")),
+                P::OptText(c.values[0].as_deref()),
+                P::OptText(c.values[1].as_deref()),
+                P::Text(&c.policy),
+                P::OptText(c.resolution.as_deref()),
+                P::Text(open),
+                P::Text(&at),
+                P::OptText(c.resolution.as_ref().map(|_| at.as_str())),
+            ],
+        )?;
+        Ok(rows.first().and_then(|r| r.first()).map_or(0, Cell::int))
+    }
+
+    /// Whether a key waits in the conflict queue (live sync leaves it alone until resolved).
+    pub fn open_conflict(&self, map: &str, company: &str, key: &str) -> Result<Option<i64>, StateError> {
+        let rows = self.db().query(
+            "SELECT id FROM conflicts WHERE map = ?1 AND company = ?2 AND key = ?3 AND status = 'open'",
+            &[P::Text(map), P::Text(company), P::Text(key)],
+        )?;
+        Ok(rows.first().map(|r| r[0].int()))
+    }
+
+    pub fn conflicts(&self, map: Option<&str>, include_resolved: bool, ids: &[i64]) -> Result<Vec<ConflictRecord>, StateError> {
+        let mut clause = vec!["1 = 1"];
+        if map.is_some() {
+            clause.push("map = ?1");
+        }
+        if !include_resolved {
+            clause.push("status = 'open'");
+        }
+        let params: Vec<P<'_>> = map.into_iter().map(P::Text).collect();
+        let rows = self.db().query(
+            &format!(
+                "SELECT id, map, company, key, columns, value_0, value_1, policy, resolution, status, detected_at, resolved_at
+                 FROM conflicts WHERE {} ORDER BY id",
+                clause.join(" AND ")
+            ),
+            &params,
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| ConflictRecord {
+                id: r[0].int(),
+                conflict: NewConflict {
+                    map: r[1].text(),
+                    company: r[2].text(),
+                    key: r[3].text(),
+                    columns: r[4].text().split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+                    values: [r[5].opt_text(), r[6].opt_text()],
+                    policy: r[7].text(),
+                    resolution: r[8].opt_text(),
+                },
+                status: r[9].text(),
+                detected_at: r[10].text(),
+                resolved_at: r[11].opt_text(),
+            })
+            .filter(|c| ids.is_empty() || ids.contains(&c.id))
+            .collect())
+    }
+
+    pub fn resolve_conflict(&self, id: i64, resolution: &str) -> Result<(), StateError> {
+        self.db().execute(
+            "UPDATE conflicts SET status = 'resolved', resolution = ?2, resolved_at = ?3 WHERE id = ?1",
+            &[P::Int(id), P::Text(resolution), P::Text(&now())],
+        )?;
+        Ok(())
+    }
+
+    /// Failed rows of a map logged (first or again) within the last `minutes`: the alert rule's count.
+    pub fn recent_error_count(&self, map: &str, minutes: u64) -> Result<u64, StateError> {
+        let rows = self.db().query(
+            "SELECT count(*) FROM errors WHERE map = ?1 AND status = 'open' AND last_seen >= ?2",
+            &[P::Text(map), P::Text(&minutes_ago(minutes))],
+        )?;
+        Ok(rows.first().and_then(|r| r.first()).map_or(0, Cell::int) as u64)
+    }
+}
