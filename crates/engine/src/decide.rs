@@ -66,7 +66,7 @@ pub fn decide(rules: &Rules, rows: [Option<CommonRow>; 2]) -> Decision {
 }
 
 /// A row on one side only is created whole on the other (see `TargetWriter`).
-fn insert(rules: &Rules, row: CommonRow, source: usize) -> Decision {
+pub(crate) fn insert(rules: &Rules, row: CommonRow, source: usize) -> Decision {
     let target = 1 - source;
     let key = rules.key_positions.iter().map(|&p| row.values[p].clone()).collect();
     let base = column_hashes(&row.values);
@@ -79,13 +79,25 @@ fn insert(rules: &Rules, row: CommonRow, source: usize) -> Decision {
 }
 
 fn reconcile(rules: &Rules, rows: [CommonRow; 2]) -> Decision {
+    with_winners(rules, rows, |c| rules.winner_of(c, rules.master))
+}
+
+impl Rules {
+    /// The side whose value of column `c` wins when `both_way` wins the map's
+    /// bidirectional columns: a one-way column's source always wins.
+    pub fn winner_of(&self, c: usize, both_way: usize) -> usize {
+        match self.directions[c] {
+            _ if self.key_positions.contains(&c) => 0,
+            Direction::Both => both_way,
+            Direction::From(s) => s,
+        }
+    }
+}
+
+/// Writes that give both rows each column's value from the side `winner_of` names.
+pub(crate) fn with_winners(rules: &Rules, rows: [CommonRow; 2], winner_of: impl Fn(usize) -> usize) -> Decision {
     let mut sets: [Vec<(usize, Value)>; 2] = [Vec::new(), Vec::new()];
     let mut refused = Vec::new();
-    let winner_of = |c: usize| match rules.directions[c] {
-        _ if rules.key_positions.contains(&c) => 0,
-        Direction::Both => rules.master,
-        Direction::From(s) => s,
-    };
     for c in 0..rules.directions.len() {
         if rules.key_positions.contains(&c) {
             continue;

@@ -20,6 +20,7 @@ pub mod check;
 mod decide;
 mod error;
 mod lookup;
+pub mod merge;
 pub mod migrate;
 pub mod order;
 pub mod plan;
