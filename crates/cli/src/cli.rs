@@ -47,9 +47,23 @@ pub enum Command {
         #[arg(long = "map")]
         maps: Vec<String>,
     },
-    /// Initial sync of every map (or the selected ones): diff both apps and write only what differs.
+    /// Sync every map (or the selected ones): a stopped map is diffed whole (initial sync), a started one reconciles its captured changes.
     Sync(SyncArgs),
-    /// Maps, their last run per company, and open error counts.
+    /// Install change capture on a map's tables, run its initial sync, and set it running.
+    Start(StartArgs),
+    /// Stop applying a map's changes; they wait in the change tables.
+    Pause { map: String },
+    /// Apply a paused map's changes again (what waited first, in order).
+    Resume { map: String },
+    /// Remove a map's change capture; it no longer takes part in live sync.
+    Stop { map: String },
+    /// Live sync of every running map until SIGINT/SIGTERM.
+    Run(RunArgs),
+    /// The conflict queue: keys changed on both apps (open ones; --all for settled ones too).
+    Conflicts(ConflictsArgs),
+    /// Settle a queued conflict: the named app's row wins whole.
+    Resolve(ResolveArgs),
+    /// Maps, their live state and lag, their last run per company, and open error and conflict counts.
     Status,
     /// The error log: every failed row.
     Errors(ErrorsArgs),
@@ -129,6 +143,40 @@ pub struct SyncArgs {
     /// Diff everything again. Every sync is a full diff in this version.
     #[arg(long)]
     pub full: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    pub map: String,
+    /// Capture from now on without an initial sync (the apps are already in step).
+    #[arg(long)]
+    pub skip_initial: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// How often to look for changes in apps that do not notify (PostgreSQL notifies).
+    #[arg(long, default_value_t = 10)]
+    pub poll_ms: u64,
+    /// Changes read per app and round.
+    #[arg(long, default_value_t = 5000)]
+    pub batch: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ConflictsArgs {
+    #[arg(long)]
+    pub map: Option<String>,
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ResolveArgs {
+    pub id: i64,
+    /// The app whose row wins (its absence deletes the other app's row).
+    #[arg(long)]
+    pub take: String,
 }
 
 #[derive(Args, Debug)]

@@ -22,6 +22,12 @@ pub trait Connector: Send + Sync {
     fn concurrent_writes(&self) -> bool {
         false
     }
+
+    /// Whether [`Connection::wait_for_changes`] is woken by the database
+    /// (otherwise live sync polls).
+    fn notifies(&self) -> bool {
+        false
+    }
 }
 
 /// One open connection. Not shared between threads.
@@ -98,8 +104,9 @@ pub trait Connection: Send {
         Err(not_built("change capture"))
     }
 
-    /// Deletes the table's changes at or before `upto` (every reader has passed them).
-    fn trim_changes(&mut self, _table: &str, _upto: &Cursor) -> Result<u64, ConnectorError> {
+    /// Deletes the table's changes that every reader has passed: those at or
+    /// before the earliest of `readers` (each reader's cursor).
+    fn trim_changes(&mut self, _table: &str, _readers: &[Cursor]) -> Result<u64, ConnectorError> {
         Ok(0)
     }
 

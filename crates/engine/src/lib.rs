@@ -17,6 +17,7 @@
 pub mod apps;
 pub mod bootstrap;
 pub mod check;
+pub mod live;
 mod decide;
 mod error;
 mod lookup;

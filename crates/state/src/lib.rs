@@ -11,6 +11,7 @@ mod live;
 mod records;
 mod time;
 
+pub use live::{ConflictRecord, MapState, MapStateRecord, NewConflict};
 pub use records::*;
 
 use db::{Cell, Db, P};

@@ -147,10 +147,23 @@ impl StateStore {
         let at = now();
         let open = if c.resolution.is_none() { "open" } else { "resolved" };
         if c.resolution.is_none() {
-            db.execute(
-                "DELETE FROM conflicts WHERE map = ?1 AND company = ?2 AND key = ?3 AND status = 'open'",
-                &[P::Text(&c.map), P::Text(&c.company), P::Text(&c.key)],
+            // Still waiting: the queued conflict keeps its id and shows the rows as they are now.
+            let rows = db.query(
+                "UPDATE conflicts SET columns = ?4, value_0 = ?5, value_1 = ?6, detected_at = ?7
+                 WHERE map = ?1 AND company = ?2 AND key = ?3 AND status = 'open' RETURNING id",
+                &[
+                    P::Text(&c.map),
+                    P::Text(&c.company),
+                    P::Text(&c.key),
+                    P::Text(&c.columns.join(",")),
+                    P::OptText(c.values[0].as_deref()),
+                    P::OptText(c.values[1].as_deref()),
+                    P::Text(&at),
+                ],
             )?;
+            if let Some(id) = rows.first().map(|r| r[0].int()) {
+                return Ok(id);
+            }
         }
         let rows = db.query(
             "INSERT INTO conflicts (map, company, key, columns, value_0, value_1, policy, resolution, status, detected_at, resolved_at)

@@ -5,6 +5,7 @@ mod bootstrap;
 mod check;
 mod errors;
 mod init;
+mod live;
 mod migrate;
 mod plan;
 mod status;
@@ -28,6 +29,13 @@ pub fn run(cli: &Cli) -> CliResult {
         Command::Check => check(cli, &load(cli)?),
         Command::Plan { maps } => plan::plan(cli, &load(cli)?, maps),
         Command::Sync(args) => sync(cli, &load(cli)?, args),
+        Command::Start(args) => live::start(cli, &load(cli)?, args),
+        Command::Pause { map } => live::pause(&load(cli)?, map),
+        Command::Resume { map } => live::resume(&load(cli)?, map),
+        Command::Stop { map } => live::stop(&load(cli)?, map),
+        Command::Run(args) => live::run(cli, &load(cli)?, args),
+        Command::Conflicts(args) => live::conflicts(cli, &load(cli)?, args),
+        Command::Resolve(args) => live::resolve(&load(cli)?, args),
         Command::Status => status::status(cli, &load(cli)?),
         Command::Errors(args) => errors::errors(cli, &load(cli)?, args),
         Command::Retry(args) => errors::retry(cli, &load(cli)?, args),

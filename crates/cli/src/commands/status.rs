@@ -1,16 +1,25 @@
 use crate::cli::Cli;
 use crate::exit::{CliResult, OK};
 use crate::output::{is_json, print_json, Table};
+use dualsync_engine::Apps;
 use dualsync_model::Config;
 use dualsync_state::{Counts, StateStore};
 use serde_json::json;
 
-/// Maps, the last run of each, and open error counts. Opens no app.
+/// Maps, their live state and lag, the last run of each, and open error and
+/// conflict counts. Opens the apps of started maps only (for their lag).
 pub fn status(cli: &Cli, config: &Config) -> CliResult {
     let store = StateStore::open(&config.state)?;
     let partitions = store.last_partitions()?;
+    let states = store.map_states()?;
+    let apps = Apps::open(config).ok();
     let mut rows = Vec::new();
     for m in &config.maps {
+        let live = states.iter().find(|s| s.map == m.name);
+        let lag = match (live, &apps) {
+            (Some(_), Some(apps)) => lag_of(apps, &store, m),
+            _ => None,
+        };
         let mine: Vec<_> = partitions.iter().filter(|p| p.map == m.name).collect();
         let mut counts = Counts::default();
         mine.iter().for_each(|p| counts.add(&p.counts));
@@ -21,7 +30,10 @@ pub fn status(cli: &Cli, config: &Config) -> CliResult {
             "apps": [m.app(0), m.app(1)],
             "tables": [m.sides[0].table, m.sides[1].table],
             "threading": format!("{:?}", m.threading).to_lowercase(),
-            "state": "stopped",
+            "state": live.map_or("stopped", |s| s.state.as_str()),
+            "paused_because": live.and_then(|s| s.reason.clone()),
+            "lag": lag,
+            "open_conflicts": store.conflicts(Some(&m.name), false, &[])?.len(),
             "last_run": mine.first().map(|p| p.run_id),
             "last_run_at": last,
             "companies": mine.len(),
@@ -37,8 +49,9 @@ pub fn status(cli: &Cli, config: &Config) -> CliResult {
         print_json(&json!({ "state": config.state.url.to_string(), "maps": rows, "run_order": stages }));
         return Ok(OK);
     }
-    let mut t = Table::new(&["map", "apps", "threading", "state", "last run", "at", "companies", "keys synced", "open errors"])
-        .right_align(&[6, 7, 8]);
+    let mut t =
+        Table::new(&["map", "apps", "threading", "state", "lag", "last run", "at", "companies", "keys synced", "open errors", "conflicts"])
+            .right_align(&[4, 7, 8, 9, 10]);
     for r in &rows {
         let s = |k: &str| r[k].as_str().map(str::to_string).unwrap_or_else(|| if r[k].is_null() { "—".into() } else { r[k].to_string() });
         let companies = match (r["companies"].as_u64(), r["companies_stopped"].as_u64()) {
@@ -57,15 +70,31 @@ pub fn status(cli: &Cli, config: &Config) -> CliResult {
             ),
             s("threading"),
             s("state"),
+            r["lag"].as_array().map_or("—".into(), |l| format!("{}/{}", l[0], l[1])),
             s("last_run"),
             s("last_run_at"),
             companies,
             s("keys_synced"),
             s("open_errors"),
+            s("open_conflicts"),
         ]);
     }
     print!("{}", t.render());
+    for r in rows.iter().filter(|r| !r["paused_because"].is_null()) {
+        println!("{} is paused: {}", r["map"].as_str().unwrap_or(""), r["paused_because"].as_str().unwrap_or(""));
+    }
     println!("run order (a stage's maps run side by side): {}", stages.iter().map(|s| s.join(", ")).collect::<Vec<_>>().join(" → "));
-    println!("state store: {}  (live sync is not built yet: every map is stopped between runs)", config.state.url);
+    println!("state store: {}  (lag: captured changes not yet reconciled, per app)", config.state.url);
     Ok(OK)
+}
+
+/// Captured changes each app holds beyond the map's cursor; None when an app cannot be asked.
+fn lag_of(apps: &Apps, store: &StateStore, m: &dualsync_model::config::MapConfig) -> Option<[u64; 2]> {
+    let cursors = store.cursors(&m.name).ok()?;
+    let mut lag = [0; 2];
+    for (s, side) in m.sides.iter().enumerate() {
+        let cursor = dualsync_connectors::Cursor(cursors.get(&side.app)?.clone());
+        lag[s] = apps.connect(&side.app).ok()?.pending_changes(&side.table, &cursor).ok()?;
+    }
+    Some(lag)
 }

@@ -2,23 +2,45 @@ use crate::cli::{Cli, SyncArgs};
 use crate::exit::{CliResult, FAILURE, OK, ROWS_FAILED};
 use crate::output::{cell, is_json, print_json, Table};
 use crate::progress::Progress;
-use dualsync_engine::sync::{run_sync, SyncOptions, SyncReport};
+use dualsync_engine::sync::{run_sync, selected_maps, SyncOptions, SyncReport};
 use dualsync_model::Config;
 use dualsync_state::{Counts, ErrorQuery, RunStatus, StateStore};
 use serde_json::json;
 use std::time::Instant;
 
+/// Stopped maps are diffed whole; started maps (with capture) reconcile only
+/// their captured changes, unless `--full`.
 pub fn sync(cli: &Cli, config: &Config, args: &SyncArgs) -> CliResult {
     let apps = dualsync_engine::Apps::open(config)?;
-    let options = SyncOptions { maps: args.maps.clone(), companies: args.companies.clone(), full: args.full };
-    let progress = Progress::new(cli.quiet || is_json(cli.format));
-    let started = Instant::now();
-    let result = run_sync(config, &apps, &options, &progress, progress.rows.clone());
-    progress.finish();
-    let report = result?;
-    let store = StateStore::open(&config.state)?;
-    print_sync_report(cli, &store, &report, started.elapsed().as_secs_f64())?;
-    Ok(match report.status() {
+    let selected = selected_maps(config, &args.maps)?;
+    let started = if args.full || !StateStore::exists(&config.state) {
+        Vec::new()
+    } else {
+        let states = StateStore::open(&config.state)?.map_states()?;
+        selected.iter().filter(|m| states.iter().any(|s| &s.map == *m)).cloned().collect()
+    };
+    let mut status = RunStatus::Ok;
+    if !started.is_empty() {
+        let report = super::live::catch_up(cli, config, &apps, started.clone())?;
+        super::live::print_live_report(cli, &report);
+        status = report.status();
+    }
+    let full: Vec<String> = selected.into_iter().filter(|m| !started.contains(m)).collect();
+    if !full.is_empty() {
+        let maps = if started.is_empty() { args.maps.clone() } else { full };
+        let options = SyncOptions { maps, companies: args.companies.clone(), full: args.full };
+        let progress = Progress::new(cli.quiet || is_json(cli.format));
+        let began = Instant::now();
+        let result = run_sync(config, &apps, &options, &progress, progress.rows.clone());
+        progress.finish();
+        let report = result?;
+        let store = StateStore::open(&config.state)?;
+        print_sync_report(cli, &store, &report, began.elapsed().as_secs_f64())?;
+        if report.status() != RunStatus::Ok {
+            status = report.status();
+        }
+    }
+    Ok(match status {
         RunStatus::Ok | RunStatus::Running => OK,
         RunStatus::RowsFailed => ROWS_FAILED,
         RunStatus::Failed => FAILURE,
@@ -140,6 +162,6 @@ fn row(map: &str, company: &str, c: &Counts, status: &str) -> Vec<String> {
 fn counts_json(c: &Counts) -> serde_json::Value {
     json!({
         "read": c.read, "inserted": c.inserted, "updated": c.updated, "failed": c.failed,
-        "unchanged": c.unchanged,
+        "unchanged": c.unchanged, "deleted": c.deleted, "conflicts": c.conflicts,
     })
 }

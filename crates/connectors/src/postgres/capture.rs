@@ -185,11 +185,13 @@ pub fn read(client: &mut postgres::Client, table: &str, after: &Cursor, limit: u
     Ok((out, last))
 }
 
-pub fn trim(client: &mut postgres::Client, table: &str, upto: &Cursor) -> Result<u64, ConnectorError> {
-    if !has_setup(client)? {
+pub fn trim(client: &mut postgres::Client, table: &str, readers: &[Cursor]) -> Result<u64, ConnectorError> {
+    if !has_setup(client)? || readers.is_empty() {
         return Ok(0);
     }
-    let (xid, seq) = parse(upto)?;
+    let mut earliest = readers.iter().map(parse).collect::<Result<Vec<_>, _>>()?;
+    earliest.sort_by_key(|(xid, seq)| (xid.parse::<u64>().unwrap_or(0), *seq));
+    let (xid, seq) = earliest.swap_remove(0);
     client.execute("DELETE FROM dualsync_changes WHERE tbl = $1 AND (xid, seq) <= ($2::text::xid8, $3)", &[&table, &xid, &seq]).map_err(db_error)
 }
 

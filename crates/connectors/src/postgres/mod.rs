@@ -55,6 +55,10 @@ impl Connector for PostgresConnector {
         10_000
     }
 
+    fn notifies(&self) -> bool {
+        true
+    }
+
     fn connect(&self) -> Result<Box<dyn Connection>, ConnectorError> {
         let client = match self.config.get_ssl_mode() {
             postgres::config::SslMode::Disable => self.config.connect(postgres::NoTls),
@@ -196,8 +200,9 @@ impl Connection for PgConnection {
         select::fetch(self, request)
     }
 
+    /// A listening connection is not pooled: notifications would pile up in it unread.
     fn is_healthy(&mut self) -> bool {
-        !self.client.is_closed()
+        !self.client.is_closed() && !self.listening
     }
 
     fn install_capture(&mut self, spec: &CaptureSpec) -> Result<(), ConnectorError> {
@@ -221,8 +226,8 @@ impl Connection for PgConnection {
         capture::read(&mut self.client, table, after, limit)
     }
 
-    fn trim_changes(&mut self, table: &str, upto: &Cursor) -> Result<u64, ConnectorError> {
-        capture::trim(&mut self.client, table, upto)
+    fn trim_changes(&mut self, table: &str, readers: &[Cursor]) -> Result<u64, ConnectorError> {
+        capture::trim(&mut self.client, table, readers)
     }
 
     fn pending_changes(&mut self, table: &str, after: &Cursor) -> Result<u64, ConnectorError> {

@@ -166,11 +166,12 @@ pub(crate) fn kind_of(op: &str) -> ChangeKind {
     }
 }
 
-pub fn trim(conn: &rusqlite::Connection, table: &str, upto: &Cursor) -> Result<u64, ConnectorError> {
-    if !has_setup(conn)? {
+pub fn trim(conn: &rusqlite::Connection, table: &str, readers: &[Cursor]) -> Result<u64, ConnectorError> {
+    if !has_setup(conn)? || readers.is_empty() {
         return Ok(0);
     }
-    conn.execute("DELETE FROM dualsync_changes WHERE tbl = ?1 AND seq <= ?2", params![table, seq_of(upto)?]).map(|n| n as u64).map_err(db_error)
+    let upto = readers.iter().map(seq_of).collect::<Result<Vec<_>, _>>()?.into_iter().min().unwrap_or(0);
+    conn.execute("DELETE FROM dualsync_changes WHERE tbl = ?1 AND seq <= ?2", params![table, upto]).map(|n| n as u64).map_err(db_error)
 }
 
 pub fn pending(conn: &rusqlite::Connection, table: &str, after: &Cursor) -> Result<u64, ConnectorError> {

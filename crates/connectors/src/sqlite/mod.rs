@@ -217,8 +217,8 @@ impl Connection for SqliteConnection {
         capture::read(&self.conn, table, after, limit)
     }
 
-    fn trim_changes(&mut self, table: &str, upto: &Cursor) -> Result<u64, ConnectorError> {
-        capture::trim(&self.conn, table, upto)
+    fn trim_changes(&mut self, table: &str, readers: &[Cursor]) -> Result<u64, ConnectorError> {
+        capture::trim(&self.conn, table, readers)
     }
 
     fn pending_changes(&mut self, table: &str, after: &Cursor) -> Result<u64, ConnectorError> {

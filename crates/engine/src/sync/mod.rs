@@ -4,7 +4,7 @@
 pub mod company;
 mod one;
 pub(crate) mod partition;
-mod read;
+pub(crate) mod read;
 pub(crate) mod record;
 pub(crate) mod write;
 

@@ -30,6 +30,9 @@ impl KeyOutcome {
 }
 
 /// Reads the key on both sides now, decides, writes, and records the result.
+/// With `take`, that side's row wins whole (`dualsync resolve`): its values,
+/// or its absence, which deletes the other app's row.
+#[allow(clippy::too_many_arguments)]
 pub fn reconcile_key(
     config: &Config,
     apps: &Apps,
@@ -38,6 +41,7 @@ pub fn reconcile_key(
     map: &str,
     company: Option<Value>,
     key: Key,
+    take: Option<usize>,
 ) -> Result<KeyOutcome, EngineError> {
     let m = config.map(map).ok_or_else(|| EngineError::Usage(format!("there is no map named {map:?}")))?;
     let shape = MapShape::new(m, config);
@@ -74,13 +78,26 @@ pub fn reconcile_key(
         store.resolve_row(map, &company_shown, &key_json)?;
         return Ok(outcome);
     }
-    let decision = decide(&shape.rules(), rows);
+    let mut rules = shape.rules();
+    rules.master = take.unwrap_or(rules.master);
+    let decision = match take {
+        Some(side) if rows[side].is_none() => {
+            let mut writes = [None, None];
+            writes[1 - side] = Some(crate::Write::Delete);
+            crate::Decision { writes, key: key.clone(), base: Vec::new(), refused: Vec::new() }
+        }
+        _ => decide(&rules, rows),
+    };
     for refused in &decision.refused {
         outcome.errors.push(shape.refused_error(&company_shown, key_json.clone(), refused));
     }
     for (side, write) in decision.writes.into_iter().enumerate() {
         let Some(write) = write else { continue };
-        let verb = if matches!(write, crate::Write::Insert(_)) { "inserted into" } else { "updated in" };
+        let verb = match write {
+            crate::Write::Insert(_) => "inserted into",
+            crate::Write::Update(_) => "updated in",
+            crate::Write::Delete => "deleted from",
+        };
         let mut writer = TargetWriter::new(&shape, side, company.clone());
         let applied = writer
             .apply(conns[side].as_mut(), &shape, vec![PendingOp { key: key.clone(), write, base: decision.base.clone() }])
@@ -94,7 +111,11 @@ pub fn reconcile_key(
         outcome.actions.push("already in sync".into());
     }
     if outcome.ok() {
-        store.record_key_bases(map, &company_shown, run_id, &[(key_json.clone(), decision.base)])?;
+        if decision.base.is_empty() {
+            store.forget_keys(map, &company_shown, std::slice::from_ref(&key_json))?;
+        } else {
+            store.record_key_bases(map, &company_shown, run_id, &[(key_json.clone(), decision.base)])?;
+        }
         store.resolve_row(map, &company_shown, &key_json)?;
     } else {
         store.record_errors(run_id, &outcome.errors)?;
@@ -132,7 +153,7 @@ pub fn retry_errors(
                 continue;
             }
             let company = (!e.company.is_empty()).then(|| Value::Text(e.company.clone()));
-            outcomes.push(reconcile_key(config, apps, store, run_id, &e.map, company, key_from_text(&e.key))?);
+            outcomes.push(reconcile_key(config, apps, store, run_id, &e.map, company, key_from_text(&e.key), None)?);
         }
         Ok(())
     })();

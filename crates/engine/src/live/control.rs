@@ -1,0 +1,145 @@
+//! A map's live state: `start` (install capture, initial sync, running),
+//! `pause`, `resume`, `stop` (remove capture), and `resolve` for the conflict queue.
+
+use super::changes::capture_spec;
+use crate::apps::in_app;
+use crate::shape::MapShape;
+use crate::sync::{reconcile_key, run_sync, KeyOutcome, Observer, SyncOptions, SyncReport};
+use crate::{Apps, EngineError};
+use dualsync_model::row::key_from_text;
+use dualsync_model::{Config, Value};
+use dualsync_state::{MapState, StateStore};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub struct StartReport {
+    /// The initial sync's report (None with `--skip-initial`).
+    pub initial: Option<SyncReport>,
+}
+
+fn map_of<'a>(config: &'a Config, map: &str) -> Result<&'a dualsync_model::config::MapConfig, EngineError> {
+    config.map(map).ok_or_else(|| {
+        let names: Vec<&str> = config.maps.iter().map(|m| m.name.as_str()).collect();
+        EngineError::Usage(format!("there is no map named {map:?}; maps in the config: {}", names.join(", ")))
+    })
+}
+
+/// Installs capture on both apps, marks where their change tables stand, runs
+/// the initial sync (unless skipped), and sets the map running. Changes made
+/// while the initial sync runs are captured after the marks and reconciled by
+/// the next `run` (or `sync`): none is lost.
+pub fn start_map(
+    config: &Config,
+    apps: &Apps,
+    map: &str,
+    skip_initial: bool,
+    observer: &dyn Observer,
+    rows_done: Arc<AtomicU64>,
+) -> Result<StartReport, EngineError> {
+    let m = map_of(config, map)?;
+    let store = StateStore::open(&config.state)?;
+    if let Some(state) = store.map_state(map)? {
+        return Err(EngineError::Usage(format!(
+            "map {map} is already started ({}); use `dualsync resume {map}` or `dualsync stop {map}` first",
+            state.state.as_str()
+        )));
+    }
+    let shape = MapShape::new(m, config);
+    let mut marks = Vec::new();
+    for side in 0..2 {
+        let app = &shape.apps[side];
+        let spec = capture_spec(&shape, side);
+        let mut conn = apps.connect(app)?;
+        if let Some(columns) = conn.capture_of(&spec.table).map_err(in_app(apps, app))? {
+            if columns != spec.columns && shares_table(config, &store, map, app, &spec.table)? {
+                return Err(EngineError::Usage(format!(
+                    "{app}.{} is captured for another started map with columns {columns:?}; this map needs {:?}: one table takes part in started maps with the same key and company columns",
+                    spec.table, spec.columns
+                )));
+            }
+        }
+        conn.install_capture(&spec).map_err(in_app(apps, app))?;
+        marks.push((app.clone(), conn.change_cursor().map_err(in_app(apps, app))?.0));
+    }
+    store.save_cursors(map, &marks.iter().map(|(a, c)| (a.as_str(), c.as_str())).collect::<Vec<_>>())?;
+    let initial = if skip_initial {
+        None
+    } else {
+        let options = SyncOptions { maps: vec![map.to_string()], full: true, ..Default::default() };
+        Some(run_sync(config, apps, &options, observer, rows_done)?)
+    };
+    store.set_map_state(map, MapState::Running, None)?;
+    Ok(StartReport { initial })
+}
+
+/// Whether another started map reads this app's table.
+fn shares_table(config: &Config, store: &StateStore, map: &str, app: &str, table: &str) -> Result<bool, EngineError> {
+    Ok(store.map_states()?.iter().filter(|s| s.map != map).filter_map(|s| config.map(&s.map)).any(|m| m.sides.iter().any(|s| s.app == app && s.table == table)))
+}
+
+pub fn pause_map(config: &Config, map: &str) -> Result<(), EngineError> {
+    set_state(config, map, MapState::Paused)
+}
+
+pub fn resume_map(config: &Config, map: &str) -> Result<(), EngineError> {
+    set_state(config, map, MapState::Running)
+}
+
+fn set_state(config: &Config, map: &str, state: MapState) -> Result<(), EngineError> {
+    map_of(config, map)?;
+    let store = StateStore::open(&config.state)?;
+    if store.map_state(map)?.is_none() {
+        return Err(EngineError::Usage(format!("map {map} is stopped; start it with `dualsync start {map}`")));
+    }
+    store.set_map_state(map, state, None)?;
+    Ok(())
+}
+
+/// Removes capture from the map's tables (unless another started map reads
+/// one) and forgets the map's state and cursors. Its merge bases stay.
+pub fn stop_map(config: &Config, apps: &Apps, map: &str) -> Result<(), EngineError> {
+    let m = map_of(config, map)?;
+    let store = StateStore::open(&config.state)?;
+    for side in &m.sides {
+        if shares_table(config, &store, map, &side.app, &side.table)? {
+            continue;
+        }
+        let mut conn = apps.connect(&side.app)?;
+        conn.remove_capture(&side.table).map_err(in_app(apps, &side.app))?;
+    }
+    store.clear_map_state(map)?;
+    Ok(())
+}
+
+/// Settles a queued conflict: the named app's row (or its absence) wins whole.
+pub fn resolve_conflict(config: &Config, apps: &Apps, id: i64, take_app: &str) -> Result<KeyOutcome, EngineError> {
+    let store = StateStore::open(&config.state)?;
+    let conflict = store
+        .conflicts(None, true, &[id])?
+        .into_iter()
+        .next()
+        .ok_or_else(|| EngineError::Usage(format!("there is no conflict {id}; list them with `dualsync conflicts`")))?;
+    if conflict.status != "open" {
+        return Err(EngineError::Usage(format!("conflict {id} is already resolved ({})", conflict.conflict.resolution.unwrap_or_default())));
+    }
+    let c = &conflict.conflict;
+    let m = map_of(config, &c.map)?;
+    let take = m.side_of_app(take_app).ok_or_else(|| {
+        EngineError::Usage(format!("map {} has apps {} and {}; --take names one of them", c.map, m.sides[0].app, m.sides[1].app))
+    })?;
+    let run_id = store.begin_run("resolve")?;
+    let company = (!c.company.is_empty()).then(|| Value::Text(c.company.clone()));
+    let outcome = reconcile_key(config, apps, &store, run_id, &c.map, company, key_from_text(&c.key), Some(take));
+    let status = match &outcome {
+        Ok(o) if o.ok() => dualsync_state::RunStatus::Ok,
+        Ok(_) => dualsync_state::RunStatus::RowsFailed,
+        Err(_) => dualsync_state::RunStatus::Failed,
+    };
+    store.finish_run(run_id, status, outcome.as_ref().err().map(|e| e.to_string()).as_deref())?;
+    let outcome = outcome?;
+    if outcome.ok() {
+        store.resolve_conflict(id, &format!("took {take_app}"))?;
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,333 @@
+//! Incremental and live sync: read each running map's captured changes on
+//! both apps from its cursors, reconcile the changed keys, then save the
+//! cursors. `dualsync run` repeats this until stopped; `dualsync sync` on a
+//! started map does it once.
+//!
+//! ```text
+//!  app 0 dualsync_changes ─┐                          ┌─▶ app 0
+//!                          ├─▶ group by company ─▶ merge (three-way) ─┤
+//!  app 1 dualsync_changes ─┘      (changes.rs)       (reconcile.rs)   └─▶ app 1
+//!                                                         │
+//!                                      state store: bases, errors, conflicts, cursors
+//! ```
+//!
+//! Cursors are saved only after a batch is applied: a crash re-reads at most
+//! that batch, and reconciling a key again is harmless.
+
+pub mod changes;
+mod control;
+mod reconcile;
+
+pub use control::{pause_map, resolve_conflict, resume_map, start_map, stop_map, StartReport};
+
+use crate::apps::in_app;
+use crate::merge::MergeRules;
+use crate::order::run_order;
+use crate::shape::MapShape;
+use crate::{Apps, EngineError};
+use dualsync_connectors::{Cursor, ErrorKind};
+use dualsync_model::config::MapConfig;
+use dualsync_model::Config;
+use dualsync_state::{Counts, MapState, RunStatus, StateStore};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    /// How long to wait between polls when no database wakes us.
+    pub poll: Duration,
+    /// Changes read per app and round.
+    pub batch: usize,
+    /// Catch up once and return (`dualsync sync` on started maps).
+    pub once: bool,
+    /// Only these maps (all running maps when empty).
+    pub maps: Vec<String>,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions { poll: Duration::from_millis(10), batch: 5000, once: false, maps: Vec::new() }
+    }
+}
+
+/// What live sync reports as it goes.
+pub trait LiveObserver: Sync {
+    fn applied(&self, _map: &str, _changes: usize, _counts: &Counts) {}
+    /// A map could not be reconciled this round (it is tried again, or paused: see `paused`).
+    fn problem(&self, _map: &str, _message: &str) {}
+    fn paused(&self, _map: &str, _reason: &str) {}
+}
+
+pub struct Quiet;
+impl LiveObserver for Quiet {}
+
+#[derive(Debug, Default)]
+pub struct LiveReport {
+    pub run_id: i64,
+    /// Per map: changes read and what they caused.
+    pub maps: BTreeMap<String, (u64, Counts)>,
+}
+
+impl LiveReport {
+    pub fn status(&self) -> RunStatus {
+        if self.maps.values().any(|(_, c)| c.failed_total() > 0) {
+            RunStatus::RowsFailed
+        } else {
+            RunStatus::Ok
+        }
+    }
+}
+
+/// Live sync of every running map until `stop` is set (or once, with `options.once`).
+pub fn run_live(
+    config: &Config,
+    apps: &Apps,
+    options: &LiveOptions,
+    stop: &AtomicBool,
+    observer: &dyn LiveObserver,
+) -> Result<LiveReport, EngineError> {
+    let store = StateStore::open(&config.state)?;
+    let run_id = store.begin_run(if options.once { "incremental" } else { "live" })?;
+    let mut report = LiveReport { run_id, ..Default::default() };
+    let wake = Wake::default();
+    let done = AtomicBool::new(false);
+    let order: Vec<String> = map_order(config);
+    let outcome = std::thread::scope(|scope| {
+        if !options.once {
+            for app in notifying_apps(config, apps) {
+                let (wake, done) = (&wake, &done);
+                scope.spawn(move || listen(apps, &app, wake, stop, done));
+            }
+        }
+        let result = live_loop(config, apps, &store, options, stop, observer, &order, &wake, &mut report);
+        done.store(true, SeqCst);
+        wake.ring();
+        result
+    });
+    let status = match &outcome {
+        Ok(()) => report.status(),
+        Err(_) => RunStatus::Failed,
+    };
+    store.finish_run(run_id, status, outcome.as_ref().err().map(|e| e.to_string()).as_deref())?;
+    outcome.map(|()| report)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn live_loop(
+    config: &Config,
+    apps: &Apps,
+    store: &StateStore,
+    options: &LiveOptions,
+    stop: &AtomicBool,
+    observer: &dyn LiveObserver,
+    order: &[String],
+    wake: &Wake,
+    report: &mut LiveReport,
+) -> Result<(), EngineError> {
+    let mut retry_at: HashMap<String, (Instant, Duration)> = HashMap::new();
+    let mut last_trim = Instant::now();
+    let all_notify = notifying_apps(config, apps).len() == config.apps.len();
+    loop {
+        let states = store.map_states()?;
+        let mut worked = false;
+        for name in order {
+            if stop.load(SeqCst) {
+                return Ok(());
+            }
+            let state = states.iter().find(|s| &s.map == name).map(|s| s.state);
+            let selected = options.maps.is_empty() || options.maps.contains(name);
+            let due = retry_at.get(name).is_none_or(|(at, _)| Instant::now() >= *at);
+            if !selected || !due || (state != Some(MapState::Running) && !(options.once && state.is_some())) {
+                continue;
+            }
+            let map = config.map(name).expect("ordered from the config");
+            match catch_up(config, apps, store, report.run_id, map, options.batch, stop) {
+                Ok((changes, counts)) => {
+                    retry_at.remove(name);
+                    if changes > 0 {
+                        worked = true;
+                        observer.applied(name, changes, &counts);
+                        let entry = report.maps.entry(name.clone()).or_default();
+                        entry.0 += changes as u64;
+                        entry.1.add(&counts);
+                    }
+                }
+                Err(EngineError::State(e)) => return Err(EngineError::State(e)),
+                Err(e) if needs_a_person(&e) => {
+                    let reason = format!("{e}; fix it, then `dualsync resume {name}`");
+                    store.set_map_state(name, MapState::Paused, Some(&reason))?;
+                    observer.paused(name, &reason);
+                    if options.once {
+                        return Err(e);
+                    }
+                }
+                Err(e) => {
+                    // A server that is down or busy: try again later, with back-off up to a minute.
+                    if options.once {
+                        return Err(e);
+                    }
+                    let backoff = retry_at.get(name).map_or(Duration::from_millis(500), |(_, b)| (*b * 2).min(Duration::from_secs(60)));
+                    observer.problem(name, &format!("{e}; trying again in {} s", backoff.as_secs_f32()));
+                    retry_at.insert(name.clone(), (Instant::now() + backoff, backoff));
+                }
+            }
+            check_alert(store, map, observer)?;
+        }
+        if options.once {
+            return Ok(());
+        }
+        if last_trim.elapsed() > Duration::from_secs(2) {
+            trim(config, apps, store, observer);
+            last_trim = Instant::now();
+        }
+        if !worked {
+            // With every app notifying, polling is only a safety net.
+            wake.wait(if all_notify { options.poll.max(Duration::from_millis(500)) } else { options.poll });
+        }
+    }
+}
+
+/// Errors that waiting will not fix: a table, column or capture that is gone.
+fn needs_a_person(e: &EngineError) -> bool {
+    matches!(e, EngineError::App { source, .. } if matches!(source.kind, ErrorKind::Schema | ErrorKind::Unsupported))
+        || matches!(e, EngineError::Usage(_))
+}
+
+/// Reads and reconciles a map's changes on both apps until none are left.
+fn catch_up(
+    config: &Config,
+    apps: &Apps,
+    store: &StateStore,
+    run_id: i64,
+    map: &MapConfig,
+    batch: usize,
+    stop: &AtomicBool,
+) -> Result<(usize, Counts), EngineError> {
+    let shape = MapShape::new(map, config).with_write_batches(map, apps);
+    let rules = MergeRules { rules: shape.rules(), policy: map.conflict, on_delete: map.on_delete, apps: shape.apps.clone() };
+    let saved = store.cursors(&map.name)?;
+    let mut cursors = [0, 1].map(|s| saved.get(&shape.apps[s]).cloned().map(Cursor));
+    let [Some(_), Some(_)] = &cursors else {
+        return Err(EngineError::Usage(format!("map {} has no change cursors; start it with `dualsync start {}`", map.name, map.name)));
+    };
+    let mut total = (0, Counts::default());
+    loop {
+        let mut changes = [Vec::new(), Vec::new()];
+        let mut next = cursors.clone();
+        for side in 0..2 {
+            let app = &shape.apps[side];
+            let mut conn = apps.connect(app)?;
+            let from = cursors[side].as_ref().expect("checked above");
+            let (read, after) = conn.read_changes(&shape.tables[side], from, batch).map_err(in_app(apps, app))?;
+            changes[side] = read;
+            next[side] = Some(after);
+        }
+        let read = changes[0].len() + changes[1].len();
+        if read == 0 {
+            return Ok(total);
+        }
+        let more = changes.iter().any(|c| c.len() >= batch);
+        let batch_of = reconcile::Batch { apps, store, run_id, shape: &shape, rules: &rules };
+        for group in changes::group(apps, &shape, changes)? {
+            let company = changes::company(apps, &shape, &group.code)?;
+            total.1.add(&batch_of.reconcile(company, group.keys)?);
+        }
+        let positions = [0, 1].map(|s| next[s].clone().expect("read above").0);
+        store.save_cursors(&map.name, &[(&shape.apps[0], &positions[0]), (&shape.apps[1], &positions[1])])?;
+        total.0 += read;
+        cursors = next;
+        if !more || stop.load(SeqCst) {
+            return Ok(total);
+        }
+    }
+}
+
+/// Pauses a map whose failed rows reached its alert rule.
+fn check_alert(store: &StateStore, map: &MapConfig, observer: &dyn LiveObserver) -> Result<(), EngineError> {
+    let Some(rule) = map.alert else { return Ok(()) };
+    let n = store.recent_error_count(&map.name, rule.minutes as u64)?;
+    if n >= rule.errors as u64 {
+        let reason = format!(
+            "alert: {n} failed rows in the last {} minutes (alert_errors = {}); see `dualsync errors --map {}`, fix them, then `dualsync resume {}`",
+            rule.minutes, rule.errors, map.name, map.name
+        );
+        store.set_map_state(&map.name, MapState::Paused, Some(&reason))?;
+        observer.paused(&map.name, &reason);
+    }
+    Ok(())
+}
+
+/// Deletes changes that every started map (running or paused) has passed.
+fn trim(config: &Config, apps: &Apps, store: &StateStore, observer: &dyn LiveObserver) {
+    let mut readers: BTreeMap<(String, String), Vec<Cursor>> = BTreeMap::new();
+    let Ok(states) = store.map_states() else { return };
+    for state in states {
+        let (Some(map), Ok(cursors)) = (config.map(&state.map), store.cursors(&state.map)) else { continue };
+        for side in &map.sides {
+            if let Some(c) = cursors.get(&side.app) {
+                readers.entry((side.app.clone(), side.table.clone())).or_default().push(Cursor(c.clone()));
+            }
+        }
+    }
+    for ((app, table), cursors) in readers {
+        let trimmed = apps.connect(&app).and_then(|mut c| c.trim_changes(&table, &cursors).map_err(in_app(apps, &app)));
+        if let Err(e) = trimmed {
+            observer.problem("", &format!("cannot trim the change table of {app}.{table}: {e}"));
+        }
+    }
+}
+
+/// Every map in lookup order (a two-pass map once).
+fn map_order(config: &Config) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for stage in run_order(config, &[]).stages {
+        for step in stage {
+            if !out.contains(&step.map) {
+                out.push(step.map.clone());
+            }
+        }
+    }
+    out
+}
+
+fn notifying_apps(config: &Config, apps: &Apps) -> Vec<String> {
+    config.apps.iter().filter(|a| apps.connector(&a.name).notifies()).map(|a| a.name.clone()).collect()
+}
+
+/// Wakes the loop when a database notifies a change.
+#[derive(Default)]
+struct Wake {
+    rung: Mutex<bool>,
+    bell: Condvar,
+}
+
+impl Wake {
+    fn ring(&self) {
+        *self.rung.lock().unwrap() = true;
+        self.bell.notify_all();
+    }
+
+    fn wait(&self, timeout: Duration) {
+        let rung = self.rung.lock().unwrap();
+        let (mut rung, _) = self.bell.wait_timeout_while(rung, timeout, |r| !*r).unwrap();
+        *rung = false;
+    }
+}
+
+fn listen(apps: &Apps, app: &str, wake: &Wake, stop: &AtomicBool, done: &AtomicBool) {
+    while !stop.load(SeqCst) && !done.load(SeqCst) {
+        let Ok(mut conn) = apps.connect(app) else {
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        };
+        while !stop.load(SeqCst) && !done.load(SeqCst) {
+            match conn.wait_for_changes(Duration::from_millis(200)) {
+                Ok(true) => wake.ring(),
+                Ok(false) => {}
+                Err(_) => break, // reconnect
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Reconciling a batch of changed keys of one company: read both apps' rows
+//! as they are now, merge each key three ways against its base, write the
+//! results in batches, and record bases, errors and conflicts.
+//!
+//! Reading the current rows (not replaying captured values) is what makes a
+//! replay harmless: reconciling a key twice finds it in step the second time.
+
+use super::changes::ChangedKey;
+use crate::apps::in_app;
+use crate::decide::CommonRow;
+use crate::merge::{merge, MergeRules, SideNow};
+use crate::shape::MapShape;
+use crate::sync::company::Company;
+use crate::sync::read::SideReader;
+use crate::sync::write::{PendingOp, TargetWriter};
+use crate::{Apps, EngineError};
+use dualsync_connectors::ChangeKind;
+use dualsync_model::row::key_to_json;
+use dualsync_model::{content_hash, Value};
+use dualsync_state::{Counts, NewConflict, NewError, StateStore};
+use std::collections::{HashMap, HashSet};
+
+pub struct Batch<'a> {
+    pub apps: &'a Apps,
+    pub store: &'a StateStore,
+    pub run_id: i64,
+    pub shape: &'a MapShape,
+    pub rules: &'a MergeRules,
+}
+
+impl Batch<'_> {
+    pub fn reconcile(&self, company: Option<Company>, keys: Vec<ChangedKey>) -> Result<Counts, EngineError> {
+        let (shape, apps) = (self.shape, self.apps);
+        let mut counts = Counts::default();
+        let shown = Company::shown(&company);
+        let mut conns = [apps.connect(&shape.apps[0])?, apps.connect(&shape.apps[1])?];
+        let wanted: Vec<_> = keys.iter().map(|k| k.key.clone()).collect();
+        let mut found: [HashMap<[u8; 16], CommonRow>; 2] = [HashMap::new(), HashMap::new()];
+        for side in 0..2 {
+            let mut reader = SideReader::new(side, company.clone());
+            if !reader.has_company(shape) {
+                continue;
+            }
+            let rows = reader.fetch(conns[side].as_mut(), shape, wanted.clone()).map_err(in_app(apps, &shape.apps[side]))?;
+            counts.read[side] += rows.len() as u64;
+            for row in rows {
+                found[side].insert(content_hash(shape.key_positions.iter().map(|&p| &row.values[p])), row);
+            }
+        }
+        let key_json: Vec<String> = keys.iter().map(|k| key_to_json(&k.key)).collect();
+        let bases = self.store.key_bases(&shape.name, &shown, &key_json)?;
+
+        let mut pending: [Vec<PendingOp>; 2] = [Vec::new(), Vec::new()];
+        let mut errors: Vec<NewError> = Vec::new();
+        let mut new_bases: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+        let mut conflicts: Vec<NewConflict> = Vec::new();
+        for (changed, json) in keys.into_iter().zip(key_json) {
+            let h = content_hash(&changed.key);
+            let sides = [0, 1].map(|s| SideNow {
+                row: found[s].remove(&h),
+                deleted: matches!(changed.last[s], Some((ChangeKind::Delete, _))),
+                changed_at: changed.last[s].map(|l| l.1),
+            });
+            let shown_rows = [0, 1].map(|s| sides[s].row.as_ref().map(|r| row_json(shape, &r.values)));
+            let m = merge(self.rules, sides, bases.get(&json).map(Vec::as_slice));
+            if let Some(c) = &m.conflict {
+                counts.conflicts += 1;
+                conflicts.push(NewConflict {
+                    map: shape.name.clone(),
+                    company: shown.clone(),
+                    key: json.clone(),
+                    columns: c.columns.iter().map(|&i| shape.columns[self.rules.rules.master][i].clone()).collect(),
+                    values: shown_rows,
+                    policy: format!("{:?}", self.rules.policy).to_lowercase(),
+                    resolution: c.resolution.clone(),
+                });
+            }
+            for refused in &m.decision.refused {
+                counts.failed[refused.0] += 1;
+                errors.push(shape.refused_error(&shown, json.clone(), refused));
+            }
+            let [w0, w1] = m.decision.writes;
+            let key = if m.decision.key.is_empty() { changed.key } else { m.decision.key };
+            for (side, write) in [(0, w0), (1, w1)] {
+                if let Some(write) = write {
+                    pending[side].push(PendingOp { key: key.clone(), write, base: Vec::new() });
+                }
+            }
+            if m.decision.refused.is_empty() && !(m.conflict.as_ref().is_some_and(|c| c.resolution.is_none())) {
+                new_bases.push((json, m.base));
+            }
+        }
+        for side in 0..2 {
+            let ops = std::mem::take(&mut pending[side]);
+            if ops.is_empty() {
+                continue;
+            }
+            let mut writer = TargetWriter::new(shape, side, company.clone());
+            for chunk in chunks(ops, shape.write_batch[side].max(1)) {
+                let applied = writer.apply(conns[side].as_mut(), shape, chunk).map_err(in_app(apps, &shape.apps[side]))?;
+                counts.inserted[side] += applied.inserted;
+                counts.updated[side] += applied.updated;
+                counts.deleted[side] += applied.deleted;
+                counts.failed[side] += applied.errors.len() as u64;
+                errors.extend(applied.errors);
+            }
+        }
+        self.record(&shown, new_bases, errors, conflicts)?;
+        Ok(counts)
+    }
+
+    /// Bases of the keys that fully synced; errors; conflicts.
+    fn record(
+        &self,
+        company: &str,
+        new_bases: Vec<(String, Option<Vec<u8>>)>,
+        errors: Vec<NewError>,
+        conflicts: Vec<NewConflict>,
+    ) -> Result<(), EngineError> {
+        let (store, map) = (self.store, &self.shape.name);
+        let failed: HashSet<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        let mut keep = Vec::new();
+        let mut forget = Vec::new();
+        let mut done = Vec::new();
+        for (key, base) in new_bases {
+            if failed.contains(key.as_str()) {
+                continue;
+            }
+            done.push(key.clone());
+            match base {
+                Some(b) => keep.push((key, b)),
+                None => forget.push(key),
+            }
+        }
+        if !keep.is_empty() {
+            store.record_key_bases(map, company, self.run_id, &keep)?;
+        }
+        if !forget.is_empty() {
+            store.forget_keys(map, company, &forget)?;
+        }
+        if !errors.is_empty() {
+            store.record_errors(self.run_id, &errors)?;
+        }
+        // Keys that synced now close their earlier errors (checked only when the map has any).
+        if store.open_error_count(map)? > 0 {
+            for key in &done {
+                store.resolve_row(map, company, key)?;
+            }
+        }
+        for c in &conflicts {
+            store.record_conflict(c)?;
+        }
+        Ok(())
+    }
+}
+
+fn chunks<T>(mut items: Vec<T>, size: usize) -> Vec<Vec<T>> {
+    let mut out = Vec::new();
+    while items.len() > size {
+        let rest = items.split_off(size);
+        out.push(std::mem::replace(&mut items, rest));
+    }
+    out.push(items);
+    out
+}
+
+/// A row (common form) as JSON with app 0's column names, for the conflict queue.
+fn row_json(shape: &MapShape, values: &[Value]) -> String {
+    let object: serde_json::Map<String, serde_json::Value> =
+        shape.columns[0].iter().zip(values).map(|(c, v)| (c.clone(), v.to_json())).collect();
+    serde_json::Value::Object(object).to_string()
+}
