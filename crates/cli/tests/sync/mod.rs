@@ -7,6 +7,7 @@ mod connections;
 mod demo;
 mod failures;
 mod kinds;
+mod live;
 mod lookups;
 mod migrate;
 mod plan;

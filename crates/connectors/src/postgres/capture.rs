@@ -114,10 +114,12 @@ pub fn remove(client: &mut postgres::Client, table: &str) -> Result<(), Connecto
         tx.batch_execute(&format!("DROP TRIGGER IF EXISTS dualsync_capture ON {quoted}; DROP TRIGGER IF EXISTS dualsync_notify ON {quoted};"))
             .map_err(db_error)?;
     }
-    let setup: bool = tx.query_one("SELECT to_regclass('dualsync_capture') IS NOT NULL", &[]).map_err(db_error)?.get(0);
-    if setup {
-        tx.execute("DELETE FROM dualsync_changes WHERE tbl = $1", &[&table]).map_err(db_error)?;
-        tx.execute("DELETE FROM dualsync_capture WHERE tbl = $1", &[&table]).map_err(db_error)?;
+    // Whatever is left of a damaged install goes too.
+    for registry in ["dualsync_changes", "dualsync_capture"] {
+        let present: bool = tx.query_one("SELECT to_regclass($1) IS NOT NULL", &[&registry]).map_err(db_error)?.get(0);
+        if present {
+            tx.execute(&format!("DELETE FROM {registry} WHERE tbl = $1"), &[&table]).map_err(db_error)?;
+        }
     }
     tx.commit().map_err(db_error)
 }

@@ -83,10 +83,14 @@ fn capture_error(table: &str, e: rusqlite::Error) -> ConnectorError {
     err
 }
 
-fn has_setup(conn: &rusqlite::Connection) -> Result<bool, ConnectorError> {
-    conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'dualsync_capture'", [], |r| r.get::<_, i64>(0))
+fn table_exists(conn: &rusqlite::Connection, name: &str) -> Result<bool, ConnectorError> {
+    conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [name], |r| r.get::<_, i64>(0))
         .map(|n| n > 0)
         .map_err(db_error)
+}
+
+fn has_setup(conn: &rusqlite::Connection) -> Result<bool, ConnectorError> {
+    table_exists(conn, "dualsync_capture")
 }
 
 pub fn remove(conn: &mut rusqlite::Connection, table: &str) -> Result<(), ConnectorError> {
@@ -94,9 +98,11 @@ pub fn remove(conn: &mut rusqlite::Connection, table: &str) -> Result<(), Connec
     for op in ['i', 'u', 'd'] {
         tx.execute_batch(&format!("DROP TRIGGER IF EXISTS {}", trigger_name(table, op))).map_err(db_error)?;
     }
-    if has_setup(&tx)? {
-        tx.execute("DELETE FROM dualsync_changes WHERE tbl = ?1", [table]).map_err(db_error)?;
-        tx.execute("DELETE FROM dualsync_capture WHERE tbl = ?1", [table]).map_err(db_error)?;
+    // Whatever is left of a damaged install goes too.
+    for registry in ["dualsync_changes", "dualsync_capture"] {
+        if table_exists(&tx, registry)? {
+            tx.execute(&format!("DELETE FROM {registry} WHERE tbl = ?1"), [table]).map_err(db_error)?;
+        }
     }
     tx.commit().map_err(db_error)
 }

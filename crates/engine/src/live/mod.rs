@@ -220,7 +220,10 @@ fn catch_up(
             let app = &shape.apps[side];
             let mut conn = apps.connect(app)?;
             let from = cursors[side].as_ref().expect("checked above");
-            let (read, after) = conn.read_changes(&shape.tables[side], from, batch).map_err(in_app(apps, app))?;
+            let (read, after) = conn
+                .read_changes(&shape.tables[side], from, batch)
+                .map_err(|e| capture_broken(e, &map.name, &shape.tables[side]))
+                .map_err(in_app(apps, app))?;
             changes[side] = read;
             next[side] = Some(after);
         }
@@ -242,6 +245,17 @@ fn catch_up(
             return Ok(total);
         }
     }
+}
+
+/// A change table or trigger that is gone needs capture installed again.
+fn capture_broken(mut e: dualsync_connectors::ConnectorError, map: &str, table: &str) -> dualsync_connectors::ConnectorError {
+    if e.kind == ErrorKind::Schema {
+        e.message = format!(
+            "reading the changes of table {table}: {}; change capture is missing or damaged: run `dualsync stop {map}` and `dualsync start {map}` to install it again",
+            e.message
+        );
+    }
+    e
 }
 
 /// Pauses a map whose failed rows reached its alert rule.

@@ -1,0 +1,376 @@
+//! Change capture, incremental and live sync on real databases: inserts,
+//! updates and deletes both ways, no echo, each conflict policy, pause and
+//! resume, SIGTERM and SIGKILL of `dualsync run`, and concurrent writers.
+
+use crate::util::{Run, Workspace};
+use dualsync_testkit::{Kind, TestDb};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TABLE: &str = "CREATE TABLE item (k {key} PRIMARY KEY, name {text}, qty {int})";
+
+/// Two apps `a` and `b` with an `item` table each, one map between them, the state store in the workspace.
+struct Pair {
+    w: Workspace,
+    db: [TestDb; 2],
+}
+
+impl Pair {
+    fn new(kinds: [Kind; 2], policy: &str, extra: &str) -> Option<Pair> {
+        let db = [TestDb::new(kinds[0])?, TestDb::new(kinds[1])?];
+        for d in &db {
+            d.exec(TABLE);
+        }
+        let w = Workspace::new();
+        w.config(&format!(
+            r#"
+[state]
+url = "sqlite://state.db"
+
+[apps.a]
+url = "{}"
+
+[apps.b]
+url = "{}"
+
+[[maps]]
+name = "items"
+master = "a"
+conflict = "{policy}"
+{extra}
+[maps.a]
+table = "item"
+key = "k"
+[maps.b]
+table = "item"
+key = "k"
+[[maps.columns]]
+a = "k"
+b = "k"
+[[maps.columns]]
+a = "name"
+b = "name"
+[[maps.columns]]
+a = "qty"
+b = "qty"
+"#,
+            db[0].url, db[1].url
+        ));
+        Some(Pair { w, db })
+    }
+
+    fn exec(&self, side: usize, sql: &str) {
+        self.db[side].exec(sql);
+    }
+
+    /// Every row as `k|name|qty`, in key order.
+    fn dump(&self, side: usize) -> Vec<String> {
+        self.db[side]
+            .texts("SELECT k || '|' || coalesce(name, '∅') || '|' || coalesce(CAST(qty AS TEXT), '∅') FROM item ORDER BY k")
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect()
+    }
+
+    fn changes(&self, side: usize) -> usize {
+        self.db[side].texts("SELECT CAST(count(*) AS TEXT) FROM dualsync_changes")[0].as_deref().unwrap_or("0").parse().unwrap()
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.w.run(args)
+    }
+
+    fn ok(&self, args: &[&str]) -> Run {
+        let run = self.run(args);
+        assert_eq!(run.code, 0, "{args:?}\n{}\n{}", run.stdout, run.stderr);
+        run
+    }
+
+    fn spawn_run(&self) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_dualsync"))
+            .current_dir(self.w.dir.path())
+            .env_remove("DUALSYNC_CONFIG")
+            .args(["run", "--poll-ms", "5"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start dualsync run")
+    }
+
+    /// Waits until both apps hold the same rows (and `expect`, when given).
+    fn converge(&self, expect: Option<&[&str]>, within: Duration) {
+        let end = Instant::now() + within;
+        loop {
+            let (a, b) = (self.dump(0), self.dump(1));
+            let wanted = expect.is_none_or(|e| a == e.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+            if a == b && wanted {
+                return;
+            }
+            if Instant::now() > end {
+                panic!("the apps did not converge within {within:?}:\na: {a:?}\nb: {b:?}\nexpected: {expect:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn signal(child: &Child, signal: i32) {
+    // SAFETY: sends a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, signal);
+    }
+}
+
+/// Stops `dualsync run` with SIGTERM and returns its output; it must exit 0.
+fn terminate(mut child: Child) -> String {
+    signal(&child, libc::SIGTERM);
+    let end = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < end, "dualsync run did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "SIGTERM must finish the batch and exit 0:\n{text}");
+    text
+}
+
+fn live_both_ways(kinds: [Kind; 2]) {
+    let Some(p) = Pair::new(kinds, "master", "") else { return };
+    p.exec(0, "INSERT INTO item VALUES ('k1', 'one', 1), ('k2', 'two', 2)");
+    p.exec(1, "INSERT INTO item VALUES ('k3', 'three', 3)");
+    p.ok(&["start", "items"]);
+    p.converge(Some(&["k1|one|1", "k2|two|2", "k3|three|3"]), Duration::from_secs(5));
+    let child = p.spawn_run();
+    p.exec(0, "INSERT INTO item VALUES ('k4', 'four \"quoted\", with comma', 4)");
+    p.exec(1, "UPDATE item SET name = 'two (crm)' WHERE k = 'k2'");
+    p.exec(0, "DELETE FROM item WHERE k = 'k3'");
+    p.exec(1, "INSERT INTO item VALUES ('k5', NULL, 5)");
+    p.exec(0, "UPDATE item SET qty = 10 WHERE k = 'k1'");
+    p.exec(1, "DELETE FROM item WHERE k = 'k5'");
+    p.exec(1, "INSERT INTO item VALUES ('k6', '', NULL)");
+    p.converge(Some(&["k1|one|10", "k2|two (crm)|2", "k4|four \"quoted\", with comma|4", "k6||∅"]), Duration::from_secs(15));
+    // No echo: nobody writes, so nothing changes, and the change tables empty out (trimmed) and stay empty.
+    let end = Instant::now() + Duration::from_secs(10);
+    while p.changes(0) + p.changes(1) > 0 {
+        assert!(Instant::now() < end, "the change tables keep rows: {} and {}", p.changes(0), p.changes(1));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = (p.dump(0), p.dump(1));
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!((p.changes(0), p.changes(1)), (0, 0), "dualsync's own writes were captured back");
+    assert_eq!((p.dump(0), p.dump(1)), before);
+    let out = terminate(child);
+    assert!(out.contains("items:"), "{out}");
+    let status = p.ok(&["--format", "json", "status"]).json();
+    assert_eq!(status["maps"][0]["state"], "running");
+    assert_eq!(status["maps"][0]["lag"], serde_json::json!([0, 0]));
+}
+
+#[test]
+fn live_sync_sqlite_to_sqlite() {
+    live_both_ways([Kind::Sqlite, Kind::Sqlite]);
+}
+
+#[test]
+fn live_sync_postgres_to_postgres() {
+    live_both_ways([Kind::Postgres, Kind::Postgres]);
+}
+
+#[test]
+fn live_sync_sqlite_to_postgres() {
+    live_both_ways([Kind::Sqlite, Kind::Postgres]);
+}
+
+#[test]
+fn incremental_sync_writes_only_changed_keys_and_never_echoes() {
+    for kinds in [[Kind::Sqlite, Kind::Sqlite], [Kind::Postgres, Kind::Sqlite]] {
+        let Some(p) = Pair::new(kinds, "master", "") else { return };
+        p.exec(0, "INSERT INTO item VALUES ('k1', 'one', 1), ('k2', 'two', 2)");
+        p.ok(&["start", "items"]);
+        assert_eq!((p.changes(0), p.changes(1)), (0, 0), "the initial sync's writes are not captured");
+        p.exec(0, "UPDATE item SET name = 'ONE' WHERE k = 'k1'");
+        assert_eq!(p.changes(0), 1);
+        let run = p.ok(&["--format", "json", "sync"]).json();
+        assert_eq!(run["maps"][0]["changes"], 1, "{run}");
+        assert_eq!(run["maps"][0]["updated"], serde_json::json!([0, 1]), "{run}");
+        assert_eq!(p.dump(1), vec!["k1|ONE|1", "k2|two|2"]);
+        assert_eq!(p.changes(1), 0, "the write into b was not captured as b's change");
+        let again = p.ok(&["--format", "json", "sync"]).json();
+        assert_eq!(again["maps"], serde_json::json!([]), "a second sync reads no change: {again}");
+        // --full still diffs everything.
+        let full = p.ok(&["--format", "json", "sync", "--full"]).json();
+        assert_eq!(full["totals"]["unchanged"], 2, "{full}");
+    }
+}
+
+/// Both apps change the same row: a's name and b's name and qty.
+fn conflict_case(policy: &str) -> Option<Pair> {
+    let p = Pair::new([Kind::Sqlite, Kind::Sqlite], policy, "")?;
+    p.exec(0, "INSERT INTO item VALUES ('k1', 'base', 1)");
+    p.ok(&["start", "items"]);
+    p.exec(0, "UPDATE item SET name = 'from a' WHERE k = 'k1'");
+    std::thread::sleep(Duration::from_millis(5));
+    p.exec(1, "UPDATE item SET name = 'from b', qty = 2 WHERE k = 'k1'");
+    Some(p)
+}
+
+#[test]
+fn each_conflict_policy_settles_a_conflict_its_way_and_records_it() {
+    for (policy, expect) in [("master", "k1|from a|1"), ("latest", "k1|from b|2"), ("merge", "k1|from a|2")] {
+        let Some(p) = conflict_case(policy) else { return };
+        p.ok(&["sync"]);
+        assert_eq!(p.dump(0), vec![expect], "{policy}");
+        assert_eq!(p.dump(1), vec![expect], "{policy}");
+        let list = p.ok(&["--format", "json", "conflicts", "--all"]).json();
+        assert_eq!(list.as_array().unwrap().len(), 1, "{policy}: {list}");
+        assert_eq!(list[0]["columns"], serde_json::json!(["name"]), "{policy}");
+        assert_eq!(list[0]["status"], "resolved");
+        assert!(list[0]["resolution"].as_str().unwrap().starts_with(policy), "{list}");
+    }
+}
+
+#[test]
+fn a_manual_conflict_waits_in_the_queue_until_resolved() {
+    let Some(p) = conflict_case("manual") else { return };
+    p.ok(&["sync"]);
+    assert_eq!(p.dump(0), vec!["k1|from a|1"], "nothing is written while it waits");
+    assert_eq!(p.dump(1), vec!["k1|from b|2"]);
+    let list = p.ok(&["--format", "json", "conflicts"]).json();
+    assert_eq!(list[0]["status"], "open", "{list}");
+    assert!(list[0]["values"][1].as_str().unwrap().contains("from b"), "{list}");
+    let id = list[0]["id"].as_i64().unwrap().to_string();
+    // Another sync leaves it alone.
+    p.ok(&["sync"]);
+    assert_eq!(p.dump(0), vec!["k1|from a|1"]);
+    let bad = p.run(&["resolve", &id, "--take", "nope"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("--take names one of them"), "{}", bad.stderr);
+    p.ok(&["resolve", &id, "--take", "b"]);
+    assert_eq!(p.dump(0), vec!["k1|from b|2"]);
+    assert_eq!(p.dump(1), vec!["k1|from b|2"]);
+    assert_eq!(p.ok(&["--format", "json", "conflicts"]).json(), serde_json::json!([]));
+    // The resolved row is the new base: a later change on one side flows.
+    p.exec(1, "UPDATE item SET qty = 3 WHERE k = 'k1'");
+    p.ok(&["sync"]);
+    assert_eq!(p.dump(0), vec!["k1|from b|3"]);
+}
+
+#[test]
+fn a_delete_against_an_update_is_a_conflict_and_on_delete_ignore_keeps_rows() {
+    let Some(p) = Pair::new([Kind::Sqlite, Kind::Sqlite], "master", "") else { return };
+    p.exec(0, "INSERT INTO item VALUES ('k1', 'x', 1), ('k2', 'y', 2)");
+    p.ok(&["start", "items"]);
+    p.exec(1, "DELETE FROM item WHERE k IN ('k1', 'k2')");
+    p.exec(0, "UPDATE item SET qty = 9 WHERE k = 'k1'");
+    p.ok(&["sync"]);
+    // k2 is deleted on a too; k1 changed on a (the master) since: it comes back to b.
+    assert_eq!(p.dump(0), vec!["k1|x|9"]);
+    assert_eq!(p.dump(1), vec!["k1|x|9"]);
+    assert_eq!(p.ok(&["--format", "json", "conflicts", "--all"]).json().as_array().unwrap().len(), 1);
+
+    let Some(q) = Pair::new([Kind::Sqlite, Kind::Sqlite], "master", "on_delete = \"ignore\"") else { return };
+    q.exec(0, "INSERT INTO item VALUES ('k1', 'x', 1)");
+    q.ok(&["start", "items"]);
+    q.exec(1, "DELETE FROM item WHERE k = 'k1'");
+    q.ok(&["sync"]);
+    assert_eq!(q.dump(0), vec!["k1|x|1"], "on_delete = ignore leaves the other app's row");
+}
+
+#[test]
+fn a_paused_map_queues_its_changes_and_applies_them_on_resume() {
+    let Some(p) = Pair::new([Kind::Sqlite, Kind::Postgres], "master", "") else { return };
+    p.exec(0, "INSERT INTO item VALUES ('k1', 'x', 1)");
+    p.ok(&["start", "items", "--skip-initial"]);
+    assert_eq!(p.dump(1), Vec::<String>::new(), "--skip-initial copies nothing");
+    let child = p.spawn_run();
+    p.ok(&["pause", "items"]);
+    std::thread::sleep(Duration::from_millis(200));
+    for i in 2..=5 {
+        p.exec(0, &format!("INSERT INTO item VALUES ('k{i}', 'n{i}', {i})"));
+    }
+    p.exec(0, "UPDATE item SET qty = 20 WHERE k = 'k2'");
+    p.exec(0, "DELETE FROM item WHERE k = 'k3'");
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(p.dump(1), Vec::<String>::new(), "a paused map writes nothing");
+    assert_eq!(p.changes(0), 6, "its changes wait in the change table");
+    let status = p.ok(&["--format", "json", "status"]).json();
+    assert_eq!(status["maps"][0]["state"], "paused");
+    assert_eq!(status["maps"][0]["lag"], serde_json::json!([6, 0]));
+    p.ok(&["resume", "items"]);
+    // k1 predates capture (skipped initial sync): it stays on a only.
+    let end = Instant::now() + Duration::from_secs(15);
+    while p.dump(1) != vec!["k2|n2|20", "k4|n4|4", "k5|n5|5"] {
+        assert!(Instant::now() < end, "resume did not apply the queue: {:?}", p.dump(1));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    terminate(child);
+}
+
+#[test]
+fn sigterm_and_sigkill_of_run_lose_nothing_and_double_nothing() {
+    let Some(p) = Pair::new([Kind::Sqlite, Kind::Postgres], "master", "") else { return };
+    p.ok(&["start", "items"]);
+    let writer = |from: usize, to: usize| {
+        for batch in (from..to).step_by(100) {
+            let values: Vec<String> = (batch..batch + 100).map(|i| format!("('k{i:05}', 'name {i}', {i})")).collect();
+            p.exec(0, &format!("INSERT INTO item VALUES {}", values.join(", ")));
+        }
+    };
+    let child = p.spawn_run();
+    writer(0, 3000);
+    signal(&child, libc::SIGKILL);
+    let mut child = child;
+    child.wait().unwrap();
+    writer(3000, 4000);
+    p.exec(0, "UPDATE item SET qty = qty + 1000000 WHERE k < 'k00100'");
+    let child = p.spawn_run();
+    std::thread::sleep(Duration::from_millis(300));
+    terminate(child);
+    writer(4000, 5000);
+    let child = p.spawn_run();
+    p.converge(None, Duration::from_secs(30));
+    terminate(child);
+    assert_eq!(p.dump(1).len(), 5000);
+    assert_eq!(p.db[1].texts("SELECT CAST(qty AS TEXT) FROM item WHERE k = 'k00042'"), vec![Some("1000042".to_string())], "applied once");
+}
+
+#[test]
+fn an_alert_rule_pauses_a_map_and_status_says_why() {
+    let Some(p) = Pair::new([Kind::Sqlite, Kind::Sqlite], "master", "alert_errors = 2\nalert_minutes = 5") else { return };
+    p.exec(1, "DROP TABLE item; CREATE TABLE item (k TEXT PRIMARY KEY, name TEXT NOT NULL, qty INTEGER)");
+    p.ok(&["start", "items"]);
+    p.exec(0, "INSERT INTO item VALUES ('k1', NULL, 1), ('k2', NULL, 2), ('k3', 'fine', 3)");
+    let run = p.run(&["sync"]);
+    assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
+    assert_eq!(p.dump(1), vec!["k3|fine|3"], "the good row went through");
+    let status = p.ok(&["status"]);
+    assert!(status.stdout.contains("items is paused: alert: 2 failed rows in the last 5 minutes"), "{}", status.stdout);
+    let errors = p.ok(&["--format", "json", "errors"]).json();
+    assert_eq!(errors.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn live_commands_say_what_is_wrong() {
+    let Some(p) = Pair::new([Kind::Sqlite, Kind::Sqlite], "master", "") else { return };
+    let run = p.run(&["pause", "items"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("map items is stopped; start it with `dualsync start items`"), "{}", run.stderr);
+    let run = p.run(&["start", "nope"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("there is no map named \"nope\"; maps in the config: items"), "{}", run.stderr);
+    p.ok(&["start", "items", "--skip-initial"]);
+    let run = p.run(&["start", "items"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("already started (running)"), "{}", run.stderr);
+    // Capture removed behind dualsync's back: the map pauses with the reason.
+    p.exec(0, "DROP TRIGGER dualsync_item_i");
+    p.exec(0, "DROP TABLE dualsync_changes");
+    let run = p.run(&["sync"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("change capture is missing or damaged: run `dualsync stop items` and `dualsync start items`"), "{}", run.stderr);
+    assert!(p.ok(&["status"]).stdout.contains("items is paused: "), "the map waits for a person");
+    p.ok(&["stop", "items"]);
+    assert!(p.db[1].texts("SELECT name FROM sqlite_master WHERE type = 'trigger'").is_empty(), "stop removes the triggers");
+    assert_eq!(p.ok(&["--format", "json", "status"]).json()["maps"][0]["state"], "stopped");
+}
