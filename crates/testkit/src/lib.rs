@@ -126,7 +126,7 @@ impl TestDb {
     pub fn exec(&self, sql: &str) {
         let sql = self.kind.ddl(sql);
         match self.kind {
-            Kind::Sqlite => rusqlite::Connection::open(self.url.trim_start_matches("sqlite://"))
+            Kind::Sqlite => sqlite(&self.url)
                 .and_then(|c| c.execute_batch(&sql))
                 .unwrap_or_else(|e| panic!("sqlite: {e}\n{sql}")),
             Kind::Postgres => postgres::Client::connect(&self.url, postgres::NoTls)
@@ -145,7 +145,7 @@ impl TestDb {
         let sql = &self.kind.ddl(sql);
         match self.kind {
             Kind::Sqlite => {
-                let c = rusqlite::Connection::open(self.url.trim_start_matches("sqlite://")).unwrap();
+                let c = sqlite(&self.url).unwrap();
                 let mut s = c.prepare(sql).unwrap_or_else(|e| panic!("{e}\n{sql}"));
                 s.query_map([], |r| r.get::<_, Option<String>>(0)).unwrap().map(Result::unwrap).collect()
             }
@@ -179,6 +179,13 @@ impl Drop for TestDb {
             }
         }
     }
+}
+
+/// An app's SQLite file as the app would open it: waiting for dualsync's writes instead of failing.
+fn sqlite(url: &str) -> rusqlite::Result<rusqlite::Connection> {
+    let c = rusqlite::Connection::open(url.trim_start_matches("sqlite://"))?;
+    c.busy_timeout(std::time::Duration::from_secs(30))?;
+    Ok(c)
 }
 
 fn postgres_admin() -> String {

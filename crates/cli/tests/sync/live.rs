@@ -91,23 +91,31 @@ b = "qty"
             .current_dir(self.w.dir.path())
             .env_remove("DUALSYNC_CONFIG")
             .args(["run", "--poll-ms", "5"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            // Into a file: a pipe nobody reads would fill up and block the process.
+            .stdout(Stdio::from(std::fs::File::create(self.w.path("run.out")).unwrap()))
+            .stderr(Stdio::from(std::fs::File::create(self.w.path("run.err")).unwrap()))
             .spawn()
             .expect("start dualsync run")
     }
 
     /// Waits until both apps hold the same rows (and `expect`, when given).
     fn converge(&self, expect: Option<&[&str]>, within: Duration) {
+        if let Err(e) = self.try_converge(expect, within) {
+            panic!("{e}");
+        }
+    }
+
+    fn try_converge(&self, expect: Option<&[&str]>, within: Duration) -> Result<(), String> {
         let end = Instant::now() + within;
         loop {
             let (a, b) = (self.dump(0), self.dump(1));
             let wanted = expect.is_none_or(|e| a == e.iter().map(|s| s.to_string()).collect::<Vec<_>>());
             if a == b && wanted {
-                return;
+                return Ok(());
             }
             if Instant::now() > end {
-                panic!("the apps did not converge within {within:?}:\na: {a:?}\nb: {b:?}\nexpected: {expect:?}");
+                let differ: Vec<_> = a.iter().filter(|r| !b.contains(r)).chain(b.iter().filter(|r| !a.contains(r))).collect();
+                return Err(format!("the apps did not converge within {within:?}: rows on one side only: {differ:?}\nexpected: {expect:?}"));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -121,18 +129,23 @@ fn signal(child: &Child, signal: i32) {
     }
 }
 
-/// Stops `dualsync run` with SIGTERM and returns its output; it must exit 0.
-fn terminate(mut child: Child) -> String {
-    signal(&child, libc::SIGTERM);
-    let end = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < end, "dualsync run did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
+impl Pair {
+    /// Stops `dualsync run` with SIGTERM and returns its output; it must exit 0.
+    fn terminate(&self, mut child: Child) -> String {
+        signal(&child, libc::SIGTERM);
+        let end = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < end, "dualsync run did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let read = |f: &str| std::fs::read_to_string(self.w.path(f)).unwrap_or_default();
+        let text = format!("{}{}", read("run.out"), read("run.err"));
+        assert_eq!(status.code(), Some(0), "SIGTERM must finish the batch and exit 0:\n{text}");
+        text
     }
-    let out = child.wait_with_output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "SIGTERM must finish the batch and exit 0:\n{text}");
-    text
 }
 
 fn live_both_ways(kinds: [Kind; 2]) {
@@ -160,7 +173,7 @@ fn live_both_ways(kinds: [Kind; 2]) {
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!((p.changes(0), p.changes(1)), (0, 0), "dualsync's own writes were captured back");
     assert_eq!((p.dump(0), p.dump(1)), before);
-    let out = terminate(child);
+    let out = p.terminate(child);
     assert!(out.contains("items:"), "{out}");
     let status = p.ok(&["--format", "json", "status"]).json();
     assert_eq!(status["maps"][0]["state"], "running");
@@ -304,7 +317,7 @@ fn a_paused_map_queues_its_changes_and_applies_them_on_resume() {
         assert!(Instant::now() < end, "resume did not apply the queue: {:?}", p.dump(1));
         std::thread::sleep(Duration::from_millis(20));
     }
-    terminate(child);
+    p.terminate(child);
 }
 
 #[test]
@@ -326,11 +339,11 @@ fn sigterm_and_sigkill_of_run_lose_nothing_and_double_nothing() {
     p.exec(0, "UPDATE item SET qty = qty + 1000000 WHERE k < 'k00100'");
     let child = p.spawn_run();
     std::thread::sleep(Duration::from_millis(300));
-    terminate(child);
+    p.terminate(child);
     writer(4000, 5000);
     let child = p.spawn_run();
     p.converge(None, Duration::from_secs(30));
-    terminate(child);
+    p.terminate(child);
     assert_eq!(p.dump(1).len(), 5000);
     assert_eq!(p.db[1].texts("SELECT CAST(qty AS TEXT) FROM item WHERE k = 'k00042'"), vec![Some("1000042".to_string())], "applied once");
 }
@@ -373,4 +386,104 @@ fn live_commands_say_what_is_wrong() {
     p.ok(&["stop", "items"]);
     assert!(p.db[1].texts("SELECT name FROM sqlite_master WHERE type = 'trigger'").is_empty(), "stop removes the triggers");
     assert_eq!(p.ok(&["--format", "json", "status"]).json()["maps"][0]["state"], "stopped");
+}
+
+/// A small random generator, seeded so that a failing run can be repeated.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Random inserts, updates and deletes on one app until `until`.
+fn random_writer(db: &TestDb, seed: u64, until: Instant) -> usize {
+    let mut rng = Rng(seed | 1);
+    let names = ["plain", "O'Brien", "say \"hi\"", "a,b;c", "line\nbreak", "émoji 🚀", "", "مرحبا"];
+    let mut ops = 0;
+    while Instant::now() < until {
+        let k = format!("k{:03}", rng.below(300));
+        let name = names[rng.below(names.len() as u64) as usize].replace('\'', "''");
+        let qty = rng.below(1000);
+        let sql = match rng.below(10) {
+            0..=3 => format!("INSERT INTO item VALUES ('{k}', '{name}', {qty}) ON CONFLICT (k) DO NOTHING"),
+            4..=7 => format!("UPDATE item SET name = '{name}', qty = {qty} WHERE k = '{k}'"),
+            8 => format!("UPDATE item SET qty = NULL WHERE k = '{k}'"),
+            _ => format!("DELETE FROM item WHERE k = '{k}'"),
+        };
+        db.exec(&sql);
+        ops += 1;
+        std::thread::sleep(Duration::from_millis(rng.below(8)));
+    }
+    ops
+}
+
+/// Concurrent writers on both apps while `dualsync run` runs, then quiet: the apps end identical.
+#[test]
+fn random_concurrent_writers_on_both_apps_end_identical() {
+    let Some(p) = Pair::new([Kind::Sqlite, Kind::Postgres], "latest", "") else { return };
+    let seed = std::env::var("DUALSYNC_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    let seconds = std::env::var("DUALSYNC_RANDOM_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    // Straight to stderr: the seed must be seen to repeat a failure (DUALSYNC_TEST_SEED).
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "random_concurrent_writers: seed {seed}, {seconds} s");
+    p.ok(&["start", "items"]);
+    let child = p.spawn_run();
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let ops = std::thread::scope(|s| {
+        let a = s.spawn(|| random_writer(&p.db[0], seed, until));
+        let b = s.spawn(|| random_writer(&p.db[1], seed.rotate_left(17), until));
+        a.join().unwrap() + b.join().unwrap()
+    });
+    let converged = p.try_converge(None, Duration::from_secs(60));
+    let out = p.terminate(child);
+    if let Err(e) = converged {
+        panic!("seed {seed}: {e}\n{out}");
+    }
+    assert!(ops > 100, "the writers wrote: {ops} (seed {seed})");
+    assert!(!p.dump(0).is_empty(), "seed {seed}: {out}");
+}
+
+/// `start` while both apps keep changing: every change made during the initial sync arrives.
+#[test]
+fn changes_made_during_the_initial_sync_are_not_lost() {
+    let Some(p) = Pair::new([Kind::Sqlite, Kind::Postgres], "master", "") else { return };
+    let rows = |prefix: &str, n: usize| (0..n).map(|i| format!("('{prefix}{i:05}', 'n{i}', {i})")).collect::<Vec<_>>().join(", ");
+    p.exec(0, &format!("INSERT INTO item VALUES {}", rows("a", 20_000)));
+    p.exec(1, &format!("INSERT INTO item VALUES {}", rows("b", 20_000)));
+    let writes = std::thread::scope(|s| {
+        let started = s.spawn(|| p.run(&["start", "items"]));
+        let mut writes = 0;
+        while !started.is_finished() {
+            // Each side changes its own rows, adds rows and deletes some.
+            let i = writes % 20_000;
+            p.exec(0, &format!("UPDATE item SET name = 'changed during start' WHERE k = 'a{i:05}'"));
+            p.exec(1, &format!("UPDATE item SET qty = -1 WHERE k = 'b{i:05}'"));
+            p.exec(0, &format!("INSERT INTO item VALUES ('new-a{writes:05}', 'x', 1)"));
+            p.exec(1, &format!("DELETE FROM item WHERE k = 'b{:05}'", 19_999 - i));
+            writes += 1;
+        }
+        assert_eq!(started.join().unwrap().code, 0);
+        writes
+    });
+    assert!(writes > 5, "the writer ran during the initial sync ({writes} rounds)");
+    p.ok(&["sync"]);
+    p.converge(None, Duration::from_secs(5));
+    let a = p.dump(0);
+    for i in 0..writes {
+        let j = i % 20_000;
+        assert!(a.contains(&format!("a{j:05}|changed during start|{j}")), "update of a{j:05} on a lost");
+        assert!(a.contains(&format!("b{j:05}|n{j}|-1")) || 19_999 - j < writes, "update of b{j:05} on b lost");
+        assert!(a.contains(&format!("new-a{i:05}|x|1")), "insert new-a{i:05} lost");
+        assert!(!a.iter().any(|r| r.starts_with(&format!("b{:05}|", 19_999 - j))), "delete of b{:05} lost", 19_999 - j);
+    }
 }
