@@ -19,6 +19,8 @@ pub struct BootstrapReport {
     pub updated: u64,
     /// Rows the database refused (a key the company already holds, say); in the error log.
     pub failed: Vec<NewError>,
+    /// For a started map: what taking the rows to the other app did.
+    pub propagated: dualsync_state::Counts,
 }
 
 pub struct Bootstrap<'a> {
@@ -54,6 +56,11 @@ pub fn bootstrap_company(
         return Ok(report);
     }
     let mut writer = apps.connect(b.app)?;
+    // A started map takes the rows to the other app as they get their company (capture skips dualsync's writes).
+    let started = match store {
+        Some(store) if store.map_state(b.map)?.is_some() => Some((store, store.begin_run("bootstrap-company")?)),
+        _ => None,
+    };
     let request = ScanRequest { selection, columns: s.key.clone(), order_by: s.key.clone(), batch_size: DEFAULT_BATCH_SIZE };
     let mut failure = None;
     reader
@@ -72,6 +79,22 @@ pub fn bootstrap_company(
             match writer.write(&batch) {
                 Ok(outcome) => {
                     report.updated += (keys.len() - outcome.failures.len()) as u64;
+                    let refused: Vec<usize> = outcome.failures.iter().map(|f| f.index).collect();
+                    if let Some((store, run)) = started {
+                        let written = keys
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| !refused.contains(i))
+                            .map(|(_, k)| std::iter::once(Value::Text(b.company.to_string())).chain(k.iter().cloned()).collect())
+                            .collect();
+                        match crate::live::propagate_written(config, apps, store, run, map, b.app, written) {
+                            Ok(counts) => report.propagated.add(&counts),
+                            Err(e) => {
+                                failure = Some(e);
+                                return false;
+                            }
+                        }
+                    }
                     for f in outcome.failures {
                         report.failed.push(NewError {
                             map: map.name.clone(),
@@ -87,19 +110,23 @@ pub fn bootstrap_company(
                     true
                 }
                 Err(e) => {
-                    failure = Some(e);
+                    failure = Some(on_app(e));
                     false
                 }
             }
         })
         .map_err(&on_app)?;
     if let Some(e) = failure {
-        return Err(on_app(e));
+        return Err(e);
     }
-    if let (Some(store), false) = (store, report.failed.is_empty()) {
-        let run = store.begin_run("bootstrap-company")?;
+    if let Some(store) = store.filter(|_| !report.failed.is_empty() || started.is_some()) {
+        let run = match started {
+            Some((_, run)) => run,
+            None => store.begin_run("bootstrap-company")?,
+        };
         store.record_errors(run, &report.failed)?;
-        store.finish_run(run, dualsync_state::RunStatus::RowsFailed, None)?;
+        let failed = !report.failed.is_empty() || report.propagated.failed_total() > 0;
+        store.finish_run(run, if failed { dualsync_state::RunStatus::RowsFailed } else { dualsync_state::RunStatus::Ok }, None)?;
     }
     Ok(report)
 }

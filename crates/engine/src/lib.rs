@@ -17,9 +17,9 @@
 pub mod apps;
 pub mod bootstrap;
 pub mod check;
-pub mod live;
 mod decide;
 mod error;
+pub mod live;
 mod lookup;
 pub mod merge;
 pub mod migrate;

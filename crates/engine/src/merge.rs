@@ -57,7 +57,11 @@ pub struct Merge {
 
 impl Merge {
     fn nothing(decision_key: Vec<dualsync_model::Value>, base: Option<Vec<u8>>) -> Merge {
-        Merge { decision: Decision { writes: [None, None], key: decision_key, base: Vec::new(), refused: Vec::new() }, base, conflict: None }
+        Merge {
+            decision: Decision { writes: [None, None], key: decision_key, base: Vec::new(), refused: Vec::new() },
+            base,
+            conflict: None,
+        }
     }
 }
 
@@ -122,7 +126,8 @@ fn one_side_gone(m: &MergeRules, row: CommonRow, present: usize, deleted: bool, 
             return merge;
         }
     };
-    let resolution = Some(format!("{}: {} wins ({})", policy_name(m.policy), m.apps[winner], if winner == gone { "deleted" } else { "kept" }));
+    let resolution =
+        Some(format!("{}: {} wins ({})", policy_name(m.policy), m.apps[winner], if winner == gone { "deleted" } else { "kept" }));
     let mut merge = if winner == gone {
         delete_it(key)
     } else {

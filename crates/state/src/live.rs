@@ -120,10 +120,8 @@ impl StateStore {
         let partition = self.partition_id(&mut db, map, company)?;
         let mut out = HashMap::with_capacity(keys.len());
         for key in keys {
-            let rows = db.query(
-                "SELECT content_hash FROM key_state WHERE partition_id = ?1 AND key = ?2",
-                &[P::Int(partition), P::Text(key)],
-            )?;
+            let rows =
+                db.query("SELECT content_hash FROM key_state WHERE partition_id = ?1 AND key = ?2", &[P::Int(partition), P::Text(key)])?;
             if let Some(Cell::Blob(b)) = rows.first().and_then(|r| r.first()) {
                 out.insert(key.clone(), b.clone());
             }

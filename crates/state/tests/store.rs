@@ -32,7 +32,15 @@ fn runs_and_partitions_are_recorded() {
         let store = open();
         let run = store.begin_run("sync").unwrap();
         let p = store.begin_partition(run, "customers", "C1", ["erp", "crm"]).unwrap();
-        let counts = Counts { read: [10, 8], inserted: [0, 2], updated: [1, 0], failed: [0, 1], unchanged: 7, no_company: [0, 0], ..Default::default() };
+        let counts = Counts {
+            read: [10, 8],
+            inserted: [0, 2],
+            updated: [1, 0],
+            failed: [0, 1],
+            unchanged: 7,
+            no_company: [0, 0],
+            ..Default::default()
+        };
         store.finish_partition(p, &counts, RunStatus::RowsFailed, None).unwrap();
         store.finish_run(run, RunStatus::RowsFailed, None).unwrap();
         let parts = store.partitions_of_run(run).unwrap();

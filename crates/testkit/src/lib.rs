@@ -126,9 +126,7 @@ impl TestDb {
     pub fn exec(&self, sql: &str) {
         let sql = self.kind.ddl(sql);
         match self.kind {
-            Kind::Sqlite => sqlite(&self.url)
-                .and_then(|c| c.execute_batch(&sql))
-                .unwrap_or_else(|e| panic!("sqlite: {e}\n{sql}")),
+            Kind::Sqlite => sqlite(&self.url).and_then(|c| c.execute_batch(&sql)).unwrap_or_else(|e| panic!("sqlite: {e}\n{sql}")),
             Kind::Postgres => postgres::Client::connect(&self.url, postgres::NoTls)
                 .and_then(|mut c| c.batch_execute(&sql))
                 .unwrap_or_else(|e| panic!("postgres: {e}\n{sql}")),

@@ -20,6 +20,7 @@ pub fn bootstrap(cli: &Cli, config: &Config, args: &BootstrapArgs) -> CliResult 
         print_json(&json!({
             "map": args.map, "app": args.app, "table": report.table, "column": report.column, "company": args.company,
             "dry_run": args.dry_run, "rows_without_company": report.candidates, "updated": report.updated,
+            "propagated": { "inserted": report.propagated.inserted, "updated": report.propagated.updated, "failed": report.propagated.failed },
             "failed": report.failed.iter().map(|e| json!({"key": e.key, "message": e.message})).collect::<Vec<_>>(),
         }));
     } else if args.dry_run {

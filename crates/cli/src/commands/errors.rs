@@ -95,7 +95,8 @@ pub fn retry(cli: &Cli, config: &Config, args: &RetryArgs) -> CliResult {
 pub fn resync(cli: &Cli, config: &Config, args: &ResyncArgs) -> CliResult {
     let (apps, store) = super::open(config)?;
     let run_id = store.begin_run("resync")?;
-    let result = reconcile_key(config, &apps, &store, run_id, &args.map, args.company.clone().map(Value::Text), key_from_text(&args.key), None);
+    let result =
+        reconcile_key(config, &apps, &store, run_id, &args.map, args.company.clone().map(Value::Text), key_from_text(&args.key), None);
     let status = match &result {
         Ok(o) if o.ok() => RunStatus::Ok,
         Ok(_) => RunStatus::RowsFailed,

@@ -93,12 +93,7 @@ impl LiveObserver for Lines {
 
 fn effect(c: &Counts) -> String {
     let mut parts = Vec::new();
-    for (label, n) in [
-        ("inserted", c.inserted),
-        ("updated", c.updated),
-        ("deleted", c.deleted),
-        ("failed", c.failed),
-    ] {
+    for (label, n) in [("inserted", c.inserted), ("updated", c.updated), ("deleted", c.deleted), ("failed", c.failed)] {
         if n[0] + n[1] > 0 {
             parts.push(format!("{label} {}/{}", n[0], n[1]));
         }

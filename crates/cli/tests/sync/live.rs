@@ -115,7 +115,9 @@ b = "qty"
             }
             if Instant::now() > end {
                 let differ: Vec<_> = a.iter().filter(|r| !b.contains(r)).chain(b.iter().filter(|r| !a.contains(r))).collect();
-                return Err(format!("the apps did not converge within {within:?}: rows on one side only: {differ:?}\nexpected: {expect:?}"));
+                return Err(format!(
+                    "the apps did not converge within {within:?}: rows on one side only: {differ:?}\nexpected: {expect:?}"
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -381,7 +383,11 @@ fn live_commands_say_what_is_wrong() {
     p.exec(0, "DROP TABLE dualsync_changes");
     let run = p.run(&["sync"]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("change capture is missing or damaged: run `dualsync stop items` and `dualsync start items`"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("change capture is missing or damaged: run `dualsync stop items` and `dualsync start items`"),
+        "{}",
+        run.stderr
+    );
     assert!(p.ok(&["status"]).stdout.contains("items is paused: "), "the map waits for a person");
     p.ok(&["stop", "items"]);
     assert!(p.db[1].texts("SELECT name FROM sqlite_master WHERE type = 'trigger'").is_empty(), "stop removes the triggers");
@@ -429,9 +435,10 @@ fn random_writer(db: &TestDb, seed: u64, until: Instant) -> usize {
 #[test]
 fn random_concurrent_writers_on_both_apps_end_identical() {
     let Some(p) = Pair::new([Kind::Sqlite, Kind::Postgres], "latest", "") else { return };
-    let seed = std::env::var("DUALSYNC_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
+    let seed = std::env::var("DUALSYNC_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
     let seconds = std::env::var("DUALSYNC_RANDOM_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
     // Straight to stderr: the seed must be seen to repeat a failure (DUALSYNC_TEST_SEED).
     use std::io::Write;
@@ -486,4 +493,61 @@ fn changes_made_during_the_initial_sync_are_not_lost() {
         assert!(a.contains(&format!("new-a{i:05}|x|1")), "insert new-a{i:05} lost");
         assert!(!a.iter().any(|r| r.starts_with(&format!("b{:05}|", 19_999 - j))), "delete of b{:05} lost", 19_999 - j);
     }
+}
+
+#[test]
+fn an_import_into_a_started_map_reaches_the_other_app_without_capture() {
+    for kinds in [[Kind::Sqlite, Kind::Sqlite], [Kind::Postgres, Kind::Sqlite]] {
+        let Some(p) = Pair::new(kinds, "master", "") else { return };
+        p.exec(0, "INSERT INTO item VALUES ('k1', 'old', 1)");
+        p.ok(&["start", "items"]);
+        std::fs::write(p.w.path("in.csv"), "k,name,qty\nk1,\"new, \"\"quoted\"\"\",2\nk2,,3\nk3,\"\",\n").unwrap();
+        let run = p.ok(&["--format", "json", "import", "--map", "items", "--app", "a", "--in", "in.csv"]).json();
+        assert_eq!(run["propagated"]["inserted"], serde_json::json!([0, 2]), "{run}");
+        assert_eq!(run["propagated"]["updated"], serde_json::json!([0, 1]), "{run}");
+        let expect = vec!["k1|new, \"quoted\"|2", "k2|∅|3", "k3||∅"];
+        assert_eq!(p.dump(0), expect, "{kinds:?}");
+        assert_eq!(p.dump(1), expect, "{kinds:?}");
+        assert_eq!((p.changes(0), p.changes(1)), (0, 0), "the import and its propagation are dualsync's writes: not captured");
+        assert_eq!(p.ok(&["--format", "json", "sync"]).json()["maps"], serde_json::json!([]), "nothing left to reconcile");
+    }
+}
+
+#[test]
+fn bootstrap_company_on_a_started_map_takes_the_rows_to_the_other_app() {
+    let w = Workspace::new();
+    w.exec("a.db", "CREATE TABLE item (co TEXT, k TEXT NOT NULL, name TEXT, UNIQUE (co, k))");
+    w.exec("b.db", "CREATE TABLE item (co TEXT, k TEXT NOT NULL, name TEXT, UNIQUE (co, k))");
+    w.config(
+        r#"
+[apps.a]
+url = "sqlite://a.db"
+[apps.b]
+url = "sqlite://b.db"
+[[maps]]
+name = "items"
+[maps.a]
+table = "item"
+key = "k"
+company = "co"
+[maps.b]
+table = "item"
+key = "k"
+company = "co"
+[[maps.columns]]
+a = "k"
+b = "k"
+[[maps.columns]]
+a = "name"
+b = "name"
+"#,
+    );
+    w.exec("a.db", "INSERT INTO item VALUES ('C1', 'k1', 'with company'), (NULL, 'k2', 'no company yet')");
+    let start = w.run(&["start", "items"]);
+    assert_eq!(start.code, 0, "{}{}", start.stdout, start.stderr);
+    assert_eq!(w.count("b.db", "SELECT count(*) FROM item"), 1);
+    let run = w.run(&["--format", "json", "bootstrap-company", "--map", "items", "--app", "a", "--company", "C1"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["propagated"]["inserted"], serde_json::json!([0, 1]), "{}", run.stdout);
+    assert_eq!(w.count("b.db", "SELECT count(*) FROM item WHERE co = 'C1' AND k = 'k2' AND name = 'no company yet'"), 1);
 }

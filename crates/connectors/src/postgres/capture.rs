@@ -111,8 +111,10 @@ pub fn remove(client: &mut postgres::Client, table: &str) -> Result<(), Connecto
     let quoted = quote(table);
     let exists: bool = tx.query_one("SELECT to_regclass($1) IS NOT NULL", &[&quoted]).map_err(db_error)?.get(0);
     if exists {
-        tx.batch_execute(&format!("DROP TRIGGER IF EXISTS dualsync_capture ON {quoted}; DROP TRIGGER IF EXISTS dualsync_notify ON {quoted};"))
-            .map_err(db_error)?;
+        tx.batch_execute(&format!(
+            "DROP TRIGGER IF EXISTS dualsync_capture ON {quoted}; DROP TRIGGER IF EXISTS dualsync_notify ON {quoted};"
+        ))
+        .map_err(db_error)?;
     }
     // Whatever is left of a damaged install goes too.
     for registry in ["dualsync_changes", "dualsync_capture"] {
@@ -194,7 +196,9 @@ pub fn trim(client: &mut postgres::Client, table: &str, readers: &[Cursor]) -> R
     let mut earliest = readers.iter().map(parse).collect::<Result<Vec<_>, _>>()?;
     earliest.sort_by_key(|(xid, seq)| (xid.parse::<u64>().unwrap_or(0), *seq));
     let (xid, seq) = earliest.swap_remove(0);
-    client.execute("DELETE FROM dualsync_changes WHERE tbl = $1 AND (xid, seq) <= ($2::text::xid8, $3)", &[&table, &xid, &seq]).map_err(db_error)
+    client
+        .execute("DELETE FROM dualsync_changes WHERE tbl = $1 AND (xid, seq) <= ($2::text::xid8, $3)", &[&table, &xid, &seq])
+        .map_err(db_error)
 }
 
 pub fn pending(client: &mut postgres::Client, table: &str, after: &Cursor) -> Result<u64, ConnectorError> {

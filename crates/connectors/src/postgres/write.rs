@@ -109,7 +109,12 @@ fn update_group(
         }
     }
     let sql = if columns.is_empty() {
-        format!("DELETE FROM {} AS t USING {} AS s WHERE {} AND s.n BETWEEN $1 AND $2", quote(&batch.table), stage_name(width), conditions.join(" AND "))
+        format!(
+            "DELETE FROM {} AS t USING {} AS s WHERE {} AND s.n BETWEEN $1 AND $2",
+            quote(&batch.table),
+            stage_name(width),
+            conditions.join(" AND ")
+        )
     } else {
         format!(
             "UPDATE {} AS t SET {set} FROM {} AS s WHERE {} AND s.n BETWEEN $1 AND $2",

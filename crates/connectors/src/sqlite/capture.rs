@@ -43,7 +43,8 @@ pub fn install(conn: &mut rusqlite::Connection, spec: &CaptureSpec) -> Result<()
     let tx = conn.transaction().map_err(db_error)?;
     tx.execute_batch(SETUP).map_err(db_error)?;
     let table = quote(&spec.table);
-    let key = |row: &str| format!("json_array({})", spec.columns.iter().map(|c| format!("{row}.{}", quote(c))).collect::<Vec<_>>().join(", "));
+    let key =
+        |row: &str| format!("json_array({})", spec.columns.iter().map(|c| format!("{row}.{}", quote(c))).collect::<Vec<_>>().join(", "));
     let record = |row: &str, op: &str| {
         format!(
             "INSERT INTO dualsync_changes (tbl, key, op, origin, at) VALUES ({}, {}, '{op}', 'app', {NOW_MICROS});",
@@ -184,9 +185,11 @@ pub fn pending(conn: &rusqlite::Connection, table: &str, after: &Cursor) -> Resu
     if !has_setup(conn)? {
         return Ok(0);
     }
-    conn.query_row("SELECT count(*) FROM dualsync_changes WHERE tbl = ?1 AND seq > ?2", params![table, seq_of(after)?], |r| r.get::<_, i64>(0))
-        .map(|n| n as u64)
-        .map_err(db_error)
+    conn.query_row("SELECT count(*) FROM dualsync_changes WHERE tbl = ?1 AND seq > ?2", params![table, seq_of(after)?], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n as u64)
+    .map_err(db_error)
 }
 
 /// Whether this database has capture set up, so dualsync's writes must be marked.

@@ -75,7 +75,12 @@ pub fn start_map(
 
 /// Whether another started map reads this app's table.
 fn shares_table(config: &Config, store: &StateStore, map: &str, app: &str, table: &str) -> Result<bool, EngineError> {
-    Ok(store.map_states()?.iter().filter(|s| s.map != map).filter_map(|s| config.map(&s.map)).any(|m| m.sides.iter().any(|s| s.app == app && s.table == table)))
+    Ok(store
+        .map_states()?
+        .iter()
+        .filter(|s| s.map != map)
+        .filter_map(|s| config.map(&s.map))
+        .any(|m| m.sides.iter().any(|s| s.app == app && s.table == table)))
 }
 
 pub fn pause_map(config: &Config, map: &str) -> Result<(), EngineError> {
@@ -121,7 +126,10 @@ pub fn resolve_conflict(config: &Config, apps: &Apps, id: i64, take_app: &str) -
         .next()
         .ok_or_else(|| EngineError::Usage(format!("there is no conflict {id}; list them with `dualsync conflicts`")))?;
     if conflict.status != "open" {
-        return Err(EngineError::Usage(format!("conflict {id} is already resolved ({})", conflict.conflict.resolution.unwrap_or_default())));
+        return Err(EngineError::Usage(format!(
+            "conflict {id} is already resolved ({})",
+            conflict.conflict.resolution.unwrap_or_default()
+        )));
     }
     let c = &conflict.conflict;
     let m = map_of(config, &c.map)?;

@@ -247,6 +247,51 @@ fn catch_up(
     }
 }
 
+/// Reconciles rows dualsync itself wrote into one app of a map (a bulk
+/// import): they carry dualsync's origin, so capture skips them, and they are
+/// merged into the other app here instead, a batch at a time, as if captured.
+/// `written` holds each row's `[company value, key values…]` as the app stores
+/// them (the company first where the map has one).
+pub fn propagate_written(
+    config: &Config,
+    apps: &Apps,
+    store: &StateStore,
+    run_id: i64,
+    map: &MapConfig,
+    app: &str,
+    written: Vec<Vec<dualsync_model::Value>>,
+) -> Result<Counts, EngineError> {
+    let shape = MapShape::new(map, config).with_write_batches(map, apps);
+    let rules = MergeRules { rules: shape.rules(), policy: map.conflict, on_delete: map.on_delete, apps: shape.apps.clone() };
+    let side = map.side_of_app(app).ok_or_else(|| EngineError::Usage(format!("map {} has no app {app}", map.name)))?;
+    let has_company = shape.company[side].is_some() as usize;
+    // The side's key columns as configured, to the order capture records them in.
+    let order: Vec<usize> = shape.key_columns[side]
+        .iter()
+        .map(|c| map.sides[side].key.iter().position(|k| k == c).expect("a key column of the side"))
+        .collect();
+    let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros() as i64;
+    let changes = written
+        .into_iter()
+        .map(|row| {
+            let mut values: Vec<_> = order.iter().map(|&i| row[has_company + i].clone()).collect();
+            if has_company == 1 {
+                values.push(row[0].clone());
+            }
+            dualsync_connectors::Change { values, kind: dualsync_connectors::ChangeKind::Update, at_micros: at }
+        })
+        .collect();
+    let mut both = [Vec::new(), Vec::new()];
+    both[side] = changes;
+    let batch = reconcile::Batch { apps, store, run_id, shape: &shape, rules: &rules };
+    let mut counts = Counts::default();
+    for group in changes::group(apps, &shape, both)? {
+        let company = changes::company(apps, &shape, &group.code)?;
+        counts.add(&batch.reconcile(company, group.keys)?);
+    }
+    Ok(counts)
+}
+
 /// A change table or trigger that is gone needs capture installed again.
 fn capture_broken(mut e: dualsync_connectors::ConnectorError, map: &str, table: &str) -> dualsync_connectors::ConnectorError {
     if e.kind == ErrorKind::Schema {

@@ -71,11 +71,28 @@ pub struct ImportReport {
     pub updated: u64,
     /// Rows not imported (malformed lines, values the column cannot hold, rows the database refused).
     pub failed: Vec<NewError>,
+    /// For a started map: what reconciling the imported rows did to the other app.
+    pub propagated: dualsync_state::Counts,
 }
+
+/// Keys an import wrote into one app, each as `[company value, key values…]`
+/// (the company first where the map has one), handed over after every batch.
+pub type Written<'a> = &'a mut dyn FnMut(Vec<Vec<Value>>) -> Result<dualsync_state::Counts, EngineError>;
 
 /// Imports a CSV file into the app's table of the map. With `strict`, a file
 /// with any malformed line is refused whole before anything is written.
-pub fn import(config: &Config, apps: &Apps, map: &str, app: &str, path: &Path, strict: bool) -> Result<ImportReport, EngineError> {
+/// `written` receives the keys of each batch once it is committed (the
+/// import writes as dualsync, so capture does not see it; a started map
+/// reconciles them to the other app from there).
+pub fn import(
+    config: &Config,
+    apps: &Apps,
+    map: &str,
+    app: &str,
+    path: &Path,
+    strict: bool,
+    written: Written<'_>,
+) -> Result<ImportReport, EngineError> {
     let (m, side) = side_of(config, map, app)?;
     let open =
         || std::fs::File::open(path).map(BufReader::new).map_err(|e| EngineError::Usage(format!("cannot read {}: {e}", path.display())));
@@ -126,6 +143,7 @@ pub fn import(config: &Config, apps: &Apps, map: &str, app: &str, path: &Path, s
         key_columns,
         file: path.display().to_string(),
         report: ImportReport::default(),
+        written: Vec::new(),
     };
     let mut batch: Vec<(usize, Vec<Option<String>>)> = Vec::new();
     while let Some(record) = reader.next_record() {
@@ -136,9 +154,13 @@ pub fn import(config: &Config, apps: &Apps, map: &str, app: &str, path: &Path, s
         }
         if batch.len() >= DEFAULT_BATCH_SIZE {
             importer.write(conn.as_mut(), std::mem::take(&mut batch)).map_err(in_app(apps, app))?;
+            let counts = written(std::mem::take(&mut importer.written))?;
+            importer.report.propagated.add(&counts);
         }
     }
     importer.write(conn.as_mut(), batch).map_err(in_app(apps, app))?;
+    let counts = written(std::mem::take(&mut importer.written))?;
+    importer.report.propagated.add(&counts);
     Ok(importer.report)
 }
 
@@ -150,6 +172,8 @@ struct Importer<'a> {
     key_columns: Vec<String>,
     file: String,
     report: ImportReport,
+    /// Keys of the last batch that were written.
+    written: Vec<Vec<Value>>,
 }
 
 impl Importer<'_> {
@@ -253,6 +277,7 @@ impl Importer<'_> {
         }
         for (i, op) in batch.ops.iter().enumerate() {
             if !failed[i] {
+                self.written.push(rows[i].1.clone());
                 match op {
                     WriteOp::Insert(_) => self.report.inserted += 1,
                     WriteOp::Update { .. } => self.report.updated += 1,
