@@ -167,6 +167,10 @@ pub struct Privileges {
     pub select: Option<bool>,
     pub insert: Option<bool>,
     pub update: Option<bool>,
+    /// What live sync needs besides: DELETE (deletes flow), and for change
+    /// capture TRIGGER on the table and `CREATE ON SCHEMA x` where the change
+    /// table goes (a privilege on something else than the table has a space in its name).
+    pub live: Vec<(String, Option<bool>)>,
     /// Whether a privilege reported missing is surely missing (false where
     /// grants may come by ways the database does not list, such as roles).
     pub certain: bool,

@@ -258,10 +258,31 @@ fn check_privileges(shape: &MapShape, side: usize, conn: &mut dyn dualsync_conne
         .filter(|(_, granted)| *granted == Some(false))
         .map(|(name, _)| *name)
         .collect();
+    let user = if p.user.is_empty() { "the user".to_string() } else { format!("user {}", p.user) };
+    // Live sync's needs warn only: an initial sync runs without them.
+    let live: Vec<&str> = p.live.iter().filter(|(_, granted)| *granted == Some(false)).map(|(name, _)| name.as_str()).collect();
+    if !live.is_empty() {
+        let (on_table, elsewhere): (Vec<&str>, Vec<&str>) = live.iter().partition(|l| !l.contains(' '));
+        let mut what = Vec::new();
+        let mut grants = Vec::new();
+        if !on_table.is_empty() {
+            what.push(format!("{} on table {table}", on_table.join(", ")));
+            grants.extend(p.grant.as_ref().map(|g| g.replace("{privileges}", &on_table.join(", "))));
+        }
+        for other in elsewhere {
+            what.push(other.to_string());
+            grants.push(format!("GRANT {other} TO {};", dualsync_connectors::sql::double_quote(&p.user)));
+        }
+        findings.push(finding(
+            Severity::Warning,
+            Cause::Environment,
+            format!("{user} lacks {}: live sync (`dualsync start`) needs it to capture changes and apply deletes", what.join(" and ")),
+            grants.join(" "),
+        ));
+    }
     if missing.is_empty() {
         return;
     }
-    let user = if p.user.is_empty() { "the user".to_string() } else { format!("user {}", p.user) };
     let hint = match &p.grant {
         Some(grant) => grant.replace("{privileges}", &missing.join(", ")),
         None => "make the database file writable by the user running dualsync".to_string(),

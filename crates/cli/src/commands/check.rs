@@ -11,10 +11,16 @@ use serde_json::json;
 pub fn check(cli: &Cli, config: &Config) -> CliResult {
     let apps = Apps::open(config)?;
     let maps = selected_maps(config, &[])?;
-    let findings = preflight(config, &apps, &maps);
+    let mut findings = preflight(config, &apps, &maps);
     // An existing state store is opened to prove it is readable; a new one is only announced.
     let state_exists = dualsync_state::StateStore::exists(&config.state);
-    let state = if state_exists { dualsync_state::StateStore::open(&config.state).err() } else { None };
+    let opened = if state_exists { Some(dualsync_state::StateStore::open(&config.state)) } else { None };
+    let mut live_states = Vec::new();
+    if let Some(Ok(store)) = &opened {
+        findings.extend(dualsync_engine::live::capture_findings(config, &apps, store)?);
+        live_states = store.map_states()?;
+    }
+    let state = opened.and_then(Result::err);
     let errors = findings.iter().filter(|f| f.severity == Severity::Error).count() + state.is_some() as usize;
     let unreachable = findings.iter().any(|f| f.severity == Severity::Error && f.cause == Cause::Environment) || state.is_some();
     if is_json(cli.format) {
@@ -37,6 +43,9 @@ pub fn check(cli: &Cli, config: &Config) -> CliResult {
         let order = dualsync_engine::order::run_order(config, &[]);
         let stages: Vec<String> = order.stages.iter().map(|s| s.iter().map(|step| step.label()).collect::<Vec<_>>().join(", ")).collect();
         println!("  maps in run order (a stage's maps run side by side): {}", stages.join(" → "));
+        for s in &live_states {
+            println!("  map {} is {} (change capture on)", s.map, s.state.as_str());
+        }
         match &state {
             Some(e) => println!("  state store: {e}"),
             None if state_exists => println!("  state store {}: ok", config.state.url),

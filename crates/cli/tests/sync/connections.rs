@@ -105,6 +105,15 @@ fn each_missing_privilege_is_named_with_the_statement_that_grants_it() {
         assert_eq!(check.code, 1, "{missing}: {}{}", check.stdout, check.stderr);
         assert!(check.stdout.contains(&format!("user {role} lacks {missing} on table account")), "{missing}: {}", check.stdout);
         assert!(check.stdout.contains(&format!("GRANT {missing} ON TABLE \"account\" TO \"{role}\";")), "{missing}: {}", check.stdout);
+        // What live sync needs besides is named too, as a warning.
+        assert!(
+            check.stdout.contains(&format!(
+                "user {role} lacks DELETE, TRIGGER on table account and CREATE ON SCHEMA \"public\": live sync (`dualsync start`) needs it"
+            )),
+            "{}",
+            check.stdout
+        );
+        assert!(check.stdout.contains(&format!("GRANT DELETE, TRIGGER ON TABLE \"account\" TO \"{role}\";")), "{}", check.stdout);
         let sync = w.run(&["sync"]);
         assert_eq!(sync.code, 1, "{missing}: found before anything is written: {}", sync.stderr);
         assert_eq!(crm.texts("SELECT CAST(count(*) AS TEXT) FROM account"), [Some("0".to_string())]);

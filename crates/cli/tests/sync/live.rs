@@ -381,6 +381,10 @@ fn live_commands_say_what_is_wrong() {
     // Capture removed behind dualsync's back: the map pauses with the reason.
     p.exec(0, "DROP TRIGGER dualsync_item_i");
     p.exec(0, "DROP TABLE dualsync_changes");
+    let check = p.run(&["check"]);
+    assert_eq!(check.code, 1, "{}", check.stdout);
+    assert!(check.stdout.contains("map items is running but a.item has no change capture"), "{}", check.stdout);
+    assert!(check.stdout.contains("`dualsync stop items` then `dualsync start items`"), "{}", check.stdout);
     let run = p.run(&["sync"]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(

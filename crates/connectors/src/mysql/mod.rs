@@ -201,6 +201,7 @@ impl Connection for MyConnection {
             select: Some(has("SELECT")),
             insert: Some(has("INSERT")),
             update: Some(has("UPDATE")),
+            live: vec![("DELETE".into(), Some(has("DELETE")))],
             user,
             certain: false,
             grant: Some(grant),

@@ -243,7 +243,9 @@ impl Connection for PgConnection {
             .client
             .query_one(
                 "SELECT current_user::text, has_table_privilege(to_regclass($1), 'SELECT'),
-                        has_table_privilege(to_regclass($1), 'INSERT'), has_table_privilege(to_regclass($1), 'UPDATE')",
+                        has_table_privilege(to_regclass($1), 'INSERT'), has_table_privilege(to_regclass($1), 'UPDATE'),
+                        has_table_privilege(to_regclass($1), 'DELETE'), has_table_privilege(to_regclass($1), 'TRIGGER'),
+                        has_schema_privilege(current_schema(), 'CREATE'), current_schema()::text",
                 &[&double_quote(table)],
             )
             .map_err(db_error)?;
@@ -254,6 +256,11 @@ impl Connection for PgConnection {
             select: Some(row.get(1)),
             insert: Some(row.get(2)),
             update: Some(row.get(3)),
+            live: vec![
+                ("DELETE".into(), Some(row.get(4))),
+                ("TRIGGER".into(), Some(row.get(5))),
+                (format!("CREATE ON SCHEMA {}", double_quote(&row.get::<_, String>(7))), Some(row.get(6))),
+            ],
             certain: true,
             grant: Some(grant),
         })

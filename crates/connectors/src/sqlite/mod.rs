@@ -181,6 +181,7 @@ impl Connection for SqliteConnection {
             select: Some(true),
             insert: Some(writable),
             update: Some(writable),
+            live: vec![("DELETE".into(), Some(writable))],
             certain: true,
             grant: None,
         })

@@ -73,6 +73,34 @@ pub fn start_map(
     Ok(StartReport { initial })
 }
 
+/// `dualsync check`: each started map's capture is in place on both apps, recording the columns the map needs.
+pub fn capture_findings(config: &Config, apps: &Apps, store: &StateStore) -> Result<Vec<crate::check::Finding>, EngineError> {
+    let mut findings = Vec::new();
+    for state in store.map_states()? {
+        let Some(m) = config.map(&state.map) else { continue };
+        let shape = MapShape::new(m, config);
+        for side in 0..2 {
+            let spec = capture_spec(&shape, side);
+            let app = &shape.apps[side];
+            let problem = match apps.connect(app).and_then(|mut c| c.capture_of(&spec.table).map_err(in_app(apps, app))) {
+                Ok(Some(columns)) if columns == spec.columns => continue,
+                Ok(Some(columns)) => format!("capture on {} records {columns:?}, the map needs {:?}", spec.table, spec.columns),
+                Ok(None) => format!("map {} is {} but {app}.{} has no change capture", m.name, state.state.as_str(), spec.table),
+                Err(e) => format!("cannot read the capture state of {}: {e}", spec.table),
+            };
+            findings.push(crate::check::Finding {
+                severity: crate::check::Severity::Error,
+                cause: crate::check::Cause::Environment,
+                map: Some(m.name.clone()),
+                app: app.clone(),
+                message: problem,
+                hint: format!("install it again: `dualsync stop {}` then `dualsync start {}`", m.name, m.name),
+            });
+        }
+    }
+    Ok(findings)
+}
+
 /// Whether another started map reads this app's table.
 fn shares_table(config: &Config, store: &StateStore, map: &str, app: &str, table: &str) -> Result<bool, EngineError> {
     Ok(store

@@ -18,7 +18,7 @@ pub mod changes;
 mod control;
 mod reconcile;
 
-pub use control::{pause_map, resolve_conflict, resume_map, start_map, stop_map, StartReport};
+pub use control::{capture_findings, pause_map, resolve_conflict, resume_map, start_map, stop_map, StartReport};
 
 use crate::apps::in_app;
 use crate::merge::MergeRules;
