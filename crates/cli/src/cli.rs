@@ -247,6 +247,15 @@ pub struct BenchArgs {
     /// Lookups per row (0: the plain profile). Each refers to a map of 1,000 rows per company.
     #[arg(long, default_value_t = 0)]
     pub lookups: usize,
+    /// Live sync instead: capture's cost, the sustained rate over --rows captured updates, and latency at --rate for --seconds.
+    #[arg(long)]
+    pub live: bool,
+    /// Changes per second the --live writer commits (one per transaction).
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    /// How long the --live writer writes.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

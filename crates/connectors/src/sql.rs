@@ -17,6 +17,14 @@ pub trait Dialect {
 
     /// `column` in an ORDER BY that sorts like `Value::key_cmp` (byte order for text).
     fn order_by(&self, column: &str) -> String;
+
+    /// Where the database takes a list of values as one array parameter: a
+    /// subquery of the array's elements (`SELECT unnest(…)`) for `column IN (…)`,
+    /// and the array as the one value to bind. One parameter instead of one per
+    /// key keeps key lookups cheap to plan. None: a parameter per key.
+    fn key_array(&self, _index: usize, _column: &str, _values: &[&Value]) -> Option<(String, Value)> {
+        None
+    }
 }
 
 /// A built statement: its text and its parameters, in order.
@@ -125,6 +133,12 @@ impl<'a> Sql<'a> {
     pub fn key_match(&mut self, columns: &[String], keys: &[Vec<Value>]) {
         if columns.len() == 1 {
             let c = self.quote(&columns[0]);
+            let values: Vec<&Value> = keys.iter().map(|k| &k[0]).collect();
+            if let Some((placeholder, array)) = self.dialect.key_array(self.params.len() + 1, &columns[0], &values) {
+                self.params.push(array);
+                self.push(&format!("{c} IN ({placeholder})"));
+                return;
+            }
             self.push(&format!("{c} IN ("));
             for (i, k) in keys.iter().enumerate() {
                 if i > 0 {

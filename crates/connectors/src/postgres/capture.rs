@@ -1,6 +1,7 @@
-//! Change capture on PostgreSQL: a row trigger per table records the captured
-//! columns of every changed row in `dualsync_changes`, and a statement trigger
-//! wakes listeners with `NOTIFY dualsync_changes`.
+//! Change capture on PostgreSQL: statement triggers per table (one per event)
+//! record the captured columns of every changed row in `dualsync_changes`
+//! from the statement's transition tables, in one INSERT … SELECT per
+//! statement, and wake listeners with `NOTIFY dualsync_changes`.
 //!
 //! Sequence numbers are taken before commit, so they do not arrive in commit
 //! order. Each change also records its transaction id, and a reader takes only
@@ -10,7 +11,7 @@
 //! long transaction on the app delays capture until it ends; it loses nothing.
 //!
 //! dualsync's connections set `dualsync.origin = 'dualsync'`; the triggers'
-//! WHEN clause skips their changes without calling any function.
+//! WHEN clause skips their statements without calling any function.
 
 use super::db_error;
 use crate::sql::double_quote as quote;
@@ -32,34 +33,23 @@ CREATE TABLE IF NOT EXISTS dualsync_changes (
     PRIMARY KEY (tbl, xid, seq)
 );
 CREATE TABLE IF NOT EXISTS dualsync_capture (tbl text PRIMARY KEY, columns text NOT NULL);
+-- One call per statement: the trigger's argument is the INSERT … SELECT that
+-- copies the keys of the statement's transition tables into the change table.
 CREATE OR REPLACE FUNCTION dualsync_capture() RETURNS trigger LANGUAGE plpgsql AS $f$
-DECLARE
-    new_key text;
-    old_key text;
-    j jsonb;
 BEGIN
-    IF TG_OP <> 'DELETE' THEN
-        j := to_jsonb(NEW);
-        SELECT jsonb_agg(j -> c ORDER BY o)::text INTO new_key FROM unnest(TG_ARGV) WITH ORDINALITY AS t(c, o);
-        INSERT INTO dualsync_changes (tbl, key, op) VALUES (TG_TABLE_NAME, new_key, left(TG_OP, 1));
-    END IF;
-    IF TG_OP <> 'INSERT' THEN
-        j := to_jsonb(OLD);
-        SELECT jsonb_agg(j -> c ORDER BY o)::text INTO old_key FROM unnest(TG_ARGV) WITH ORDINALITY AS t(c, o);
-        IF old_key IS DISTINCT FROM new_key THEN
-            INSERT INTO dualsync_changes (tbl, key, op) VALUES (TG_TABLE_NAME, old_key, 'D');
-        END IF;
-    END IF;
-    RETURN NULL;
-END
-$f$;
-CREATE OR REPLACE FUNCTION dualsync_notify() RETURNS trigger LANGUAGE plpgsql AS $f$
-BEGIN
+    EXECUTE TG_ARGV[0];
     PERFORM pg_notify('dualsync_changes', TG_TABLE_NAME);
     RETURN NULL;
 END
 $f$;
 "#;
+
+/// One statement trigger per event, each with the transition tables it reads.
+const TRIGGERS: [(&str, &str, &str); 3] = [
+    ("dualsync_capture_i", "INSERT", "NEW TABLE AS dualsync_new"),
+    ("dualsync_capture_u", "UPDATE", "OLD TABLE AS dualsync_old NEW TABLE AS dualsync_new"),
+    ("dualsync_capture_d", "DELETE", "OLD TABLE AS dualsync_old"),
+];
 
 const NOT_DUALSYNC: &str = "current_setting('dualsync.origin', true) IS DISTINCT FROM 'dualsync'";
 
@@ -73,15 +63,32 @@ pub fn install(client: &mut postgres::Client, spec: &CaptureSpec) -> Result<(), 
     tx.batch_execute("SELECT pg_advisory_xact_lock(727274)").map_err(db_error)?;
     tx.batch_execute(SETUP).map_err(|e| capture_error(&spec.table, e))?;
     let table = quote(&spec.table);
-    let args = spec.columns.iter().map(|c| literal(c)).collect::<Vec<_>>().join(", ");
-    let sql = format!(
-        "DROP TRIGGER IF EXISTS dualsync_capture ON {table};
-         DROP TRIGGER IF EXISTS dualsync_notify ON {table};
-         CREATE TRIGGER dualsync_capture AFTER INSERT OR UPDATE OR DELETE ON {table}
-             FOR EACH ROW WHEN ({NOT_DUALSYNC}) EXECUTE FUNCTION dualsync_capture({args});
-         CREATE TRIGGER dualsync_notify AFTER INSERT OR UPDATE OR DELETE ON {table}
-             FOR EACH STATEMENT WHEN ({NOT_DUALSYNC}) EXECUTE FUNCTION dualsync_notify();"
-    );
+    let key = |row: &str| {
+        format!("json_build_array({})::text", spec.columns.iter().map(|c| format!("{row}.{}", quote(c))).collect::<Vec<_>>().join(", "))
+    };
+    let insert =
+        |select: String| format!("INSERT INTO dualsync_changes (tbl, key, op) SELECT {}, key, op FROM ({select}) c", literal(&spec.table));
+    // An update that changes a key (or company) also deletes the old key: the
+    // old keys no new row has (EXCEPT: hashed, and NULLs compare equal).
+    let statements = [
+        insert(format!("SELECT {} AS key, 'I' AS op FROM dualsync_new n", key("n"))),
+        insert(format!(
+            "SELECT {} AS key, 'U' AS op FROM dualsync_new n UNION ALL (SELECT {}, 'D' FROM dualsync_old o EXCEPT SELECT {}, 'D' FROM dualsync_new n)",
+            key("n"),
+            key("o"),
+            key("n")
+        )),
+        insert(format!("SELECT {} AS key, 'D' AS op FROM dualsync_old o", key("o"))),
+    ];
+    let mut sql = String::new();
+    for ((trigger, event, transition), statement) in TRIGGERS.iter().zip(statements) {
+        sql.push_str(&format!(
+            "DROP TRIGGER IF EXISTS {trigger} ON {table};
+             CREATE TRIGGER {trigger} AFTER {event} ON {table} REFERENCING {transition}
+                 FOR EACH STATEMENT WHEN ({NOT_DUALSYNC}) EXECUTE FUNCTION dualsync_capture({});",
+            literal(&statement)
+        ));
+    }
     tx.batch_execute(&sql).map_err(|e| capture_error(&spec.table, e))?;
     let columns = serde_json::to_string(&spec.columns).expect("strings serialize");
     tx.execute(
@@ -111,10 +118,9 @@ pub fn remove(client: &mut postgres::Client, table: &str) -> Result<(), Connecto
     let quoted = quote(table);
     let exists: bool = tx.query_one("SELECT to_regclass($1) IS NOT NULL", &[&quoted]).map_err(db_error)?.get(0);
     if exists {
-        tx.batch_execute(&format!(
-            "DROP TRIGGER IF EXISTS dualsync_capture ON {quoted}; DROP TRIGGER IF EXISTS dualsync_notify ON {quoted};"
-        ))
-        .map_err(db_error)?;
+        for (trigger, _, _) in TRIGGERS {
+            tx.batch_execute(&format!("DROP TRIGGER IF EXISTS {trigger} ON {quoted}")).map_err(db_error)?;
+        }
     }
     // Whatever is left of a damaged install goes too.
     for registry in ["dualsync_changes", "dualsync_capture"] {
@@ -134,7 +140,7 @@ pub fn capture_of(client: &mut postgres::Client, table: &str) -> Result<Option<V
         .query_opt(
             "SELECT c.columns FROM dualsync_capture c
              WHERE c.tbl = $1 AND (SELECT count(*) FROM pg_trigger t
-                                   WHERE t.tgrelid = to_regclass($2) AND t.tgname IN ('dualsync_capture', 'dualsync_notify')) = 2",
+                                   WHERE t.tgrelid = to_regclass($2) AND t.tgname IN ('dualsync_capture_i', 'dualsync_capture_u', 'dualsync_capture_d')) = 3",
             &[&table, &quote(table)],
         )
         .map_err(db_error)?;

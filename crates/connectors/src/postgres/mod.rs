@@ -112,6 +112,13 @@ impl Dialect for PgDialect<'_> {
             None => format!("${index}"),
         }
     }
+    fn key_array(&self, index: usize, column: &str, values: &[&Value]) -> Option<(String, Value)> {
+        let c = self.table.column(column)?;
+        // A subquery, not `= ANY($1)`: with a parameter the planner cannot see the
+        // array's size and filters the whole partition with it instead of using the key's index.
+        Some((format!("SELECT unnest(${index}::text::{}[])", c.cast), Value::Text(values::array_literal(values))))
+    }
+
     fn order_by(&self, column: &str) -> String {
         match self.table.column(column) {
             Some(c) if c.collatable => format!("{} COLLATE \"C\"", double_quote(column)),

@@ -47,6 +47,31 @@ impl ColumnReader {
 }
 
 /// A value as PostgreSQL's text input accepts it (for parameters and COPY).
+/// Values as a PostgreSQL array literal (`{"a","b\"c",NULL}`), each element as [`text`] gives it.
+pub fn array_literal(values: &[&Value]) -> String {
+    let mut out = String::from("{");
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match text(v) {
+            None => out.push_str("NULL"),
+            Some(s) => {
+                out.push('"');
+                for ch in s.chars() {
+                    if ch == '"' || ch == '\\' {
+                        out.push('\\');
+                    }
+                    out.push(ch);
+                }
+                out.push('"');
+            }
+        }
+    }
+    out.push('}');
+    out
+}
+
 pub fn text(v: &Value) -> Option<String> {
     Some(match v {
         Value::Null => return None,

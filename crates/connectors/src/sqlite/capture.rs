@@ -1,4 +1,4 @@
-//! Change capture on SQLite: three triggers per table write the captured
+//! Change capture on SQLite: four triggers per table write the captured
 //! columns of every changed row into `dualsync_changes` in the same file.
 //!
 //! SQLite has one writer at a time, so sequence order is commit order and a
@@ -23,7 +23,6 @@ CREATE TABLE IF NOT EXISTS dualsync_changes (
     origin TEXT NOT NULL,
     at     INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS dualsync_changes_by_table ON dualsync_changes (tbl, seq);
 CREATE TABLE IF NOT EXISTS dualsync_origin (writer INTEGER);
 CREATE TABLE IF NOT EXISTS dualsync_capture (tbl TEXT PRIMARY KEY, columns TEXT NOT NULL);
 ";
@@ -34,6 +33,9 @@ const NOW_MICROS: &str = "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS
 fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
+
+/// The triggers of a captured table: insert, update, key change, delete.
+const TRIGGERS: [char; 4] = ['i', 'u', 'k', 'd'];
 
 fn trigger_name(table: &str, op: char) -> String {
     quote(&format!("dualsync_{table}_{op}"))
@@ -52,23 +54,24 @@ pub fn install(conn: &mut rusqlite::Connection, spec: &CaptureSpec) -> Result<()
             key(row)
         )
     };
-    let guard = "WHEN NOT EXISTS (SELECT 1 FROM dualsync_origin)";
-    for op in ['i', 'u', 'd'] {
+    let guard = "NOT EXISTS (SELECT 1 FROM dualsync_origin)";
+    for op in TRIGGERS {
         tx.execute_batch(&format!("DROP TRIGGER IF EXISTS {}", trigger_name(&spec.table, op))).map_err(db_error)?;
     }
+    // An update that changes the key (or company) also deletes the old key: its own trigger, so
+    // that ordinary updates do not compare keys.
+    let columns = spec.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+    let key_changed = spec.columns.iter().map(|c| format!("OLD.{0} IS NOT NEW.{0}", quote(c))).collect::<Vec<_>>().join(" OR ");
     let statements = [
-        format!("CREATE TRIGGER {} AFTER INSERT ON {table} {guard} BEGIN {} END", trigger_name(&spec.table, 'i'), record("NEW", "I")),
+        format!("CREATE TRIGGER {} AFTER INSERT ON {table} WHEN {guard} BEGIN {} END", trigger_name(&spec.table, 'i'), record("NEW", "I")),
         format!(
-            "CREATE TRIGGER {} AFTER UPDATE ON {table} {guard} BEGIN {} INSERT INTO dualsync_changes (tbl, key, op, origin, at)
-             SELECT {}, {}, 'D', 'app', {NOW_MICROS} WHERE {} IS NOT {}; END",
-            trigger_name(&spec.table, 'u'),
-            record("NEW", "U"),
-            literal(&spec.table),
-            key("OLD"),
-            key("OLD"),
-            key("NEW")
+            "CREATE TRIGGER {} AFTER UPDATE OF {columns} ON {table} WHEN ({key_changed}) AND {guard} BEGIN {} END",
+            trigger_name(&spec.table, 'k'),
+            record("OLD", "D")
         ),
-        format!("CREATE TRIGGER {} AFTER DELETE ON {table} {guard} BEGIN {} END", trigger_name(&spec.table, 'd'), record("OLD", "D")),
+        // SQLite runs the last-created trigger first: this one, before the key change's delete.
+        format!("CREATE TRIGGER {} AFTER UPDATE ON {table} WHEN {guard} BEGIN {} END", trigger_name(&spec.table, 'u'), record("NEW", "U")),
+        format!("CREATE TRIGGER {} AFTER DELETE ON {table} WHEN {guard} BEGIN {} END", trigger_name(&spec.table, 'd'), record("OLD", "D")),
     ];
     for sql in &statements {
         tx.execute_batch(sql).map_err(|e| capture_error(&spec.table, e))?;
@@ -96,7 +99,7 @@ fn has_setup(conn: &rusqlite::Connection) -> Result<bool, ConnectorError> {
 
 pub fn remove(conn: &mut rusqlite::Connection, table: &str) -> Result<(), ConnectorError> {
     let tx = conn.transaction().map_err(db_error)?;
-    for op in ['i', 'u', 'd'] {
+    for op in TRIGGERS {
         tx.execute_batch(&format!("DROP TRIGGER IF EXISTS {}", trigger_name(table, op))).map_err(db_error)?;
     }
     // Whatever is left of a damaged install goes too.
@@ -112,17 +115,18 @@ pub fn capture_of(conn: &rusqlite::Connection, table: &str) -> Result<Option<Vec
     if !has_setup(conn)? {
         return Ok(None);
     }
+    let names = TRIGGERS.map(|op| format!("dualsync_{table}_{op}"));
     let triggers: i64 = conn
         .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?1 AND name IN (?2, ?3, ?4)",
-            params![table, format!("dualsync_{table}_i"), format!("dualsync_{table}_u"), format!("dualsync_{table}_d")],
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?1 AND name IN (?2, ?3, ?4, ?5)",
+            params![table, names[0], names[1], names[2], names[3]],
             |r| r.get(0),
         )
         .map_err(db_error)?;
     let columns: Option<String> =
         conn.query_row("SELECT columns FROM dualsync_capture WHERE tbl = ?1", [table], |r| r.get(0)).optional().map_err(db_error)?;
     Ok(match columns {
-        Some(c) if triggers == 3 => serde_json::from_str(&c).ok(),
+        Some(c) if triggers == TRIGGERS.len() as i64 => serde_json::from_str(&c).ok(),
         _ => None,
     })
 }

@@ -6,6 +6,7 @@
 
 mod app;
 mod baseline;
+mod live;
 
 pub use app::Kind;
 
@@ -75,6 +76,9 @@ fn run(cli: &Cli, args: &BenchArgs, dir: &Path) -> Result<serde_json::Value> {
         }
     };
     let servers = Servers { postgres: args.postgres.clone(), mysql: args.mysql.clone() };
+    if args.live {
+        return live::bench_live(args, dir, &servers, &say);
+    }
     let n = args.rows;
     say(format!(
         "dualsync bench: {n} rows over {} compan{}, {:?} → {:?}, in {}",

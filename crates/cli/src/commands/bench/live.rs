@@ -1,0 +1,380 @@
+//! `dualsync bench --live`: what live sync costs and how fast it is.
+//!
+//! 1. Capture's cost to the application: the same `UPDATE` of every row of
+//!    the source app, timed without and with the capture triggers.
+//! 2. Sustained rate: those captured updates, applied by `dualsync run` in
+//!    batches (changes per second until the target holds them all).
+//! 3. Latency: a writer commits one insert at a time at `--rate` per second
+//!    for `--seconds`; an observer polls the target every millisecond. Each
+//!    change's latency is commit on the source → visible on the target.
+//!
+//! For PostgreSQL → PostgreSQL, PostgreSQL's own logical replication
+//! (publication and subscription between two databases) runs the same
+//! phases 2 and 3 in the same run as the baseline; it needs `wal_level = logical`.
+
+use super::app::{BenchApp, Kind, Servers};
+use super::{source_app, wait_with_peak_rss};
+use crate::cli::BenchArgs;
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MAP: &str = r#"
+[[maps]]
+name = "items"
+master = "a"
+[maps.a]
+table = "items"
+key = "code"
+company = "company"
+[maps.b]
+table = "items"
+key = "code"
+company = "company"
+[[maps.columns]]
+a = "code"
+b = "code"
+[[maps.columns]]
+a = "name"
+b = "name"
+[[maps.columns]]
+a = "qty"
+b = "qty"
+"#;
+
+/// One-row transactions timed for capture's cost to an application.
+const SMALL_TRANSACTIONS: usize = 2000;
+
+/// A connection the writer and the observer keep open.
+enum Conn {
+    Sqlite(rusqlite::Connection),
+    Postgres(postgres::Client),
+}
+
+impl Conn {
+    fn open(app: &BenchApp) -> Result<Conn> {
+        Ok(match app.kind {
+            Kind::Sqlite => {
+                let c = rusqlite::Connection::open(app.sqlite_path())?;
+                c.busy_timeout(Duration::from_secs(30))?;
+                Conn::Sqlite(c)
+            }
+            Kind::Postgres => Conn::Postgres(postgres::Client::connect(&app.url, postgres::NoTls)?),
+            Kind::Mariadb => bail!("live sync is not built for MariaDB yet: use --source/--target sqlite or postgres"),
+        })
+    }
+
+    fn exec(&mut self, sql: &str) -> Result<()> {
+        match self {
+            Conn::Sqlite(c) => c.execute_batch(sql)?,
+            Conn::Postgres(c) => c.batch_execute(sql)?,
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, sql: &str) -> Result<i64> {
+        Ok(match self {
+            Conn::Sqlite(c) => c.query_row(sql, [], |r| r.get(0))?,
+            Conn::Postgres(c) => c.query_one(sql, &[])?.get(0),
+        })
+    }
+
+    /// The numbers of the live rows with a number above `after`.
+    fn live_rows_after(&mut self, after: i64) -> Result<Vec<i64>> {
+        let sql = "SELECT qty FROM items WHERE company = 'LIVE' AND qty > $1 ORDER BY qty";
+        Ok(match self {
+            Conn::Sqlite(c) => {
+                let mut s = c.prepare_cached(&sql.replace("$1", "?1"))?;
+                let rows = s.query_map([after], |r| r.get(0))?.collect::<Result<Vec<i64>, _>>()?;
+                rows
+            }
+            Conn::Postgres(c) => c.query(sql, &[&after])?.iter().map(|r| r.get(0)).collect(),
+        })
+    }
+}
+
+pub struct LiveResult {
+    pub label: String,
+    pub changes_per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub seen: usize,
+    pub sent: usize,
+}
+
+impl LiveResult {
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "label": self.label, "sustained_changes_per_second": self.changes_per_second,
+            "latency_p50_ms": self.p50_ms, "latency_p99_ms": self.p99_ms, "latency_max_ms": self.max_ms,
+            "changes_sent": self.sent, "changes_seen": self.seen,
+        })
+    }
+}
+
+pub fn bench_live(args: &BenchArgs, dir: &Path, servers: &Servers, say: &dyn Fn(String)) -> Result<serde_json::Value> {
+    let n = args.rows;
+    say(format!(
+        "dualsync bench --live: {:?} → {:?}, {n} rows for the sustained rate, {} changes/s for {} s for latency, in {}",
+        args.source,
+        args.target,
+        args.rate,
+        args.seconds,
+        dir.display()
+    ));
+    let generated = dir.join("generated.db");
+    super::baseline::generate(&generated, n, 1)?;
+    let csv = dir.join("rows.csv");
+    super::baseline::export_csv(&generated, &csv)?;
+    let a = source_app(args.source, "dualsync_live_a", dir, servers, &generated, &csv)?;
+    let b = BenchApp::create(args.target, "dualsync_live_b", dir, servers)?;
+    let mut report = json!({"source": format!("{:?}", args.source).to_lowercase(), "target": format!("{:?}", args.target).to_lowercase(),
+                            "rows": n, "rate": args.rate, "seconds": args.seconds});
+    let result = (|| -> Result<()> {
+        let config = dir.join("dualsync.toml");
+        let _ = std::fs::remove_file(dir.join("state.db"));
+        std::fs::write(
+            &config,
+            format!("[state]\nurl = \"sqlite://state.db\"\n[apps.a]\nurl = \"{}\"\n[apps.b]\nurl = \"{}\"\n{MAP}", a.url, b.url),
+        )?;
+        let mut source = Conn::open(&a)?;
+        // What an application's transactions of one row each pay, and a bulk update.
+        let one_row_updates = |source: &mut Conn| {
+            timed(|| {
+                (0..SMALL_TRANSACTIONS)
+                    .try_for_each(|i| source.exec(&format!("UPDATE items SET name = 'small {i}' WHERE code = 'K{i:010}'")))
+            })
+        };
+        let small_without = one_row_updates(&mut source)?;
+        let without = timed(|| source.exec("UPDATE items SET qty = qty + 1"))?;
+        dualsync(&config, &["start", "items"])?;
+        let small_with = one_row_updates(&mut source)?;
+        let with = timed(|| source.exec("UPDATE items SET qty = -7"))?;
+        say(format!(
+            "  capture cost: one UPDATE of {n} rows on the app {without:.2}s without triggers, {with:.2}s with: ratio {:.2}×",
+            with / without
+        ));
+        say(format!(
+            "  capture cost: {SMALL_TRANSACTIONS} one-row UPDATE transactions {small_without:.2}s without triggers, {small_with:.2}s with: ratio {:.2}×",
+            small_with / small_without
+        ));
+        report["capture_small_transactions_ratio"] = json!(small_with / small_without);
+        report["capture_update_seconds_without"] = json!(without);
+        report["capture_update_seconds_with"] = json!(with);
+        report["capture_cost_ratio"] = json!(with / without);
+
+        let run = spawn_run(&config, dir)?;
+        let measured = measure(&a, &b, args, "dualsync run", n);
+        let peak = stop_run(run)?;
+        let measured = measured?;
+        say(line(&measured));
+        say(format!("  dualsync run peak RSS {:.0} MB", peak as f64 / 1024.0));
+        report["dualsync"] = measured.json();
+        report["dualsync"]["peak_rss_mb"] = json!(peak as f64 / 1024.0);
+        if args.source == Kind::Postgres && args.target == Kind::Postgres {
+            match logical_replication(args, dir, servers, &generated, &csv) {
+                Ok(baseline) => {
+                    say(line(&baseline));
+                    say(format!(
+                        "  ratio dualsync / logical replication: p99 {:.2}×, sustained rate {:.2}×",
+                        measured.p99_ms / baseline.p99_ms,
+                        measured.changes_per_second / baseline.changes_per_second
+                    ));
+                    report["logical_replication"] = baseline.json();
+                }
+                Err(e) => {
+                    say(format!("  baseline logical replication: not measured: {e:#}"));
+                    report["logical_replication_error"] = json!(format!("{e:#}"));
+                }
+            }
+        }
+        Ok(())
+    })();
+    a.drop_database();
+    b.drop_database();
+    result?;
+    report["ok"] = json!(true);
+    Ok(report)
+}
+
+fn line(r: &LiveResult) -> String {
+    format!(
+        "  {:<22} sustained {:>9.0} changes/s   latency at the fixed rate: p50 {:>6.1} ms  p99 {:>6.1} ms  max {:>6.1} ms  ({}/{} seen)",
+        r.label, r.changes_per_second, r.p50_ms, r.p99_ms, r.max_ms, r.seen, r.sent
+    )
+}
+
+fn timed(mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    let t = Instant::now();
+    f()?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+fn dualsync(config: &Path, args: &[&str]) -> Result<()> {
+    let out = Command::new(std::env::current_exe()?).arg("--config").arg(config).arg("--quiet").args(args).output()?;
+    if !out.status.success() {
+        bail!("dualsync {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+fn spawn_run(config: &Path, dir: &Path) -> Result<Child> {
+    Command::new(std::env::current_exe()?)
+        .arg("--config")
+        .arg(config)
+        .args(["--quiet", "run", "--poll-ms", "2", "--batch", "20000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(dir.join("run.err"))?))
+        .spawn()
+        .context("starting dualsync run")
+}
+
+/// SIGTERM, then the exit status and the peak RSS (KiB).
+fn stop_run(run: Child) -> Result<i64> {
+    // SAFETY: a signal to our own child.
+    unsafe {
+        libc::kill(run.id() as i32, libc::SIGTERM);
+    }
+    let (status, peak) = wait_with_peak_rss(run.id())?;
+    if status != 0 {
+        bail!("dualsync run exited with {status} on SIGTERM");
+    }
+    Ok(peak)
+}
+
+/// Phases 2 and 3 against whatever carries `a`'s changes to `b`: the captured
+/// `qty = -7` updates must arrive, then the fixed-rate inserts.
+fn measure(a: &BenchApp, b: &BenchApp, args: &BenchArgs, label: &str, n: u64) -> Result<LiveResult> {
+    let mut target = Conn::open(b)?;
+    let t = Instant::now();
+    let deadline = t + Duration::from_secs(600);
+    while target.count("SELECT count(*) FROM items WHERE qty = -7")? < n as i64 {
+        if Instant::now() > deadline {
+            bail!("{label}: the updates did not all arrive within 10 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let changes_per_second = n as f64 / t.elapsed().as_secs_f64();
+    let (sent, latencies) = fixed_rate(a, b, args.rate, args.seconds)?;
+    let mut sorted = latencies.clone();
+    sorted.sort_by(f64::total_cmp);
+    let pct = |p: f64| sorted.get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1))).copied().unwrap_or(f64::NAN);
+    Ok(LiveResult {
+        label: label.into(),
+        changes_per_second,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        max_ms: sorted.last().copied().unwrap_or(f64::NAN),
+        seen: latencies.len(),
+        sent,
+    })
+}
+
+/// One insert per transaction at `rate` per second on `a`; each one's delay until it is visible on `b` (ms).
+fn fixed_rate(a: &BenchApp, b: &BenchApp, rate: u64, seconds: u64) -> Result<(usize, Vec<f64>)> {
+    let total = (rate * seconds) as usize;
+    let committed: Vec<std::sync::OnceLock<Instant>> = (0..total).map(|_| std::sync::OnceLock::new()).collect();
+    let mut seen: Vec<Option<Instant>> = vec![None; total];
+    let mut writer = Conn::open(a)?;
+    let mut observer = Conn::open(b)?;
+    let writing_done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| -> Result<()> {
+        let w = s.spawn(|| -> Result<()> {
+            let start = Instant::now();
+            for (i, slot) in committed.iter().enumerate() {
+                let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                writer.exec(&format!("INSERT INTO items (company, code, name, qty) VALUES ('LIVE', 'L{i:09}', 'live', {})", i + 1))?;
+                let _ = slot.set(Instant::now());
+            }
+            writing_done.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        });
+        let mut last = 0;
+        let mut quiet_since = None;
+        loop {
+            let now = Instant::now();
+            for qty in observer.live_rows_after(last)? {
+                let i = (qty - 1) as usize;
+                if i < total && seen[i].is_none() {
+                    seen[i] = Some(now);
+                }
+                last = last.max(qty);
+            }
+            if seen.iter().all(Option::is_some) {
+                break;
+            }
+            if writing_done.load(std::sync::atomic::Ordering::SeqCst) {
+                // Give the last changes 30 s to arrive.
+                let since = *quiet_since.get_or_insert(now);
+                if now.duration_since(since) > Duration::from_secs(30) {
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        w.join().expect("writer thread")?;
+        Ok(())
+    })?;
+    let latencies =
+        seen.iter().zip(&committed).filter_map(|(s, c)| Some(s.as_ref()?.duration_since(*c.get()?).as_secs_f64() * 1000.0)).collect();
+    Ok((total, latencies))
+}
+
+/// PostgreSQL's own logical replication between two databases of the same server, as the baseline.
+fn logical_replication(args: &BenchArgs, dir: &Path, servers: &Servers, generated: &Path, csv: &Path) -> Result<LiveResult> {
+    let mut admin = postgres::Client::connect(&servers.postgres, postgres::NoTls)?;
+    let level: String = admin.query_one("SHOW wal_level", &[])?.get(0);
+    if level != "logical" {
+        bail!("wal_level is {level}; set wal_level = logical on the server and restart it to measure this baseline");
+    }
+    let a = source_app(Kind::Postgres, "dualsync_lr_a", dir, servers, generated, csv)?;
+    let b = BenchApp::create(Kind::Postgres, "dualsync_lr_b", dir, servers)?;
+    let slot = "dualsync_bench_slot";
+    let result = (|| -> Result<LiveResult> {
+        let mut publisher = Conn::open(&a)?;
+        publisher.exec("CREATE PUBLICATION dualsync_bench FOR TABLE items")?;
+        publisher.exec(&format!("SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')"))?;
+        let a_conninfo = libpq_conninfo(&a.url);
+        // The slot is made above: creating it from the subscription would wait on itself (same server).
+        b.exec(&format!(
+            "CREATE SUBSCRIPTION dualsync_bench CONNECTION '{a_conninfo}' PUBLICATION dualsync_bench WITH (create_slot = false, slot_name = '{slot}')"
+        ))?;
+        let mut target = Conn::open(&b)?;
+        let t = Instant::now();
+        while target.count("SELECT count(*) FROM items")? < args.rows as i64 {
+            if t.elapsed() > Duration::from_secs(600) {
+                bail!("the subscription did not copy the table");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        publisher.exec("UPDATE items SET qty = -7")?;
+        measure(&a, &b, args, "logical replication", args.rows)
+    })();
+    let _ = b.exec("ALTER SUBSCRIPTION dualsync_bench DISABLE; ALTER SUBSCRIPTION dualsync_bench SET (slot_name = NONE)");
+    let _ = b.exec("DROP SUBSCRIPTION IF EXISTS dualsync_bench");
+    let _ = admin.batch_execute(&format!("SELECT pg_drop_replication_slot('{slot}') FROM pg_replication_slots WHERE slot_name = '{slot}'"));
+    a.drop_database();
+    b.drop_database();
+    result
+}
+
+/// `postgres://user@host:port/db` as a libpq connection string for CREATE SUBSCRIPTION.
+fn libpq_conninfo(url: &str) -> String {
+    let config: postgres::Config = url.parse().expect("a PostgreSQL URL");
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    format!(
+        "host={host} port={} user={} dbname={}",
+        config.get_ports().first().copied().unwrap_or(5432),
+        config.get_user().unwrap_or("postgres"),
+        config.get_dbname().unwrap_or("postgres")
+    )
+}
