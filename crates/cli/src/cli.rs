@@ -256,6 +256,9 @@ pub struct BenchArgs {
     /// How long the --live writer writes.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// A CSV import of --rows rows into app a (--source kind) with its map stopped, then started (b: --target kind).
+    #[arg(long)]
+    pub import: bool,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

@@ -18,11 +18,13 @@ pub trait Dialect {
     /// `column` in an ORDER BY that sorts like `Value::key_cmp` (byte order for text).
     fn order_by(&self, column: &str) -> String;
 
-    /// Where the database takes a list of values as one array parameter: a
-    /// subquery of the array's elements (`SELECT unnest(…)`) for `column IN (…)`,
-    /// and the array as the one value to bind. One parameter instead of one per
-    /// key keeps key lookups cheap to plan. None: a parameter per key.
-    fn key_array(&self, _index: usize, _column: &str, _values: &[&Value]) -> Option<(String, Value)> {
+    /// Where the database takes a list of values as one array parameter per
+    /// key column: a subquery of the arrays' elements (`SELECT * FROM
+    /// unnest(…)`) for `(columns) IN (…)`, its placeholders numbered from
+    /// `index`, and the arrays to bind (one per column, `values[column][key]`).
+    /// A parameter per column instead of one per key value keeps key lookups
+    /// cheap to plan. None: a parameter per value.
+    fn key_arrays(&self, _index: usize, _columns: &[String], _values: &[Vec<&Value>]) -> Option<(String, Vec<Value>)> {
         None
     }
 }
@@ -131,14 +133,15 @@ impl<'a> Sql<'a> {
     /// Rows whose `columns` equal one of `keys`: `c IN (…)` for one column,
     /// `(a = … AND b = …) OR …` for several.
     pub fn key_match(&mut self, columns: &[String], keys: &[Vec<Value>]) {
+        let by_column: Vec<Vec<&Value>> = (0..columns.len()).map(|j| keys.iter().map(|k| &k[j]).collect()).collect();
+        if let Some((subquery, arrays)) = self.dialect.key_arrays(self.params.len() + 1, columns, &by_column) {
+            let list = columns.iter().map(|c| self.quote(c)).collect::<Vec<_>>().join(", ");
+            self.params.extend(arrays);
+            self.push(&format!("({list}) IN ({subquery})"));
+            return;
+        }
         if columns.len() == 1 {
             let c = self.quote(&columns[0]);
-            let values: Vec<&Value> = keys.iter().map(|k| &k[0]).collect();
-            if let Some((placeholder, array)) = self.dialect.key_array(self.params.len() + 1, &columns[0], &values) {
-                self.params.push(array);
-                self.push(&format!("{c} IN ({placeholder})"));
-                return;
-            }
             self.push(&format!("{c} IN ("));
             for (i, k) in keys.iter().enumerate() {
                 if i > 0 {

@@ -143,7 +143,7 @@ pub fn print_live_report(cli: &Cli, report: &LiveReport) {
         return;
     }
     for (map, (changes, c)) in &report.maps {
-        println!("run {}: {map}: {changes} changes → {}", report.run_id, effect(c));
+        println!("run {}: {map}: {changes} change{} → {}", report.run_id, if *changes == 1 { "" } else { "s" }, effect(c));
     }
     if report.maps.is_empty() {
         println!("run {}: no changes", report.run_id);

@@ -60,6 +60,13 @@ pub fn demo(cli: &Cli, args: &DemoArgs) -> CliResult {
         );
         println!("  dualsync {c} retry           # the fixed rows sync; the rest stay in the log");
         println!("  dualsync {c} status");
+        println!("\nLive sync (every change, both ways, as it happens):");
+        println!("  dualsync {c} start customers --skip-initial   # capture on in both apps (the initial sync above is done)");
+        println!("  dualsync {c} run                              # leave it running; Ctrl-C stops it");
+        println!(
+            "  sqlite3 {} \"UPDATE account SET name = 'Renamed in the CRM' WHERE accountnumber = 'C000000'\"   # in another terminal: the ERP follows",
+            dir.join("crm.db").display()
+        );
     }
     // Rows refused on purpose are the point of the demo, not its failure.
     Ok(if synced == ROWS_FAILED { OK } else { synced })

@@ -86,8 +86,8 @@ b = "qty"
         run
     }
 
-    fn spawn_run(&self) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_dualsync"))
+    fn spawn_run(&self) -> Running {
+        let child = Command::new(env!("CARGO_BIN_EXE_dualsync"))
             .current_dir(self.w.dir.path())
             .env_remove("DUALSYNC_CONFIG")
             .args(["run", "--poll-ms", "5"])
@@ -95,7 +95,8 @@ b = "qty"
             .stdout(Stdio::from(std::fs::File::create(self.w.path("run.out")).unwrap()))
             .stderr(Stdio::from(std::fs::File::create(self.w.path("run.err")).unwrap()))
             .spawn()
-            .expect("start dualsync run")
+            .expect("start dualsync run");
+        Running(child)
     }
 
     /// Waits until both apps hold the same rows (and `expect`, when given).
@@ -124,6 +125,18 @@ b = "qty"
     }
 }
 
+/// A `dualsync run` child, killed if a failing test leaves it running.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn signal(child: &Child, signal: i32) {
     // SAFETY: sends a signal to our own child process.
     unsafe {
@@ -133,8 +146,9 @@ fn signal(child: &Child, signal: i32) {
 
 impl Pair {
     /// Stops `dualsync run` with SIGTERM and returns its output; it must exit 0.
-    fn terminate(&self, mut child: Child) -> String {
-        signal(&child, libc::SIGTERM);
+    fn terminate(&self, mut running: Running) -> String {
+        let child = &mut running.0;
+        signal(child, libc::SIGTERM);
         let end = Instant::now() + Duration::from_secs(20);
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -334,9 +348,9 @@ fn sigterm_and_sigkill_of_run_lose_nothing_and_double_nothing() {
     };
     let child = p.spawn_run();
     writer(0, 3000);
-    signal(&child, libc::SIGKILL);
+    signal(&child.0, libc::SIGKILL);
     let mut child = child;
-    child.wait().unwrap();
+    child.0.wait().unwrap();
     writer(3000, 4000);
     p.exec(0, "UPDATE item SET qty = qty + 1000000 WHERE k < 'k00100'");
     let child = p.spawn_run();

@@ -112,11 +112,16 @@ impl Dialect for PgDialect<'_> {
             None => format!("${index}"),
         }
     }
-    fn key_array(&self, index: usize, column: &str, values: &[&Value]) -> Option<(String, Value)> {
-        let c = self.table.column(column)?;
+    fn key_arrays(&self, index: usize, columns: &[String], values: &[Vec<&Value>]) -> Option<(String, Vec<Value>)> {
         // A subquery, not `= ANY($1)`: with a parameter the planner cannot see the
         // array's size and filters the whole partition with it instead of using the key's index.
-        Some((format!("SELECT unnest(${index}::text::{}[])", c.cast), Value::Text(values::array_literal(values))))
+        let mut arrays = Vec::with_capacity(columns.len());
+        for (j, (column, values)) in columns.iter().zip(values).enumerate() {
+            let c = self.table.column(column)?;
+            arrays.push((format!("${}::text::{}[]", index + j, c.cast), Value::Text(values::array_literal(values))));
+        }
+        let list = arrays.iter().map(|a| a.0.as_str()).collect::<Vec<_>>().join(", ");
+        Some((format!("SELECT * FROM unnest({list})"), arrays.into_iter().map(|a| a.1).collect()))
     }
 
     fn order_by(&self, column: &str) -> String {

@@ -378,3 +378,95 @@ fn libpq_conninfo(url: &str) -> String {
         config.get_dbname().unwrap_or("postgres")
     )
 }
+
+/// `bench --import`: a CSV import of `--rows` rows into app a whose map is
+/// stopped (then a sync brings b in step, as a user would), against the same
+/// import into a started map, which writes as dualsync (the triggers skip it)
+/// and takes each batch on to b itself.
+pub fn bench_import(args: &BenchArgs, dir: &Path, servers: &Servers, say: &dyn Fn(String)) -> Result<serde_json::Value> {
+    let n = args.rows;
+    say(format!(
+        "dualsync bench --import: {n} rows from CSV into {:?}, the other app {:?}, in {}",
+        args.source,
+        args.target,
+        dir.display()
+    ));
+    let generated = dir.join("generated.db");
+    super::baseline::generate(&generated, n, args.companies.max(1))?;
+    // The file, as `dualsync export` writes it.
+    let source = BenchApp::create(Kind::Sqlite, "dualsync_import_src", dir, servers)?;
+    std::fs::copy(&generated, source.sqlite_path())?;
+    let file = dir.join("import.csv");
+    let config = dir.join("dualsync.toml");
+    let write_config = |a: &BenchApp, b: &BenchApp| {
+        let _ = std::fs::remove_file(dir.join("state.db"));
+        std::fs::write(
+            &config,
+            format!("[state]\nurl = \"sqlite://state.db\"\n[apps.a]\nurl = \"{}\"\n[apps.b]\nurl = \"{}\"\n{MAP}", a.url, b.url),
+        )
+    };
+    let empty_b = BenchApp::create(args.target, "dualsync_import_b", dir, servers)?;
+    write_config(&source, &empty_b)?;
+    dualsync(&config, &["export", "--map", "items", "--app", "a", "--out", &file.to_string_lossy()])?;
+    let import = ["import", "--map", "items", "--app", "a", "--in", &file.to_string_lossy()].map(str::to_string);
+    let import: Vec<&str> = import.iter().map(String::as_str).collect();
+
+    let mut apps = vec![source];
+    let result = (|| -> Result<serde_json::Value> {
+        // Stopped: the import, then a sync for b.
+        let a = BenchApp::create(args.source, "dualsync_import_a", dir, servers)?;
+        let b = BenchApp::create(args.target, "dualsync_import_b", dir, servers)?;
+        write_config(&a, &b)?;
+        let stopped = timed(|| dualsync(&config, &import))?;
+        let then_sync = timed(|| dualsync(&config, &["sync"]))?;
+        let stopped_ok = a.count()? == n && b.count()? == n;
+        apps.extend([a, b]);
+        say(format!("  map stopped: import {stopped:.2}s, then sync to b {then_sync:.2}s: {:.2}s in all", stopped + then_sync));
+        // Triggers installed, map unknown to this state store: what capture alone costs the import.
+        let a = BenchApp::create(args.source, "dualsync_import_a", dir, servers)?;
+        let b = BenchApp::create(args.target, "dualsync_import_b", dir, servers)?;
+        write_config(&a, &b)?;
+        dualsync(&config, &["start", "items", "--skip-initial"])?;
+        let _ = std::fs::remove_file(dir.join("state.db"));
+        let triggers_only = timed(|| dualsync(&config, &import))?;
+        let skipped = changes_in(&a)? == 0;
+        apps.extend([a, b]);
+        say(format!(
+            "  capture installed, nothing taken on: import {triggers_only:.2}s: {:.2}× the stopped import ({})",
+            triggers_only / stopped,
+            if skipped { "the triggers skipped every row" } else { "ROWS WERE CAPTURED" }
+        ));
+        // Running: capture on in both apps, the import takes the rows on to b.
+        let a = BenchApp::create(args.source, "dualsync_import_a", dir, servers)?;
+        let b = BenchApp::create(args.target, "dualsync_import_b", dir, servers)?;
+        write_config(&a, &b)?;
+        dualsync(&config, &["start", "items", "--skip-initial"])?;
+        let running = timed(|| dualsync(&config, &import))?;
+        let captured = changes_in(&a)? + changes_in(&b)?;
+        let running_ok = a.count()? == n && b.count()? == n && captured == 0 && skipped;
+        apps.extend([a, b]);
+        say(format!(
+            "  map running: import with the rows taken on to b {running:.2}s: {:.2}× the stopped import, {:.2}× import + sync; {captured} changes captured  {}",
+            running / stopped,
+            running / (stopped + then_sync),
+            super::verdict(stopped_ok && running_ok)
+        ));
+        Ok(json!({
+            "rows": n, "source": format!("{:?}", args.source).to_lowercase(), "target": format!("{:?}", args.target).to_lowercase(),
+            "stopped_import_seconds": stopped, "stopped_sync_seconds": then_sync, "running_import_seconds": running,
+            "capture_only_import_seconds": triggers_only, "capture_only_to_stopped_import": triggers_only / stopped,
+            "running_to_stopped_import": running / stopped, "running_to_import_and_sync": running / (stopped + then_sync),
+            "captured_changes": captured, "ok": stopped_ok && running_ok,
+        }))
+    })();
+    empty_b.drop_database();
+    for app in &apps {
+        app.drop_database();
+    }
+    result
+}
+
+/// Rows in an app's change table.
+fn changes_in(app: &BenchApp) -> Result<i64> {
+    Conn::open(app)?.count("SELECT count(*) FROM dualsync_changes")
+}

@@ -79,6 +79,9 @@ fn run(cli: &Cli, args: &BenchArgs, dir: &Path) -> Result<serde_json::Value> {
     if args.live {
         return live::bench_live(args, dir, &servers, &say);
     }
+    if args.import {
+        return live::bench_import(args, dir, &servers, &say);
+    }
     let n = args.rows;
     say(format!(
         "dualsync bench: {n} rows over {} compan{}, {:?} → {:?}, in {}",
