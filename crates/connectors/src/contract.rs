@@ -126,7 +126,7 @@ pub trait Connection: Send {
 fn not_built(what: &str) -> ConnectorError {
     ConnectorError::new(
         crate::ErrorKind::Unsupported,
-        format!("{what} is not built for this kind of database yet (SQLite and PostgreSQL have it)"),
+        format!("{what} is not built for this kind of database yet (SQLite, PostgreSQL and MySQL/MariaDB have it)"),
     )
 }
 

@@ -11,7 +11,7 @@ fn t(s: &str) -> Value {
 }
 
 fn each_capturing_kind(case: impl Fn(Kind, &TestDb, &mut dyn Connection)) {
-    for kind in [Kind::Sqlite, Kind::Postgres] {
+    for kind in [Kind::Sqlite, Kind::Postgres, Kind::Mariadb] {
         let Some(db) = TestDb::new(kind) else { continue };
         db.exec("CREATE TABLE item (co {key} NOT NULL, k {key} NOT NULL, n {int}, PRIMARY KEY (co, k))");
         let connector = dualsync_connectors::open(&db.database_url(), None).unwrap();
@@ -84,24 +84,40 @@ fn triggers_record_the_key_of_every_change_by_the_app_and_none_by_dualsync() {
     });
 }
 
-/// PostgreSQL numbers changes before commit: a change of a transaction that
-/// commits after a younger one must still be read, not passed by the cursor.
+/// PostgreSQL and InnoDB number changes before commit: a change of a
+/// transaction that commits after a younger one must still be read, not
+/// passed by the cursor.
 #[test]
 fn a_cursor_never_passes_a_change_that_commits_late() {
-    let Some(db) = TestDb::new(Kind::Postgres) else { return };
-    db.exec("CREATE TABLE item (co TEXT NOT NULL, k TEXT NOT NULL, n BIGINT, PRIMARY KEY (co, k))");
-    let connector = dualsync_connectors::open(&db.database_url(), None).unwrap();
-    let mut conn = connector.connect().unwrap();
-    conn.install_capture(&CaptureSpec { table: "item".into(), columns: vec!["k".into(), "co".into()] }).unwrap();
-    let start = conn.change_cursor().unwrap();
-    let mut slow = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
-    let mut tx = slow.transaction().unwrap();
-    tx.batch_execute("INSERT INTO item VALUES ('C1', 'slow', 1)").unwrap();
-    db.exec("INSERT INTO item VALUES ('C1', 'fast', 1)");
-    let (seen, cursor) = read_all(conn.as_mut(), &start);
-    assert_eq!(seen, vec![], "nothing is read while an older transaction is open");
-    tx.commit().unwrap();
-    let (seen, _) = read_until(conn.as_mut(), &cursor, 2);
-    let keys: Vec<Value> = seen.into_iter().map(|(v, _)| v[0].clone()).collect();
-    assert_eq!(keys, vec![t("slow"), t("fast")]);
+    for kind in [Kind::Postgres, Kind::Mariadb] {
+        let Some(db) = TestDb::new(kind) else { continue };
+        db.exec("CREATE TABLE item (co {key} NOT NULL, k {key} NOT NULL, n {int}, PRIMARY KEY (co, k))");
+        let connector = dualsync_connectors::open(&db.database_url(), None).unwrap();
+        let mut conn = connector.connect().unwrap();
+        conn.install_capture(&CaptureSpec { table: "item".into(), columns: vec!["k".into(), "co".into()] }).unwrap();
+        let start = conn.change_cursor().unwrap();
+        let commit = match kind {
+            Kind::Postgres => {
+                let mut slow = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+                slow.batch_execute("BEGIN; INSERT INTO item VALUES ('C1', 'slow', 1)").unwrap();
+                Box::new(move || slow.batch_execute("COMMIT").unwrap()) as Box<dyn FnOnce()>
+            }
+            _ => {
+                use mysql::prelude::Queryable;
+                let mut slow = mysql::Conn::new(mysql::Opts::from_url(&db.url).unwrap()).unwrap();
+                slow.query_drop("START TRANSACTION").unwrap();
+                slow.query_drop("INSERT INTO item VALUES ('C1', 'slow', 1)").unwrap();
+                Box::new(move || slow.query_drop("COMMIT").unwrap()) as Box<dyn FnOnce()>
+            }
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        db.exec("INSERT INTO item VALUES ('C1', 'fast', 1)");
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let (seen, cursor) = read_all(conn.as_mut(), &start);
+        assert_eq!(seen, vec![], "{kind:?}: nothing is read while an older transaction is open");
+        commit();
+        let (seen, _) = read_until(conn.as_mut(), &cursor, 2);
+        let keys: Vec<Value> = seen.into_iter().map(|(v, _)| v[0].clone()).collect();
+        assert_eq!(keys, vec![t("slow"), t("fast")], "{kind:?}");
+    }
 }

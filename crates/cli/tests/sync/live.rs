@@ -66,14 +66,14 @@ b = "qty"
     /// Every row as `k|name|qty`, in key order.
     fn dump(&self, side: usize) -> Vec<String> {
         self.db[side]
-            .texts("SELECT k || '|' || coalesce(name, '∅') || '|' || coalesce(CAST(qty AS TEXT), '∅') FROM item ORDER BY k")
+            .texts("SELECT concat(k, '|', coalesce(name, '∅'), '|', coalesce(CAST(qty AS {cast_text}), '∅')) FROM item ORDER BY k")
             .into_iter()
             .map(Option::unwrap_or_default)
             .collect()
     }
 
     fn changes(&self, side: usize) -> usize {
-        self.db[side].texts("SELECT CAST(count(*) AS TEXT) FROM dualsync_changes")[0].as_deref().unwrap_or("0").parse().unwrap()
+        self.db[side].texts("SELECT CAST(count(*) AS {cast_text}) FROM dualsync_changes")[0].as_deref().unwrap_or("0").parse().unwrap()
     }
 
     fn run(&self, args: &[&str]) -> Run {
@@ -209,6 +209,11 @@ fn live_sync_postgres_to_postgres() {
 #[test]
 fn live_sync_sqlite_to_postgres() {
     live_both_ways([Kind::Sqlite, Kind::Postgres]);
+}
+
+#[test]
+fn live_sync_mariadb_to_sqlite() {
+    live_both_ways([Kind::Mariadb, Kind::Sqlite]);
 }
 
 #[test]

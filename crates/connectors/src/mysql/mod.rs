@@ -2,13 +2,17 @@
 //! silently. Reads stream rows in `<charset>_bin` order; inserts go in
 //! multi-row statements (see `write.rs`).
 
+mod capture;
 mod describe;
 mod values;
 mod write;
 
 use crate::select::{self, Build, SelectRows};
 use crate::sql::{select, Dialect};
-use crate::{Connection, Connector, ConnectorError, ErrorKind, FetchRequest, ScanRequest, Selection, WriteBatch, WriteOutcome};
+use crate::{
+    CaptureSpec, Change, Connection, Connector, ConnectorError, Cursor, ErrorKind, FetchRequest, ScanRequest, Selection, WriteBatch,
+    WriteOutcome,
+};
 use describe::MyTable;
 use dualsync_model::{Row, TableSchema, Value};
 use mysql::prelude::Queryable;
@@ -31,7 +35,8 @@ impl MysqlConnector {
         let url = url.replacen("mariadb://", "mysql://", 1);
         let opts = mysql::Opts::from_url(&url)
             .map_err(|e| ConnectorError::new(ErrorKind::Unavailable, format!("{location} is not a valid MySQL URL: {e}")))?;
-        let mut builder = mysql::OptsBuilder::from_opts(opts).init(vec![SESSION]).prefer_socket(false);
+        // Every session marks its writes as dualsync's: capture triggers skip them.
+        let mut builder = mysql::OptsBuilder::from_opts(opts).init(vec![SESSION, capture::ORIGIN]).prefer_socket(false);
         if let Some(p) = password {
             builder = builder.pass(Some(p));
         }
@@ -201,7 +206,7 @@ impl Connection for MyConnection {
             select: Some(has("SELECT")),
             insert: Some(has("INSERT")),
             update: Some(has("UPDATE")),
-            live: vec![("DELETE".into(), Some(has("DELETE")))],
+            live: vec![("DELETE".into(), Some(has("DELETE"))), ("TRIGGER".into(), Some(has("TRIGGER")))],
             user,
             certain: false,
             grant: Some(grant),
@@ -216,6 +221,35 @@ impl Connection for MyConnection {
     fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         let table = self.table(&batch.table)?.clone();
         write::write_batch(&mut self.conn, &table, batch, crate::Finish::Commit)
+    }
+
+    fn install_capture(&mut self, spec: &CaptureSpec) -> Result<(), ConnectorError> {
+        self.table(&spec.table)?;
+        capture::install(&mut self.conn, spec)
+    }
+
+    fn remove_capture(&mut self, table: &str) -> Result<(), ConnectorError> {
+        capture::remove(&mut self.conn, table)
+    }
+
+    fn capture_of(&mut self, table: &str) -> Result<Option<Vec<String>>, ConnectorError> {
+        capture::capture_of(&mut self.conn, table)
+    }
+
+    fn change_cursor(&mut self) -> Result<Cursor, ConnectorError> {
+        capture::cursor(&mut self.conn)
+    }
+
+    fn read_changes(&mut self, table: &str, after: &Cursor, limit: usize) -> Result<(Vec<Change>, Cursor), ConnectorError> {
+        capture::read(&mut self.conn, table, after, limit)
+    }
+
+    fn trim_changes(&mut self, table: &str, readers: &[Cursor]) -> Result<u64, ConnectorError> {
+        capture::trim(&mut self.conn, table, readers)
+    }
+
+    fn pending_changes(&mut self, table: &str, after: &Cursor) -> Result<u64, ConnectorError> {
+        capture::pending(&mut self.conn, table, after)
     }
 }
 

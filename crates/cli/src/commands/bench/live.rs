@@ -51,6 +51,7 @@ const SMALL_TRANSACTIONS: usize = 2000;
 enum Conn {
     Sqlite(rusqlite::Connection),
     Postgres(postgres::Client),
+    Mysql(mysql::Conn),
 }
 
 impl Conn {
@@ -62,7 +63,7 @@ impl Conn {
                 Conn::Sqlite(c)
             }
             Kind::Postgres => Conn::Postgres(postgres::Client::connect(&app.url, postgres::NoTls)?),
-            Kind::Mariadb => bail!("live sync is not built for MariaDB yet: use --source/--target sqlite or postgres"),
+            Kind::Mariadb => Conn::Mysql(mysql::Conn::new(mysql::Opts::from_url(&app.url)?)?),
         })
     }
 
@@ -70,6 +71,7 @@ impl Conn {
         match self {
             Conn::Sqlite(c) => c.execute_batch(sql)?,
             Conn::Postgres(c) => c.batch_execute(sql)?,
+            Conn::Mysql(c) => mysql::prelude::Queryable::query_drop(c, sql)?,
         }
         Ok(())
     }
@@ -78,6 +80,7 @@ impl Conn {
         Ok(match self {
             Conn::Sqlite(c) => c.query_row(sql, [], |r| r.get(0))?,
             Conn::Postgres(c) => c.query_one(sql, &[])?.get(0),
+            Conn::Mysql(c) => mysql::prelude::Queryable::query_first(c, sql)?.unwrap_or(0),
         })
     }
 
@@ -91,6 +94,7 @@ impl Conn {
                 rows
             }
             Conn::Postgres(c) => c.query(sql, &[&after])?.iter().map(|r| r.get(0)).collect(),
+            Conn::Mysql(c) => mysql::prelude::Queryable::exec(c, sql.replace("$1", "?"), (after,))?,
         })
     }
 }
