@@ -176,6 +176,8 @@ pub struct Privileges {
     pub certain: bool,
     /// The statement that grants privileges, with `{privileges}` to fill in, where there is one.
     pub grant: Option<String>,
+    /// The user as a GRANT statement names it (`"user"`, `'user'@'host'`), for grants on other things than the table.
+    pub grantee: String,
 }
 
 /// Which rows of a table: those matching `filter` and every `equals` (a NULL

@@ -271,7 +271,7 @@ fn check_privileges(shape: &MapShape, side: usize, conn: &mut dyn dualsync_conne
         }
         for other in elsewhere {
             what.push(other.to_string());
-            grants.push(format!("GRANT {other} TO {};", dualsync_connectors::sql::double_quote(&p.user)));
+            grants.push(format!("GRANT {other} TO {};", p.grantee));
         }
         findings.push(finding(
             Severity::Warning,

@@ -141,4 +141,7 @@ fn a_mariadb_user_missing_a_privilege_is_warned_with_the_grant() {
     assert_eq!(check.code, 0, "a warning, since grants through roles are not listed: {}{}", check.stdout, check.stderr);
     assert!(check.stdout.contains(&format!("seems to lack INSERT on table account")), "{}", check.stdout);
     assert!(check.stdout.contains(&format!("GRANT INSERT ON `{db}`.`account` TO '{user}'@")), "{}", check.stdout);
+    // Live sync's needs: deletes, triggers, and seeing other users' transactions.
+    assert!(check.stdout.contains("lacks DELETE, TRIGGER on table account and PROCESS ON *.*"), "{}", check.stdout);
+    assert!(check.stdout.contains(&format!("GRANT PROCESS ON *.* TO '{user}'@")), "{}", check.stdout);
 }

@@ -206,7 +206,12 @@ impl Connection for MyConnection {
             select: Some(has("SELECT")),
             insert: Some(has("INSERT")),
             update: Some(has("UPDATE")),
-            live: vec![("DELETE".into(), Some(has("DELETE"))), ("TRIGGER".into(), Some(has("TRIGGER")))],
+            live: vec![
+                ("DELETE".into(), Some(has("DELETE"))),
+                ("TRIGGER".into(), Some(has("TRIGGER"))),
+                ("PROCESS ON *.*".into(), Some(has("PROCESS"))),
+            ],
+            grantee: format!("'{name}'@'{host}'"),
             user,
             certain: false,
             grant: Some(grant),

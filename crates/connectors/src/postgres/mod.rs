@@ -275,6 +275,7 @@ impl Connection for PgConnection {
             ],
             certain: true,
             grant: Some(grant),
+            grantee: double_quote(&row.get::<_, String>(0)),
         })
     }
 

@@ -184,6 +184,7 @@ impl Connection for SqliteConnection {
             live: vec![("DELETE".into(), Some(writable))],
             certain: true,
             grant: None,
+            grantee: String::new(),
         })
     }
 
