@@ -127,6 +127,7 @@ fn live_loop(
     report: &mut LiveReport,
 ) -> Result<(), EngineError> {
     let mut retry_at: HashMap<String, (Instant, Duration)> = HashMap::new();
+    let mut partitions: HashMap<String, i64> = HashMap::new();
     let mut last_trim = Instant::now();
     let all_notify = notifying_apps(config, apps).len() == config.apps.len();
     loop {
@@ -152,6 +153,14 @@ fn live_loop(
                         let entry = report.maps.entry(name.clone()).or_default();
                         entry.0 += changes as u64;
                         entry.1.add(&counts);
+                        // The run's row per map, kept current, so `status` shows live work as it goes.
+                        let apps = [map.app(0), map.app(1)];
+                        let id = match partitions.get(name) {
+                            Some(id) => *id,
+                            None => *partitions.entry(name.clone()).or_insert(store.begin_partition(report.run_id, name, "", apps)?),
+                        };
+                        let status = if entry.1.failed_total() > 0 { RunStatus::RowsFailed } else { RunStatus::Ok };
+                        store.finish_partition(id, &entry.1, status, None)?;
                     }
                 }
                 Err(EngineError::State(e)) => return Err(EngineError::State(e)),
