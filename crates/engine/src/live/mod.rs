@@ -161,6 +161,10 @@ fn live_loop(
                         };
                         let status = if entry.1.failed_total() > 0 { RunStatus::RowsFailed } else { RunStatus::Ok };
                         store.finish_partition(id, &entry.1, status, None)?;
+                        // Rows fail only when changes are applied: the alert rule is looked at then.
+                        if counts.failed_total() > 0 {
+                            check_alert(store, map, observer)?;
+                        }
                     }
                 }
                 Err(EngineError::State(e)) => return Err(EngineError::State(e)),
@@ -182,7 +186,6 @@ fn live_loop(
                     retry_at.insert(name.clone(), (Instant::now() + backoff, backoff));
                 }
             }
-            check_alert(store, map, observer)?;
         }
         if options.once {
             return Ok(());
