@@ -150,17 +150,7 @@ fn live_loop(
                     if changes > 0 {
                         worked = true;
                         observer.applied(name, changes, &counts);
-                        let entry = report.maps.entry(name.clone()).or_default();
-                        entry.0 += changes as u64;
-                        entry.1.add(&counts);
-                        // The run's row per map, kept current, so `status` shows live work as it goes.
-                        let apps = [map.app(0), map.app(1)];
-                        let id = match partitions.get(name) {
-                            Some(id) => *id,
-                            None => *partitions.entry(name.clone()).or_insert(store.begin_partition(report.run_id, name, "", apps)?),
-                        };
-                        let status = if entry.1.failed_total() > 0 { RunStatus::RowsFailed } else { RunStatus::Ok };
-                        store.finish_partition(id, &entry.1, status, None)?;
+                        record_applied(store, report, &mut partitions, map, changes, &counts)?;
                         // Rows fail only when changes are applied: the alert rule is looked at then.
                         if counts.failed_total() > 0 {
                             check_alert(store, map, observer)?;
@@ -199,6 +189,32 @@ fn live_loop(
             wake.wait(if all_notify { options.poll.max(Duration::from_millis(500)) } else { options.poll });
         }
     }
+}
+
+/// Adds a round's work to the run's report and to its row per map, kept
+/// current so that `status` shows live work as it goes.
+fn record_applied(
+    store: &StateStore,
+    report: &mut LiveReport,
+    partitions: &mut HashMap<String, i64>,
+    map: &MapConfig,
+    changes: usize,
+    counts: &Counts,
+) -> Result<(), EngineError> {
+    let entry = report.maps.entry(map.name.clone()).or_default();
+    entry.0 += changes as u64;
+    entry.1.add(counts);
+    let id = match partitions.get(&map.name) {
+        Some(id) => *id,
+        None => {
+            let id = store.begin_partition(report.run_id, &map.name, "", [map.app(0), map.app(1)])?;
+            partitions.insert(map.name.clone(), id);
+            id
+        }
+    };
+    let status = if entry.1.failed_total() > 0 { RunStatus::RowsFailed } else { RunStatus::Ok };
+    store.finish_partition(id, &entry.1, status, None)?;
+    Ok(())
 }
 
 /// Errors that waiting will not fix: a table, column or capture that is gone.
