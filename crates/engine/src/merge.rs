@@ -16,8 +16,8 @@
 //! - A key without a base (never synced) follows the initial sync's rule.
 
 use crate::decide::{decide, insert, with_winners, CommonRow, Decision, Rules, Write};
-use dualsync_model::column_hashes;
 use dualsync_model::config::{ConflictPolicy, OnDelete};
+use dualsync_model::{column_hashes, Value};
 
 #[derive(Clone, Debug)]
 pub struct MergeRules {
@@ -45,6 +45,8 @@ pub struct Conflict {
     pub columns: Vec<usize>,
     /// How the policy settled it; None: parked for `dualsync resolve`.
     pub resolution: Option<String>,
+    /// Both sides' rows as they were (None: deleted), for the conflict queue.
+    pub rows: [Option<Vec<Value>>; 2],
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -117,12 +119,14 @@ fn one_side_gone(m: &MergeRules, row: CommonRow, present: usize, deleted: bool, 
         return delete_it(key);
     }
     // Deleted on one side, changed on the other since the base.
+    let mut rows = [None, None];
+    rows[present] = Some(row.values.clone());
     let winner = match m.policy {
         ConflictPolicy::Master | ConflictPolicy::Merge => m.rules.master,
         ConflictPolicy::Latest => latest(at),
         ConflictPolicy::Manual => {
             let mut merge = Merge::nothing(key, Some(base.to_vec()));
-            merge.conflict = Some(Conflict { columns: Vec::new(), resolution: None });
+            merge.conflict = Some(Conflict { columns: Vec::new(), resolution: None, rows });
             return merge;
         }
     };
@@ -134,7 +138,7 @@ fn one_side_gone(m: &MergeRules, row: CommonRow, present: usize, deleted: bool, 
         let decision = insert(&m.rules, row, present);
         Merge { base: Some(decision.base.clone()), decision, conflict: None }
     };
-    merge.conflict = Some(Conflict { columns: Vec::new(), resolution });
+    merge.conflict = Some(Conflict { columns: Vec::new(), resolution, rows });
     merge
 }
 
@@ -161,7 +165,7 @@ fn both_present(m: &MergeRules, rows: [CommonRow; 2], at: [Option<i64>; 2], base
         (false, ConflictPolicy::Merge) => None,
         (false, ConflictPolicy::Manual) => {
             let mut merge = Merge::nothing(key_of(m, &rows[0]), Some(base.to_vec()));
-            merge.conflict = Some(Conflict { columns: conflicting, resolution: None });
+            merge.conflict = Some(Conflict { columns: conflicting, resolution: None, rows: rows.map(|r| Some(r.values)) });
             return merge;
         }
     };
@@ -170,6 +174,7 @@ fn both_present(m: &MergeRules, rows: [CommonRow; 2], at: [Option<i64>; 2], base
         conflict = Some(Conflict {
             resolution: Some(format!("{}: {} wins", policy_name(m.policy), m.apps[winner])),
             columns: conflicting.clone(),
+            rows: [Some(rows[0].values.clone()), Some(rows[1].values.clone())],
         });
     }
     let winner_of = |c: usize| {
@@ -280,7 +285,9 @@ mod tests {
         assert_eq!(m.base, Some(base(&["K", "erp", "Y2"])));
         let m = merge(&rules(ConflictPolicy::Manual, 0), sides(), Some(&b0));
         assert_eq!(m.decision.writes, [None, None]);
-        assert_eq!(m.conflict, Some(Conflict { columns: vec![1], resolution: None }));
+        let c = m.conflict.unwrap();
+        assert_eq!((c.columns, c.resolution), (vec![1], None));
+        assert_eq!(c.rows, [Some(vec![t("K"), t("erp"), t("y")]), Some(vec![t("K"), t("crm"), t("Y2")])]);
         assert_eq!(m.base, Some(b0.clone()), "the base stays until resolved");
     }
 
@@ -309,7 +316,8 @@ mod tests {
         assert_eq!(m.decision.writes, [Some(Write::Delete), None]);
         let m = merge(&rules(ConflictPolicy::Manual, 0), [side(&["K", "X1", "y"], 1), gone(2)], Some(&b0));
         assert_eq!(m.decision.writes, [None, None]);
-        assert_eq!(m.conflict, Some(Conflict { columns: vec![], resolution: None }));
+        let c = m.conflict.unwrap();
+        assert_eq!((c.columns, c.resolution, c.rows), (vec![], None, [Some(vec![t("K"), t("X1"), t("y")]), None]));
     }
 
     #[test]

@@ -61,7 +61,6 @@ impl Batch<'_> {
                 deleted: matches!(changed.last[s], Some((ChangeKind::Delete, _))),
                 changed_at: changed.last[s].map(|l| l.1),
             });
-            let shown_rows = [0, 1].map(|s| sides[s].row.as_ref().map(|r| row_json(shape, &r.values)));
             let m = merge(self.rules, sides, bases.get(&json).map(Vec::as_slice));
             if let Some(c) = &m.conflict {
                 counts.conflicts += 1;
@@ -70,7 +69,7 @@ impl Batch<'_> {
                     company: shown.clone(),
                     key: json.clone(),
                     columns: c.columns.iter().map(|&i| shape.columns[self.rules.rules.master][i].clone()).collect(),
-                    values: shown_rows,
+                    values: [0, 1].map(|s| c.rows[s].as_ref().map(|values| row_json(shape, values))),
                     policy: format!("{:?}", self.rules.policy).to_lowercase(),
                     resolution: c.resolution.clone(),
                 });
