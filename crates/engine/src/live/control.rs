@@ -18,11 +18,10 @@ pub struct StartReport {
     pub initial: Option<SyncReport>,
 }
 
+/// The named map, or the usage error `sync --map` gives for a name that is not in the config.
 fn map_of<'a>(config: &'a Config, map: &str) -> Result<&'a dualsync_model::config::MapConfig, EngineError> {
-    config.map(map).ok_or_else(|| {
-        let names: Vec<&str> = config.maps.iter().map(|m| m.name.as_str()).collect();
-        EngineError::Usage(format!("there is no map named {map:?}; maps in the config: {}", names.join(", ")))
-    })
+    crate::sync::selected_maps(config, &[map.to_string()])?;
+    Ok(config.map(map).expect("checked by selected_maps"))
 }
 
 /// Installs capture on both apps, marks where their change tables stand, runs
