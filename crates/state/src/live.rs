@@ -150,20 +150,22 @@ impl StateStore {
         let mut db = self.db();
         let at = now();
         let open = if c.resolution.is_none() { "open" } else { "resolved" };
+        let columns = c.columns.join(",");
+        // ?1…?6 in both statements below.
+        let row = [
+            P::Text(&c.map),
+            P::Text(&c.company),
+            P::Text(&c.key),
+            P::Text(&columns),
+            P::OptText(c.values[0].as_deref()),
+            P::OptText(c.values[1].as_deref()),
+        ];
         if c.resolution.is_none() {
             // Still waiting: the queued conflict keeps its id and shows the rows as they are now.
             let rows = db.query(
                 "UPDATE conflicts SET columns = ?4, value_0 = ?5, value_1 = ?6, detected_at = ?7
                  WHERE map = ?1 AND company = ?2 AND key = ?3 AND status = 'open' RETURNING id",
-                &[
-                    P::Text(&c.map),
-                    P::Text(&c.company),
-                    P::Text(&c.key),
-                    P::Text(&c.columns.join(",")),
-                    P::OptText(c.values[0].as_deref()),
-                    P::OptText(c.values[1].as_deref()),
-                    P::Text(&at),
-                ],
+                &[&row[..], &[P::Text(&at)]].concat(),
             )?;
             if let Some(id) = rows.first().map(|r| r[0].int()) {
                 return Ok(id);
@@ -173,32 +175,22 @@ impl StateStore {
             "INSERT INTO conflicts (map, company, key, columns, value_0, value_1, policy, resolution, status, detected_at, resolved_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id",
             &[
-                P::Text(&c.map),
-                P::Text(&c.company),
-                P::Text(&c.key),
-                P::Text(&c.columns.join(",")),
-                P::OptText(c.values[0].as_deref()),
-                P::OptText(c.values[1].as_deref()),
-                P::Text(&c.policy),
-                P::OptText(c.resolution.as_deref()),
-                P::Text(open),
-                P::Text(&at),
-                P::OptText(c.resolution.as_ref().map(|_| at.as_str())),
-            ],
+                &row[..],
+                &[
+                    P::Text(&c.policy),
+                    P::OptText(c.resolution.as_deref()),
+                    P::Text(open),
+                    P::Text(&at),
+                    P::OptText(c.resolution.as_ref().map(|_| at.as_str())),
+                ],
+            ]
+            .concat(),
         )?;
         Ok(rows.first().and_then(|r| r.first()).map_or(0, Cell::int))
     }
 
-    /// Whether a key waits in the conflict queue (live sync leaves it alone until resolved).
-    pub fn open_conflict(&self, map: &str, company: &str, key: &str) -> Result<Option<i64>, StateError> {
-        let rows = self.db().query(
-            "SELECT id FROM conflicts WHERE map = ?1 AND company = ?2 AND key = ?3 AND status = 'open'",
-            &[P::Text(map), P::Text(company), P::Text(key)],
-        )?;
-        Ok(rows.first().map(|r| r[0].int()))
-    }
-
-    pub fn conflicts(&self, map: Option<&str>, include_resolved: bool, ids: &[i64]) -> Result<Vec<ConflictRecord>, StateError> {
+    /// The conflict queue: a map's (or every map's) open conflicts, or with `include_resolved` all of them.
+    pub fn conflicts(&self, map: Option<&str>, include_resolved: bool) -> Result<Vec<ConflictRecord>, StateError> {
         let mut clause = vec!["1 = 1"];
         if map.is_some() {
             clause.push("map = ?1");
@@ -207,13 +199,24 @@ impl StateStore {
             clause.push("status = 'open'");
         }
         let params: Vec<P<'_>> = map.into_iter().map(P::Text).collect();
+        self.conflicts_where(&clause.join(" AND "), &params)
+    }
+
+    pub fn conflict(&self, id: i64) -> Result<Option<ConflictRecord>, StateError> {
+        Ok(self.conflicts_where("id = ?1", &[P::Int(id)])?.into_iter().next())
+    }
+
+    pub fn open_conflict_count(&self, map: &str) -> Result<i64, StateError> {
+        self.count("SELECT count(*) FROM conflicts WHERE map = ?1 AND status = 'open'", map)
+    }
+
+    fn conflicts_where(&self, clause: &str, params: &[P<'_>]) -> Result<Vec<ConflictRecord>, StateError> {
         let rows = self.db().query(
             &format!(
                 "SELECT id, map, company, key, columns, value_0, value_1, policy, resolution, status, detected_at, resolved_at
-                 FROM conflicts WHERE {} ORDER BY id",
-                clause.join(" AND ")
+                 FROM conflicts WHERE {clause} ORDER BY id"
             ),
-            &params,
+            params,
         )?;
         Ok(rows
             .iter()
@@ -232,7 +235,6 @@ impl StateStore {
                 detected_at: r[10].text(),
                 resolved_at: r[11].opt_text(),
             })
-            .filter(|c| ids.is_empty() || ids.contains(&c.id))
             .collect())
     }
 

@@ -152,7 +152,7 @@ pub fn print_live_report(cli: &Cli, report: &LiveReport) {
 
 pub fn conflicts(cli: &Cli, config: &Config, args: &ConflictsArgs) -> CliResult {
     let store = StateStore::open(&config.state)?;
-    let list = store.conflicts(args.map.as_deref(), args.all, &[])?;
+    let list = store.conflicts(args.map.as_deref(), args.all)?;
     if is_json(cli.format) {
         print_json(&json!(list
             .iter()

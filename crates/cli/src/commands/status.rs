@@ -33,7 +33,7 @@ pub fn status(cli: &Cli, config: &Config) -> CliResult {
             "state": live.map_or("stopped", |s| s.state.as_str()),
             "paused_because": live.and_then(|s| s.reason.clone()),
             "lag": lag,
-            "open_conflicts": store.conflicts(Some(&m.name), false, &[])?.len(),
+            "open_conflicts": store.open_conflict_count(&m.name)?,
             "last_run": mine.first().map(|p| p.run_id),
             "last_run_at": last,
             "companies": mine.len(),

@@ -65,7 +65,7 @@ pub fn start_map(
     let initial = if skip_initial {
         None
     } else {
-        let options = SyncOptions { maps: vec![map.to_string()], full: true, ..Default::default() };
+        let options = SyncOptions { maps: vec![map.to_string()], ..Default::default() };
         Some(run_sync(config, apps, &options, observer, rows_done)?)
     };
     store.set_map_state(map, MapState::Running, None)?;
@@ -147,11 +147,8 @@ pub fn stop_map(config: &Config, apps: &Apps, map: &str) -> Result<(), EngineErr
 /// Settles a queued conflict: the named app's row (or its absence) wins whole.
 pub fn resolve_conflict(config: &Config, apps: &Apps, id: i64, take_app: &str) -> Result<KeyOutcome, EngineError> {
     let store = StateStore::open(&config.state)?;
-    let conflict = store
-        .conflicts(None, true, &[id])?
-        .into_iter()
-        .next()
-        .ok_or_else(|| EngineError::Usage(format!("there is no conflict {id}; list them with `dualsync conflicts`")))?;
+    let conflict =
+        store.conflict(id)?.ok_or_else(|| EngineError::Usage(format!("there is no conflict {id}; list them with `dualsync conflicts`")))?;
     if conflict.status != "open" {
         return Err(EngineError::Usage(format!(
             "conflict {id} is already resolved ({})",

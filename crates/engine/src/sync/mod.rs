@@ -32,8 +32,6 @@ pub struct SyncOptions {
     pub maps: Vec<String>,
     /// Only these companies; all when empty.
     pub companies: Vec<String>,
-    /// Diff everything again (every sync is a full diff until change capture exists).
-    pub full: bool,
 }
 
 /// What a sync reports as it goes (the CLI draws progress from it).
