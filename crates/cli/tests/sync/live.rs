@@ -228,7 +228,15 @@ fn incremental_sync_writes_only_changed_keys_and_never_echoes() {
         assert_eq!((p.changes(0), p.changes(1)), (0, 0), "the initial sync's writes are not captured");
         p.exec(0, "UPDATE item SET name = 'ONE' WHERE k = 'k1'");
         assert_eq!(p.changes(0), 1);
-        let run = p.ok(&["--format", "json", "sync"]).json();
+        // A PostgreSQL change is read once every older write transaction on the server (other tests' too) has ended.
+        let end = Instant::now() + Duration::from_secs(15);
+        let run = loop {
+            let run = p.ok(&["--format", "json", "sync"]).json();
+            if run["maps"] != serde_json::json!([]) || Instant::now() > end {
+                break run;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
         assert_eq!(run["maps"][0]["changes"], 1, "{run}");
         assert_eq!(run["maps"][0]["updated"], serde_json::json!([0, 1]), "{run}");
         assert_eq!(p.dump(1), vec!["k1|ONE|1", "k2|two|2"]);
@@ -509,8 +517,16 @@ fn changes_made_during_the_initial_sync_are_not_lost() {
         writes
     });
     assert!(writes > 5, "the writer ran during the initial sync ({writes} rounds)");
-    p.ok(&["sync"]);
-    p.converge(None, Duration::from_secs(5));
+    // Incremental syncs until both hold the same (a PostgreSQL change waits for older write transactions on the server).
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        p.ok(&["sync"]);
+        match p.try_converge(None, Duration::from_millis(200)) {
+            Ok(()) => break,
+            Err(e) if Instant::now() > end => panic!("{e}"),
+            Err(_) => {}
+        }
+    }
     let a = p.dump(0);
     for i in 0..writes {
         let j = i % 20_000;
