@@ -140,9 +140,12 @@ pub struct SyncArgs {
     /// Only this company (repeat for several).
     #[arg(long = "company")]
     pub companies: Vec<String>,
-    /// Diff everything again. Every sync is a full diff in this version.
+    /// Diff everything again, even on started maps (which otherwise reconcile only their captured changes).
     #[arg(long)]
     pub full: bool,
+    /// Confirm deletes that the mass-delete guard stops (more than the map's max_delete_percent of a partition's rows, or all of them).
+    #[arg(long)]
+    pub allow_deletes: bool,
 }
 
 #[derive(Args, Debug)]

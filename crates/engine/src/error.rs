@@ -15,6 +15,12 @@ pub enum EngineError {
     State(#[from] StateError),
     #[error("{0}")]
     Usage(String),
+    /// The mass-delete guard stopped a partition's deletes (`max_delete_percent`).
+    #[error("{0}")]
+    DeleteGuard(String),
+    /// The temporary file that holds a partition's keys to delete failed.
+    #[error("cannot spool keys to delete in the temporary folder (TMPDIR): {0}")]
+    Spool(#[from] std::io::Error),
     /// The data breaks an assumption the merge relies on (keys out of order).
     #[error("{0}")]
     Data(String),

@@ -93,12 +93,15 @@ fn key_of(m: &MergeRules, row: &CommonRow) -> Vec<dualsync_model::Value> {
     m.rules.key_positions.iter().map(|&p| row.values[p].clone()).collect()
 }
 
-/// The newer side by change time; a side without a change in the batch is older.
-fn latest(at: [Option<i64>; 2]) -> usize {
+/// The newer side by change time; a side without a change in the batch is
+/// older. Without any change time (a full diff of apps without capture) the
+/// master is taken as the newer side.
+fn latest(at: [Option<i64>; 2], master: usize) -> usize {
     match at {
         [Some(x), Some(y)] if y > x => 1,
+        [Some(_), Some(_)] | [Some(_), None] => 0,
         [None, Some(_)] => 1,
-        _ => 0,
+        [None, None] => master,
     }
 }
 
@@ -123,7 +126,7 @@ fn one_side_gone(m: &MergeRules, row: CommonRow, present: usize, deleted: bool, 
     rows[present] = Some(row.values.clone());
     let winner = match m.policy {
         ConflictPolicy::Master | ConflictPolicy::Merge => m.rules.master,
-        ConflictPolicy::Latest => latest(at),
+        ConflictPolicy::Latest => latest(at, m.rules.master),
         ConflictPolicy::Manual => {
             let mut merge = Merge::nothing(key, Some(base.to_vec()));
             merge.conflict = Some(Conflict { columns: Vec::new(), resolution: None, rows });
@@ -161,7 +164,7 @@ fn both_present(m: &MergeRules, rows: [CommonRow; 2], at: [Option<i64>; 2], base
     let row_winner = match (conflicting.is_empty(), m.policy) {
         (true, _) => None,
         (false, ConflictPolicy::Master) => Some(m.rules.master),
-        (false, ConflictPolicy::Latest) => Some(latest(at)),
+        (false, ConflictPolicy::Latest) => Some(latest(at, m.rules.master)),
         (false, ConflictPolicy::Merge) => None,
         (false, ConflictPolicy::Manual) => {
             let mut merge = Merge::nothing(key_of(m, &rows[0]), Some(base.to_vec()));

@@ -5,7 +5,7 @@
 //! translated values spelled as app 0 spells them and lookups holding the
 //! referenced row's key (never an app's internal id).
 
-use dualsync_model::config::{Direction, IdDefault, MapConfig, Threading, DEFAULT_BATCH_SIZE};
+use dualsync_model::config::{ConflictPolicy, Direction, IdDefault, MapConfig, OnDelete, Threading, DEFAULT_BATCH_SIZE};
 use dualsync_model::{Config, Filter, Value};
 use std::collections::HashMap;
 
@@ -28,6 +28,11 @@ pub struct MapShape {
     pub translations: Vec<Option<Translation>>,
     pub lookups: Vec<Option<LookupTarget>>,
     pub master: usize,
+    /// How a key changed in both apps since its merge base is settled, and whether deletes flow.
+    pub conflict: ConflictPolicy,
+    pub on_delete: OnDelete,
+    /// The mass-delete guard of a full diff (`MapConfig::max_delete_percent`).
+    pub max_delete_percent: u8,
     pub threading: Threading,
     pub workers: usize,
     /// Rows per read batch.
@@ -151,6 +156,9 @@ impl MapShape {
             translations,
             lookups,
             master: map.master,
+            conflict: map.conflict,
+            on_delete: map.on_delete,
+            max_delete_percent: map.max_delete_percent,
             threading: map.threading,
             workers: if map.threading == Threading::Single { 1 } else { map.workers },
             batch_size: map.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
@@ -187,6 +195,24 @@ impl MapShape {
         }
     }
 
+    /// A conflict of the merge, as the conflict queue keeps it.
+    pub fn conflict_record(&self, company: &str, key: String, c: &crate::merge::Conflict) -> dualsync_state::NewConflict {
+        let row_json = |values: &Vec<Value>| {
+            let object: serde_json::Map<String, serde_json::Value> =
+                self.columns[0].iter().zip(values).map(|(c, v)| (c.clone(), v.to_json())).collect();
+            serde_json::Value::Object(object).to_string()
+        };
+        dualsync_state::NewConflict {
+            map: self.name.clone(),
+            company: company.to_string(),
+            key,
+            columns: c.columns.iter().map(|&i| self.columns[self.master][i].clone()).collect(),
+            values: [0, 1].map(|s| c.rows[s].as_ref().map(row_json)),
+            policy: format!("{:?}", self.conflict).to_lowercase(),
+            resolution: c.resolution.clone(),
+        }
+    }
+
     /// The key of a row in common form, as owned values.
     pub fn key_values(&self, values: &[Value]) -> Vec<Value> {
         self.key_positions.iter().map(|&p| values[p].clone()).collect()
@@ -205,6 +231,11 @@ impl MapShape {
 
     pub fn rules(&self) -> crate::Rules {
         crate::Rules { directions: self.directions.clone(), master: self.master, key_positions: self.key_positions.clone() }
+    }
+
+    /// The rules of the three-way merge against a key's merge base.
+    pub fn merge_rules(&self) -> crate::merge::MergeRules {
+        crate::merge::MergeRules { rules: self.rules(), policy: self.conflict, on_delete: self.on_delete, apps: self.apps.clone() }
     }
 }
 

@@ -38,6 +38,8 @@ pub enum StateError {
     Sqlite(#[from] rusqlite::Error),
     #[error("state store: {0}")]
     Postgres(String),
+    #[error("the state-store recorder stopped with a panic ({0}); the run's merge bases and errors may not all be stored: run it again")]
+    Panicked(String),
 }
 
 pub struct StateStore {
@@ -338,6 +340,15 @@ impl StateStore {
             Some(Cell::Blob(b)) => Some(b.clone()),
             _ => None,
         })
+    }
+
+    /// How many keys of one (map, company) have a merge base.
+    pub fn partition_key_count(&self, map: &str, company: &str) -> Result<i64, StateError> {
+        let rows = self.db().query(
+            "SELECT count(*) FROM key_state k JOIN partitions p ON p.id = k.partition_id WHERE p.map = ?1 AND p.company = ?2",
+            &[P::Text(map), P::Text(company)],
+        )?;
+        Ok(rows[0][0].int())
     }
 
     pub fn key_count(&self, map: &str) -> Result<i64, StateError> {

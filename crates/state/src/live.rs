@@ -139,8 +139,12 @@ impl StateStore {
     pub fn forget_keys(&self, map: &str, company: &str, keys: &[String]) -> Result<(), StateError> {
         let mut db = self.db();
         let partition = self.partition_id(&mut db, map, company)?;
-        for key in keys {
-            db.execute("DELETE FROM key_state WHERE partition_id = ?1 AND key = ?2", &[P::Int(partition), P::Text(key)])?;
+        // Keys in statements of 500, as key_bases reads them.
+        for chunk in keys.chunks(500) {
+            let list = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect::<Vec<_>>().join(", ");
+            let mut params = vec![P::Int(partition)];
+            params.extend(chunk.iter().map(|k| P::Text(k)));
+            db.execute(&format!("DELETE FROM key_state WHERE partition_id = ?1 AND key IN ({list})"), &params)?;
         }
         Ok(())
     }

@@ -16,7 +16,7 @@ pub fn plan(cli: &Cli, config: &Config, maps: &[String]) -> CliResult {
         print_json(&json!({
             "order": p.order,
             "partitions": p.partitions.iter().map(|r| json!({
-                "map": r.map, "company": r.company, "apps": r.apps, "rows": r.rows, "inserts": r.inserts, "updates": r.updates,
+                "map": r.map, "company": r.company, "apps": r.apps, "rows": r.rows, "inserts": r.inserts, "updates": r.updates, "deletes": r.deletes,
                 "unchanged": r.unchanged, "failing": r.failing, "approach": r.approach, "seed_note": r.seed_note,
             })).collect::<Vec<_>>(),
             "problems": p.problems.iter().map(|x| json!({"kind": x.kind, "map": x.map, "rows": x.count, "examples": x.examples, "message": x.message})).collect::<Vec<_>>(),
@@ -78,8 +78,8 @@ fn print_matrix(cli: &Cli, partitions: &[PartitionPlan]) {
         "map",
         "company",
         "rows (first/second app)",
-        "→ insert/update",
-        "← insert/update",
+        "→ insert/update/delete",
+        "← insert/update/delete",
         "unchanged",
         "failing",
         "approach",
@@ -98,6 +98,7 @@ fn print_matrix(cli: &Cli, partitions: &[PartitionPlan]) {
                     s.rows[i] += p.rows[i];
                     s.inserts[i] += p.inserts[i];
                     s.updates[i] += p.updates[i];
+                    s.deletes[i] += p.deletes[i];
                 }
                 s.unchanged += p.unchanged;
                 s.failing += p.failing;
@@ -118,8 +119,8 @@ fn print_matrix(cli: &Cli, partitions: &[PartitionPlan]) {
             map.clone(),
             company,
             format!("{}/{}", p.rows[0], p.rows[1]),
-            format!("{}/{}", p.inserts[1], p.updates[1]),
-            format!("{}/{}", p.inserts[0], p.updates[0]),
+            format!("{}/{}/{}", p.inserts[1], p.updates[1], p.deletes[1]),
+            format!("{}/{}/{}", p.inserts[0], p.updates[0], p.deletes[0]),
             p.unchanged.to_string(),
             p.failing.to_string(),
             p.approach.clone(),

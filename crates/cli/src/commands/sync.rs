@@ -28,7 +28,7 @@ pub fn sync(cli: &Cli, config: &Config, args: &SyncArgs) -> CliResult {
     let full: Vec<String> = selected.into_iter().filter(|m| !started.contains(m)).collect();
     if !full.is_empty() {
         let maps = if started.is_empty() { args.maps.clone() } else { full };
-        let options = SyncOptions { maps, companies: args.companies.clone() };
+        let options = SyncOptions { maps, companies: args.companies.clone(), allow_deletes: args.allow_deletes };
         let progress = Progress::new(cli.quiet || is_json(cli.format));
         let began = Instant::now();
         let result = run_sync(config, &apps, &options, &progress, progress.rows.clone());

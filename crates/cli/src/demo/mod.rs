@@ -41,9 +41,9 @@ pub fn demo(cli: &Cli, args: &DemoArgs) -> CliResult {
         println!("\n── dualsync sync ──");
     }
     let synced = crate::commands::sync(
-        &sub(Command::Sync(SyncArgs { maps: vec![], companies: vec![], full: false })),
+        &sub(Command::Sync(SyncArgs { maps: vec![], companies: vec![], full: false, allow_deletes: false })),
         &config,
-        &SyncArgs { maps: vec![], companies: vec![], full: false },
+        &SyncArgs { maps: vec![], companies: vec![], full: false, allow_deletes: false },
     )?;
     if !json {
         let c = format!("--config {}", config_path.display());

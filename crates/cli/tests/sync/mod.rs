@@ -11,6 +11,7 @@ mod live;
 mod lookups;
 mod migrate;
 mod plan;
+mod rules;
 mod scale;
 mod text;
 

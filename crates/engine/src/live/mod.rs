@@ -21,7 +21,6 @@ mod reconcile;
 pub use control::{capture_findings, pause_map, resolve_conflict, resume_map, start_map, stop_map, StartReport};
 
 use crate::apps::in_app;
-use crate::merge::MergeRules;
 use crate::order::run_order;
 use crate::shape::MapShape;
 use crate::{Apps, EngineError};
@@ -234,7 +233,7 @@ fn catch_up(
     stop: &AtomicBool,
 ) -> Result<(usize, Counts), EngineError> {
     let shape = MapShape::new(map, config).with_write_batches(map, apps);
-    let rules = merge_rules(map, &shape);
+    let rules = shape.merge_rules();
     let saved = store.cursors(&map.name)?;
     let mut cursors = [0, 1].map(|s| saved.get(&shape.apps[s]).cloned().map(Cursor));
     let [Some(_), Some(_)] = &cursors else {
@@ -290,7 +289,7 @@ pub fn propagate_written(
     written: Vec<Vec<dualsync_model::Value>>,
 ) -> Result<Counts, EngineError> {
     let shape = MapShape::new(map, config).with_write_batches(map, apps);
-    let rules = merge_rules(map, &shape);
+    let rules = shape.merge_rules();
     let side = map.side_of_app(app).ok_or_else(|| EngineError::Usage(format!("map {} has no app {app}", map.name)))?;
     let has_company = shape.company[side].is_some() as usize;
     // The side's key columns as configured, to the order capture records them in.
@@ -318,10 +317,6 @@ pub fn propagate_written(
         counts.add(&batch.reconcile(company, group.keys)?);
     }
     Ok(counts)
-}
-
-fn merge_rules(map: &MapConfig, shape: &MapShape) -> MergeRules {
-    MergeRules { rules: shape.rules(), policy: map.conflict, on_delete: map.on_delete, apps: shape.apps.clone() }
 }
 
 /// A change table or trigger that is gone needs capture installed again.

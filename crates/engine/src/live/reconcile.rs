@@ -12,11 +12,11 @@ use crate::merge::{merge, MergeRules, SideNow};
 use crate::shape::MapShape;
 use crate::sync::company::Company;
 use crate::sync::read::SideReader;
-use crate::sync::write::{PendingOp, TargetWriter};
+use crate::sync::write::{BaseUpdate, PendingOp, TargetWriter};
 use crate::{Apps, EngineError};
 use dualsync_connectors::ChangeKind;
+use dualsync_model::content_hash;
 use dualsync_model::row::key_to_json;
-use dualsync_model::{content_hash, Value};
 use dualsync_state::{Counts, NewConflict, NewError, StateStore};
 use std::collections::{HashMap, HashSet};
 
@@ -64,15 +64,7 @@ impl Batch<'_> {
             let m = merge(self.rules, sides, bases.get(&json).map(Vec::as_slice));
             if let Some(c) = &m.conflict {
                 counts.conflicts += 1;
-                conflicts.push(NewConflict {
-                    map: shape.name.clone(),
-                    company: shown.clone(),
-                    key: json.clone(),
-                    columns: c.columns.iter().map(|&i| shape.columns[self.rules.rules.master][i].clone()).collect(),
-                    values: [0, 1].map(|s| c.rows[s].as_ref().map(|values| row_json(shape, values))),
-                    policy: format!("{:?}", self.rules.policy).to_lowercase(),
-                    resolution: c.resolution.clone(),
-                });
+                conflicts.push(shape.conflict_record(&shown, json.clone(), c));
             }
             for refused in &m.decision.refused {
                 counts.failed[refused.0] += 1;
@@ -82,7 +74,7 @@ impl Batch<'_> {
             let key = if m.decision.key.is_empty() { changed.key } else { m.decision.key };
             for (side, write) in [(0, w0), (1, w1)] {
                 if let Some(write) = write {
-                    pending[side].push(PendingOp { key: key.clone(), write, base: Vec::new() });
+                    pending[side].push(PendingOp { key: key.clone(), write, base: BaseUpdate::Untracked });
                 }
             }
             if m.decision.refused.is_empty() && !(m.conflict.as_ref().is_some_and(|c| c.resolution.is_none())) {
@@ -161,11 +153,4 @@ fn chunks<T>(mut items: Vec<T>, size: usize) -> Vec<Vec<T>> {
     }
     out.push(items);
     out
-}
-
-/// A row (common form) as JSON with app 0's column names, for the conflict queue.
-fn row_json(shape: &MapShape, values: &[Value]) -> String {
-    let object: serde_json::Map<String, serde_json::Value> =
-        shape.columns[0].iter().zip(values).map(|(c, v)| (c.clone(), v.to_json())).collect();
-    serde_json::Value::Object(object).to_string()
 }

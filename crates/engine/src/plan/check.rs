@@ -15,6 +15,7 @@ use std::time::Instant;
 pub struct Checked {
     pub would_insert: u64,
     pub would_update: u64,
+    pub would_delete: u64,
     pub problems: Vec<NewError>,
     /// Rows written and rolled back, and the seconds it took.
     pub probe: Option<(usize, f64)>,
@@ -89,6 +90,7 @@ pub fn check(
         match (refused, kind) {
             (false, OpKind::Insert) => checked.would_insert += 1,
             (false, OpKind::Update) => checked.would_update += 1,
+            (false, OpKind::Delete) => checked.would_delete += 1,
             _ => {}
         }
     }

@@ -11,12 +11,13 @@ use crate::check::{preflight, Finding, Severity};
 use crate::order::run_order;
 use crate::shape::MapShape;
 use crate::sync::company::Company;
+use crate::sync::deletes::Guard;
 use crate::sync::record::Record;
 use crate::sync::{companies_of, partition, selected_maps, Context};
 use crate::{Apps, EngineError};
 use dualsync_model::config::Threading;
 use dualsync_model::Config;
-use dualsync_state::{Counts, NewError};
+use dualsync_state::{Counts, NewError, StateStore};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::sync_channel;
@@ -65,6 +66,8 @@ pub struct PartitionPlan {
     /// Rows each app would receive: inserted, updated.
     pub inserts: [u64; 2],
     pub updates: [u64; 2],
+    /// Rows each app would lose (keys deleted in the other app since the last sync).
+    pub deletes: [u64; 2],
     pub unchanged: u64,
     pub failing: u64,
     pub approach: String,
@@ -127,7 +130,16 @@ pub fn plan(config: &Config, apps: &Apps, only: &[String]) -> Result<Plan, Engin
         problems
     });
     let probes = Arc::new(Probes::default());
-    let ctx = Context { apps: apps.clone(), recorder: sender, rows_done: Arc::new(AtomicU64::new(0)), plan: Some(probes.clone()) };
+    // Merge bases are read where a sync keeps them; every delete is counted (the guard is applied below).
+    let store = if StateStore::exists(&config.state) { Some(Arc::new(StateStore::open(&config.state)?)) } else { None };
+    let ctx = Context {
+        apps: apps.clone(),
+        recorder: sender,
+        rows_done: Arc::new(AtomicU64::new(0)),
+        plan: Some(probes.clone()),
+        store,
+        allow_deletes: true,
+    };
     let started = Instant::now();
     let mut seen = Vec::new();
     let result = (|| -> Result<(), EngineError> {
@@ -147,6 +159,11 @@ pub fn plan(config: &Config, apps: &Apps, only: &[String]) -> Result<Plan, Engin
                     if let Some(e) = error {
                         return Err(e);
                     }
+                    let guard = Guard::new(&shape, false, counts.read);
+                    if let Some(s) = (0..2).find(|&s| guard.trips(s, counts.deleted[s])) {
+                        plan.warnings
+                            .push(format!("`dualsync sync` would stop here: {}", guard.stop(&shape, &shown, s, counts.deleted[s])));
+                    }
                     plan.partitions.push(partition_plan(&shape, shown, &counts));
                 }
             }
@@ -161,7 +178,7 @@ pub fn plan(config: &Config, apps: &Apps, only: &[String]) -> Result<Plan, Engin
     let mut writes: HashMap<&str, u64> = HashMap::new();
     for p in &plan.partitions {
         for s in 0..2 {
-            *writes.entry(p.apps[s].as_str()).or_default() += p.inserts[s] + p.updates[s];
+            *writes.entry(p.apps[s].as_str()).or_default() += p.inserts[s] + p.updates[s] + p.deletes[s];
         }
     }
     let mut estimate = plan.read_seconds;
@@ -181,9 +198,11 @@ fn partition_plan(shape: &MapShape, company: String, c: &Counts) -> PartitionPla
     let (a, b) = (&shape.apps[0], &shape.apps[1]);
     let approach = match (rows[0], rows[1]) {
         (0, 0) => "nothing to sync: both apps are empty here".to_string(),
+        (_, 0) if c.deleted[0] > 0 => format!("{b} holds none of the rows synced before: deletes in {a}; check {b} before syncing"),
+        (0, _) if c.deleted[1] > 0 => format!("{a} holds none of the rows synced before: deletes in {b}; check {a} before syncing"),
         (_, 0) => format!("one-way copy {a} → {b} (initial sync; {b} is new here)"),
         (0, _) => format!("one-way copy {b} → {a} (initial sync; {a} is new here)"),
-        _ if c.inserted.iter().chain(&c.updated).all(|n| *n == 0) => "already in step: nothing to write".to_string(),
+        _ if c.written() == 0 => "already in step: nothing to write".to_string(),
         _ => format!("bidirectional merge ({} wins conflicts)", shape.apps[shape.master]),
     };
     let volume = rows[0].max(rows[1]);
@@ -203,6 +222,7 @@ fn partition_plan(shape: &MapShape, company: String, c: &Counts) -> PartitionPla
         rows,
         inserts: c.inserted,
         updates: c.updated,
+        deletes: c.deleted,
         unchanged: c.unchanged,
         failing: c.failed_total(),
         approach,

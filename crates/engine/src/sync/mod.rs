@@ -2,10 +2,13 @@
 //! companies in parallel up to `workers` (one at a time for `threading = "single"`).
 
 pub mod company;
+pub(crate) mod deletes;
+mod join;
 mod one;
 pub(crate) mod partition;
 pub(crate) mod read;
 pub(crate) mod record;
+mod spool;
 pub(crate) mod write;
 
 pub use one::{reconcile_key, retry_errors, KeyOutcome};
@@ -32,6 +35,8 @@ pub struct SyncOptions {
     pub maps: Vec<String>,
     /// Only these companies; all when empty.
     pub companies: Vec<String>,
+    /// Deletes past the mass-delete guard (`max_delete_percent`) are confirmed.
+    pub allow_deletes: bool,
 }
 
 /// What a sync reports as it goes (the CLI draws progress from it).
@@ -87,6 +92,10 @@ pub(crate) struct Context {
     pub rows_done: Arc<AtomicU64>,
     /// Set for `plan`: writers check and probe instead of writing.
     pub plan: Option<Arc<crate::plan::Probes>>,
+    /// Where the merge bases are read (None: there are none yet).
+    pub store: Option<Arc<StateStore>>,
+    /// The run confirmed deletes past the mass-delete guard.
+    pub allow_deletes: bool,
 }
 
 impl Context {
@@ -119,7 +128,14 @@ pub fn run_sync(
     let store = &store;
     let run_id = store.begin_run("sync")?;
     let recorder = Recorder::start(store.clone(), run_id);
-    let ctx = Context { apps: apps.clone(), recorder: recorder.sender.clone(), rows_done, plan: None };
+    let ctx = Context {
+        apps: apps.clone(),
+        recorder: recorder.sender.clone(),
+        rows_done,
+        plan: None,
+        store: Some(store.clone()),
+        allow_deletes: options.allow_deletes,
+    };
     let mut report = SyncReport { run_id, partitions: Vec::new(), warnings: Vec::new() };
     let outcome = (|| -> Result<(), EngineError> {
         // Stages one after the other; the maps of a stage side by side.

@@ -3,9 +3,10 @@
 //! fixed in its source app syncs, and apply the same decision as a full sync.
 
 use super::read::SideReader;
-use super::write::{PendingOp, TargetWriter};
+use super::write::{BaseUpdate, PendingOp, TargetWriter};
 use crate::apps::in_app;
 use crate::decide::decide;
+use crate::merge::{merge, Merge, SideNow};
 use crate::shape::MapShape;
 use crate::sync::company::Company;
 use crate::{Apps, EngineError};
@@ -78,16 +79,44 @@ pub fn reconcile_key(
         store.resolve_row(map, &company_shown, &key_json)?;
         return Ok(outcome);
     }
-    let mut rules = shape.rules();
-    rules.master = take.unwrap_or(rules.master);
-    let decision = match take {
+    let old = store.key_base(map, &company_shown, &key_json)?;
+    let m = match take {
+        // `resolve --take`: that app's row wins whole, or its absence deletes the other's.
         Some(side) if rows[side].is_none() => {
             let mut writes = [None, None];
             writes[1 - side] = Some(crate::Write::Delete);
-            crate::Decision { writes, key: key.clone(), base: Vec::new(), refused: Vec::new() }
+            Merge {
+                decision: crate::Decision { writes, key: key.clone(), base: Vec::new(), refused: Vec::new() },
+                base: None,
+                conflict: None,
+            }
         }
-        _ => decide(&rules, rows),
+        Some(side) => {
+            let mut rules = shape.rules();
+            rules.master = side;
+            let decision = decide(&rules, rows);
+            Merge { base: Some(decision.base.clone()), decision, conflict: None }
+        }
+        // Otherwise the rule of every sync: three ways against the key's merge base.
+        None => {
+            let mut sides = rows.map(|row| SideNow { row, ..SideNow::default() });
+            if old.is_some() {
+                for side in 0..2 {
+                    if sides[side].row.is_none() && sides[1 - side].row.is_some() {
+                        let reader = SideReader::new(side, company.clone()).regardless_of_filter();
+                        let found =
+                            reader_fetch(reader, conns[side].as_mut(), &shape, key.clone()).map_err(in_app(apps, &shape.apps[side]))?;
+                        sides[side].deleted = !found;
+                    }
+                }
+            }
+            merge(&shape.merge_rules(), sides, old.as_deref())
+        }
     };
+    if let Some(c) = &m.conflict {
+        store.record_conflict(&shape.conflict_record(&company_shown, key_json.clone(), c))?;
+    }
+    let decision = m.decision;
     for refused in &decision.refused {
         outcome.errors.push(shape.refused_error(&company_shown, key_json.clone(), refused));
     }
@@ -100,7 +129,7 @@ pub fn reconcile_key(
         };
         let mut writer = TargetWriter::new(&shape, side, company.clone());
         let applied = writer
-            .apply(conns[side].as_mut(), &shape, vec![PendingOp { key: key.clone(), write, base: decision.base.clone() }])
+            .apply(conns[side].as_mut(), &shape, vec![PendingOp { key: key.clone(), write, base: BaseUpdate::Untracked }])
             .map_err(in_app(apps, &shape.apps[side]))?;
         if applied.errors.is_empty() {
             outcome.actions.push(format!("{verb} {}", shape.apps[side]));
@@ -110,17 +139,30 @@ pub fn reconcile_key(
     if outcome.actions.is_empty() && outcome.errors.is_empty() {
         outcome.actions.push("already in sync".into());
     }
+    if let Some(c) = m.conflict.as_ref().filter(|c| c.resolution.is_none()) {
+        outcome.actions.push(format!("changed in both apps: parked as a conflict ({} columns) for `dualsync resolve`", c.columns.len()));
+    }
     if outcome.ok() {
-        if decision.base.is_empty() {
-            store.forget_keys(map, &company_shown, std::slice::from_ref(&key_json))?;
-        } else {
-            store.record_key_bases(map, &company_shown, run_id, &[(key_json.clone(), decision.base)])?;
+        // A key that failed keeps its old base, so the app that missed the write still looks behind.
+        match m.base {
+            Some(base) => store.record_key_bases(map, &company_shown, run_id, &[(key_json.clone(), base)])?,
+            None => store.forget_keys(map, &company_shown, std::slice::from_ref(&key_json))?,
         }
         store.resolve_row(map, &company_shown, &key_json)?;
     } else {
         store.record_errors(run_id, &outcome.errors)?;
     }
     Ok(outcome)
+}
+
+/// Whether the app holds the key (however the reader selects).
+fn reader_fetch(
+    mut reader: SideReader,
+    conn: &mut dyn dualsync_connectors::Connection,
+    shape: &MapShape,
+    key: Key,
+) -> Result<bool, dualsync_connectors::ConnectorError> {
+    Ok(!reader.fetch(conn, shape, vec![key])?.is_empty())
 }
 
 /// Retries open errors (all, one map's, or the given ids), each row once even

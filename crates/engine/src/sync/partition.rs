@@ -2,12 +2,14 @@
 //! order, merge-joined, decided, and written in batches. Memory is bounded by
 //! the channel capacities, whatever the table size.
 
+use super::deletes;
+use super::join::{Join, Pair};
 use super::read::SideReader;
 use super::record::Record;
 use super::write::{PendingOp, TargetWriter};
 use super::Context;
 use crate::apps::in_app;
-use crate::decide::{decide, CommonRow};
+use crate::decide::CommonRow;
 use crate::shape::MapShape;
 use crate::sync::company::Company;
 use crate::EngineError;
@@ -56,17 +58,18 @@ pub fn sync_partition(
             senders.push(tx);
         }
         let streams: [Stream; 2] = streams.try_into().ok().expect("two streams");
-        let merged = Merge::new(ctx, shape, &company_shown, senders).run(streams, &mut counts);
-        let mut first_error = merged.err();
+        let joined = Join::new(ctx, shape, &company, &company_shown, senders).and_then(|join| merge_join(join, streams, &mut counts));
+        let mut first_error = joined.err();
         for (side, w) in handles {
             match w.join().unwrap_or_else(|_| Err(EngineError::Data("a writer thread panicked".into()))) {
-                Ok((inserted, updated, failed)) => {
-                    counts.inserted[side] += inserted;
-                    counts.updated[side] += updated;
-                    counts.failed[side] += failed;
+                Ok(written) => {
+                    counts.inserted[side] += written.inserted[side];
+                    counts.updated[side] += written.updated[side];
+                    counts.deleted[side] += written.deleted[side];
+                    counts.failed[side] += written.failed[side];
                 }
                 // The writer's own error explains why the merge could not send to it.
-                Err(e) => first_error = Some(e),
+                Err(e) => first_error = first_error.or(Some(e)),
             }
         }
         first_error
@@ -169,14 +172,14 @@ fn write_side(
     side: usize,
     company: Option<Company>,
     rx: &Mutex<Receiver<Vec<PendingOp>>>,
-) -> Result<(u64, u64, u64), EngineError> {
+) -> Result<Counts, EngineError> {
     if let Some(probes) = &ctx.plan {
         return check_side(ctx, probes, shape, side, company, rx);
     }
     let app = &shape.apps[side];
     let mut conn: Option<crate::Pooled> = None;
     let mut writer = TargetWriter::new(shape, side, company);
-    let (mut inserted, mut updated, mut failed) = (0, 0, 0);
+    let mut written = Counts::default();
     // Writers of a side take batches in turn; each batch is its own transaction.
     while let Ok(ops) = rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
         // Connect on the first batch: a side that receives nothing is never opened for writing.
@@ -185,17 +188,22 @@ fn write_side(
             None => conn.insert(ctx.apps.connect(app)?),
         };
         let applied = writer.apply(c.as_mut(), shape, ops).map_err(in_app(&ctx.apps, app))?;
-        inserted += applied.inserted;
-        updated += applied.updated;
-        failed += applied.errors.len() as u64;
+        written.inserted[side] += applied.inserted;
+        written.updated[side] += applied.updated;
+        written.deleted[side] += applied.deleted;
+        written.failed[side] += applied.errors.len() as u64;
+        let (map, company) = (shape.name.clone(), writer.company_shown().to_string());
         if !applied.synced.is_empty() {
-            ctx.send(Record::Synced { map: shape.name.clone(), company: writer.company_shown().to_string(), keys: applied.synced });
+            ctx.send(Record::Synced { map: map.clone(), company: company.clone(), keys: applied.synced });
+        }
+        if !applied.forgotten.is_empty() {
+            ctx.send(Record::Forget { map, company, keys: applied.forgotten });
         }
         if !applied.errors.is_empty() {
             ctx.send(Record::Errors(applied.errors));
         }
     }
-    Ok((inserted, updated, failed))
+    Ok(written)
 }
 
 /// `plan`'s writer: each batch is converted and checked against the target
@@ -208,13 +216,13 @@ fn check_side(
     side: usize,
     company: Option<Company>,
     rx: &Mutex<Receiver<Vec<PendingOp>>>,
-) -> Result<(u64, u64, u64), EngineError> {
+) -> Result<Counts, EngineError> {
     let (app, other_app) = (&shape.apps[side], &shape.apps[1 - side]);
     let mut other_resolver = crate::lookup::Resolver::new(1 - side, company.clone());
     let mut writer = TargetWriter::new(shape, side, company);
     let (mut conn, mut other) = (ctx.apps.connect(app)?, ctx.apps.connect(other_app)?);
     let schema = conn.describe(&shape.tables[side]).map_err(in_app(&ctx.apps, app))?;
-    let (mut inserted, mut updated, mut failed) = (0, 0, 0);
+    let mut would = Counts::default();
     while let Ok(ops) = rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
         let probe = probes.needed(app, &shape.tables[side]);
         let target =
@@ -223,14 +231,15 @@ fn check_side(
         if let Some((rows, seconds)) = checked.probe {
             probes.record(app, &shape.tables[side], rows, seconds);
         }
-        inserted += checked.would_insert;
-        updated += checked.would_update;
-        failed += checked.problems.len() as u64;
+        would.inserted[side] += checked.would_insert;
+        would.updated[side] += checked.would_update;
+        would.deleted[side] += checked.would_delete;
+        would.failed[side] += checked.problems.len() as u64;
         if !checked.problems.is_empty() {
             ctx.send(Record::Errors(checked.problems));
         }
     }
-    Ok((inserted, updated, failed))
+    Ok(would)
 }
 
 /// One side's checked batches, one row at a time.
@@ -265,101 +274,47 @@ impl Stream {
     }
 }
 
-/// The merge-join: pairs rows by key, decides, and queues writes per side.
-struct Merge<'a> {
-    ctx: &'a Context,
-    shape: &'a MapShape,
-    company: &'a str,
-    senders: Vec<SyncSender<Vec<PendingOp>>>,
-    pending: [Vec<PendingOp>; 2],
-    unchanged: Vec<(String, Vec<u8>)>,
-    refused: Vec<NewError>,
+/// Pairs both apps' rows by key and hands each pair to the join.
+fn merge_join(mut join: Join<'_>, mut streams: [Stream; 2], counts: &mut Counts) -> Result<(), EngineError> {
+    deletes::precheck(&join)?;
+    let (ctx, shape) = (join.ctx, join.shape);
+    loop {
+        let order = match (streams[0].peek()?.is_some(), streams[1].peek()?.is_some()) {
+            (false, false) => break,
+            (true, false) => Ordering::Less,
+            (false, true) => Ordering::Greater,
+            (true, true) => shape.key_order(&streams[0].next.as_ref().unwrap().values, &streams[1].next.as_ref().unwrap().values),
+        };
+        let mut rows: Pair = [None, None];
+        for (side, stream) in streams.iter_mut().enumerate() {
+            if order != [Ordering::Greater, Ordering::Less][side] {
+                rows[side] = stream.next.take();
+                counts.read[side] += 1;
+            }
+            for dup in stream.duplicates.drain(..) {
+                counts.read[side] += 1;
+                counts.failed[1 - side] += 1;
+                join.refuse(duplicate_error(shape, join.company_shown, side, &dup));
+            }
+        }
+        ctx.rows_done.fetch_add(rows.iter().flatten().count() as u64, Relaxed);
+        join.pair(rows, counts)?;
+    }
+    join.finish(counts)
 }
 
-impl<'a> Merge<'a> {
-    fn new(ctx: &'a Context, shape: &'a MapShape, company: &'a str, senders: Vec<SyncSender<Vec<PendingOp>>>) -> Self {
-        Merge { ctx, shape, company, senders, pending: [Vec::new(), Vec::new()], unchanged: Vec::new(), refused: Vec::new() }
-    }
-
-    fn run(mut self, mut streams: [Stream; 2], counts: &mut Counts) -> Result<(), EngineError> {
-        let rules = self.shape.rules();
-        loop {
-            let order = match (streams[0].peek()?.is_some(), streams[1].peek()?.is_some()) {
-                (false, false) => break,
-                (true, false) => Ordering::Less,
-                (false, true) => Ordering::Greater,
-                (true, true) => self.shape.key_order(&streams[0].next.as_ref().unwrap().values, &streams[1].next.as_ref().unwrap().values),
-            };
-            let mut rows: [Option<CommonRow>; 2] = [None, None];
-            for (side, stream) in streams.iter_mut().enumerate() {
-                if order != [Ordering::Greater, Ordering::Less][side] {
-                    rows[side] = stream.next.take();
-                    counts.read[side] += 1;
-                }
-                for dup in stream.duplicates.drain(..) {
-                    counts.read[side] += 1;
-                    counts.failed[1 - side] += 1;
-                    self.refused.push(self.duplicate_error(side, &dup));
-                }
-            }
-            self.ctx.rows_done.fetch_add(rows.iter().flatten().count() as u64, Relaxed);
-            let decision = decide(&rules, rows);
-            for refused in &decision.refused {
-                counts.failed[refused.0] += 1;
-                self.refused.push(self.shape.refused_error(self.company, key_to_json(&decision.key), refused));
-            }
-            let base = decision.base;
-            let mut queue = |side: usize, key, write, base| self.pending[side].push(PendingOp { key, write, base });
-            match decision.writes {
-                [Some(a), Some(b)] => {
-                    queue(0, decision.key.clone(), a, base.clone());
-                    queue(1, decision.key, b, base);
-                }
-                [Some(a), None] => queue(0, decision.key, a, base),
-                [None, Some(b)] => queue(1, decision.key, b, base),
-                [None, None] if decision.refused.is_empty() => {
-                    counts.unchanged += 1;
-                    self.unchanged.push((key_to_json(&decision.key), base));
-                }
-                [None, None] => {}
-            }
-            self.flush(false)?;
-        }
-        self.flush(true)
-    }
-
-    /// Sends what is due: full batches, or everything at the end.
-    fn flush(&mut self, all: bool) -> Result<(), EngineError> {
-        let size = self.shape.batch_size;
-        for side in 0..2 {
-            if self.pending[side].len() >= self.shape.write_batch[side] || (all && !self.pending[side].is_empty()) {
-                let ops = std::mem::take(&mut self.pending[side]);
-                self.senders[side].send(ops).map_err(|_| EngineError::Data("a writer stopped".into()))?;
-            }
-        }
-        if self.unchanged.len() >= size * 4 || (all && !self.unchanged.is_empty()) {
-            let keys = std::mem::take(&mut self.unchanged);
-            self.ctx.send(Record::Synced { map: self.shape.name.clone(), company: self.company.to_string(), keys });
-        }
-        if self.refused.len() >= 1000 || (all && !self.refused.is_empty()) {
-            self.ctx.send(Record::Errors(std::mem::take(&mut self.refused)));
-        }
-        Ok(())
-    }
-
-    fn duplicate_error(&self, side: usize, dup: &CommonRow) -> NewError {
-        NewError {
-            map: self.shape.name.clone(),
-            company: self.company.to_string(),
-            source_app: self.shape.apps[side].clone(),
-            target_app: self.shape.apps[1 - side].clone(),
-            key: key_to_json(&self.shape.key_values(&dup.values)),
-            column: None,
-            value: None,
-            message: format!(
-                "duplicate key: {}.{} holds more than one row with this key; only the first takes part. Remove the duplicates or make the key unique",
-                self.shape.apps[side], self.shape.tables[side]
-            ),
-        }
+fn duplicate_error(shape: &MapShape, company: &str, side: usize, dup: &CommonRow) -> NewError {
+    NewError {
+        map: shape.name.clone(),
+        company: company.to_string(),
+        source_app: shape.apps[side].clone(),
+        target_app: shape.apps[1 - side].clone(),
+        key: key_to_json(&shape.key_values(&dup.values)),
+        column: None,
+        value: None,
+        message: format!(
+            "duplicate key: {}.{} holds more than one row with this key; only the first takes part. Remove the duplicates or make the key unique",
+            shape.apps[side], shape.tables[side]
+        ),
     }
 }

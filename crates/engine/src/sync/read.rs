@@ -11,11 +11,17 @@ pub struct SideReader {
     pub side: usize,
     pub company: Option<Company>,
     resolver: Resolver,
+    /// Reads ignore the map's filter (to tell a row that left it from one deleted).
+    unfiltered: bool,
 }
 
 impl SideReader {
     pub fn new(side: usize, company: Option<Company>) -> Self {
-        SideReader { side, resolver: Resolver::new(side, company.clone()), company }
+        SideReader { side, resolver: Resolver::new(side, company.clone()), company, unfiltered: false }
+    }
+
+    pub fn regardless_of_filter(self) -> Self {
+        SideReader { unfiltered: true, ..self }
     }
 
     pub fn selection(&self, shape: &MapShape) -> Selection {
@@ -25,7 +31,8 @@ impl SideReader {
             let stored = self.company.as_ref().and_then(|c| c.stored[s].clone());
             equals.push((col.clone(), stored.unwrap_or(Value::Null)));
         }
-        Selection { table: shape.tables[s].clone(), filter: shape.filter[s].clone(), equals }
+        let filter = if self.unfiltered { None } else { shape.filter[s].clone() };
+        Selection { table: shape.tables[s].clone(), filter, equals }
     }
 
     /// A side without the partition's company (no row for it in its companies table) has no rows for it.

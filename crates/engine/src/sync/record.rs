@@ -1,7 +1,7 @@
 //! The recorder: one thread per run that writes what partitions report into
 //! the state store, in order, so the apply path never waits on it row by row.
 
-use dualsync_state::{NewError, StateError, StateStore};
+use dualsync_state::{NewConflict, NewError, StateError, StateStore};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -13,7 +13,14 @@ pub enum Record {
         company: String,
         keys: Vec<(String, Vec<u8>)>,
     },
+    /// Keys gone from both apps: their merge base is dropped.
+    Forget {
+        map: String,
+        company: String,
+        keys: Vec<String>,
+    },
     Errors(Vec<NewError>),
+    Conflicts(Vec<NewConflict>),
     /// A partition finished a full pass: forget keys and resolve errors it did not see.
     PartitionComplete {
         map: String,
@@ -36,10 +43,14 @@ impl Recorder {
         Recorder { sender, handle }
     }
 
-    /// Waits until everything sent is stored.
+    /// Waits until everything sent is stored. A recorder that panicked stored
+    /// nothing reliable: that fails the run.
     pub fn finish(self) -> Result<(), StateError> {
         drop(self.sender);
-        self.handle.join().unwrap_or_else(|_| Ok(()))
+        self.handle.join().unwrap_or_else(|panic| {
+            let why = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+            Err(StateError::Panicked(why.unwrap_or_else(|| "no message".into())))
+        })
     }
 }
 
@@ -52,7 +63,9 @@ fn record_all(store: &StateStore, run_id: i64, receiver: Receiver<Record>) -> Re
         }
         let result = match record {
             Record::Synced { map, company, keys } => store.record_key_bases(&map, &company, run_id, &keys),
+            Record::Forget { map, company, keys } => store.forget_keys(&map, &company, &keys),
             Record::Errors(errors) => store.record_errors(run_id, &errors),
+            Record::Conflicts(conflicts) => conflicts.iter().try_for_each(|c| store.record_conflict(c).map(|_| ())),
             Record::PartitionComplete { map, company } => store
                 .forget_keys_not_in_run(&map, &company, run_id)
                 .and_then(|_| store.resolve_errors_not_in_run(&map, &company, run_id))

@@ -11,6 +11,8 @@ use dualsync_model::config::IdDefault;
 use dualsync_model::row::key_to_json;
 use dualsync_model::Value;
 use dualsync_state::NewError;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One decided write for the target side, with what the state store needs once it is done.
@@ -18,20 +20,98 @@ pub struct PendingOp {
     /// The key, in common key order.
     pub key: Vec<Value>,
     pub write: Write,
-    /// The merge base both apps hold once it is written.
-    pub base: Vec<u8>,
+    pub base: BaseUpdate,
+}
+
+/// What becomes of a key's merge base once its writes are done. A key keeps
+/// its old base unless every write it needs succeeded: a base that one app
+/// never reached would make that app's stale value look like an edit.
+pub enum BaseUpdate {
+    /// The key's only write.
+    One(BaseChange),
+    /// One of the key's two writes (both apps are written): the base changes only if both succeed.
+    Both(Arc<SharedChange>),
+    /// The caller records the base itself.
+    Untracked,
+}
+
+pub struct BaseChange {
+    /// The base once written (None: the key is gone from both apps, forget it).
+    pub new: Option<Vec<u8>>,
+    /// The base before (None: the key had none).
+    pub old: Option<Vec<u8>>,
+}
+
+pub struct SharedChange {
+    change: BaseChange,
+    outstanding: AtomicU8,
+    failed: AtomicBool,
+}
+
+/// What the state store is told about a key.
+pub enum BaseRecord {
+    Store(Vec<u8>),
+    Forget,
+}
+
+impl BaseUpdate {
+    /// The updates of a key written into both apps.
+    pub fn both(change: BaseChange) -> (BaseUpdate, BaseUpdate) {
+        let shared = Arc::new(SharedChange { change, outstanding: AtomicU8::new(2), failed: AtomicBool::new(false) });
+        (BaseUpdate::Both(shared.clone()), BaseUpdate::Both(shared))
+    }
+
+    /// This write is done (`ok`: the app took it). Says what to record, once
+    /// the key's last write is done.
+    pub fn finish(self, ok: bool) -> Option<BaseRecord> {
+        match self {
+            BaseUpdate::One(change) => change.outcome(ok),
+            BaseUpdate::Both(shared) => {
+                if !ok {
+                    shared.failed.store(true, Ordering::SeqCst);
+                }
+                let last = shared.outstanding.fetch_sub(1, Ordering::SeqCst) == 1;
+                last.then(|| shared.change.outcome(!shared.failed.load(Ordering::SeqCst))).flatten()
+            }
+            BaseUpdate::Untracked => None,
+        }
+    }
+}
+
+impl BaseChange {
+    fn outcome(&self, ok: bool) -> Option<BaseRecord> {
+        match (ok, &self.new, &self.old) {
+            (true, Some(new), _) => Some(BaseRecord::Store(new.clone())),
+            (true, None, _) => Some(BaseRecord::Forget),
+            // The old base is stored again so that the run keeps it (a full pass forgets keys it did not record).
+            (false, _, Some(old)) => Some(BaseRecord::Store(old.clone())),
+            (false, _, None) => None,
+        }
+    }
 }
 
 #[derive(Default)]
 pub struct Applied {
     /// Keys written, with their merge base.
     pub synced: Vec<(String, Vec<u8>)>,
+    /// Keys written that exist in neither app any more.
+    pub forgotten: Vec<String>,
     pub errors: Vec<NewError>,
     /// For each error refused before the write (a conversion), whether the op was an insert.
     pub refused_inserts: Vec<bool>,
     pub inserted: u64,
     pub updated: u64,
     pub deleted: u64,
+}
+
+impl Applied {
+    fn record(&mut self, key: &[Value], record: Option<BaseRecord>) {
+        match record {
+            Some(BaseRecord::Store(base)) => self.synced.push((key_to_json(key), base)),
+            Some(BaseRecord::Forget) => self.forgotten.push(key_to_json(key)),
+            None => {}
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,15 +183,14 @@ impl TargetWriter {
             applied.errors.push(self.error(shape, &written[f.index].0, f.column, value, message));
         }
         for ((key, base, kind), failed) in written.into_iter().zip(failed) {
-            if failed {
-                continue;
+            if !failed {
+                match kind {
+                    OpKind::Insert => applied.inserted += 1,
+                    OpKind::Update => applied.updated += 1,
+                    OpKind::Delete => applied.deleted += 1,
+                }
             }
-            match kind {
-                OpKind::Insert => applied.inserted += 1,
-                OpKind::Update => applied.updated += 1,
-                OpKind::Delete => applied.deleted += 1,
-            }
-            applied.synced.push((key_to_json(&key), base));
+            applied.record(&key, base.finish(!failed));
         }
         Ok(applied)
     }
@@ -125,7 +204,7 @@ impl TargetWriter {
         conn: &mut dyn Connection,
         shape: &MapShape,
         ops: Vec<PendingOp>,
-    ) -> Result<(WriteBatch, Vec<(Vec<Value>, Vec<u8>, OpKind)>, Applied), ConnectorError> {
+    ) -> Result<(WriteBatch, Vec<(Vec<Value>, BaseUpdate, OpKind)>, Applied), ConnectorError> {
         let side = self.side;
         let mut applied = Applied::default();
         let mut batch = WriteBatch {
@@ -138,6 +217,7 @@ impl TargetWriter {
         if let Some(why) = &self.company_missing {
             for op in ops {
                 applied.errors.push(self.error(shape, &op.key, shape.company[side].clone(), None, why.clone()));
+                applied.record(&op.key, op.base.finish(false));
             }
             return Ok((batch, Vec::new(), applied));
         }
@@ -155,6 +235,7 @@ impl TargetWriter {
                 Err((column, value, message)) => {
                     applied.errors.push(self.error(shape, &key, Some(column), Some(value), message));
                     applied.refused_inserts.push(kind == OpKind::Insert);
+                    applied.record(&key, base.finish(false));
                 }
             }
         }

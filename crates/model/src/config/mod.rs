@@ -16,6 +16,8 @@ pub use parse::parse_config;
 pub const DEFAULT_STATE_URL: &str = "sqlite://.dualsync/state.db";
 pub const DEFAULT_WORKERS: usize = 4;
 pub const DEFAULT_BATCH_SIZE: usize = 2000;
+/// The mass-delete guard's default share (see `MapConfig::max_delete_percent`).
+pub const DEFAULT_MAX_DELETE_PERCENT: u8 = 10;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -164,6 +166,10 @@ pub struct MapConfig {
     pub conflict: ConflictPolicy,
     pub on_delete: OnDelete,
     pub alert: Option<AlertRule>,
+    /// A full diff that would delete more than this share (percent) of a
+    /// partition's rows in an app, or every row, deletes nothing there
+    /// until confirmed (`sync --allow-deletes`).
+    pub max_delete_percent: u8,
     pub sides: [SideConfig; 2],
     pub columns: Vec<ColumnMapping>,
 }

@@ -203,7 +203,7 @@ impl Reader<'_> {
     fn map(&mut self, t: &Table, index: usize, path: &str, apps: &[String]) -> Option<MapConfig> {
         let errors_before = self.errors.len();
         let name = self.required_string(t, "name", path, "give the map a name = \"customers\"").unwrap_or_default();
-        const FIXED: [&str; 11] = [
+        const FIXED: [&str; 12] = [
             "name",
             "threading",
             "workers",
@@ -213,6 +213,7 @@ impl Reader<'_> {
             "on_delete",
             "alert_errors",
             "alert_minutes",
+            "max_delete_percent",
             "columns",
             "description",
         ];
@@ -315,12 +316,37 @@ impl Reader<'_> {
                 None
             }
         };
+        let max_delete_percent = match t.get("max_delete_percent") {
+            None => DEFAULT_MAX_DELETE_PERCENT,
+            Some(Toml::Integer(n)) if (0..=100).contains(n) => *n as u8,
+            Some(_) => {
+                self.err(
+                    &join(path, "max_delete_percent"),
+                    "max_delete_percent must be a whole number from 0 to 100",
+                    format!("remove it for the default ({DEFAULT_MAX_DELETE_PERCENT}), or use 100 to allow any share short of every row"),
+                );
+                DEFAULT_MAX_DELETE_PERCENT
+            }
+        };
         let columns = self.columns(t.get("columns"), path, &side_keys);
         if self.errors.len() > errors_before || sides.len() != 2 {
             return None;
         }
         let sides: [SideConfig; 2] = sides.try_into().ok()?;
-        let map = MapConfig { name, index, threading, workers, batch_size, master, conflict, on_delete, alert, sides, columns };
+        let map = MapConfig {
+            name,
+            index,
+            threading,
+            workers,
+            batch_size,
+            master,
+            conflict,
+            on_delete,
+            alert,
+            max_delete_percent,
+            sides,
+            columns,
+        };
         self.check_keys_and_company(&map, path);
         Some(map)
     }
