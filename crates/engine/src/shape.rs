@@ -35,6 +35,10 @@ pub struct MapShape {
     pub max_delete_percent: u8,
     pub threading: Threading,
     pub workers: usize,
+    /// A cycle's first pass: the positions (in the whole map) of the lookup
+    /// columns it leaves out, and the whole map's width. Empty otherwise.
+    pub deferred: Vec<usize>,
+    pub full_width: usize,
     /// Rows per read batch.
     pub batch_size: usize,
     /// Rows per write transaction into each side (see `with_write_batches`).
@@ -161,9 +165,58 @@ impl MapShape {
             max_delete_percent: map.max_delete_percent,
             threading: map.threading,
             workers: if map.threading == Threading::Single { 1 } else { map.workers },
+            deferred: Vec::new(),
+            full_width: map.columns.len(),
             batch_size: map.batch_size.unwrap_or(DEFAULT_BATCH_SIZE),
             write_batch: [map.batch_size.unwrap_or(DEFAULT_BATCH_SIZE); 2],
         }
+    }
+
+    /// The shape of one step of a run: a cycle's first pass leaves its
+    /// deferred lookup columns out (see `order.rs`).
+    pub fn of_step(step: &crate::order::Step, config: &Config) -> (MapConfig, MapShape) {
+        let whole = config.map(&step.map).expect("ordered maps exist");
+        let map = step.map_config(config);
+        let mut shape = MapShape::new(&map, config);
+        shape.deferred = whole.columns.iter().enumerate().filter(|(_, c)| step.deferred.contains(&c.names[0])).map(|(i, _)| i).collect();
+        shape.full_width = whole.columns.len();
+        (map, shape)
+    }
+
+    /// A merge base (of the whole map) as this pass sees it: without the
+    /// deferred columns. None for a base of another width (a changed map).
+    pub fn pass_base(&self, whole: &[u8]) -> Option<Vec<u8>> {
+        if whole.len() != self.full_width * 8 {
+            return None;
+        }
+        Some((0..self.full_width).filter(|c| !self.deferred.contains(c)).flat_map(|c| whole[c * 8..c * 8 + 8].iter().copied()).collect())
+    }
+
+    /// This pass's new base widened to the whole map. A deferred column keeps
+    /// its old base; without one (a row this pass inserted) it gets the hash
+    /// of NULL, the placeholder the new row holds there, so that the second
+    /// pass takes the source app's reference as the change it is. A key
+    /// without a base that this pass did not insert gets none: the second
+    /// pass meets it as a first contact.
+    pub fn whole_base(&self, pass: Vec<u8>, old: Option<&[u8]>, inserted: bool) -> Option<Vec<u8>> {
+        if self.deferred.is_empty() {
+            return Some(pass);
+        }
+        let old = old.filter(|o| o.len() == self.full_width * 8);
+        if old.is_none() && !inserted {
+            return None;
+        }
+        let null = dualsync_model::column_hashes(&[Value::Null]);
+        let mut columns = pass.chunks(8);
+        let mut whole = Vec::with_capacity(self.full_width * 8);
+        for c in 0..self.full_width {
+            match (self.deferred.contains(&c), old) {
+                (true, Some(o)) => whole.extend_from_slice(&o[c * 8..c * 8 + 8]),
+                (true, None) => whole.extend_from_slice(&null),
+                (false, _) => whole.extend_from_slice(columns.next()?),
+            }
+        }
+        Some(whole)
     }
 
     /// Write transactions sized for each target database (a server commits

@@ -112,7 +112,8 @@ impl<'a> Join<'a> {
                     self.candidates.push(Entry { tag: absent, key, base })?;
                 }
                 (_, base) => {
-                    let m = merge(&self.rules, rows.map(|row| SideNow { row, ..SideNow::default() }), base.as_deref());
+                    let seen = base.as_deref().and_then(|b| self.shape.pass_base(b));
+                    let m = merge(&self.rules, rows.map(|row| SideNow { row, ..SideNow::default() }), seen.as_deref());
                     self.settle(m, base, Some(json), counts)?;
                 }
             }
@@ -121,7 +122,7 @@ impl<'a> Join<'a> {
     }
 
     /// Queues a merged key's writes and records what the merge decided.
-    /// `old`: the key's base before; `json`: its key as stored, where known.
+    /// `old`: the key's base before (of the whole map); `json`: its key as stored, where known.
     pub fn settle(&mut self, m: Merged, old: Option<Vec<u8>>, json: Option<String>, counts: &mut Counts) -> Result<(), EngineError> {
         let Merged { decision, base: new, conflict } = m;
         let json = json.unwrap_or_else(|| key_to_json(&decision.key));
@@ -134,7 +135,12 @@ impl<'a> Join<'a> {
             self.refused.push(self.shape.refused_error(self.company_shown, json.clone(), refused));
         }
         // A refused write leaves the old base: the app that missed it must still look behind.
-        let new = if decision.refused.is_empty() { new } else { old.clone() };
+        let inserted = decision.writes.iter().any(|w| matches!(w, Some(crate::Write::Insert(_))));
+        let new = match new {
+            _ if !decision.refused.is_empty() => old.clone(),
+            Some(pass) => self.shape.whole_base(pass, old.as_deref(), inserted),
+            None => None,
+        };
         let key = decision.key;
         match decision.writes {
             [Some(a), Some(b)] => {

@@ -176,8 +176,8 @@ fn run_step(
     options: &SyncOptions,
     observer: &dyn Observer,
 ) -> Result<(Vec<PartitionReport>, Vec<String>), EngineError> {
-    let map = step.map_config(config);
-    let shape = MapShape::new(&map, config).with_write_batches(&map, &ctx.apps);
+    let (map, shape) = MapShape::of_step(step, config);
+    let shape = shape.with_write_batches(&map, &ctx.apps);
     let mut warnings = Vec::new();
     let companies = companies_of(ctx, &shape, &options.companies, &mut warnings)?;
     let warnings = if step.deferred.is_empty() { warnings } else { Vec::new() }; // said once, by the full pass

@@ -82,7 +82,8 @@ impl BaseChange {
     fn outcome(&self, ok: bool) -> Option<BaseRecord> {
         match (ok, &self.new, &self.old) {
             (true, Some(new), _) => Some(BaseRecord::Store(new.clone())),
-            (true, None, _) => Some(BaseRecord::Forget),
+            (true, None, Some(_)) => Some(BaseRecord::Forget),
+            (true, None, None) => None,
             // The old base is stored again so that the run keeps it (a full pass forgets keys it did not record).
             (false, _, Some(old)) => Some(BaseRecord::Store(old.clone())),
             (false, _, None) => None,
