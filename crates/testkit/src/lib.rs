@@ -77,11 +77,58 @@ pub struct TestDb {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// Test databases are named `dualsync_t<unix seconds>_<pid>_<n>`.
+const PREFIX: &str = "dualsync_t";
+/// A test database older than this was left by a run that died: dropped.
+const LEFTOVER_SECONDS: u64 = 3 * 3600;
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// When this test process started, once for all its databases.
+fn started_at() -> u64 {
+    static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(now)
+}
+
+/// Whether a database name is a test database left behind by a run long gone.
+fn is_leftover(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(PREFIX) else { return false };
+    let stamp = rest.split('_').next().and_then(|s| s.parse::<u64>().ok());
+    // Names of the older PID-only form have no time: always leftovers once seen by a newer run.
+    stamp.is_none_or(|t| t < 1_000_000_000 || t + LEFTOVER_SECONDS < now())
+}
+
+/// Drops leftovers once per test process (a run's own databases are never old enough).
+fn sweep_postgres(c: &mut postgres::Client) {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        let Ok(rows) = c.query("SELECT datname FROM pg_database WHERE datname LIKE 'dualsync\\_t%'", &[]) else { return };
+        for name in rows.iter().map(|r| r.get::<_, String>(0)).filter(|n| is_leftover(n)) {
+            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    });
+}
+
+fn sweep_mysql(c: &mut mysql::Conn) {
+    use mysql::prelude::Queryable;
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        let Ok(names) = c.query::<String, _>("SHOW DATABASES LIKE 'dualsync\\_t%'") else { return };
+        for name in names.into_iter().filter(|n| is_leftover(n)) {
+            let _ = c.query_drop(format!("DROP DATABASE IF EXISTS {name}"));
+        }
+    });
+}
+
 impl TestDb {
     /// A new, empty database of this kind, or None when the server is not
     /// reachable outside CI (the reason is printed).
     pub fn new(kind: Kind) -> Option<TestDb> {
-        let name = format!("dualsync_t{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        // The start time and process make the name unique across runs (a PID alone repeats); the
+        // time lets later runs sweep what a killed run left behind.
+        let name = format!("{PREFIX}{}_{}_{}", started_at(), std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
         let created = match kind {
             Kind::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -91,12 +138,16 @@ impl TestDb {
             }
             Kind::Postgres => postgres::Client::connect(&postgres_admin(), postgres::NoTls)
                 .map_err(|e| e.to_string())
-                .and_then(|mut c| c.batch_execute(&format!("CREATE DATABASE {name}")).map_err(|e| e.to_string()))
+                .and_then(|mut c| {
+                    sweep_postgres(&mut c);
+                    c.batch_execute(&format!("CREATE DATABASE {name}")).map_err(|e| e.to_string())
+                })
                 .map(|_| format!("{}/{name}", server_base(&postgres_admin()))),
             Kind::Mariadb => mysql::Conn::new(mysql::Opts::from_url(&mysql_admin()).expect("valid DUALSYNC_TEST_MYSQL"))
                 .map_err(|e| e.to_string())
                 .and_then(|mut c| {
                     use mysql::prelude::Queryable;
+                    sweep_mysql(&mut c);
                     c.query_drop(format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
                         .map_err(|e| e.to_string())
                 })

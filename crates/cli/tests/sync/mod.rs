@@ -3,7 +3,9 @@
 
 mod basics;
 mod companies;
+mod company_key;
 mod connections;
+mod cycles;
 mod demo;
 mod failures;
 mod kinds;

@@ -104,3 +104,50 @@ fn plan_predicts_the_sync_into_postgres() {
     assert_eq!(c[0]["updates"], done["updated"], "{sync}");
     assert_eq!(c[0]["failing"].as_u64().unwrap(), done["failed"][0].as_u64().unwrap() + done["failed"][1].as_u64().unwrap());
 }
+
+/// The counts of map `customers` in a plan and in a sync's report.
+fn predicted_and_done(plan: &serde_json::Value, sync: &serde_json::Value) -> (serde_json::Value, serde_json::Value) {
+    let c = customers(plan)[0].clone();
+    let done = sync["partitions"].as_array().unwrap().iter().find(|x| x["map"] == "customers").unwrap()["counts"].clone();
+    let failed = done["failed"][0].as_u64().unwrap() + done["failed"][1].as_u64().unwrap();
+    let predicted = serde_json::json!([c["inserts"], c["updates"], c["deletes"], c["failing"]]);
+    (predicted, serde_json::json!([done["inserted"], done["updated"], done["deleted"], failed]))
+}
+
+/// Issue 10, item 9: on first contact the rows' lookups point at groups the
+/// referenced map has not created yet in the CRM; the rows are still checked
+/// by the CRM (its CHECK on the name), in every batch, not only the first.
+#[test]
+fn plan_on_first_contact_with_lookups_finds_what_the_database_refuses() {
+    let w = apps();
+    w.exec("erp.db", "INSERT INTO grp VALUES ('C1', '10', 'Ten')");
+    w.exec(
+        "erp.db",
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 4999)
+         INSERT INTO cust (co, acct, name, grp) SELECT 'C1', printf('A%05d', i),
+           CASE WHEN i % 500 = 499 THEN 'a name longer than the crm takes' ELSE 'n' || i END, '10' FROM n",
+    );
+    let p = plan(&w);
+    assert_eq!(w.count("crm.db", "SELECT count(*) FROM grp"), 0, "plan wrote nothing");
+    let sync = w.run(&["--format", "json", "sync"]);
+    assert_eq!(sync.code, 3, "{}{}", sync.stdout, sync.stderr);
+    let (predicted, done) = predicted_and_done(&p, &sync.json());
+    assert_eq!(predicted, serde_json::json!([[0, 4990], [0, 0], [0, 0], 10]), "{p}");
+    assert_eq!(predicted, done);
+}
+
+#[test]
+fn plan_predicts_the_updates_and_deletes_of_a_later_sync() {
+    let w = apps();
+    w.config(&super::CONFIG.replace("master = \"erp\"", "master = \"erp\"\nmax_delete_percent = 50"));
+    w.exec("erp.db", "INSERT INTO cust (co, acct, name) VALUES ('C1', 'A1', 'a'), ('C1', 'A2', 'b'), ('C1', 'A3', 'c'), ('C1', 'A4', 'd')");
+    assert_eq!(w.run(&["sync"]).code, 0);
+    w.exec("crm.db", "UPDATE account SET name = 'crm edit' WHERE num = 'A1'; DELETE FROM account WHERE num = 'A2'");
+    w.exec("erp.db", "INSERT INTO cust (co, acct, name) VALUES ('C1', 'A5', 'e')");
+    let p = plan(&w);
+    let sync = w.run(&["--format", "json", "sync"]);
+    assert_eq!(sync.code, 0, "{}{}", sync.stdout, sync.stderr);
+    let (predicted, done) = predicted_and_done(&p, &sync.json());
+    assert_eq!(predicted, serde_json::json!([[0, 1], [1, 0], [1, 0], 0]), "{p}");
+    assert_eq!(predicted, done);
+}

@@ -1,8 +1,10 @@
 //! A test workspace: a temporary folder with two SQLite apps and a config.
 
 use rusqlite::types::Value as Sql;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 pub struct Workspace {
     pub dir: tempfile::TempDir,
@@ -65,18 +67,46 @@ impl Workspace {
     }
 }
 
+/// How long one dualsync command of a test may take before it is killed and the test fails.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+
 pub fn run_in(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_dualsync"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dualsync"))
         .current_dir(dir)
         .env_remove("DUALSYNC_CONFIG")
         .args(args)
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run dualsync");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    // Read both pipes while waiting, so a chatty command never blocks on a full pipe.
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let _ = pipe.read_to_end(&mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().expect("piped")));
+    let stderr = read(Box::new(child.stderr.take().expect("piped")));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for dualsync") {
+            break status;
+        }
+        if started.elapsed() > COMMAND_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "dualsync {args:?} ran for more than {COMMAND_TIMEOUT:?} and was killed\nstdout:\n{}\nstderr:\n{}",
+                stdout.join().unwrap_or_default(),
+                stderr.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Run { code: status.code().unwrap_or(-1), stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() }
 }
 
 pub fn text(v: &Sql) -> &str {

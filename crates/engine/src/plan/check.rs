@@ -1,14 +1,15 @@
 //! The writer's dry run for `plan`: the ops of a batch converted exactly as a
 //! sync would (lookups, value translations, ids), then checked against the
-//! target table instead of written. The first batch per target is also
-//! written and rolled back, to measure what writing costs there.
+//! target table and written in a transaction that is rolled back, which also
+//! measures what writing costs there.
 
 use crate::lookup::Resolver;
 use crate::shape::MapShape;
 use crate::sync::write::{OpKind, PendingOp, TargetWriter};
 use dualsync_connectors::{failure, Connection, ConnectorError, WriteOp};
-use dualsync_model::{TableSchema, TypeClass, Value};
+use dualsync_model::{content_hash, TableSchema, TypeClass, Value};
 use dualsync_state::NewError;
+use std::collections::HashMap;
 use std::time::Instant;
 
 #[derive(Default)]
@@ -30,6 +31,13 @@ pub struct Target<'a> {
     pub schema: &'a TableSchema,
 }
 
+/// Converts a batch of ops as a sync would, then checks every row against the
+/// target table (`unfit`) and writes it in a transaction that is rolled back
+/// (`Connection::probe`), so the database's own checks (CHECK constraints,
+/// triggers, keys) find what a sync would be refused. `probe = false` skips
+/// the database's part. A lookup whose row the target lacks is written as
+/// NULL for this: if the other app holds the row, the referenced map creates
+/// it first and the row will be written; if not, it is an orphan.
 pub fn check(
     writer: &mut TargetWriter,
     target: Target<'_>,
@@ -38,37 +46,33 @@ pub fn check(
     ops: Vec<PendingOp>,
     probe: bool,
 ) -> Result<Checked, ConnectorError> {
+    writer.defer_missing_lookups();
     let (batch, written, applied) = writer.prepare(target.conn, shape, ops)?;
-    let mut checked = Checked::default();
-    // A lookup whose row the target lacks is an orphan only if the other app lacks it too.
-    for (e, is_insert) in applied.errors.into_iter().zip(applied.refused_inserts.into_iter().chain(std::iter::repeat(false))) {
-        let lookup =
-            e.column.as_ref().and_then(|c| shape.columns[side].iter().position(|n| n == c)).filter(|&c| shape.lookups[c].is_some());
-        if let (Some(c), Some(v)) = (lookup, &e.value) {
-            if e.message.starts_with("lookup to map") {
-                let key = Value::Text(v.clone());
-                target.other_resolver.load_stored(target.other, shape, c, &[&key])?;
-                if target.other_resolver.stored_of(c, &key).is_some() {
-                    // The referenced map creates it before this map runs: the row will be written.
-                    if is_insert {
-                        checked.would_insert += 1;
-                    } else {
-                        checked.would_update += 1;
-                    }
-                    continue;
-                }
-            }
-        }
-        checked.problems.push(e);
-    }
+    let mut checked = Checked { problems: applied.errors, ..Checked::default() };
+    let index: HashMap<[u8; 16], usize> = written.iter().enumerate().map(|(i, w)| (content_hash(&w.0), i)).collect();
     let mut refused = vec![false; batch.ops.len()];
+    // Per op, the columns written as NULL in place of a lookup the referenced map will create.
+    let mut pending: Vec<Vec<String>> = vec![Vec::new(); batch.ops.len()];
+    for (key, c, value, why) in writer.take_deferred_lookups() {
+        let Some(&i) = index.get(&content_hash(&key)) else { continue };
+        target.other_resolver.load_stored(target.other, shape, c, &[&value])?;
+        if target.other_resolver.stored_of(c, &value).is_some() {
+            pending[i].push(shape.columns[side][c].clone());
+        } else if !refused[i] {
+            refused[i] = true;
+            let shown = (!value.is_null()).then(|| value.clone());
+            checked.problems.push(writer.error(shape, &key, Some(shape.columns[side][c].clone()), shown, why));
+        }
+    }
     for (i, op) in batch.ops.iter().enumerate() {
         let pairs: Vec<(&String, &Value)> = match op {
             WriteOp::Insert(row) => batch.columns.iter().zip(row).collect(),
             WriteOp::Update { set, .. } => set.iter().map(|(c, v)| (c, v)).collect(),
             WriteOp::Delete { .. } => Vec::new(),
         };
-        if let Some((column, value, why)) = pairs.into_iter().find_map(|(c, v)| unfit(target.schema, c, v).map(|why| (c, v, why))) {
+        let unfit_value =
+            pairs.into_iter().filter(|(c, _)| !pending[i].contains(c)).find_map(|(c, v)| unfit(target.schema, c, v).map(|why| (c, v, why)));
+        if let (Some((column, value, why)), false) = (unfit_value, refused[i]) {
             refused[i] = true;
             let value = (!value.is_null()).then(|| value.clone());
             checked.problems.push(writer.error(shape, &written[i].0, Some(column.clone()), value, why));
@@ -79,7 +83,9 @@ pub fn check(
         let outcome = target.conn.probe(&batch)?;
         checked.probe = Some((batch.ops.len(), started.elapsed().as_secs_f64()));
         for f in outcome.failures {
-            if !refused[f.index] {
+            // NULL in place of a pending lookup is this check's own doing, not the row's.
+            let own_doing = f.column.as_ref().is_some_and(|c| pending[f.index].contains(c));
+            if !refused[f.index] && !own_doing {
                 refused[f.index] = true;
                 let message = format!("{} would refuse the row: {}", shape.apps[side], f.message);
                 checked.problems.push(writer.error(shape, &written[f.index].0, f.column, None, message));

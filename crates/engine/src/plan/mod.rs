@@ -1,9 +1,9 @@
 //! `dualsync plan`: the seed's guidance matrix, computed from the real data.
 //! Every map and company goes through the sync's own pipeline in a dry run:
-//! both sides read and merged, every write converted and checked against the
-//! target table but not made (the first batch per target is written and rolled
-//! back to measure the write rate). Nothing is written to either app or to the
-//! state store.
+//! both sides read and merged, every write converted, checked against the
+//! target table and written in a transaction that is rolled back (so the
+//! database's own checks speak, and the write rate is measured). Nothing is
+//! left in either app or in the state store.
 
 pub mod check;
 
@@ -36,15 +36,12 @@ pub struct Probes {
 }
 
 impl Probes {
-    /// Whether a batch into this table is still to be probed: the first one
-    /// with rows to write is, so the database's own checks (CHECK constraints,
-    /// triggers) run once per table; a probe leaves nothing behind.
-    pub fn needed(&self, app: &str, table: &str) -> bool {
-        !self.done.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&(app.to_string(), table.to_string()))
-    }
-
+    /// Adds a probe of `rows` rows into a table that took `seconds`.
     pub fn record(&self, app: &str, table: &str, rows: usize, seconds: f64) {
-        self.done.lock().unwrap_or_else(|p| p.into_inner()).insert((app.to_string(), table.to_string()), (rows, seconds));
+        let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = done.entry((app.to_string(), table.to_string())).or_default();
+        entry.0 += rows;
+        entry.1 += seconds;
     }
 
     /// The app's write rate over every table probed there.
@@ -175,21 +172,19 @@ pub fn plan(config: &Config, apps: &Apps, only: &[String]) -> Result<Plan, Engin
     result?;
     plan.read_seconds = started.elapsed().as_secs_f64();
     plan.problems = summarize(problems);
-    let mut writes: HashMap<&str, u64> = HashMap::new();
-    for p in &plan.partitions {
-        for s in 0..2 {
-            *writes.entry(p.apps[s].as_str()).or_default() += p.inserts[s] + p.updates[s] + p.deletes[s];
-        }
-    }
-    let mut estimate = plan.read_seconds;
-    for (app, rows) in writes {
+    // The dry run did a sync's work but for the commits: its time is the estimate.
+    let apps_written: std::collections::BTreeSet<&str> = plan
+        .partitions
+        .iter()
+        .flat_map(|p| (0..2).filter(|&s| p.inserts[s] + p.updates[s] + p.deletes[s] > 0).map(|s| p.apps[s].as_str()))
+        .collect();
+    for app in apps_written {
         if let Some(rate) = probes.rate(app) {
             plan.write_rates.push((app.to_string(), rate));
-            estimate += rows as f64 / rate;
         }
     }
     plan.write_rates.sort_by(|a, b| a.0.cmp(&b.0));
-    plan.estimate_seconds = estimate;
+    plan.estimate_seconds = plan.read_seconds;
     Ok(plan)
 }
 

@@ -206,9 +206,9 @@ fn write_side(
     Ok(written)
 }
 
-/// `plan`'s writer: each batch is converted and checked against the target
-/// table, never written (the first batch per target app is written and rolled
-/// back to measure the write rate); problems go where a sync's errors would.
+/// `plan`'s writer: each batch is converted, checked against the target table
+/// and written in a transaction that is rolled back (which also measures the
+/// write rate); problems go where a sync's errors would.
 fn check_side(
     ctx: &Context,
     probes: &crate::plan::Probes,
@@ -224,10 +224,9 @@ fn check_side(
     let schema = conn.describe(&shape.tables[side]).map_err(in_app(&ctx.apps, app))?;
     let mut would = Counts::default();
     while let Ok(ops) = rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
-        let probe = probes.needed(app, &shape.tables[side]);
         let target =
             crate::plan::check::Target { conn: conn.as_mut(), other: other.as_mut(), other_resolver: &mut other_resolver, schema: &schema };
-        let checked = crate::plan::check::check(&mut writer, target, shape, side, ops, probe).map_err(in_app(&ctx.apps, app))?;
+        let checked = crate::plan::check::check(&mut writer, target, shape, side, ops, true).map_err(in_app(&ctx.apps, app))?;
         if let Some((rows, seconds)) = checked.probe {
             probes.record(app, &shape.tables[side], rows, seconds);
         }

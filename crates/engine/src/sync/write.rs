@@ -144,12 +144,21 @@ pub struct TargetWriter {
     /// A row new to an app is created whole, so both apps agree from the start;
     /// `direction` decides only whose value wins once both hold the row.
     insert_names: Vec<String>,
+    /// Where the company column is also mapped (or part of the key): its
+    /// position among the mapped columns. It is written once, with the
+    /// partition's company.
+    company_mapped: Option<usize>,
+    /// `plan` only: lookups whose row this app lacks are written as NULL and
+    /// noted here (key, column, value, why), instead of refused: the
+    /// referenced map may create the row before this map runs.
+    deferred_lookups: Option<Vec<(Vec<Value>, usize, Value, String)>>,
 }
 
 impl TargetWriter {
     pub fn new(shape: &MapShape, side: usize, company: Option<Company>) -> Self {
         let mut insert_names = shape.columns[side].clone();
-        if let Some(col) = &shape.company[side] {
+        let company_mapped = shape.company[side].as_ref().and_then(|col| insert_names.iter().position(|n| n == col));
+        if let (Some(col), None) = (&shape.company[side], company_mapped) {
             insert_names.push(col.clone());
         }
         if let Some((id, Some(IdDefault::Uuid))) = &shape.id[side] {
@@ -162,11 +171,23 @@ impl TargetWriter {
             resolver: Resolver::new(side, company.clone()),
             company: company.and_then(|c| c.stored[side].clone()),
             insert_names,
+            company_mapped,
+            deferred_lookups: None,
         }
     }
 
     pub fn company_shown(&self) -> &str {
         &self.company_shown
+    }
+
+    /// For `plan`: see `deferred_lookups`.
+    pub(crate) fn defer_missing_lookups(&mut self) {
+        self.deferred_lookups = Some(Vec::new());
+    }
+
+    /// The lookups written as NULL since the last call.
+    pub(crate) fn take_deferred_lookups(&mut self) -> Vec<(Vec<Value>, usize, Value, String)> {
+        self.deferred_lookups.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     pub fn apply(&mut self, conn: &mut dyn Connection, shape: &MapShape, ops: Vec<PendingOp>) -> Result<Applied, ConnectorError> {
@@ -292,14 +313,29 @@ impl TargetWriter {
         Ok(v)
     }
 
-    fn to_write_op(&self, shape: &MapShape, key: &[Value], write: Write) -> Result<WriteOp, (String, Value, String)> {
+    /// `convert`, or for `plan` a missing lookup row as NULL (see `deferred_lookups`).
+    fn convert_or_defer(&mut self, shape: &MapShape, key: &[Value], c: usize, v: Value) -> Result<Value, (String, Value, String)> {
+        match self.convert(shape, c, v) {
+            Err((_, value, why)) if shape.lookups[c].is_some() && self.deferred_lookups.is_some() => {
+                self.deferred_lookups.as_mut().expect("checked").push((key.to_vec(), c, value, why));
+                Ok(Value::Null)
+            }
+            other => other,
+        }
+    }
+
+    fn to_write_op(&mut self, shape: &MapShape, key: &[Value], write: Write) -> Result<WriteOp, (String, Value, String)> {
         match write {
             Write::Insert(values) => {
                 let mut row = Vec::with_capacity(self.insert_names.len());
                 for (c, v) in values.into_iter().enumerate() {
-                    row.push(self.convert(shape, c, v)?);
+                    row.push(if Some(c) == self.company_mapped {
+                        self.company.clone().unwrap_or(Value::Null)
+                    } else {
+                        self.convert_or_defer(shape, key, c, v)?
+                    });
                 }
-                if shape.company[self.side].is_some() {
+                if shape.company[self.side].is_some() && self.company_mapped.is_none() {
                     row.push(self.company.clone().unwrap_or(Value::Null));
                 }
                 if let Some((_, Some(IdDefault::Uuid))) = &shape.id[self.side] {
@@ -310,7 +346,7 @@ impl TargetWriter {
             Write::Update(set) => {
                 let mut out = Vec::with_capacity(set.len());
                 for (c, v) in set {
-                    out.push((shape.columns[self.side][c].clone(), self.convert(shape, c, v)?));
+                    out.push((shape.columns[self.side][c].clone(), self.convert_or_defer(shape, key, c, v)?));
                 }
                 Ok(WriteOp::Update { key: key.to_vec(), set: out })
             }

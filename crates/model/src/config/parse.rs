@@ -540,6 +540,44 @@ impl Reader<'_> {
             if c.direction != Direction::Both && positions[0].contains(&i) {
                 self.err(&format!("{path}.columns[{i}].direction"), "a key column flows both ways", "remove direction from key columns");
             }
+            // Both apps' rows are merge-joined in key order: a translated key would sort differently in each app.
+            if !c.values.is_empty() && positions[0].contains(&i) {
+                self.err(
+                    &format!("{path}.columns[{i}].values"),
+                    "a key column cannot translate its values: the two apps' rows are paired by key in key order, which a translation does not keep",
+                    "map the key as both apps spell it, and translate a non-key copy of the column if needed",
+                );
+            }
+        }
+        // A company column that is also mapped (or keyed) is written once, with the partition's company:
+        // it must then be the other app's company column too, untranslated.
+        for side in 0..2 {
+            let Some(company) = &m.sides[side].company else { continue };
+            let Some(i) = m.columns.iter().position(|c| &c.names[side] == company) else { continue };
+            let c = &m.columns[i];
+            let other = m.sides[1 - side].company.as_ref();
+            let problem = if other != Some(&c.names[1 - side]) {
+                Some(format!(
+                    "company column {company:?} of app {} is mapped to {:?}, which is not app {}'s company column",
+                    m.sides[side].app,
+                    c.names[1 - side],
+                    m.sides[1 - side].app
+                ))
+            } else if m.sides.iter().any(|s| s.company_lookup.is_some()) {
+                Some("a company column that holds ids (company_lookup) cannot also be mapped".to_string())
+            } else if !c.values.is_empty() || c.lookup.is_some() || c.direction != Direction::Both {
+                Some("a mapped company column is copied as it is: no values, lookup or direction".to_string())
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                self.err(
+                    &format!("{path}.columns[{i}]"),
+                    problem,
+                    "map the two apps' company columns onto each other as they are, or leave the company column out of the columns (it is synced per company anyway)",
+                );
+                break;
+            }
         }
         if m.sides[0].company.is_some() != m.sides[1].company.is_some() {
             let missing = if m.sides[0].company.is_none() { 0 } else { 1 };

@@ -148,3 +148,30 @@ fn redaction() {
     assert_eq!(redact_url("postgres://u:p@h:5432/d"), "postgres://u:***@h:5432/d");
     assert_eq!(redact_url("postgres://u@h/d"), "postgres://u@h/d");
 }
+
+#[test]
+fn values_on_a_key_column_are_refused_with_the_fix() {
+    let text = DESIGN_EXAMPLE.replace(
+        "erp = \"CustomerAccount\"\ncrm = \"accountnumber\"",
+        "erp = \"CustomerAccount\"\ncrm = \"accountnumber\"\nvalues = { A = \"1\" }",
+    );
+    let e = only_error(&text);
+    assert_eq!(e.path, "maps[1].columns[0].values");
+    assert!(e.message.contains("key column cannot translate") && e.hint.contains("non-key copy"), "{e}");
+}
+
+#[test]
+fn a_company_column_may_also_be_mapped_onto_the_other_company_column() {
+    let mapped = "[[maps.columns]]\nerp = \"DataAreaId\"\ncrm = \"company_code\"\n";
+    let text = DESIGN_EXAMPLE
+        .replace("[[maps.columns]]\nerp = \"CustomerAccount\"", &format!("{mapped}[[maps.columns]]\nerp = \"CustomerAccount\""));
+    let config = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.maps[1].columns.iter().any(|c| c.names[0] == "DataAreaId"));
+    // Mapped onto another column of the CRM: refused, with the fix.
+    let wrong = text.replace(
+        "crm = \"company_code\"\n[[maps.columns]]\nerp = \"CustomerAccount\"",
+        "crm = \"statecode\"\n[[maps.columns]]\nerp = \"CustomerAccount\"",
+    );
+    let e = only_error(&wrong);
+    assert!(e.message.contains("not app crm's company column") && e.hint.contains("leave the company column out"), "{e}");
+}
