@@ -1,6 +1,7 @@
 //! Plain-text tables and JSON for reports.
 
 use crate::cli::Format;
+use std::cell::RefCell;
 
 pub struct Table {
     headers: Vec<String>,
@@ -79,8 +80,26 @@ pub fn cell(text: &str, max: usize) -> String {
     }
 }
 
+thread_local! {
+    /// The documents `print_json` keeps instead of printing, inside `collect_json`.
+    static COLLECTED: RefCell<Option<Vec<serde_json::Value>>> = const { RefCell::new(None) };
+}
+
+/// Prints one JSON document (or keeps it, inside `collect_json`).
 pub fn print_json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    let kept = COLLECTED.with(|c| c.borrow_mut().as_mut().map(|docs| docs.push(value.clone())).is_some());
+    if !kept {
+        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    }
+}
+
+/// Runs `f` and returns, unprinted, the JSON documents it printed: for a
+/// command that makes several reports and prints them as one document.
+pub fn collect_json<T>(f: impl FnOnce() -> T) -> (T, Vec<serde_json::Value>) {
+    let outer = COLLECTED.with(|c| c.replace(Some(Vec::new())));
+    let out = f();
+    let docs = COLLECTED.with(|c| c.replace(outer)).unwrap_or_default();
+    (out, docs)
 }
 
 pub fn is_json(format: Format) -> bool {

@@ -28,6 +28,15 @@ pub trait Connector: Send + Sync {
     fn notifies(&self) -> bool {
         false
     }
+
+    /// Readies the database for a run that reads and writes it at once (a
+    /// sync, a bootstrap): called once, after the checks and before the
+    /// first read. SQLite switches the file to WAL mode here, since in a
+    /// rollback journal a writer cannot commit while a reader's statement is
+    /// open. `check` and `plan` never call it.
+    fn prepare_for_writing(&self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
 }
 
 /// One open connection. Not shared between threads.

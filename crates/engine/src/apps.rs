@@ -76,6 +76,15 @@ impl Apps {
         Ok(Apps { connectors, idle })
     }
 
+    /// Readies each of these apps for a run that reads and writes it at once
+    /// (`Connector::prepare_for_writing`).
+    pub fn prepare_for_writing<'a>(&self, apps: impl IntoIterator<Item = &'a str>) -> Result<(), EngineError> {
+        for app in apps {
+            self.connector(app).prepare_for_writing().map_err(in_app(self, app))?;
+        }
+        Ok(())
+    }
+
     pub fn connector(&self, app: &str) -> &Arc<dyn Connector> {
         &self.connectors[app]
     }

@@ -55,6 +55,8 @@ pub fn bootstrap_company(
     if b.dry_run || report.candidates == 0 {
         return Ok(report);
     }
+    // The scan reads the table while the writer updates it.
+    apps.prepare_for_writing([b.app])?;
     let mut writer = apps.connect(b.app)?;
     // A started map takes the rows to the other app as they get their company (capture skips dualsync's writes).
     let started = match store {

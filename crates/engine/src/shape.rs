@@ -183,40 +183,29 @@ impl MapShape {
         (map, shape)
     }
 
-    /// A merge base (of the whole map) as this pass sees it: without the
-    /// deferred columns. None for a base of another width (a changed map).
-    pub fn pass_base(&self, whole: &[u8]) -> Option<Vec<u8>> {
-        if whole.len() != self.full_width * 8 {
-            return None;
-        }
-        Some((0..self.full_width).filter(|c| !self.deferred.contains(c)).flat_map(|c| whole[c * 8..c * 8 + 8].iter().copied()).collect())
+    /// A cycle's first pass, which only creates the rows one app lacks (see `sync/join.rs`).
+    pub fn is_first_pass(&self) -> bool {
+        !self.deferred.is_empty()
     }
 
-    /// This pass's new base widened to the whole map. A deferred column keeps
-    /// its old base; without one (a row this pass inserted) it gets the hash
-    /// of NULL, the placeholder the new row holds there, so that the second
-    /// pass takes the source app's reference as the change it is. A key
-    /// without a base that this pass did not insert gets none: the second
-    /// pass meets it as a first contact.
-    pub fn whole_base(&self, pass: Vec<u8>, old: Option<&[u8]>, inserted: bool) -> Option<Vec<u8>> {
+    /// The merge base of a row a first pass inserted, widened to the whole
+    /// map: a left-out lookup column gets the hash of NULL, the placeholder
+    /// the new row holds there, so that the second pass takes the source
+    /// app's reference as the change it is and writes it.
+    pub fn whole_base(&self, pass: Vec<u8>) -> Vec<u8> {
         if self.deferred.is_empty() {
-            return Some(pass);
-        }
-        let old = old.filter(|o| o.len() == self.full_width * 8);
-        if old.is_none() && !inserted {
-            return None;
+            return pass;
         }
         let null = dualsync_model::column_hashes(&[Value::Null]);
         let mut columns = pass.chunks(8);
         let mut whole = Vec::with_capacity(self.full_width * 8);
         for c in 0..self.full_width {
-            match (self.deferred.contains(&c), old) {
-                (true, Some(o)) => whole.extend_from_slice(&o[c * 8..c * 8 + 8]),
-                (true, None) => whole.extend_from_slice(&null),
-                (false, _) => whole.extend_from_slice(columns.next()?),
+            match self.deferred.contains(&c) {
+                true => whole.extend_from_slice(&null),
+                false => whole.extend_from_slice(columns.next().unwrap_or(&null)),
             }
         }
-        Some(whole)
+        whole
     }
 
     /// Write transactions sized for each target database (a server commits

@@ -1,6 +1,6 @@
 use crate::cli::{Cli, SyncArgs};
-use crate::exit::{CliResult, FAILURE, OK, ROWS_FAILED};
-use crate::output::{cell, is_json, print_json, Table};
+use crate::exit::{CliError, CliResult, FAILURE, OK, ROWS_FAILED};
+use crate::output::{cell, collect_json, is_json, print_json, Table};
 use crate::progress::Progress;
 use dualsync_engine::sync::{run_sync, selected_maps, SyncOptions, SyncReport};
 use dualsync_model::Config;
@@ -10,6 +10,11 @@ use std::time::Instant;
 
 /// Stopped maps are diffed whole; started maps (with capture) reconcile only
 /// their captured changes, unless `--full`.
+///
+/// With `--format json`, one document: the report of the run made (as `sync`
+/// prints it for started maps alone, or for stopped maps alone), or, when it
+/// made both, `{"status", "incremental", "full"}` holding both reports and the
+/// status of the whole (`full` is null when the full diff stopped with an error).
 pub fn sync(cli: &Cli, config: &Config, args: &SyncArgs) -> CliResult {
     let apps = dualsync_engine::Apps::open(config)?;
     let selected = selected_maps(config, &args.maps)?;
@@ -19,25 +24,52 @@ pub fn sync(cli: &Cli, config: &Config, args: &SyncArgs) -> CliResult {
         let states = StateStore::open(&config.state)?.map_states()?;
         selected.iter().filter(|m| states.iter().any(|s| &s.map == *m)).cloned().collect()
     };
+    let full: Vec<String> = selected.into_iter().filter(|m| !started.contains(m)).collect();
+    // Both kinds of run in JSON: their reports are collected and printed as one document.
+    let both = is_json(cli.format) && !started.is_empty() && !full.is_empty();
     let mut status = RunStatus::Ok;
+    let mut incremental = None;
     if !started.is_empty() {
         let report = super::live::catch_up(cli, config, &apps, started.clone())?;
-        super::live::print_live_report(cli, &report);
+        if both {
+            incremental = collect_json(|| super::live::print_live_report(cli, &report)).1.pop();
+        } else {
+            super::live::print_live_report(cli, &report);
+        }
         status = report.status();
     }
-    let full: Vec<String> = selected.into_iter().filter(|m| !started.contains(m)).collect();
     if !full.is_empty() {
-        let maps = if started.is_empty() { args.maps.clone() } else { full };
+        let maps = if started.is_empty() { args.maps.clone() } else { full.clone() };
         let options = SyncOptions { maps, companies: args.companies.clone(), allow_deletes: args.allow_deletes };
         let progress = Progress::new(cli.quiet || is_json(cli.format));
         let began = Instant::now();
-        let result = run_sync(config, &apps, &options, &progress, progress.rows.clone());
+        let result = run_sync(config, &apps, &options, &progress, progress.rows.clone()).map_err(CliError::from);
         progress.finish();
-        let report = result?;
-        let store = StateStore::open(&config.state)?;
-        print_sync_report(cli, &store, &report, began.elapsed().as_secs_f64())?;
-        if report.status() != RunStatus::Ok {
-            status = report.status();
+        let printed = result.and_then(|report| {
+            let store = StateStore::open(&config.state)?;
+            let seconds = began.elapsed().as_secs_f64();
+            if both {
+                let (printed, mut docs) = collect_json(|| print_sync_report(cli, &store, &report, seconds));
+                printed.map(|()| (report, docs.pop()))
+            } else {
+                print_sync_report(cli, &store, &report, seconds).map(|()| (report, None))
+            }
+        });
+        match printed {
+            Ok((report, full_json)) => {
+                if report.status() != RunStatus::Ok {
+                    status = report.status();
+                }
+                if both {
+                    print_json(&json!({ "status": status.as_str(), "incremental": incremental, "full": full_json }));
+                }
+            }
+            Err(e) => {
+                if both {
+                    print_json(&json!({ "status": RunStatus::Failed.as_str(), "incremental": incremental, "full": null }));
+                }
+                return Err(e);
+            }
         }
     }
     Ok(match status {

@@ -8,13 +8,16 @@ mod connections;
 mod cycles;
 mod demo;
 mod failures;
+mod json_report;
 mod kinds;
 mod live;
 mod lookups;
 mod migrate;
+mod model;
 mod plan;
 mod rules;
 mod scale;
+mod sqlite_journal;
 mod text;
 
 use crate::util::Workspace;

@@ -7,12 +7,17 @@
 //! end): the triggers skip changes made while it is there, so nothing dualsync
 //! writes is captured back. Triggers use only SQL that every SQLite since 3.38
 //! knows, because the application's own SQLite runs them too.
+//!
+//! Every transaction here that writes begins IMMEDIATE: a deferred one that
+//! reads first cannot wait for the write lock in WAL mode (SQLite refuses it
+//! at once with `database is locked` when the application committed since its
+//! read began, whatever the busy timeout), while `BEGIN IMMEDIATE` waits.
 
 use super::db_error;
 use crate::sql::double_quote as quote;
 use crate::{CaptureSpec, Change, ChangeKind, ConnectorError, Cursor, ErrorKind};
 use dualsync_model::row::key_from_text;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 const SETUP: &str = "
 CREATE TABLE IF NOT EXISTS dualsync_changes (
@@ -41,8 +46,13 @@ fn trigger_name(table: &str, op: char) -> String {
     quote(&format!("dualsync_{table}_{op}"))
 }
 
+/// A write transaction that holds the write lock from its start (waiting for it up to the busy timeout).
+fn write_transaction(conn: &mut rusqlite::Connection) -> Result<Transaction<'_>, ConnectorError> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)
+}
+
 pub fn install(conn: &mut rusqlite::Connection, spec: &CaptureSpec) -> Result<(), ConnectorError> {
-    let tx = conn.transaction().map_err(db_error)?;
+    let tx = write_transaction(conn)?;
     tx.execute_batch(SETUP).map_err(db_error)?;
     let table = quote(&spec.table);
     let key =
@@ -98,7 +108,7 @@ fn has_setup(conn: &rusqlite::Connection) -> Result<bool, ConnectorError> {
 }
 
 pub fn remove(conn: &mut rusqlite::Connection, table: &str) -> Result<(), ConnectorError> {
-    let tx = conn.transaction().map_err(db_error)?;
+    let tx = write_transaction(conn)?;
     for op in TRIGGERS {
         tx.execute_batch(&format!("DROP TRIGGER IF EXISTS {}", trigger_name(table, op))).map_err(db_error)?;
     }
@@ -177,12 +187,18 @@ pub(crate) fn kind_of(op: &str) -> ChangeKind {
     }
 }
 
-pub fn trim(conn: &rusqlite::Connection, table: &str, readers: &[Cursor]) -> Result<u64, ConnectorError> {
-    if !has_setup(conn)? || readers.is_empty() {
+pub fn trim(conn: &mut rusqlite::Connection, table: &str, readers: &[Cursor]) -> Result<u64, ConnectorError> {
+    if readers.is_empty() || !has_setup(conn)? {
         return Ok(0);
     }
     let upto = readers.iter().map(seq_of).collect::<Result<Vec<_>, _>>()?.into_iter().min().unwrap_or(0);
-    conn.execute("DELETE FROM dualsync_changes WHERE tbl = ?1 AND seq <= ?2", params![table, upto]).map(|n| n as u64).map_err(db_error)
+    let tx = write_transaction(conn)?;
+    let trimmed = tx
+        .execute("DELETE FROM dualsync_changes WHERE tbl = ?1 AND seq <= ?2", params![table, upto])
+        .map(|n| n as u64)
+        .map_err(db_error)?;
+    tx.commit().map_err(db_error)?;
+    Ok(trimmed)
 }
 
 pub fn pending(conn: &rusqlite::Connection, table: &str, after: &Cursor) -> Result<u64, ConnectorError> {

@@ -1,5 +1,13 @@
-//! SQLite apps: a file opened in WAL mode with a busy timeout, so the
-//! application that owns it keeps working while dualsync reads and writes.
+//! SQLite apps: a file opened with a busy timeout, so the application that
+//! owns it keeps working while dualsync reads and writes.
+//!
+//! Opening a file changes nothing in it: `check`, `plan` and reads leave its
+//! journal mode as the application set it. The file is switched to WAL mode
+//! (for good: the mode is stored in the file) only where dualsync writes: at
+//! the first committed write batch, when change capture is installed, and by
+//! `prepare_for_writing` before a sync or a bootstrap, whose readers and writers use
+//! the same file at once (in a rollback journal, a writer cannot commit while
+//! a reader's statement is open, so a sync would wait on its own reader).
 
 mod capture;
 mod values;
@@ -41,6 +49,32 @@ impl Connector for SqliteConnector {
     }
 
     fn connect(&self) -> Result<Box<dyn Connection>, ConnectorError> {
+        let conn = self.open()?;
+        let wal = journal_mode(&conn)? == "wal";
+        if wal {
+            wal_session(&conn)?;
+        }
+        // 8 MB of page cache per connection: a sync holds several per partition, several partitions at once.
+        conn.pragma_update(None, "cache_size", -8000).map_err(db_error)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Box::new(SqliteConnection { conn, schemas: HashMap::new(), wal_checked: wal }))
+    }
+
+    fn prepare_for_writing(&self) -> Result<(), ConnectorError> {
+        self.use_wal()
+    }
+}
+
+impl SqliteConnector {
+    /// Puts the file in WAL mode unless it is in it already, waiting for the
+    /// application's locks. For a command that reads and writes the file at
+    /// once (a sync): call it before the first read.
+    fn use_wal(&self) -> Result<(), ConnectorError> {
+        use_wal(&self.open()?)
+    }
+
+    /// Opens the file (which must exist) with the busy timeout; changes nothing in it.
+    fn open(&self) -> Result<rusqlite::Connection, ConnectorError> {
         if !self.path.exists() {
             return Err(ConnectorError::new(
                 ErrorKind::Unavailable,
@@ -54,18 +88,43 @@ impl Connector for SqliteConnector {
         let conn = rusqlite::Connection::open_with_flags(&self.path, flags)
             .map_err(|e| ConnectorError::new(ErrorKind::Unavailable, format!("cannot open {}: {e}", self.path.display())))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db_error)?;
-        // WAL lets the owning application read and write while we sync; NORMAL
-        // sync is durable across application crashes in WAL mode.
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(db_error)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(db_error)?;
-        // 8 MB of page cache per connection: a sync holds several per partition, several partitions at once.
-        conn.pragma_update(None, "cache_size", -8000).map_err(db_error)?;
-        // Checkpoint after ~32 MB of WAL instead of 4 MB: a bulk sync rewrites the
-        // same B-tree pages in consecutive batches, and each checkpoint copies them again.
-        conn.pragma_update(None, "wal_autocheckpoint", 8192).map_err(db_error)?;
-        conn.set_prepared_statement_cache_capacity(64);
-        Ok(Box::new(SqliteConnection { conn, schemas: HashMap::new() }))
+        Ok(conn)
     }
+}
+
+/// The file's journal mode, lower case (`delete`, `wal`, …). Only reads.
+fn journal_mode(conn: &rusqlite::Connection) -> Result<String, ConnectorError> {
+    conn.query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0)).map(|m| m.to_ascii_lowercase()).map_err(db_error)
+}
+
+/// Switches the file to WAL mode if it is not in it yet: WAL lets the owning
+/// application read and write while dualsync writes, and dualsync's readers
+/// and writers work at once. Switching needs the file to itself for a moment:
+/// it waits for other connections' locks up to the busy timeout. A file that
+/// cannot use WAL (a VFS without shared memory) stays as it is.
+fn use_wal(conn: &rusqlite::Connection) -> Result<(), ConnectorError> {
+    let mut mode = journal_mode(conn)?;
+    if mode != "wal" {
+        mode = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)).map_err(|e| {
+            let mut err = db_error(e);
+            err.message = format!("cannot switch the file from journal mode {mode} to WAL: {}", err.message);
+            err
+        })?;
+        mode.make_ascii_lowercase();
+    }
+    if mode == "wal" {
+        wal_session(conn)?;
+    }
+    Ok(())
+}
+
+/// This connection's settings for a file in WAL mode (they last as long as the connection, nothing is stored).
+fn wal_session(conn: &rusqlite::Connection) -> Result<(), ConnectorError> {
+    // NORMAL sync is durable across application crashes in WAL mode (in a rollback journal it is not: FULL stays).
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(db_error)?;
+    // Checkpoint after ~32 MB of WAL instead of 4 MB: a bulk sync rewrites the
+    // same B-tree pages in consecutive batches, and each checkpoint copies them again.
+    conn.pragma_update(None, "wal_autocheckpoint", 8192).map_err(db_error)
 }
 
 struct SqliteDialect;
@@ -85,9 +144,20 @@ impl Dialect for SqliteDialect {
 pub struct SqliteConnection {
     conn: rusqlite::Connection,
     schemas: HashMap<String, TableSchema>,
+    /// The file is in WAL mode, or was switched (or found unable to switch) by this connection.
+    wal_checked: bool,
 }
 
 impl SqliteConnection {
+    /// Before dualsync writes for good: the file goes to WAL mode (once per connection).
+    fn before_writing(&mut self) -> Result<(), ConnectorError> {
+        if !self.wal_checked {
+            use_wal(&self.conn)?;
+            self.wal_checked = true;
+        }
+        Ok(())
+    }
+
     fn schema(&mut self, table: &str) -> Result<&TableSchema, ConnectorError> {
         if !self.schemas.contains_key(table) {
             let s = describe(&self.conn, table)?;
@@ -188,6 +258,7 @@ impl Connection for SqliteConnection {
         })
     }
 
+    /// A probe is rolled back: it leaves the file, journal mode included, as it was.
     fn probe(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         self.schema(&batch.table)?;
         write::write_batch(&mut self.conn, batch, crate::Finish::Rollback)
@@ -195,11 +266,13 @@ impl Connection for SqliteConnection {
 
     fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         self.schema(&batch.table)?;
+        self.before_writing()?;
         write::write_batch(&mut self.conn, batch, crate::Finish::Commit)
     }
 
     fn install_capture(&mut self, spec: &CaptureSpec) -> Result<(), ConnectorError> {
         self.schema(&spec.table)?;
+        self.before_writing()?;
         capture::install(&mut self.conn, spec)
     }
 
@@ -220,7 +293,7 @@ impl Connection for SqliteConnection {
     }
 
     fn trim_changes(&mut self, table: &str, readers: &[Cursor]) -> Result<u64, ConnectorError> {
-        capture::trim(&self.conn, table, readers)
+        capture::trim(&mut self.conn, table, readers)
     }
 
     fn pending_changes(&mut self, table: &str, after: &Cursor) -> Result<u64, ConnectorError> {

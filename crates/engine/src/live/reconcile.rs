@@ -8,6 +8,7 @@
 use super::changes::ChangedKey;
 use crate::apps::in_app;
 use crate::decide::CommonRow;
+use crate::decide::Write;
 use crate::merge::{merge, MergeRules, SideNow};
 use crate::shape::MapShape;
 use crate::sync::company::Company;
@@ -15,8 +16,8 @@ use crate::sync::read::SideReader;
 use crate::sync::write::{BaseUpdate, PendingOp, TargetWriter};
 use crate::{Apps, EngineError};
 use dualsync_connectors::ChangeKind;
-use dualsync_model::content_hash;
 use dualsync_model::row::key_to_json;
+use dualsync_model::{content_hash, Value};
 use dualsync_state::{Counts, NewConflict, NewError, StateStore};
 use std::collections::{HashMap, HashSet};
 
@@ -81,35 +82,68 @@ impl Batch<'_> {
                 new_bases.push((json, m.base));
             }
         }
+        // Keys whose write failed keep their old base (and so look changed next time).
+        let mut failed: HashSet<String> = errors.iter().map(|e| e.key.clone()).collect();
         for side in 0..2 {
             let ops = std::mem::take(&mut pending[side]);
             if ops.is_empty() {
                 continue;
             }
+            // A lookup to a row this batch creates (a self-reference, say) cannot be resolved before
+            // that row is written: such references are written as NULL first, then set once the batch is in.
             let mut writer = TargetWriter::new(shape, side, company.clone());
+            writer.defer_missing_lookups();
             for chunk in chunks(ops, shape.write_batch[side].max(1)) {
                 let applied = writer.apply(conns[side].as_mut(), shape, chunk).map_err(in_app(apps, &shape.apps[side]))?;
                 counts.inserted[side] += applied.inserted;
                 counts.updated[side] += applied.updated;
                 counts.deleted[side] += applied.deleted;
                 counts.failed[side] += applied.errors.len() as u64;
+                failed.extend(applied.errors.iter().map(|e| e.key.clone()));
                 errors.extend(applied.errors);
             }
+            let deferred = writer.take_deferred_lookups();
+            if deferred.is_empty() {
+                continue;
+            }
+            let (follow_ups, columns) = follow_ups(deferred);
+            let mut writer = TargetWriter::new(shape, side, company.clone());
+            let applied = writer.apply(conns[side].as_mut(), shape, follow_ups).map_err(in_app(apps, &shape.apps[side]))?;
+            counts.failed[side] += applied.errors.len() as u64;
+            for e in &applied.errors {
+                // A row inserted with a reference still missing gets NULL's hash there as its base
+                // (the placeholder it holds), so the reference flows once its row exists; an updated
+                // row keeps its old base.
+                match (bases.contains_key(&e.key), columns.get(&e.key)) {
+                    (false, Some(cols)) if !failed.contains(&e.key) => {
+                        if let Some((_, Some(base))) = new_bases.iter_mut().find(|b| b.0 == e.key) {
+                            let null = dualsync_model::column_hashes(&[dualsync_model::Value::Null]);
+                            for &c in cols {
+                                base[c * 8..c * 8 + 8].copy_from_slice(&null);
+                            }
+                        }
+                    }
+                    _ => {
+                        failed.insert(e.key.clone());
+                    }
+                }
+            }
+            errors.extend(applied.errors);
         }
-        self.record(&shown, new_bases, errors, conflicts)?;
+        self.record(&shown, new_bases, &failed, errors, conflicts)?;
         Ok(counts)
     }
 
-    /// Bases of the keys that fully synced; errors; conflicts.
+    /// Bases of the keys that fully synced (all but `failed`); errors; conflicts.
     fn record(
         &self,
         company: &str,
         new_bases: Vec<(String, Option<Vec<u8>>)>,
+        failed: &HashSet<String>,
         errors: Vec<NewError>,
         conflicts: Vec<NewConflict>,
     ) -> Result<(), EngineError> {
         let (store, map) = (self.store, &self.shape.name);
-        let failed: HashSet<&str> = errors.iter().map(|e| e.key.as_str()).collect();
         let mut keep = Vec::new();
         let mut forget = Vec::new();
         let mut done = Vec::new();
@@ -143,6 +177,26 @@ impl Batch<'_> {
         }
         Ok(())
     }
+}
+
+/// The writes that set deferred lookups (key, column, value), one update per
+/// key, and the deferred columns per key (as stored: JSON).
+fn follow_ups(deferred: Vec<(Vec<Value>, usize, Value, String)>) -> (Vec<PendingOp>, HashMap<String, Vec<usize>>) {
+    let mut ops: Vec<PendingOp> = Vec::new();
+    let mut columns: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for (key, c, value, _) in deferred {
+        let json = key_to_json(&key);
+        columns.entry(json.clone()).or_default().push(c);
+        match index.get(&json).and_then(|&i| ops.get_mut(i)) {
+            Some(PendingOp { write: Write::Update(set), .. }) => set.push((c, value)),
+            _ => {
+                index.insert(json, ops.len());
+                ops.push(PendingOp { key, write: Write::Update(vec![(c, value)]), base: BaseUpdate::Untracked });
+            }
+        }
+    }
+    (ops, columns)
 }
 
 fn chunks<T>(mut items: Vec<T>, size: usize) -> Vec<Vec<T>> {

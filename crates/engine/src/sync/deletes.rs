@@ -130,7 +130,7 @@ fn merged(join: &Join<'_>, entries: Vec<Entry>) -> Result<Vec<(Merge, Vec<u8>, S
             let mut sides = [SideNow::default(), SideNow::default()];
             sides[holder].row = held.remove(&h);
             sides[absent].deleted = !elsewhere.contains(&h);
-            let m = merge(&join.rules, sides, join.shape.pass_base(&e.base).as_deref());
+            let m = merge(&join.rules, sides, Some(&e.base));
             out.push((m, e.base, dualsync_model::row::key_to_json(&e.key)));
         }
     }

@@ -3,7 +3,13 @@
 //! first-contact rules), and the writes queued per app.
 //!
 //! Merge bases are looked up a window of keys at a time, and only when the
-//! partition has any (a first sync never asks). A key held by one app only
+//! partition has any (a first sync never asks).
+//!
+//! The first pass of a cycle (a map whose lookups refer to itself or to a map
+//! that refers back) only creates the rows one app lacks and has no base for,
+//! without the cycle's lookup columns: everything else waits for the second
+//! pass, which merges whole rows once every referenced row exists, so a
+//! conflict is settled on the whole row as in any other map. A key held by one app only
 //! that has a base was deleted in the other app or left its filter there:
 //! such keys are set aside (`deletes.rs`) and settled after the join, once the
 //! mass-delete guard has counted them.
@@ -83,6 +89,9 @@ impl<'a> Join<'a> {
 
     /// One key's rows, from the join.
     pub fn pair(&mut self, rows: Pair, counts: &mut Counts) -> Result<(), EngineError> {
+        if self.shape.is_first_pass() && rows.iter().all(Option::is_some) {
+            return Ok(()); // both apps hold it: the second pass merges it
+        }
         if self.bases.is_none() {
             let m = merge(&self.rules, rows.map(|row| SideNow { row, ..SideNow::default() }), None);
             return self.settle(m, None, None, counts);
@@ -106,14 +115,16 @@ impl<'a> Join<'a> {
         let mut bases = store.key_bases(&self.shape.name, self.company_shown, &json)?;
         for ((rows, key), json) in window.into_iter().zip(keys).zip(json) {
             let base = bases.remove(&json);
+            if self.shape.is_first_pass() && base.is_some() {
+                continue; // synced before: the second pass merges it
+            }
             match (&rows, base) {
                 ([Some(_), None], Some(base)) | ([None, Some(_)], Some(base)) => {
                     let absent = rows.iter().position(Option::is_none).expect("one side absent") as u8;
                     self.candidates.push(Entry { tag: absent, key, base })?;
                 }
                 (_, base) => {
-                    let seen = base.as_deref().and_then(|b| self.shape.pass_base(b));
-                    let m = merge(&self.rules, rows.map(|row| SideNow { row, ..SideNow::default() }), seen.as_deref());
+                    let m = merge(&self.rules, rows.map(|row| SideNow { row, ..SideNow::default() }), base.as_deref());
                     self.settle(m, base, Some(json), counts)?;
                 }
             }
@@ -135,12 +146,7 @@ impl<'a> Join<'a> {
             self.refused.push(self.shape.refused_error(self.company_shown, json.clone(), refused));
         }
         // A refused write leaves the old base: the app that missed it must still look behind.
-        let inserted = decision.writes.iter().any(|w| matches!(w, Some(crate::Write::Insert(_))));
-        let new = match new {
-            _ if !decision.refused.is_empty() => old.clone(),
-            Some(pass) => self.shape.whole_base(pass, old.as_deref(), inserted),
-            None => None,
-        };
+        let new = if decision.refused.is_empty() { new.map(|b| self.shape.whole_base(b)) } else { old.clone() };
         let key = decision.key;
         match decision.writes {
             [Some(a), Some(b)] => {

@@ -103,6 +103,15 @@ impl Context {
         // The recorder only stops when the run ends; a failed store is reported by finish().
         let _ = self.recorder.send(record);
     }
+
+    /// Waits until the recorder has stored everything sent so far: the next
+    /// stage (a cycle's second pass) reads the merge bases this one recorded.
+    pub(crate) fn wait_for_records(&self) {
+        let (done, stored) = std::sync::mpsc::channel();
+        if self.recorder.send(Record::Barrier(done)).is_ok() {
+            let _ = stored.recv();
+        }
+    }
 }
 
 /// Runs a sync. The state store is opened only once the preflight has passed,
@@ -124,6 +133,8 @@ pub fn run_sync(
             environment: errors.iter().any(|f| f.cause == Cause::Environment),
         });
     }
+    let written: std::collections::BTreeSet<&str> = maps.iter().filter_map(|m| config.map(m)).flat_map(|m| [m.app(0), m.app(1)]).collect();
+    apps.prepare_for_writing(written)?;
     let store = Arc::new(StateStore::open(&config.state)?);
     let store = &store;
     let run_id = store.begin_run("sync")?;
@@ -150,6 +161,7 @@ pub fn run_sync(
                 report.partitions.extend(partitions);
                 report.warnings.extend(warnings);
             }
+            ctx.wait_for_records();
         }
         Ok(())
     })();

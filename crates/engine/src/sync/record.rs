@@ -21,6 +21,8 @@ pub enum Record {
     },
     Errors(Vec<NewError>),
     Conflicts(Vec<NewConflict>),
+    /// Answers once everything sent before is stored (a stage's bases before the next stage reads them).
+    Barrier(std::sync::mpsc::Sender<()>),
     /// A partition finished a full pass: forget keys and resolve errors it did not see.
     PartitionComplete {
         map: String,
@@ -58,6 +60,10 @@ fn record_all(store: &StateStore, run_id: i64, receiver: Receiver<Record>) -> Re
     let mut first_error = None;
     // Keep draining after a failure so that senders never block forever.
     for record in receiver {
+        if let Record::Barrier(done) = record {
+            let _ = done.send(());
+            continue;
+        }
         if first_error.is_some() {
             continue;
         }
@@ -66,6 +72,7 @@ fn record_all(store: &StateStore, run_id: i64, receiver: Receiver<Record>) -> Re
             Record::Forget { map, company, keys } => store.forget_keys(&map, &company, &keys),
             Record::Errors(errors) => store.record_errors(run_id, &errors),
             Record::Conflicts(conflicts) => conflicts.iter().try_for_each(|c| store.record_conflict(c).map(|_| ())),
+            Record::Barrier(_) => unreachable!("answered above"),
             Record::PartitionComplete { map, company } => store
                 .forget_keys_not_in_run(&map, &company, run_id)
                 .and_then(|_| store.resolve_errors_not_in_run(&map, &company, run_id))
