@@ -37,11 +37,12 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn start(store: Arc<StateStore>, run_id: i64) -> Recorder {
+        Recorder::spawn(move |receiver| record_all(&store, run_id, receiver))
+    }
+
+    fn spawn(record: impl FnOnce(Receiver<Record>) -> Result<(), StateError> + Send + 'static) -> Recorder {
         let (sender, receiver) = sync_channel(64);
-        let handle = std::thread::Builder::new()
-            .name("recorder".into())
-            .spawn(move || record_all(&store, run_id, receiver))
-            .expect("spawn the recorder thread");
+        let handle = std::thread::Builder::new().name("recorder".into()).spawn(move || record(receiver)).expect("spawn the recorder thread");
         Recorder { sender, handle }
     }
 
@@ -83,4 +84,23 @@ fn record_all(store: &StateStore, run_id: i64, receiver: Receiver<Record>) -> Re
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 10, item 7: a recorder that panicked stored nothing reliable; the run must not count as done.
+    #[test]
+    fn a_panicking_recorder_fails_the_run() {
+        let recorder = Recorder::spawn(|receiver| {
+            let _first = receiver.recv();
+            panic!("the store broke");
+        });
+        let _ = recorder.sender.send(Record::Errors(Vec::new()));
+        match recorder.finish() {
+            Err(StateError::Panicked(why)) => assert!(why.contains("the store broke"), "{why}"),
+            other => panic!("a panic must fail the run, got {other:?}"),
+        }
+    }
 }
