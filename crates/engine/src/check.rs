@@ -2,6 +2,7 @@
 //! connectivity, tables, columns, key order, and whether types fit.
 
 use crate::shape::MapShape;
+use crate::side::Side;
 use crate::Apps;
 use dualsync_model::config::Direction;
 use dualsync_model::{Config, TableSchema};
@@ -73,7 +74,7 @@ pub fn preflight(config: &Config, apps: &Apps, maps: &[String]) -> Vec<Finding> 
     for name in maps {
         let shape = MapShape::new(config.map(name).expect("selected map exists"), config);
         let mut described: [Option<TableSchema>; 2] = [None, None];
-        for side in 0..2 {
+        for side in Side::BOTH {
             let app = &shape.apps[side];
             let Some(conn) = conns.get_mut(app) else {
                 continue;
@@ -109,7 +110,7 @@ pub fn preflight(config: &Config, apps: &Apps, maps: &[String]) -> Vec<Finding> 
     findings
 }
 
-fn check_side(shape: &MapShape, side: usize, schema: &TableSchema, findings: &mut Vec<Finding>) {
+fn check_side(shape: &MapShape, side: Side, schema: &TableSchema, findings: &mut Vec<Finding>) {
     let app = &shape.apps[side];
     let mut missing = |what: &str, column: &str| {
         findings.push(Finding {
@@ -176,9 +177,9 @@ fn check_side(shape: &MapShape, side: usize, schema: &TableSchema, findings: &mu
 
 /// Key columns must sort alike on both sides; values must fit where they flow.
 fn check_pair(shape: &MapShape, schemas: [&TableSchema; 2], findings: &mut Vec<Finding>) {
-    let class = |side: usize, c: usize| schemas[side].column(&shape.columns[side][c]).map(|i| (i.class, i.declared_type.clone()));
+    let class = |side: Side, c: usize| schemas[side].column(&shape.columns[side][c]).map(|i| (i.class, i.declared_type.clone()));
     for c in 0..shape.columns[0].len() {
-        let (Some((a, da)), Some((b, db))) = (class(0, c), class(1, c)) else {
+        let (Some((a, da)), Some((b, db))) = (class(Side::A, c), class(Side::B, c)) else {
             continue;
         };
         if shape.key_positions.contains(&c) && !a.sorts_like(b) {
@@ -222,7 +223,7 @@ fn check_pair(shape: &MapShape, schemas: [&TableSchema; 2], findings: &mut Vec<F
 /// The user must read the table and write it (rows only the other app holds
 /// are inserted, differing rows updated); each missing privilege is named with
 /// the statement that grants it.
-fn check_privileges(shape: &MapShape, side: usize, conn: &mut dyn dualsync_connectors::Connection, findings: &mut Vec<Finding>) {
+fn check_privileges(shape: &MapShape, side: Side, conn: &mut dyn dualsync_connectors::Connection, findings: &mut Vec<Finding>) {
     let (app, table) = (&shape.apps[side], &shape.tables[side]);
     let finding = |severity, cause, message: String, hint: String| Finding {
         severity,

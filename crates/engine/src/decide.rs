@@ -1,6 +1,7 @@
 //! The pure decision for one key: given the rows both apps hold (in common
 //! form), what to write where. No I/O, so every rule is unit-tested here.
 
+use crate::side::Side;
 use dualsync_model::config::Direction;
 use dualsync_model::row::column_hashes;
 use dualsync_model::Value;
@@ -29,7 +30,7 @@ impl CommonRow {
 pub struct Rules {
     pub directions: Vec<Direction>,
     /// The side whose values win for bidirectional columns.
-    pub master: usize,
+    pub master: Side,
     pub key_positions: Vec<usize>,
 }
 
@@ -45,13 +46,23 @@ pub enum Write {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decision {
-    /// What to write into side 0 and side 1.
+    /// What to write into each side.
     pub writes: [Option<Write>; 2],
     pub key: Vec<Value>,
     /// The column hashes of the content both sides hold once the writes are done: the merge base.
     pub base: Vec<u8>,
-    /// Writes refused before reaching a database: (target side, column, why).
-    pub refused: Vec<(usize, usize, String)>,
+    /// Writes refused before reaching a database.
+    pub refused: Vec<Refusal>,
+}
+
+/// A write the decision refused before any database saw it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refusal {
+    /// The side that would have been written.
+    pub target: Side,
+    /// The column (by position) that stops it.
+    pub column: usize,
+    pub why: String,
 }
 
 /// Decides for one key. Takes the rows by value: an insert moves the row on
@@ -59,18 +70,18 @@ pub struct Decision {
 pub fn decide(rules: &Rules, rows: [Option<CommonRow>; 2]) -> Decision {
     match rows {
         [Some(a), Some(b)] => reconcile(rules, [a, b]),
-        [Some(a), None] => insert(rules, a, 0),
-        [None, Some(b)] => insert(rules, b, 1),
+        [Some(a), None] => insert(rules, a, Side::A),
+        [None, Some(b)] => insert(rules, b, Side::B),
         [None, None] => Decision { writes: [None, None], key: Vec::new(), base: Vec::new(), refused: Vec::new() },
     }
 }
 
 /// A row on one side only is created whole on the other (see `TargetWriter`).
-pub(crate) fn insert(rules: &Rules, row: CommonRow, source: usize) -> Decision {
-    let target = 1 - source;
+pub(crate) fn insert(rules: &Rules, row: CommonRow, source: Side) -> Decision {
+    let target = source.other();
     let key = rules.key_positions.iter().map(|&p| row.values[p].clone()).collect();
     let base = column_hashes(&row.values);
-    let refused: Vec<_> = row.unresolved.iter().map(|(c, id)| (target, *c, unresolved_message(id))).collect();
+    let refused: Vec<_> = row.unresolved.iter().map(|(c, id)| Refusal { target, column: *c, why: unresolved_message(id) }).collect();
     let mut writes = [None, None];
     if refused.is_empty() {
         writes[target] = Some(Write::Insert(row.values));
@@ -85,17 +96,17 @@ fn reconcile(rules: &Rules, rows: [CommonRow; 2]) -> Decision {
 impl Rules {
     /// The side whose value of column `c` wins when `both_way` wins the map's
     /// bidirectional columns: a one-way column's source always wins.
-    pub fn winner_of(&self, c: usize, both_way: usize) -> usize {
+    pub fn winner_of(&self, c: usize, both_way: Side) -> Side {
         match self.directions[c] {
-            _ if self.key_positions.contains(&c) => 0,
+            _ if self.key_positions.contains(&c) => Side::A,
             Direction::Both => both_way,
-            Direction::From(s) => s,
+            Direction::From(s) => Side::of(s),
         }
     }
 }
 
 /// Writes that give both rows each column's value from the side `winner_of` names.
-pub(crate) fn with_winners(rules: &Rules, rows: [CommonRow; 2], winner_of: impl Fn(usize) -> usize) -> Decision {
+pub(crate) fn with_winners(rules: &Rules, rows: [CommonRow; 2], winner_of: impl Fn(usize) -> Side) -> Decision {
     let mut sets: [Vec<(usize, Value)>; 2] = [Vec::new(), Vec::new()];
     let mut refused = Vec::new();
     for c in 0..rules.directions.len() {
@@ -103,12 +114,12 @@ pub(crate) fn with_winners(rules: &Rules, rows: [CommonRow; 2], winner_of: impl 
             continue;
         }
         let winner = winner_of(c);
-        let loser = 1 - winner;
+        let loser = winner.other();
         let (w, l) = (&rows[winner].values[c], &rows[loser].values[c]);
         match (rows[winner].unresolved(c), rows[loser].unresolved(c)) {
             // Both hold ids of rows that do not exist: nothing sensible to write.
             (Some(_), Some(_)) => {}
-            (Some(id), None) => refused.push((loser, c, unresolved_message(id))),
+            (Some(id), None) => refused.push(Refusal { target: loser, column: c, why: unresolved_message(id) }),
             // A dangling id on the losing side is replaced even by NULL.
             (None, dangling) => {
                 if dangling.is_some() || !w.same_as(l) {
@@ -120,8 +131,8 @@ pub(crate) fn with_winners(rules: &Rules, rows: [CommonRow; 2], winner_of: impl 
     let base = column_hashes((0..rules.directions.len()).map(|c| &rows[winner_of(c)].values[c]));
     let key = rules.key_positions.iter().map(|&p| rows[0].values[p].clone()).collect();
     let mut writes = [None, None];
-    for side in 0..2 {
-        let blocked = refused.iter().any(|r| r.0 == side);
+    for side in Side::BOTH {
+        let blocked = refused.iter().any(|r| r.target == side);
         let set = std::mem::take(&mut sets[side]);
         if !set.is_empty() && !blocked {
             writes[side] = Some(Write::Update(set));
@@ -143,7 +154,7 @@ mod tests {
     }
 
     fn rules(directions: Vec<Direction>, master: usize) -> Rules {
-        Rules { directions, master, key_positions: vec![0] }
+        Rules { directions, master: Side::of(master), key_positions: vec![0] }
     }
 
     fn row(values: &[Value]) -> CommonRow {
@@ -176,7 +187,7 @@ mod tests {
             let d = decide(&rules(vec![Direction::Both, Direction::Both], master), [Some(a.clone()), Some(b.clone())]);
             let winner = if master == 0 { "from erp" } else { "from crm" };
             let mut expected = [None, None];
-            expected[1 - master] = Some(Write::Update(vec![(1, t(winner))]));
+            expected[Side::of(master).other()] = Some(Write::Update(vec![(1, t(winner))]));
             assert_eq!(d.writes, expected);
             assert_eq!(d.base, column_hashes(&[t("K1"), t(winner)]), "the merge base is the winner's content");
         }
@@ -217,7 +228,7 @@ mod tests {
         let d = decide(&r, [Some(a.clone()), None]);
         assert_eq!(d.writes, [None, None]);
         assert_eq!(d.refused.len(), 1);
-        assert!(d.refused[0].2.contains("id-404"));
+        assert!(d.refused[0].why.contains("id-404"));
         // With crm as master, the good value overwrites the dangling one.
         let b = row(&[t("K1"), t("G1"), t("x")]);
         let d = decide(&rules(r.directions.clone(), 1), [Some(a.clone()), Some(b.clone())]);

@@ -26,9 +26,11 @@ pub mod migrate;
 pub mod order;
 pub mod plan;
 mod shape;
+pub mod side;
 pub mod sync;
 
 pub use apps::{Apps, Pooled};
 pub use decide::{decide, CommonRow, Decision, Rules, Write};
 pub use error::EngineError;
 pub use shape::MapShape;
+pub use side::Side;

@@ -7,6 +7,7 @@
 //! query per batch and lookup column, with a bounded cache.
 
 use crate::shape::{LookupTarget, MapShape};
+use crate::side::Side;
 use crate::sync::company::Company;
 use dualsync_connectors::{Connection, ConnectorError, FetchRequest, Selection};
 use dualsync_model::Value;
@@ -16,7 +17,7 @@ use std::collections::HashMap;
 const CACHE_LIMIT: usize = 100_000;
 
 pub struct Resolver {
-    side: usize,
+    side: Side,
     company: Option<Company>,
     /// Per lookup column: stored value → key (reading) and key → stored value (writing).
     to_key: HashMap<usize, Cache>,
@@ -115,7 +116,7 @@ enum Way {
 }
 
 impl Resolver {
-    pub fn new(side: usize, company: Option<Company>) -> Self {
+    pub fn new(side: Side, company: Option<Company>) -> Self {
         Resolver { side, company, to_key: HashMap::new(), to_stored: HashMap::new() }
     }
 

@@ -16,6 +16,7 @@
 //! - A key without a base (never synced) follows the initial sync's rule.
 
 use crate::decide::{decide, insert, with_winners, CommonRow, Decision, Rules, Write};
+use crate::side::Side;
 use dualsync_model::config::{ConflictPolicy, OnDelete};
 use dualsync_model::{column_hashes, Value};
 
@@ -70,18 +71,20 @@ impl Merge {
 pub fn merge(m: &MergeRules, sides: [SideNow; 2], base: Option<&[u8]>) -> Merge {
     let width = m.rules.directions.len();
     let base = base.filter(|b| b.len() == width * 8);
-    let [a, b] = sides;
     let Some(base) = base else {
+        let [a, b] = sides;
         // Never synced: as the initial sync would.
         let decision = decide(&m.rules, [a.row, b.row]);
         let base = (!decision.base.is_empty()).then(|| decision.base.clone());
         return Merge { decision, base, conflict: None };
     };
-    match (a.row, b.row) {
-        (None, None) => Merge::nothing(Vec::new(), None),
-        (Some(row), None) => one_side_gone(m, row, 0, b.deleted, [a.changed_at, b.changed_at], base),
-        (None, Some(row)) => one_side_gone(m, row, 1, a.deleted, [a.changed_at, b.changed_at], base),
-        (Some(ra), Some(rb)) => both_present(m, [ra, rb], [a.changed_at, b.changed_at], base),
+    let at = [sides[0].changed_at, sides[1].changed_at];
+    let deleted = [sides[0].deleted, sides[1].deleted];
+    match sides.map(|s| s.row) {
+        [None, None] => Merge::nothing(Vec::new(), None),
+        [Some(row), None] => one_side_gone(m, row, Side::A, deleted[Side::B], at, base),
+        [None, Some(row)] => one_side_gone(m, row, Side::B, deleted[Side::A], at, base),
+        [Some(ra), Some(rb)] => both_present(m, [ra, rb], at, base),
     }
 }
 
@@ -96,18 +99,18 @@ fn key_of(m: &MergeRules, row: &CommonRow) -> Vec<dualsync_model::Value> {
 /// The newer side by change time; a side without a change in the batch is
 /// older. Without any change time (a full diff of apps without capture) the
 /// master is taken as the newer side.
-fn latest(at: [Option<i64>; 2], master: usize) -> usize {
+fn latest(at: [Option<i64>; 2], master: Side) -> Side {
     match at {
-        [Some(x), Some(y)] if y > x => 1,
-        [Some(_), Some(_)] | [Some(_), None] => 0,
-        [None, Some(_)] => 1,
+        [Some(x), Some(y)] if y > x => Side::B,
+        [Some(_), Some(_)] | [Some(_), None] => Side::A,
+        [None, Some(_)] => Side::B,
         [None, None] => master,
     }
 }
 
 /// `present` holds the row; the other side does not.
-fn one_side_gone(m: &MergeRules, row: CommonRow, present: usize, deleted: bool, at: [Option<i64>; 2], base: &[u8]) -> Merge {
-    let gone = 1 - present;
+fn one_side_gone(m: &MergeRules, row: CommonRow, present: Side, deleted: bool, at: [Option<i64>; 2], base: &[u8]) -> Merge {
+    let gone = present.other();
     let key = key_of(m, &row);
     // Absent without a delete: the row left the map's filter or company there; nothing flows.
     if !deleted || m.on_delete == OnDelete::Ignore {
@@ -152,9 +155,9 @@ fn both_present(m: &MergeRules, rows: [CommonRow; 2], at: [Option<i64>; 2], base
     let mut changed_by: Vec<[bool; 2]> = Vec::with_capacity(width);
     let mut conflicting = Vec::new();
     for c in 0..width {
-        let ch = [0, 1].map(|s| column(&hashes[s], c) != column(base, c));
+        let ch = Side::BOTH.map(|s| column(&hashes[s], c) != column(base, c));
         // Only bidirectional columns can conflict (not one-way columns, not the key).
-        let both_ways = m.rules.winner_of(c, 0) != m.rules.winner_of(c, 1);
+        let both_ways = m.rules.winner_of(c, Side::A) != m.rules.winner_of(c, Side::B);
         if ch[0] && ch[1] && both_ways && !rows[0].values[c].same_as(&rows[1].values[c]) {
             conflicting.push(c);
         }
@@ -185,8 +188,8 @@ fn both_present(m: &MergeRules, rows: [CommonRow; 2], at: [Option<i64>; 2], base
             Some(w) => w,
             // Each column from the side that changed it; the master where both or neither did.
             None => match changed_by[c] {
-                [true, false] => 0,
-                [false, true] => 1,
+                [true, false] => Side::A,
+                [false, true] => Side::B,
                 _ => m.rules.master,
             },
         };
@@ -222,7 +225,7 @@ mod tests {
 
     fn rules(policy: ConflictPolicy, master: usize) -> MergeRules {
         MergeRules {
-            rules: Rules { directions: vec![Direction::Both; 3], master, key_positions: vec![0] },
+            rules: Rules { directions: vec![Direction::Both; 3], master: Side::of(master), key_positions: vec![0] },
             policy,
             on_delete: OnDelete::Delete,
             apps: ["erp".into(), "crm".into()],

@@ -5,6 +5,7 @@
 //! translated values spelled as app 0 spells them and lookups holding the
 //! referenced row's key (never an app's internal id).
 
+use crate::side::Side;
 use dualsync_model::config::{ConflictPolicy, Direction, IdDefault, MapConfig, OnDelete, Threading, DEFAULT_BATCH_SIZE};
 use dualsync_model::{Config, Filter, Value};
 use std::collections::HashMap;
@@ -27,7 +28,7 @@ pub struct MapShape {
     pub directions: Vec<Direction>,
     pub translations: Vec<Option<Translation>>,
     pub lookups: Vec<Option<LookupTarget>>,
-    pub master: usize,
+    pub master: Side,
     /// How a key changed in both apps since its merge base is settled, and whether deletes flow.
     pub conflict: ConflictPolicy,
     pub on_delete: OnDelete,
@@ -57,8 +58,8 @@ pub struct Translation {
 impl Translation {
     /// App `side`'s value in common form. A value without an entry stays as it
     /// is; writing it to the other app is then refused (see [`Translation::to_side`]).
-    pub fn to_common(&self, side: usize, v: Value) -> Value {
-        if side == 0 || v.is_null() {
+    pub fn to_common(&self, side: Side, v: Value) -> Value {
+        if side == Side::A || v.is_null() {
             return v;
         }
         match self.to_side0.get(v.display().as_ref()) {
@@ -68,14 +69,14 @@ impl Translation {
     }
 
     /// The common value as app `side` spells it, or why it cannot be.
-    pub fn to_side(&self, side: usize, v: &Value) -> Result<Value, String> {
+    pub fn to_side(&self, side: Side, v: &Value) -> Result<Value, String> {
         if v.is_null() {
             return Ok(Value::Null);
         }
         let shown = v.display();
         match (side, self.to_side1.get(shown.as_ref())) {
-            (0, Some(_)) => Ok(v.clone()),
-            (1, Some(s)) => Ok(Value::Text(s.clone())),
+            (Side::A, Some(_)) => Ok(v.clone()),
+            (Side::B, Some(s)) => Ok(Value::Text(s.clone())),
             _ => Err(format!("value {shown:?} has no entry in the column's values ({}); add it to values in the config", self.listing)),
         }
     }
@@ -159,7 +160,7 @@ impl MapShape {
             directions: map.columns.iter().map(|c| c.direction).collect(),
             translations,
             lookups,
-            master: map.master,
+            master: Side::of(map.master),
             conflict: map.conflict,
             on_delete: map.on_delete,
             max_delete_percent: map.max_delete_percent,
@@ -212,28 +213,24 @@ impl MapShape {
     /// fewer, larger batches faster), unless the map sets `batch_size`.
     pub fn with_write_batches(mut self, map: &MapConfig, apps: &crate::Apps) -> MapShape {
         if map.batch_size.is_none() {
-            self.write_batch = [0, 1].map(|s| apps.connector(&self.apps[s]).write_batch_size());
+            self.write_batch = Side::BOTH.map(|s| apps.connector(&self.apps[s]).write_batch_size());
         }
         self
     }
 
     /// A write the decision refused before any database saw it (`Decision::refused`),
     /// as the error log keeps it.
-    pub fn refused_error(
-        &self,
-        company: &str,
-        key: String,
-        (target, column, message): &(usize, usize, String),
-    ) -> dualsync_state::NewError {
+    pub fn refused_error(&self, company: &str, key: String, refusal: &crate::decide::Refusal) -> dualsync_state::NewError {
+        let source = refusal.target.other();
         dualsync_state::NewError {
             map: self.name.clone(),
             company: company.to_string(),
-            source_app: self.apps[1 - target].clone(),
-            target_app: self.apps[*target].clone(),
+            source_app: self.apps[source].clone(),
+            target_app: self.apps[refusal.target].clone(),
             key,
-            column: Some(self.columns[1 - target][*column].clone()),
+            column: Some(self.columns[source][refusal.column].clone()),
             value: None,
-            message: message.clone(),
+            message: refusal.why.clone(),
         }
     }
 
@@ -249,7 +246,7 @@ impl MapShape {
             company: company.to_string(),
             key,
             columns: c.columns.iter().map(|&i| self.columns[self.master][i].clone()).collect(),
-            values: [0, 1].map(|s| c.rows[s].as_ref().map(row_json)),
+            values: Side::BOTH.map(|s| c.rows[s].as_ref().map(row_json)),
             policy: format!("{:?}", self.conflict).to_lowercase(),
             resolution: c.resolution.clone(),
         }

@@ -7,6 +7,7 @@ mod company_key;
 mod connections;
 mod cycles;
 mod demo;
+mod exact_values;
 mod failures;
 mod json_report;
 mod kinds;

@@ -67,7 +67,10 @@ impl Connector for PostgresConnector {
         .map_err(|e| connect_error(&self.location, e))?;
         let mut client = client;
         // Marks every write of this connection as dualsync's: capture triggers skip them.
-        client.batch_execute("SET dualsync.origin = 'dualsync'").map_err(db_error)?;
+        // UTC whatever the server's or the database's TimeZone: a timestamptz is read as
+        // its instant in UTC (`…+00:00`), so apps in different zones agree and other
+        // databases receive UTC; a value without offset written into one is taken as UTC.
+        client.batch_execute("SET dualsync.origin = 'dualsync'; SET TIME ZONE 'UTC'").map_err(db_error)?;
         Ok(Box::new(PgConnection { client, tables: HashMap::new(), listening: false }))
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::apps::in_app;
 use crate::shape::MapShape;
+use crate::side::Side;
 use crate::sync::company::Company;
 use crate::{Apps, EngineError};
 use dualsync_connectors::{CaptureSpec, Change, ChangeKind, FetchRequest, Selection};
@@ -10,7 +11,7 @@ use dualsync_model::{content_hash, Key, Value};
 use std::collections::HashMap;
 
 /// What capture records for a map's side: its key columns, then its company column.
-pub fn capture_spec(shape: &MapShape, side: usize) -> CaptureSpec {
+pub fn capture_spec(shape: &MapShape, side: Side) -> CaptureSpec {
     let mut columns = shape.key_columns[side].clone();
     columns.extend(shape.company[side].iter().cloned());
     CaptureSpec { table: shape.tables[side].clone(), columns }
@@ -35,7 +36,7 @@ pub struct CompanyChanges {
 }
 
 impl CompanyChanges {
-    fn note(&mut self, key: Key, side: usize, kind: ChangeKind, at: i64) {
+    fn note(&mut self, key: Key, side: Side, kind: ChangeKind, at: i64) {
         let h = content_hash(&key);
         let i = *self.index.entry(h).or_insert_with(|| {
             self.keys.push(ChangedKey { key, last: [None, None] });
@@ -51,7 +52,7 @@ pub fn group(apps: &Apps, shape: &MapShape, changes: [Vec<Change>; 2]) -> Result
     let mut groups: Vec<CompanyChanges> = Vec::new();
     let mut by_code: HashMap<[u8; 16], usize> = HashMap::new();
     let width = shape.key_positions.len();
-    for (side, changes) in changes.into_iter().enumerate() {
+    for (side, changes) in Side::BOTH.into_iter().zip(changes) {
         let codes = company_codes(apps, shape, side, &changes)?;
         for change in changes {
             if change.values.len() < width {
@@ -81,7 +82,7 @@ pub fn group(apps: &Apps, shape: &MapShape, changes: [Vec<Change>; 2]) -> Result
 }
 
 /// A side's key values in the map's common form (translated key columns).
-fn common_key(shape: &MapShape, side: usize, values: Vec<Value>) -> Key {
+fn common_key(shape: &MapShape, side: Side, values: Vec<Value>) -> Key {
     values
         .into_iter()
         .zip(&shape.key_positions)
@@ -93,7 +94,7 @@ fn common_key(shape: &MapShape, side: usize, values: Vec<Value>) -> Key {
 }
 
 /// The company code of each stored company value in the changes (ids, with a company lookup).
-fn company_codes(apps: &Apps, shape: &MapShape, side: usize, changes: &[Change]) -> Result<HashMap<[u8; 16], Value>, EngineError> {
+fn company_codes(apps: &Apps, shape: &MapShape, side: Side, changes: &[Change]) -> Result<HashMap<[u8; 16], Value>, EngineError> {
     let width = shape.key_positions.len();
     let mut stored: Vec<Value> = changes.iter().filter_map(|c| c.values.get(width)).filter(|v| !v.is_null()).cloned().collect();
     stored.sort_by(|a, b| a.key_cmp(b));

@@ -4,6 +4,7 @@
 use super::changes::capture_spec;
 use crate::apps::in_app;
 use crate::shape::MapShape;
+use crate::side::Side;
 use crate::sync::{reconcile_key, run_sync, KeyOutcome, Observer, SyncOptions, SyncReport};
 use crate::{Apps, EngineError};
 use dualsync_model::row::key_from_text;
@@ -46,7 +47,7 @@ pub fn start_map(
     }
     let shape = MapShape::new(m, config);
     let mut marks = Vec::new();
-    for side in 0..2 {
+    for side in Side::BOTH {
         let app = &shape.apps[side];
         let spec = capture_spec(&shape, side);
         let mut conn = apps.connect(app)?;
@@ -78,7 +79,7 @@ pub fn capture_findings(config: &Config, apps: &Apps, store: &StateStore) -> Res
     for state in store.map_states()? {
         let Some(m) = config.map(&state.map) else { continue };
         let shape = MapShape::new(m, config);
-        for side in 0..2 {
+        for side in Side::BOTH {
             let spec = capture_spec(&shape, side);
             let app = &shape.apps[side];
             let problem = match apps.connect(app).and_then(|mut c| c.capture_of(&spec.table).map_err(in_app(apps, app))) {
@@ -157,7 +158,7 @@ pub fn resolve_conflict(config: &Config, apps: &Apps, id: i64, take_app: &str) -
     }
     let c = &conflict.conflict;
     let m = map_of(config, &c.map)?;
-    let take = m.side_of_app(take_app).ok_or_else(|| {
+    let take = m.side_of_app(take_app).map(Side::of).ok_or_else(|| {
         EngineError::Usage(format!("map {} has apps {} and {}; --take names one of them", c.map, m.sides[0].app, m.sides[1].app))
     })?;
     let run_id = store.begin_run("resolve")?;

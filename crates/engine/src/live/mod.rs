@@ -23,6 +23,7 @@ pub use control::{capture_findings, pause_map, resolve_conflict, resume_map, sta
 use crate::apps::in_app;
 use crate::order::run_order;
 use crate::shape::MapShape;
+use crate::side::Side;
 use crate::{Apps, EngineError};
 use dualsync_connectors::{Cursor, ErrorKind};
 use dualsync_model::config::MapConfig;
@@ -235,7 +236,7 @@ fn catch_up(
     let shape = MapShape::new(map, config).with_write_batches(map, apps);
     let rules = shape.merge_rules();
     let saved = store.cursors(&map.name)?;
-    let mut cursors = [0, 1].map(|s| saved.get(&shape.apps[s]).cloned().map(Cursor));
+    let mut cursors = Side::BOTH.map(|s| saved.get(&shape.apps[s]).cloned().map(Cursor));
     let [Some(_), Some(_)] = &cursors else {
         return Err(EngineError::Usage(format!("map {} has no change cursors; start it with `dualsync start {}`", map.name, map.name)));
     };
@@ -243,7 +244,7 @@ fn catch_up(
     loop {
         let mut changes = [Vec::new(), Vec::new()];
         let mut next = cursors.clone();
-        for side in 0..2 {
+        for side in Side::BOTH {
             let app = &shape.apps[side];
             let mut conn = apps.connect(app)?;
             let from = cursors[side].as_ref().expect("checked above");
@@ -264,7 +265,7 @@ fn catch_up(
             let company = changes::company(apps, &shape, &group.code)?;
             total.1.add(&batch_of.reconcile(company, group.keys)?);
         }
-        let positions = [0, 1].map(|s| next[s].clone().expect("read above").0);
+        let positions = Side::BOTH.map(|s| next[s].clone().expect("read above").0);
         store.save_cursors(&map.name, &[(&shape.apps[0], &positions[0]), (&shape.apps[1], &positions[1])])?;
         total.0 += read;
         cursors = next;

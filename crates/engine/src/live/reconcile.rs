@@ -11,6 +11,7 @@ use crate::decide::CommonRow;
 use crate::decide::Write;
 use crate::merge::{merge, MergeRules, SideNow};
 use crate::shape::MapShape;
+use crate::side::Side;
 use crate::sync::company::Company;
 use crate::sync::read::SideReader;
 use crate::sync::write::{BaseUpdate, PendingOp, TargetWriter};
@@ -37,7 +38,7 @@ impl Batch<'_> {
         let mut conns = [apps.connect(&shape.apps[0])?, apps.connect(&shape.apps[1])?];
         let wanted: Vec<_> = keys.iter().map(|k| k.key.clone()).collect();
         let mut found: [HashMap<[u8; 16], CommonRow>; 2] = [HashMap::new(), HashMap::new()];
-        for side in 0..2 {
+        for side in Side::BOTH {
             let mut reader = SideReader::new(side, company.clone());
             if !reader.has_company(shape) {
                 continue;
@@ -57,7 +58,7 @@ impl Batch<'_> {
         let mut conflicts: Vec<NewConflict> = Vec::new();
         for (changed, json) in keys.into_iter().zip(key_json) {
             let h = content_hash(&changed.key);
-            let sides = [0, 1].map(|s| SideNow {
+            let sides = Side::BOTH.map(|s| SideNow {
                 row: found[s].remove(&h),
                 deleted: matches!(changed.last[s], Some((ChangeKind::Delete, _))),
                 changed_at: changed.last[s].map(|l| l.1),
@@ -68,7 +69,7 @@ impl Batch<'_> {
                 conflicts.push(shape.conflict_record(&shown, json.clone(), c));
             }
             for refused in &m.decision.refused {
-                counts.failed[refused.0] += 1;
+                counts.failed[refused.target] += 1;
                 errors.push(shape.refused_error(&shown, json.clone(), refused));
             }
             let [w0, w1] = m.decision.writes;
@@ -84,7 +85,7 @@ impl Batch<'_> {
         }
         // Keys whose write failed keep their old base (and so look changed next time).
         let mut failed: HashSet<String> = errors.iter().map(|e| e.key.clone()).collect();
-        for side in 0..2 {
+        for side in Side::BOTH {
             let ops = std::mem::take(&mut pending[side]);
             if ops.is_empty() {
                 continue;

@@ -5,6 +5,7 @@
 
 use crate::lookup::Resolver;
 use crate::shape::MapShape;
+use crate::side::Side;
 use crate::sync::write::{OpKind, PendingOp, TargetWriter};
 use dualsync_connectors::{failure, Connection, ConnectorError, WriteOp};
 use dualsync_model::{content_hash, TableSchema, TypeClass, Value};
@@ -42,7 +43,7 @@ pub fn check(
     writer: &mut TargetWriter,
     target: Target<'_>,
     shape: &MapShape,
-    side: usize,
+    side: Side,
     ops: Vec<PendingOp>,
     probe: bool,
 ) -> Result<Checked, ConnectorError> {

@@ -10,6 +10,7 @@ pub mod check;
 use crate::check::{preflight, Finding, Severity};
 use crate::order::run_order;
 use crate::shape::MapShape;
+use crate::side::Side;
 use crate::sync::company::Company;
 use crate::sync::deletes::Guard;
 use crate::sync::record::Record;
@@ -157,7 +158,7 @@ pub fn plan(config: &Config, apps: &Apps, only: &[String]) -> Result<Plan, Engin
                         return Err(e);
                     }
                     let guard = Guard::new(&shape, false, counts.read);
-                    if let Some(s) = (0..2).find(|&s| guard.trips(s, counts.deleted[s])) {
+                    if let Some(s) = Side::BOTH.into_iter().find(|&s| guard.trips(s, counts.deleted[s])) {
                         plan.warnings
                             .push(format!("`dualsync sync` would stop here: {}", guard.stop(&shape, &shown, s, counts.deleted[s])));
                     }
@@ -176,7 +177,7 @@ pub fn plan(config: &Config, apps: &Apps, only: &[String]) -> Result<Plan, Engin
     let apps_written: std::collections::BTreeSet<&str> = plan
         .partitions
         .iter()
-        .flat_map(|p| (0..2).filter(|&s| p.inserts[s] + p.updates[s] + p.deletes[s] > 0).map(|s| p.apps[s].as_str()))
+        .flat_map(|p| Side::BOTH.into_iter().filter(|&s| p.inserts[s] + p.updates[s] + p.deletes[s] > 0).map(|s| p.apps[s].as_str()))
         .collect();
     for app in apps_written {
         if let Some(rate) = probes.rate(app) {

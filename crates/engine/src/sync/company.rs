@@ -4,6 +4,7 @@
 
 use crate::apps::in_app;
 use crate::shape::MapShape;
+use crate::side::Side;
 use crate::{Apps, EngineError};
 use dualsync_connectors::{FetchRequest, Selection};
 use dualsync_model::Value;
@@ -24,7 +25,7 @@ impl Company {
     /// Looks up what each side stores for the company `code`.
     pub fn resolve(apps: &Apps, shape: &MapShape, code: Value) -> Result<Company, EngineError> {
         let mut stored = [Some(code.clone()), Some(code.clone())];
-        for side in 0..2 {
+        for side in Side::BOTH {
             let Some(lookup) = &shape.company_lookup[side] else { continue };
             let app = &shape.apps[side];
             let mut conn = apps.connect(app)?;
@@ -42,7 +43,7 @@ impl Company {
     }
 
     /// Why rows of this company cannot be written into `side`, if they cannot.
-    pub fn missing_on(&self, shape: &MapShape, side: usize) -> Option<String> {
+    pub fn missing_on(&self, shape: &MapShape, side: Side) -> Option<String> {
         let lookup = shape.company_lookup[side].as_ref()?;
         self.stored[side].is_none().then(|| {
             format!(
@@ -57,7 +58,7 @@ impl Company {
 }
 
 /// Company codes for the values a side's company column holds (ids, with a company lookup).
-pub fn codes_of(apps: &Apps, shape: &MapShape, side: usize, stored: Vec<Value>) -> Result<(Vec<Value>, usize), EngineError> {
+pub fn codes_of(apps: &Apps, shape: &MapShape, side: Side, stored: Vec<Value>) -> Result<(Vec<Value>, usize), EngineError> {
     let Some(lookup) = &shape.company_lookup[side] else { return Ok((stored, 0)) };
     let app = &shape.apps[side];
     let mut conn = apps.connect(app)?;

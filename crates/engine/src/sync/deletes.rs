@@ -21,6 +21,7 @@ use crate::apps::in_app;
 use crate::decide::{CommonRow, Write};
 use crate::merge::{merge, Merge, SideNow};
 use crate::shape::MapShape;
+use crate::side::Side;
 use crate::EngineError;
 use dualsync_connectors::Selection;
 use dualsync_model::{content_hash, Value};
@@ -59,15 +60,15 @@ impl Guard {
     }
 
     /// Whether deleting `n` rows from app `side` goes past the guard.
-    pub fn trips(&self, side: usize, n: u64) -> bool {
+    pub fn trips(&self, side: Side, n: u64) -> bool {
         let rows = self.rows[side];
         !self.allowed && n > 0 && (n >= rows || n * 100 > u64::from(self.percent) * rows)
     }
 
     /// Why the deletes stop, and what to do.
-    pub fn stop(&self, shape: &MapShape, company: &str, side: usize, n: u64) -> EngineError {
+    pub fn stop(&self, shape: &MapShape, company: &str, side: Side, n: u64) -> EngineError {
         let rows = self.rows[side];
-        let (app, other) = (&shape.apps[side], &shape.apps[1 - side]);
+        let (app, other) = (&shape.apps[side], &shape.apps[side.other()]);
         let share = if n >= rows {
             "every row".to_string()
         } else {
@@ -78,7 +79,7 @@ impl Guard {
             "map {}{company}: the sync would delete {n} of the {rows} rows of {app}.{} ({share}) because {other}.{} no longer holds them; \
              nothing was deleted. If {other}'s table was emptied, its filter or company is wrong, or it points at the wrong database, fix that \
              and sync again; if the deletes are meant, run `dualsync sync --map {} --allow-deletes` (or raise max_delete_percent)",
-            shape.name, shape.tables[side], shape.tables[1 - side], shape.name
+            shape.name, shape.tables[side], shape.tables[side.other()], shape.name
         ))
     }
 }
@@ -90,7 +91,7 @@ const CHUNK: usize = 1000;
 pub(crate) fn settle(join: &mut Join<'_>, mut candidates: Candidates, counts: &mut Counts) -> Result<(), EngineError> {
     let guard = Guard::new(join.shape, join.ctx.allow_deletes, counts.read);
     // Deletes into app s come from keys app 1-s lacks: at most that many.
-    let could_trip = (0..2).any(|s| guard.trips(s, candidates.absent_in[1 - s]));
+    let could_trip = Side::BOTH.into_iter().any(|s| guard.trips(s, candidates.absent_in[s.other()]));
     if could_trip {
         let mut deletes = [0u64; 2];
         candidates.spool.for_each_chunk(CHUNK, |entries| -> Result<(), EngineError> {
@@ -101,7 +102,7 @@ pub(crate) fn settle(join: &mut Join<'_>, mut candidates: Candidates, counts: &m
             }
             Ok(())
         })?;
-        if let Some(s) = (0..2).find(|&s| guard.trips(s, deletes[s])) {
+        if let Some(s) = Side::BOTH.into_iter().find(|&s| guard.trips(s, deletes[s])) {
             return Err(guard.stop(join.shape, join.company_shown, s, deletes[s]));
         }
     }
@@ -116,12 +117,12 @@ pub(crate) fn settle(join: &mut Join<'_>, mut candidates: Candidates, counts: &m
 /// Reads a chunk of set-aside keys again and merges each: (merge, old base, key as stored).
 fn merged(join: &Join<'_>, entries: Vec<Entry>) -> Result<Vec<(Merge, Vec<u8>, String)>, EngineError> {
     let mut out = Vec::with_capacity(entries.len());
-    for absent in 0..2usize {
-        let these: Vec<Entry> = entries.iter().filter(|e| e.tag as usize == absent).cloned().collect();
+    for absent in Side::BOTH {
+        let these: Vec<Entry> = entries.iter().filter(|e| e.tag as usize == absent.index()).cloned().collect();
         if these.is_empty() {
             continue;
         }
-        let holder = 1 - absent;
+        let holder = absent.other();
         let keys: Vec<Vec<Value>> = these.iter().map(|e| e.key.clone()).collect();
         let mut held = rows_by_key(join, holder, true, keys.clone())?;
         let elsewhere: HashSet<[u8; 16]> = rows_by_key(join, absent, false, keys)?.into_keys().collect();
@@ -139,7 +140,7 @@ fn merged(join: &Join<'_>, entries: Vec<Entry>) -> Result<Vec<(Merge, Vec<u8>, S
 
 /// App `side`'s rows with these keys in the partition's company, by key hash;
 /// `filtered`: within the map's filter, or regardless of it.
-fn rows_by_key(join: &Join<'_>, side: usize, filtered: bool, keys: Vec<Vec<Value>>) -> Result<HashMap<[u8; 16], CommonRow>, EngineError> {
+fn rows_by_key(join: &Join<'_>, side: Side, filtered: bool, keys: Vec<Vec<Value>>) -> Result<HashMap<[u8; 16], CommonRow>, EngineError> {
     let (ctx, shape) = (join.ctx, join.shape);
     let mut reader = SideReader::new(side, join.company.clone());
     if !reader.has_company(shape) {
@@ -164,7 +165,7 @@ pub(crate) fn precheck(join: &Join<'_>) -> Result<(), EngineError> {
     let (ctx, shape) = (join.ctx, join.shape);
     let mut rows = [0u64; 2];
     let mut anywhere = [0u64; 2];
-    for side in 0..2 {
+    for side in Side::BOTH {
         let reader = SideReader::new(side, join.company.clone());
         if !reader.has_company(shape) {
             continue;
@@ -180,8 +181,8 @@ pub(crate) fn precheck(join: &Join<'_>) -> Result<(), EngineError> {
         };
     }
     let guard = Guard::new(shape, false, rows);
-    for side in 0..2 {
-        if anywhere[1 - side] == 0 && guard.trips(side, rows[side]) {
+    for side in Side::BOTH {
+        if anywhere[side.other()] == 0 && guard.trips(side, rows[side]) {
             return Err(guard.stop(shape, join.company_shown, side, rows[side]));
         }
     }

@@ -22,6 +22,7 @@ use super::Context;
 use crate::decide::CommonRow;
 use crate::merge::{merge, Merge as Merged, MergeRules, SideNow};
 use crate::shape::MapShape;
+use crate::side::Side;
 use crate::sync::company::Company;
 use crate::EngineError;
 use dualsync_model::row::key_to_json;
@@ -142,7 +143,7 @@ impl<'a> Join<'a> {
             self.conflicts.push(self.shape.conflict_record(self.company_shown, json.clone(), c));
         }
         for refused in &decision.refused {
-            counts.failed[refused.0] += 1;
+            counts.failed[refused.target] += 1;
             self.refused.push(self.shape.refused_error(self.company_shown, json.clone(), refused));
         }
         // A refused write leaves the old base: the app that missed it must still look behind.
@@ -192,10 +193,10 @@ impl<'a> Join<'a> {
     /// Sends what is due: full batches, or everything at the end.
     pub fn flush(&mut self, all: bool) -> Result<(), EngineError> {
         let size = self.shape.batch_size;
-        for side in 0..2 {
+        for side in Side::BOTH {
             if self.pending[side].len() >= self.shape.write_batch[side] || (all && !self.pending[side].is_empty()) {
                 let ops = std::mem::take(&mut self.pending[side]);
-                self.senders[side].send(ops).map_err(|_| EngineError::Data("a writer stopped".into()))?;
+                self.senders[side.index()].send(ops).map_err(|_| EngineError::Data("a writer stopped".into()))?;
             }
         }
         let (map, company) = (&self.shape.name, self.company_shown);

@@ -17,6 +17,7 @@ use crate::apps::in_app;
 use crate::check::{preflight, Cause, Finding, Severity};
 use crate::order::{run_order, Step};
 use crate::shape::MapShape;
+use crate::side::Side;
 use crate::{Apps, EngineError};
 use company::Company;
 use dualsync_connectors::Selection;
@@ -223,7 +224,7 @@ pub(crate) fn companies_of(
         return Ok(vec![None]);
     }
     let mut all: Vec<Value> = Vec::new();
-    for side in 0..2 {
+    for side in Side::BOTH {
         let app = &shape.apps[side];
         let column = shape.company[side].as_ref().expect("company map");
         let mut conn = ctx.apps.connect(app)?;
@@ -276,7 +277,7 @@ fn run_partitions(
     let results = Mutex::new(Vec::new());
     let workers = shape.workers.min(queue.lock().unwrap().len()).max(1);
     // Workers left over once every company has one write batches of a company in parallel.
-    let writers = [0, 1].map(|s| {
+    let writers = Side::BOTH.map(|s| {
         let concurrent = shape.threading == Threading::Multi && ctx.apps.connector(&shape.apps[s]).concurrent_writes();
         if concurrent {
             (shape.workers / workers).max(1)

@@ -8,6 +8,7 @@ use crate::apps::in_app;
 use crate::decide::decide;
 use crate::merge::{merge, Merge, SideNow};
 use crate::shape::MapShape;
+use crate::side::Side;
 use crate::sync::company::Company;
 use crate::{Apps, EngineError};
 use dualsync_model::row::{key_from_text, key_to_json};
@@ -42,7 +43,7 @@ pub fn reconcile_key(
     map: &str,
     company: Option<Value>,
     key: Key,
-    take: Option<usize>,
+    take: Option<Side>,
 ) -> Result<KeyOutcome, EngineError> {
     let m = config.map(map).ok_or_else(|| EngineError::Usage(format!("there is no map named {map:?}")))?;
     let shape = MapShape::new(m, config);
@@ -64,7 +65,7 @@ pub fn reconcile_key(
     let key_json = key_to_json(&key);
     let mut conns = [apps.connect(&shape.apps[0])?, apps.connect(&shape.apps[1])?];
     let mut rows = [None, None];
-    for side in 0..2 {
+    for side in Side::BOTH {
         let mut reader = SideReader::new(side, company.clone());
         if !reader.has_company(&shape) {
             continue;
@@ -84,7 +85,7 @@ pub fn reconcile_key(
         // `resolve --take`: that app's row wins whole, or its absence deletes the other's.
         Some(side) if rows[side].is_none() => {
             let mut writes = [None, None];
-            writes[1 - side] = Some(crate::Write::Delete);
+            writes[side.other()] = Some(crate::Write::Delete);
             Merge {
                 decision: crate::Decision { writes, key: key.clone(), base: Vec::new(), refused: Vec::new() },
                 base: None,
@@ -101,8 +102,8 @@ pub fn reconcile_key(
         None => {
             let mut sides = rows.map(|row| SideNow { row, ..SideNow::default() });
             if old.is_some() {
-                for side in 0..2 {
-                    if sides[side].row.is_none() && sides[1 - side].row.is_some() {
+                for side in Side::BOTH {
+                    if sides[side].row.is_none() && sides[side.other()].row.is_some() {
                         let reader = SideReader::new(side, company.clone()).regardless_of_filter();
                         let found =
                             reader_fetch(reader, conns[side].as_mut(), &shape, key.clone()).map_err(in_app(apps, &shape.apps[side]))?;
@@ -120,7 +121,7 @@ pub fn reconcile_key(
     for refused in &decision.refused {
         outcome.errors.push(shape.refused_error(&company_shown, key_json.clone(), refused));
     }
-    for (side, write) in decision.writes.into_iter().enumerate() {
+    for (side, write) in Side::BOTH.into_iter().zip(decision.writes) {
         let Some(write) = write else { continue };
         let verb = match write {
             crate::Write::Insert(_) => "inserted into",

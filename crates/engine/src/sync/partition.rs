@@ -11,6 +11,7 @@ use super::Context;
 use crate::apps::in_app;
 use crate::decide::CommonRow;
 use crate::shape::MapShape;
+use crate::side::Side;
 use crate::sync::company::Company;
 use crate::EngineError;
 use dualsync_model::row::key_to_json;
@@ -40,7 +41,7 @@ pub fn sync_partition(
     let mut counts = Counts::default();
     let result = std::thread::scope(|scope| {
         let mut streams = Vec::new();
-        for side in 0..2 {
+        for side in Side::BOTH {
             let (tx, rx) = sync_channel(READ_AHEAD);
             let company = company.clone();
             scope.spawn(move || read_side(ctx, shape, side, company, tx));
@@ -48,7 +49,7 @@ pub fn sync_partition(
         }
         let mut handles = Vec::new();
         let mut senders = Vec::new();
-        for side in 0..2 {
+        for side in Side::BOTH {
             let (tx, rx) = sync_channel::<Vec<PendingOp>>(WRITE_AHEAD.max(writers[side]));
             let rx = Arc::new(Mutex::new(rx));
             for _ in 0..writers[side] {
@@ -89,7 +90,7 @@ struct ReadBatch {
 
 type Batch = Result<ReadBatch, EngineError>;
 
-fn read_side(ctx: &Context, shape: &MapShape, side: usize, company: Option<Company>, tx: SyncSender<Batch>) {
+fn read_side(ctx: &Context, shape: &MapShape, side: Side, company: Option<Company>, tx: SyncSender<Batch>) {
     let app = &shape.apps[side];
     let run = || -> Result<(), EngineError> {
         let mut reader = SideReader::new(side, company);
@@ -127,7 +128,7 @@ fn read_side(ctx: &Context, shape: &MapShape, side: usize, company: Option<Compa
 /// Checks that keys only go up. A key that goes down means the database does
 /// not sort as the merge expects, which would corrupt the diff: stop. A key
 /// seen twice is a duplicate in the app: set it aside for the error log.
-fn in_key_order(shape: &MapShape, side: usize, rows: Vec<CommonRow>, last_key: &mut Option<Vec<Value>>) -> Result<ReadBatch, EngineError> {
+fn in_key_order(shape: &MapShape, side: Side, rows: Vec<CommonRow>, last_key: &mut Option<Vec<Value>>) -> Result<ReadBatch, EngineError> {
     let mut batch = ReadBatch { rows: Vec::with_capacity(rows.len()), duplicates: Vec::new() };
     for row in rows {
         let previous = batch
@@ -169,7 +170,7 @@ fn key_cmp_to(shape: &MapShape, key: &[Value], values: &[Value]) -> Ordering {
 fn write_side(
     ctx: &Context,
     shape: &MapShape,
-    side: usize,
+    side: Side,
     company: Option<Company>,
     rx: &Mutex<Receiver<Vec<PendingOp>>>,
 ) -> Result<Counts, EngineError> {
@@ -213,12 +214,12 @@ fn check_side(
     ctx: &Context,
     probes: &crate::plan::Probes,
     shape: &MapShape,
-    side: usize,
+    side: Side,
     company: Option<Company>,
     rx: &Mutex<Receiver<Vec<PendingOp>>>,
 ) -> Result<Counts, EngineError> {
-    let (app, other_app) = (&shape.apps[side], &shape.apps[1 - side]);
-    let mut other_resolver = crate::lookup::Resolver::new(1 - side, company.clone());
+    let (app, other_app) = (&shape.apps[side], &shape.apps[side.other()]);
+    let mut other_resolver = crate::lookup::Resolver::new(side.other(), company.clone());
     let mut writer = TargetWriter::new(shape, side, company);
     let (mut conn, mut other) = (ctx.apps.connect(app)?, ctx.apps.connect(other_app)?);
     let schema = conn.describe(&shape.tables[side]).map_err(in_app(&ctx.apps, app))?;
@@ -285,14 +286,14 @@ fn merge_join(mut join: Join<'_>, mut streams: [Stream; 2], counts: &mut Counts)
             (true, true) => shape.key_order(&streams[0].next.as_ref().unwrap().values, &streams[1].next.as_ref().unwrap().values),
         };
         let mut rows: Pair = [None, None];
-        for (side, stream) in streams.iter_mut().enumerate() {
+        for (side, stream) in Side::BOTH.into_iter().zip(streams.iter_mut()) {
             if order != [Ordering::Greater, Ordering::Less][side] {
                 rows[side] = stream.next.take();
                 counts.read[side] += 1;
             }
             for dup in stream.duplicates.drain(..) {
                 counts.read[side] += 1;
-                counts.failed[1 - side] += 1;
+                counts.failed[side.other()] += 1;
                 join.refuse(duplicate_error(shape, join.company_shown, side, &dup));
             }
         }
@@ -302,12 +303,12 @@ fn merge_join(mut join: Join<'_>, mut streams: [Stream; 2], counts: &mut Counts)
     join.finish(counts)
 }
 
-fn duplicate_error(shape: &MapShape, company: &str, side: usize, dup: &CommonRow) -> NewError {
+fn duplicate_error(shape: &MapShape, company: &str, side: Side, dup: &CommonRow) -> NewError {
     NewError {
         map: shape.name.clone(),
         company: company.to_string(),
         source_app: shape.apps[side].clone(),
-        target_app: shape.apps[1 - side].clone(),
+        target_app: shape.apps[side.other()].clone(),
         key: key_to_json(&shape.key_values(&dup.values)),
         column: None,
         value: None,

@@ -3,12 +3,13 @@
 use crate::decide::CommonRow;
 use crate::lookup::Resolver;
 use crate::shape::MapShape;
+use crate::side::Side;
 use crate::sync::company::Company;
 use dualsync_connectors::{Connection, ConnectorError, FetchRequest, ScanRequest, Selection};
 use dualsync_model::{Key, Row, Value};
 
 pub struct SideReader {
-    pub side: usize,
+    pub side: Side,
     pub company: Option<Company>,
     resolver: Resolver,
     /// Reads ignore the map's filter (to tell a row that left it from one deleted).
@@ -16,7 +17,7 @@ pub struct SideReader {
 }
 
 impl SideReader {
-    pub fn new(side: usize, company: Option<Company>) -> Self {
+    pub fn new(side: Side, company: Option<Company>) -> Self {
         SideReader { side, resolver: Resolver::new(side, company.clone()), company, unfiltered: false }
     }
 

@@ -42,7 +42,8 @@ impl Recorder {
 
     fn spawn(record: impl FnOnce(Receiver<Record>) -> Result<(), StateError> + Send + 'static) -> Recorder {
         let (sender, receiver) = sync_channel(64);
-        let handle = std::thread::Builder::new().name("recorder".into()).spawn(move || record(receiver)).expect("spawn the recorder thread");
+        let handle =
+            std::thread::Builder::new().name("recorder".into()).spawn(move || record(receiver)).expect("spawn the recorder thread");
         Recorder { sender, handle }
     }
 

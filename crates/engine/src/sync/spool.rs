@@ -184,9 +184,8 @@ mod tests {
         for i in 0..n {
             spool.push(Entry { tag: (i % 2) as u8, key: key(i), base: vec![i as u8; 16] }).unwrap();
         }
-        let mut seen = 0;
         for _pass in 0..2 {
-            seen = 0;
+            let mut seen = 0;
             spool
                 .for_each_chunk(1000, |part| -> io::Result<()> {
                     for e in part {

@@ -5,6 +5,7 @@
 use crate::decide::Write;
 use crate::lookup::Resolver;
 use crate::shape::MapShape;
+use crate::side::Side;
 use crate::sync::company::Company;
 use dualsync_connectors::{Connection, ConnectorError, WriteBatch, WriteOp};
 use dualsync_model::config::IdDefault;
@@ -133,7 +134,7 @@ impl OpKind {
 }
 
 pub struct TargetWriter {
-    side: usize,
+    side: Side,
     /// What this side's company column holds for the partition's company.
     company: Option<Value>,
     /// Why nothing can be written into this side for this company, if so.
@@ -155,7 +156,7 @@ pub struct TargetWriter {
 }
 
 impl TargetWriter {
-    pub fn new(shape: &MapShape, side: usize, company: Option<Company>) -> Self {
+    pub fn new(shape: &MapShape, side: Side, company: Option<Company>) -> Self {
         let mut insert_names = shape.columns[side].clone();
         let company_mapped = shape.company[side].as_ref().and_then(|col| insert_names.iter().position(|n| n == col));
         if let (Some(col), None) = (&shape.company[side], company_mapped) {
@@ -359,7 +360,7 @@ impl TargetWriter {
         NewError {
             map: shape.name.clone(),
             company: self.company_shown.clone(),
-            source_app: shape.apps[1 - self.side].clone(),
+            source_app: shape.apps[self.side.other()].clone(),
             target_app: shape.apps[self.side].clone(),
             key: key_to_json(key),
             column,
