@@ -73,7 +73,79 @@ b = "qty"
     }
 
     fn changes(&self, side: usize) -> usize {
-        self.db[side].texts("SELECT CAST(count(*) AS {cast_text}) FROM dualsync_changes")[0].as_deref().unwrap_or("0").parse().unwrap()
+        self.count(side, "SELECT CAST(count(*) AS {cast_text}) FROM dualsync_changes")
+    }
+
+    /// A count read with a query (portable DDL placeholders allowed).
+    fn count(&self, side: usize, sql: &str) -> usize {
+        self.db[side].texts(sql)[0].as_deref().unwrap_or("0").parse().unwrap()
+    }
+
+    /// From now on, counts in each app's `captured(n)` every row that change
+    /// capture inserts into its `dualsync_changes`: the changes the app's own
+    /// statements made, plus any echo of dualsync's writes (which a trim of the
+    /// change table cannot hide). Call it after `start`, which creates the table.
+    fn count_captures(&self) {
+        for d in &self.db {
+            let sql: &[&str] = match d.kind {
+                Kind::Sqlite => &["CREATE TABLE captured (n INTEGER NOT NULL); INSERT INTO captured VALUES (0);
+                     CREATE TRIGGER count_captures AFTER INSERT ON dualsync_changes BEGIN UPDATE captured SET n = n + 1; END;"],
+                Kind::Postgres => &["CREATE TABLE captured (n bigint NOT NULL); INSERT INTO captured VALUES (0);
+                     CREATE FUNCTION count_captures() RETURNS trigger LANGUAGE plpgsql AS $$
+                         BEGIN UPDATE captured SET n = n + 1; RETURN NULL; END $$;
+                     CREATE TRIGGER count_captures AFTER INSERT ON dualsync_changes FOR EACH ROW EXECUTE FUNCTION count_captures();"],
+                Kind::Mariadb => &[
+                    "CREATE TABLE captured (n BIGINT NOT NULL)",
+                    "INSERT INTO captured VALUES (0)",
+                    "CREATE TRIGGER count_captures AFTER INSERT ON dualsync_changes FOR EACH ROW UPDATE captured SET n = n + 1",
+                ],
+            };
+            sql.iter().for_each(|s| d.exec(s));
+        }
+    }
+
+    /// Rows change capture inserted into each app's `dualsync_changes` since `count_captures`.
+    fn captured(&self) -> [usize; 2] {
+        [0, 1].map(|side| self.count(side, "SELECT CAST(n AS {cast_text}) FROM captured"))
+    }
+
+    /// From now on, logs in `item_writes(op)` every row inserted into or updated in `item` of one app.
+    fn count_item_writes(&self, side: usize) {
+        let d = &self.db[side];
+        let sql: &[&str] = match d.kind {
+            Kind::Sqlite => &["CREATE TABLE item_writes (op TEXT NOT NULL);
+                 CREATE TRIGGER count_item_inserts AFTER INSERT ON item BEGIN INSERT INTO item_writes VALUES ('INSERT'); END;
+                 CREATE TRIGGER count_item_updates AFTER UPDATE ON item BEGIN INSERT INTO item_writes VALUES ('UPDATE'); END;"],
+            Kind::Postgres => &["CREATE TABLE item_writes (op text NOT NULL);
+                 CREATE FUNCTION count_item_writes() RETURNS trigger LANGUAGE plpgsql AS $$
+                     BEGIN INSERT INTO item_writes VALUES (TG_OP); RETURN NULL; END $$;
+                 CREATE TRIGGER count_item_writes AFTER INSERT OR UPDATE ON item FOR EACH ROW EXECUTE FUNCTION count_item_writes();"],
+            Kind::Mariadb => &[
+                "CREATE TABLE item_writes (op VARCHAR(6) NOT NULL)",
+                "CREATE TRIGGER count_item_inserts AFTER INSERT ON item FOR EACH ROW INSERT INTO item_writes VALUES ('INSERT')",
+                "CREATE TRIGGER count_item_updates AFTER UPDATE ON item FOR EACH ROW INSERT INTO item_writes VALUES ('UPDATE')",
+            ],
+        };
+        sql.iter().for_each(|s| d.exec(s));
+    }
+
+    /// Rows inserted into and updated in `item` of one app since `count_item_writes`.
+    fn item_writes(&self, side: usize) -> (usize, usize) {
+        let n = |op: &str| self.count(side, &format!("SELECT CAST(count(*) AS {{cast_text}}) FROM item_writes WHERE op = '{op}'"));
+        (n("INSERT"), n("UPDATE"))
+    }
+
+    /// Waits until a query's count reaches `n`, for at most `within`.
+    fn wait_count(&self, side: usize, sql: &str, n: usize, within: Duration) {
+        let end = Instant::now() + within;
+        loop {
+            let now = self.count(side, sql);
+            if now == n {
+                return;
+            }
+            assert!(Instant::now() < end, "waited {within:?} for {n} from {sql}: {now}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn run(&self, args: &[&str]) -> Run {
@@ -169,8 +241,10 @@ fn live_both_ways(kinds: [Kind; 2]) {
     p.exec(0, "INSERT INTO item VALUES ('k1', 'one', 1), ('k2', 'two', 2)");
     p.exec(1, "INSERT INTO item VALUES ('k3', 'three', 3)");
     p.ok(&["start", "items"]);
+    p.count_captures();
     p.converge(Some(&["k1|one|1", "k2|two|2", "k3|three|3"]), Duration::from_secs(5));
     let child = p.spawn_run();
+    // Three changes on a, four on b.
     p.exec(0, "INSERT INTO item VALUES ('k4', 'four \"quoted\", with comma', 4)");
     p.exec(1, "UPDATE item SET name = 'two (crm)' WHERE k = 'k2'");
     p.exec(0, "DELETE FROM item WHERE k = 'k3'");
@@ -179,17 +253,18 @@ fn live_both_ways(kinds: [Kind; 2]) {
     p.exec(1, "DELETE FROM item WHERE k = 'k5'");
     p.exec(1, "INSERT INTO item VALUES ('k6', '', NULL)");
     p.converge(Some(&["k1|one|10", "k2|two (crm)|2", "k4|four \"quoted\", with comma|4", "k6||∅"]), Duration::from_secs(15));
-    // No echo: nobody writes, so nothing changes, and the change tables empty out (trimmed) and stay empty.
+    // No echo: capture recorded exactly the test's own changes. Each write of dualsync's commits with
+    // whatever capture makes of it, so once converged an echo would already be counted here.
+    let own = [3, 4];
+    assert_eq!(p.captured(), own, "dualsync's own writes were captured back (rows captured on a and b; the apps made {own:?})");
+    // The change tables are trimmed once reconciled.
     let end = Instant::now() + Duration::from_secs(10);
     while p.changes(0) + p.changes(1) > 0 {
         assert!(Instant::now() < end, "the change tables keep rows: {} and {}", p.changes(0), p.changes(1));
         std::thread::sleep(Duration::from_millis(100));
     }
-    let before = (p.dump(0), p.dump(1));
-    std::thread::sleep(Duration::from_millis(700));
-    assert_eq!((p.changes(0), p.changes(1)), (0, 0), "dualsync's own writes were captured back");
-    assert_eq!((p.dump(0), p.dump(1)), before);
     let out = p.terminate(child);
+    assert_eq!(p.captured(), own, "dualsync's own writes were captured back after converging:\n{out}");
     assert!(out.contains("items:"), "{out}");
     let status = p.ok(&["--format", "json", "status"]).json();
     assert_eq!(status["maps"][0]["state"], "running");
@@ -226,6 +301,7 @@ fn incremental_sync_writes_only_changed_keys_and_never_echoes() {
         p.exec(0, "INSERT INTO item VALUES ('k1', 'one', 1), ('k2', 'two', 2)");
         p.ok(&["start", "items"]);
         assert_eq!((p.changes(0), p.changes(1)), (0, 0), "the initial sync's writes are not captured");
+        p.count_captures();
         p.exec(0, "UPDATE item SET name = 'ONE' WHERE k = 'k1'");
         assert_eq!(p.changes(0), 1);
         // A PostgreSQL change is read once every older write transaction on the server (other tests' too) has ended.
@@ -240,12 +316,14 @@ fn incremental_sync_writes_only_changed_keys_and_never_echoes() {
         assert_eq!(run["maps"][0]["changes"], 1, "{run}");
         assert_eq!(run["maps"][0]["updated"], serde_json::json!([0, 1]), "{run}");
         assert_eq!(p.dump(1), vec!["k1|ONE|1", "k2|two|2"]);
-        assert_eq!(p.changes(1), 0, "the write into b was not captured as b's change");
+        // Counted by a trigger on the change tables: a capture that a sync reconciled and trimmed still counts.
+        assert_eq!(p.captured(), [1, 0], "the write into b was not captured as b's change ({kinds:?})");
         let again = p.ok(&["--format", "json", "sync"]).json();
         assert_eq!(again["maps"], serde_json::json!([]), "a second sync reads no change: {again}");
         // --full still diffs everything.
         let full = p.ok(&["--format", "json", "sync", "--full"]).json();
         assert_eq!(full["totals"]["unchanged"], 2, "{full}");
+        assert_eq!(p.captured(), [1, 0], "nothing dualsync wrote was captured ({kinds:?})");
     }
 }
 
@@ -322,26 +400,68 @@ fn a_delete_against_an_update_is_a_conflict_and_on_delete_ignore_keeps_rows() {
     assert_eq!(q.dump(0), vec!["k1|x|1"], "on_delete = ignore leaves the other app's row");
 }
 
+/// A second map for `Pair`'s config: `other (k, name)` of a and b.
+const OTHERS: &str = r#"
+[[maps]]
+name = "others"
+master = "a"
+[maps.a]
+table = "other"
+key = "k"
+[maps.b]
+table = "other"
+key = "k"
+[[maps.columns]]
+a = "k"
+b = "k"
+[[maps.columns]]
+a = "name"
+b = "name"
+"#;
+
 #[test]
 fn a_paused_map_queues_its_changes_and_applies_them_on_resume() {
     let Some(p) = Pair::new([Kind::Sqlite, Kind::Postgres], "master", "") else { return };
+    // A second map keeps flowing while `items` is paused: its rows arriving prove that `run` is at work.
+    for d in &p.db {
+        d.exec("CREATE TABLE other (k {key} PRIMARY KEY, name {text})");
+    }
+    let config = std::fs::read_to_string(p.w.path("dualsync.toml")).unwrap();
+    p.w.config(&format!("{config}{OTHERS}"));
     p.exec(0, "INSERT INTO item VALUES ('k1', 'x', 1)");
     p.ok(&["start", "items", "--skip-initial"]);
+    p.ok(&["start", "others"]);
     assert_eq!(p.dump(1), Vec::<String>::new(), "--skip-initial copies nothing");
     let child = p.spawn_run();
+    // Inserts a row of `others` on a and waits until `run` has copied it to b.
+    let mut sent = 0;
+    let mut flow = || {
+        sent += 1;
+        p.exec(0, &format!("INSERT INTO other VALUES ('o{sent}', 'n')"));
+        p.wait_count(1, "SELECT CAST(count(*) AS {cast_text}) FROM other", sent, Duration::from_secs(15));
+    };
+    // `run` is live before the pause.
+    flow();
     p.ok(&["pause", "items"]);
-    std::thread::sleep(Duration::from_millis(200));
+    // A round of `run` reads the map states as it begins. The round that copies the second row
+    // began after the first had arrived, so after the pause: from then on every round sees it.
+    flow();
+    flow();
     for i in 2..=5 {
         p.exec(0, &format!("INSERT INTO item VALUES ('k{i}', 'n{i}', {i})"));
     }
     p.exec(0, "UPDATE item SET qty = 20 WHERE k = 'k2'");
     p.exec(0, "DELETE FROM item WHERE k = 'k3'");
-    std::thread::sleep(Duration::from_millis(800));
+    // Likewise a whole round of `run` began after the writes above and ended: it would have applied them.
+    flow();
+    flow();
     assert_eq!(p.dump(1), Vec::<String>::new(), "a paused map writes nothing");
-    assert_eq!(p.changes(0), 6, "its changes wait in the change table");
+    assert_eq!(p.count(0, "SELECT CAST(count(*) AS {cast_text}) FROM dualsync_changes WHERE tbl = 'item'"), 6, "its changes wait");
     let status = p.ok(&["--format", "json", "status"]).json();
+    assert_eq!(status["maps"][0]["map"], "items");
     assert_eq!(status["maps"][0]["state"], "paused");
     assert_eq!(status["maps"][0]["lag"], serde_json::json!([6, 0]));
+    assert_eq!(status["maps"][1]["state"], "running", "{status}");
     p.ok(&["resume", "items"]);
     // k1 predates capture (skipped initial sync): it stays on a only.
     let end = Instant::now() + Duration::from_secs(15);
@@ -356,28 +476,42 @@ fn a_paused_map_queues_its_changes_and_applies_them_on_resume() {
 fn sigterm_and_sigkill_of_run_lose_nothing_and_double_nothing() {
     let Some(p) = Pair::new([Kind::Sqlite, Kind::Postgres], "master", "") else { return };
     p.ok(&["start", "items"]);
+    // Only dualsync writes into b: every row it inserts or updates there is logged.
+    p.count_item_writes(1);
     let writer = |from: usize, to: usize| {
         for batch in (from..to).step_by(100) {
             let values: Vec<String> = (batch..batch + 100).map(|i| format!("('k{i:05}', 'name {i}', {i})")).collect();
             p.exec(0, &format!("INSERT INTO item VALUES {}", values.join(", ")));
         }
     };
+    let on_b = "SELECT CAST(count(*) AS {cast_text}) FROM item";
     let child = p.spawn_run();
-    writer(0, 3000);
+    writer(0, 100);
+    // `run` is live: the first 100 rows reached b (so the update below updates them there).
+    p.wait_count(1, on_b, 100, Duration::from_secs(15));
+    writer(100, 3000);
     signal(&child.0, libc::SIGKILL);
     let mut child = child;
     child.0.wait().unwrap();
     writer(3000, 4000);
     p.exec(0, "UPDATE item SET qty = qty + 1000000 WHERE k < 'k00100'");
+    let before = p.count(1, on_b);
     let child = p.spawn_run();
-    std::thread::sleep(Duration::from_millis(300));
+    // SIGTERM once the second run is at work (or done).
+    let end = Instant::now() + Duration::from_secs(15);
+    while p.count(1, on_b) == before {
+        assert!(Instant::now() < end, "the second run wrote nothing into b");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     p.terminate(child);
     writer(4000, 5000);
     let child = p.spawn_run();
     p.converge(None, Duration::from_secs(30));
     p.terminate(child);
     assert_eq!(p.dump(1).len(), 5000);
-    assert_eq!(p.db[1].texts("SELECT CAST(qty AS TEXT) FROM item WHERE k = 'k00042'"), vec![Some("1000042".to_string())], "applied once");
+    assert_eq!(p.db[1].texts("SELECT CAST(qty AS TEXT) FROM item WHERE k = 'k00042'"), vec![Some("1000042".to_string())]);
+    // Applied once: each row inserted into b once, and each of the 100 updated rows updated once.
+    assert_eq!(p.item_writes(1), (5000, 100), "rows inserted into and updated in b by dualsync");
 }
 
 #[test]
