@@ -1,18 +1,13 @@
 //! The sync engine: turns maps into reads, decisions and batched writes.
 //!
-//! Data flow of one (map, company) partition:
-//!
-//! ```text
-//!  app 0 ──scan──▶ reader 0 ──┐                 ┌──▶ writer 0 ──▶ app 0
-//!                             ├─▶ merge-join ───┤
-//!  app 1 ──scan──▶ reader 1 ──┘   (decide.rs)   └──▶ writer 1 ──▶ app 1
-//!                                      │                 │
-//!                                      └──▶ recorder ◀───┘──▶ state store
-//! ```
-//!
-//! Readers translate rows into the map's common form (values and lookups as
-//! the first app spells them); the merge decides per key what to write;
-//! writers translate back, resolve lookups and write in batches.
+//! - `pipeline/`: one (map, company) partition: read → merge-join → write →
+//!   record, with the sink of each side handed in (`sync` writes, `plan` checks).
+//! - `merge.rs`, `decide.rs`: the pure decision for one key (the rule book,
+//!   docs/reconciliation.md); `side.rs`: the map's two apps.
+//! - `sync/`: `dualsync sync`, `retry`, `resync`: maps in lookup order
+//!   (`order.rs`), companies in parallel; which maps are diffed whole and
+//!   which reconcile captured changes (`sync_modes`).
+//! - `plan/`: the same pipeline, dry. `live/`: capture, cursors, live rounds.
 
 pub mod apps;
 pub mod bootstrap;
@@ -24,6 +19,7 @@ mod lookup;
 pub mod merge;
 pub mod migrate;
 pub mod order;
+mod pipeline;
 pub mod plan;
 mod shape;
 pub mod side;

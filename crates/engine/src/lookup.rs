@@ -6,9 +6,9 @@
 //! app's ids and checks that the referenced row exists. Both are batched: one
 //! query per batch and lookup column, with a bounded cache.
 
+use crate::pipeline::company::Company;
 use crate::shape::{LookupTarget, MapShape};
 use crate::side::Side;
-use crate::sync::company::Company;
 use dualsync_connectors::{Connection, ConnectorError, FetchRequest, Selection};
 use dualsync_model::Value;
 use std::collections::HashMap;

@@ -2,14 +2,14 @@ use crate::cli::{Cli, SyncArgs};
 use crate::exit::{CliError, CliResult, FAILURE, OK, ROWS_FAILED};
 use crate::output::{cell, collect_json, is_json, print_json, Table};
 use crate::progress::Progress;
-use dualsync_engine::sync::{run_sync, selected_maps, SyncOptions, SyncReport};
+use dualsync_engine::sync::{run_sync, sync_modes, SyncOptions, SyncReport};
 use dualsync_model::Config;
 use dualsync_state::{Counts, ErrorQuery, RunStatus, StateStore};
 use serde_json::json;
 use std::time::Instant;
 
 /// Stopped maps are diffed whole; started maps (with capture) reconcile only
-/// their captured changes, unless `--full`.
+/// their captured changes, unless `--full` (the engine's `sync_modes` decides).
 ///
 /// With `--format json`, one document: the report of the run made (as `sync`
 /// prints it for started maps alone, or for stopped maps alone), or, when it
@@ -17,16 +17,10 @@ use std::time::Instant;
 /// status of the whole (`full` is null when the full diff stopped with an error).
 pub fn sync(cli: &Cli, config: &Config, args: &SyncArgs) -> CliResult {
     let apps = dualsync_engine::Apps::open(config)?;
-    let selected = selected_maps(config, &args.maps)?;
-    let started = if args.full || !StateStore::exists(&config.state) {
-        Vec::new()
-    } else {
-        let states = StateStore::open(&config.state)?.map_states()?;
-        selected.iter().filter(|m| states.iter().any(|s| &s.map == *m)).cloned().collect()
-    };
-    let full: Vec<String> = selected.into_iter().filter(|m| !started.contains(m)).collect();
+    let modes = sync_modes(config, &args.maps, args.full)?;
+    let (started, full) = (modes.incremental, modes.full);
     // Both kinds of run in JSON: their reports are collected and printed as one document.
-    let both = is_json(cli.format) && !started.is_empty() && !full.is_empty();
+    let both = is_json(cli.format) && !started.is_empty() && modes.any_full;
     let mut status = RunStatus::Ok;
     let mut incremental = None;
     if !started.is_empty() {
@@ -38,9 +32,8 @@ pub fn sync(cli: &Cli, config: &Config, args: &SyncArgs) -> CliResult {
         }
         status = report.status();
     }
-    if !full.is_empty() {
-        let maps = if started.is_empty() { args.maps.clone() } else { full.clone() };
-        let options = SyncOptions { maps, companies: args.companies.clone(), allow_deletes: args.allow_deletes };
+    if modes.any_full {
+        let options = SyncOptions { maps: full, companies: args.companies.clone(), allow_deletes: args.allow_deletes };
         let progress = Progress::new(cli.quiet || is_json(cli.format));
         let began = Instant::now();
         let result = run_sync(config, &apps, &options, &progress, progress.rows.clone()).map_err(CliError::from);

@@ -2,9 +2,9 @@
 //! reconcile, per company.
 
 use crate::apps::in_app;
+use crate::pipeline::company::Company;
 use crate::shape::MapShape;
 use crate::side::Side;
-use crate::sync::company::Company;
 use crate::{Apps, EngineError};
 use dualsync_connectors::{CaptureSpec, Change, ChangeKind, FetchRequest, Selection};
 use dualsync_model::{content_hash, Key, Value};

@@ -4,9 +4,9 @@
 //! measures what writing costs there.
 
 use crate::lookup::Resolver;
+use crate::pipeline::write::{OpKind, PendingOp, TargetWriter};
 use crate::shape::MapShape;
 use crate::side::Side;
-use crate::sync::write::{OpKind, PendingOp, TargetWriter};
 use dualsync_connectors::{failure, Connection, ConnectorError, WriteOp};
 use dualsync_model::{content_hash, TableSchema, TypeClass, Value};
 use dualsync_state::NewError;

@@ -6,16 +6,19 @@
 //! left in either app or in the state store.
 
 pub mod check;
+mod dry_run;
 
 use crate::check::{preflight, Finding, Severity};
 use crate::order::run_order;
+use crate::pipeline::company::Company;
+use crate::pipeline::deletes::Guard;
+use crate::pipeline::record::Record;
+use crate::pipeline::{companies_of, partition, Context};
 use crate::shape::MapShape;
 use crate::side::Side;
-use crate::sync::company::Company;
-use crate::sync::deletes::Guard;
-use crate::sync::record::Record;
-use crate::sync::{companies_of, partition, selected_maps, Context};
+use crate::sync::selected_maps;
 use crate::{Apps, EngineError};
+use dry_run::DryRun;
 use dualsync_model::config::Threading;
 use dualsync_model::Config;
 use dualsync_state::{Counts, NewError, StateStore};
@@ -134,7 +137,7 @@ pub fn plan(config: &Config, apps: &Apps, only: &[String]) -> Result<Plan, Engin
         apps: apps.clone(),
         recorder: sender,
         rows_done: Arc::new(AtomicU64::new(0)),
-        plan: Some(probes.clone()),
+        sink: Arc::new(DryRun { probes: probes.clone() }),
         store,
         allow_deletes: true,
     };

@@ -1,33 +1,23 @@
 //! `dualsync sync`: every selected map, in lookup order; within a map, its
 //! companies in parallel up to `workers` (one at a time for `threading = "single"`).
 
-pub mod company;
-pub(crate) mod deletes;
-mod join;
 mod one;
-pub(crate) mod partition;
-pub(crate) mod read;
-pub(crate) mod record;
-mod spool;
-pub(crate) mod write;
 
 pub use one::{reconcile_key, retry_errors, KeyOutcome};
 
-use crate::apps::in_app;
 use crate::check::{preflight, Cause, Finding, Severity};
 use crate::order::{run_order, Step};
+use crate::pipeline::company::Company;
+use crate::pipeline::record::Recorder;
+use crate::pipeline::{companies_of, partition, AppWriter, Context};
 use crate::shape::MapShape;
 use crate::side::Side;
 use crate::{Apps, EngineError};
-use company::Company;
-use dualsync_connectors::Selection;
 use dualsync_model::config::Threading;
 use dualsync_model::{Config, Value};
 use dualsync_state::{Counts, RunStatus, StateStore};
-use record::{Record, Recorder};
 use std::collections::VecDeque;
 use std::sync::atomic::AtomicU64;
-use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug, Default)]
@@ -86,35 +76,6 @@ impl SyncReport {
     }
 }
 
-/// What every partition of a run shares.
-pub(crate) struct Context {
-    pub apps: Apps,
-    pub recorder: SyncSender<Record>,
-    pub rows_done: Arc<AtomicU64>,
-    /// Set for `plan`: writers check and probe instead of writing.
-    pub plan: Option<Arc<crate::plan::Probes>>,
-    /// Where the merge bases are read (None: there are none yet).
-    pub store: Option<Arc<StateStore>>,
-    /// The run confirmed deletes past the mass-delete guard.
-    pub allow_deletes: bool,
-}
-
-impl Context {
-    pub(crate) fn send(&self, record: Record) {
-        // The recorder only stops when the run ends; a failed store is reported by finish().
-        let _ = self.recorder.send(record);
-    }
-
-    /// Waits until the recorder has stored everything sent so far: the next
-    /// stage (a cycle's second pass) reads the merge bases this one recorded.
-    pub(crate) fn wait_for_records(&self) {
-        let (done, stored) = std::sync::mpsc::channel();
-        if self.recorder.send(Record::Barrier(done)).is_ok() {
-            let _ = stored.recv();
-        }
-    }
-}
-
 /// Runs a sync. The state store is opened only once the preflight has passed,
 /// so a config that does not fit the apps writes nothing anywhere.
 pub fn run_sync(
@@ -144,7 +105,7 @@ pub fn run_sync(
         apps: apps.clone(),
         recorder: recorder.sender.clone(),
         rows_done,
-        plan: None,
+        sink: Arc::new(AppWriter),
         store: Some(store.clone()),
         allow_deletes: options.allow_deletes,
     };
@@ -200,6 +161,35 @@ fn run_step(
     Ok((partitions, warnings))
 }
 
+/// How `dualsync sync` treats the selected maps.
+#[derive(Debug, Default, PartialEq)]
+pub struct SyncModes {
+    /// Started maps (capture installed): only their captured changes are reconciled.
+    pub incremental: Vec<String>,
+    /// The maps to diff whole, as `SyncOptions::maps` takes them (empty: every map).
+    pub full: Vec<String>,
+    /// Whether there is anything to diff whole.
+    pub any_full: bool,
+}
+
+/// Which selected maps (all when `only` is empty) a sync diffs whole and which
+/// it reconciles from their captured changes: a started map takes the
+/// incremental path unless `full` is asked for.
+pub fn sync_modes(config: &Config, only: &[String], full: bool) -> Result<SyncModes, EngineError> {
+    let selected = selected_maps(config, only)?;
+    let incremental: Vec<String> = if full || !StateStore::exists(&config.state) {
+        Vec::new()
+    } else {
+        let states = StateStore::open(&config.state)?.map_states()?;
+        selected.iter().filter(|m| states.iter().any(|s| &s.map == *m)).cloned().collect()
+    };
+    let rest: Vec<String> = selected.into_iter().filter(|m| !incremental.contains(m)).collect();
+    let any_full = !rest.is_empty();
+    // With no started map, the run covers `only` as given (empty: every map).
+    let full = if incremental.is_empty() { only.to_vec() } else { rest };
+    Ok(SyncModes { incremental, full, any_full })
+}
+
 /// The maps a run covers (all when `only` is empty), after checking that each named map exists.
 /// The order they run in is `order::run_order`'s.
 pub fn selected_maps(config: &Config, only: &[String]) -> Result<Vec<String>, EngineError> {
@@ -210,58 +200,6 @@ pub fn selected_maps(config: &Config, only: &[String]) -> Result<Vec<String>, En
         }
     }
     Ok(config.maps.iter().filter(|m| only.is_empty() || only.contains(&m.name)).map(|m| m.name.clone()).collect())
-}
-
-/// The companies present on either side (all of them, in key order), or one
-/// partition for a global map. Rows without a company are counted and reported.
-pub(crate) fn companies_of(
-    ctx: &Context,
-    shape: &MapShape,
-    only: &[String],
-    warnings: &mut Vec<String>,
-) -> Result<Vec<Option<Value>>, EngineError> {
-    if shape.company[0].is_none() {
-        return Ok(vec![None]);
-    }
-    let mut all: Vec<Value> = Vec::new();
-    for side in Side::BOTH {
-        let app = &shape.apps[side];
-        let column = shape.company[side].as_ref().expect("company map");
-        let mut conn = ctx.apps.connect(app)?;
-        let selection = Selection { table: shape.tables[side].clone(), filter: shape.filter[side].clone(), equals: Vec::new() };
-        let values = conn.distinct(&selection, column).map_err(in_app(&ctx.apps, app))?;
-        if values.iter().any(Value::is_null) {
-            let mut no_company = selection.clone();
-            no_company.equals.push((column.clone(), Value::Null));
-            let n = conn.count(&no_company).map_err(in_app(&ctx.apps, app))?;
-            warnings.push(format!(
-                "map {}: {n} row{} of {app}.{} {} no company ({column} is NULL) and take no part; give them a company to sync them",
-                shape.name,
-                if n == 1 { "" } else { "s" },
-                shape.tables[side],
-                if n == 1 { "has" } else { "have" },
-            ));
-        }
-        let (codes, unknown) = company::codes_of(&ctx.apps, shape, side, values.into_iter().filter(|v| !v.is_null()).collect())?;
-        if unknown > 0 {
-            let lookup = shape.company_lookup[side].as_ref().expect("ids only with a company lookup");
-            warnings.push(format!(
-                "map {}: {unknown} company value{} of {app}.{}.{column} refer to no row of {app}.{} (map {}); their rows take no part",
-                shape.name,
-                if unknown == 1 { "" } else { "s" },
-                shape.tables[side],
-                lookup.table,
-                lookup.map
-            ));
-        }
-        all.extend(codes);
-    }
-    all.sort_by(|a, b| a.key_cmp(b));
-    all.dedup_by(|a, b| a.same_as(b));
-    if !only.is_empty() {
-        all.retain(|v| only.iter().any(|c| c.as_str() == v.display()));
-    }
-    Ok(all.into_iter().map(Some).collect())
 }
 
 fn run_partitions(

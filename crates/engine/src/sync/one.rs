@@ -2,14 +2,14 @@
 //! `dualsync resync` (any key). Both re-read the rows as they are now, so a row
 //! fixed in its source app syncs, and apply the same decision as a full sync.
 
-use super::read::SideReader;
-use super::write::{BaseUpdate, PendingOp, TargetWriter};
 use crate::apps::in_app;
 use crate::decide::decide;
 use crate::merge::{merge, Merge, SideNow};
+use crate::pipeline::company::Company;
+use crate::pipeline::read::SideReader;
+use crate::pipeline::write::{BaseUpdate, PendingOp, TargetWriter};
 use crate::shape::MapShape;
 use crate::side::Side;
-use crate::sync::company::Company;
 use crate::{Apps, EngineError};
 use dualsync_model::row::{key_from_text, key_to_json};
 use dualsync_model::{Config, Key, Value};

@@ -2,9 +2,9 @@
 
 use crate::decide::CommonRow;
 use crate::lookup::Resolver;
+use crate::pipeline::company::Company;
 use crate::shape::MapShape;
 use crate::side::Side;
-use crate::sync::company::Company;
 use dualsync_connectors::{Connection, ConnectorError, FetchRequest, ScanRequest, Selection};
 use dualsync_model::{Key, Row, Value};
 

@@ -4,9 +4,9 @@
 
 use crate::decide::Write;
 use crate::lookup::Resolver;
+use crate::pipeline::company::Company;
 use crate::shape::MapShape;
 use crate::side::Side;
-use crate::sync::company::Company;
 use dualsync_connectors::{Connection, ConnectorError, WriteBatch, WriteOp};
 use dualsync_model::config::IdDefault;
 use dualsync_model::row::key_to_json;

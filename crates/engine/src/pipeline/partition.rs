@@ -6,13 +6,13 @@ use super::deletes;
 use super::join::{Join, Pair};
 use super::read::SideReader;
 use super::record::Record;
-use super::write::{PendingOp, TargetWriter};
+use super::write::PendingOp;
 use super::Context;
 use crate::apps::in_app;
 use crate::decide::CommonRow;
+use crate::pipeline::company::Company;
 use crate::shape::MapShape;
 use crate::side::Side;
-use crate::sync::company::Company;
 use crate::EngineError;
 use dualsync_model::row::key_to_json;
 use dualsync_model::Value;
@@ -54,7 +54,7 @@ pub fn sync_partition(
             let rx = Arc::new(Mutex::new(rx));
             for _ in 0..writers[side] {
                 let (company, rx) = (company.clone(), rx.clone());
-                handles.push((side, scope.spawn(move || write_side(ctx, shape, side, company, &rx))));
+                handles.push((side, scope.spawn(move || ctx.sink.drain(ctx, shape, side, company, &rx))));
             }
             senders.push(tx);
         }
@@ -165,81 +165,6 @@ fn key_cmp_to(shape: &MapShape, key: &[Value], values: &[Value]) -> Ordering {
         }
     }
     Ordering::Equal
-}
-
-fn write_side(
-    ctx: &Context,
-    shape: &MapShape,
-    side: Side,
-    company: Option<Company>,
-    rx: &Mutex<Receiver<Vec<PendingOp>>>,
-) -> Result<Counts, EngineError> {
-    if let Some(probes) = &ctx.plan {
-        return check_side(ctx, probes, shape, side, company, rx);
-    }
-    let app = &shape.apps[side];
-    let mut conn: Option<crate::Pooled> = None;
-    let mut writer = TargetWriter::new(shape, side, company);
-    let mut written = Counts::default();
-    // Writers of a side take batches in turn; each batch is its own transaction.
-    while let Ok(ops) = rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
-        // Connect on the first batch: a side that receives nothing is never opened for writing.
-        let c = match &mut conn {
-            Some(c) => c,
-            None => conn.insert(ctx.apps.connect(app)?),
-        };
-        let applied = writer.apply(c.as_mut(), shape, ops).map_err(in_app(&ctx.apps, app))?;
-        written.inserted[side] += applied.inserted;
-        written.updated[side] += applied.updated;
-        written.deleted[side] += applied.deleted;
-        written.failed[side] += applied.errors.len() as u64;
-        let (map, company) = (shape.name.clone(), writer.company_shown().to_string());
-        if !applied.synced.is_empty() {
-            ctx.send(Record::Synced { map: map.clone(), company: company.clone(), keys: applied.synced });
-        }
-        if !applied.forgotten.is_empty() {
-            ctx.send(Record::Forget { map, company, keys: applied.forgotten });
-        }
-        if !applied.errors.is_empty() {
-            ctx.send(Record::Errors(applied.errors));
-        }
-    }
-    Ok(written)
-}
-
-/// `plan`'s writer: each batch is converted, checked against the target table
-/// and written in a transaction that is rolled back (which also measures the
-/// write rate); problems go where a sync's errors would.
-fn check_side(
-    ctx: &Context,
-    probes: &crate::plan::Probes,
-    shape: &MapShape,
-    side: Side,
-    company: Option<Company>,
-    rx: &Mutex<Receiver<Vec<PendingOp>>>,
-) -> Result<Counts, EngineError> {
-    let (app, other_app) = (&shape.apps[side], &shape.apps[side.other()]);
-    let mut other_resolver = crate::lookup::Resolver::new(side.other(), company.clone());
-    let mut writer = TargetWriter::new(shape, side, company);
-    let (mut conn, mut other) = (ctx.apps.connect(app)?, ctx.apps.connect(other_app)?);
-    let schema = conn.describe(&shape.tables[side]).map_err(in_app(&ctx.apps, app))?;
-    let mut would = Counts::default();
-    while let Ok(ops) = rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
-        let target =
-            crate::plan::check::Target { conn: conn.as_mut(), other: other.as_mut(), other_resolver: &mut other_resolver, schema: &schema };
-        let checked = crate::plan::check::check(&mut writer, target, shape, side, ops, true).map_err(in_app(&ctx.apps, app))?;
-        if let Some((rows, seconds)) = checked.probe {
-            probes.record(app, &shape.tables[side], rows, seconds);
-        }
-        would.inserted[side] += checked.would_insert;
-        would.updated[side] += checked.would_update;
-        would.deleted[side] += checked.would_delete;
-        would.failed[side] += checked.problems.len() as u64;
-        if !checked.problems.is_empty() {
-            ctx.send(Record::Errors(checked.problems));
-        }
-    }
-    Ok(would)
 }
 
 /// One side's checked batches, one row at a time.
