@@ -2,7 +2,7 @@
 //! updates and deletes both ways, no echo, each conflict policy, pause and
 //! resume, SIGTERM and SIGKILL of `dualsync run`, and concurrent writers.
 
-use crate::util::{Run, Workspace};
+use crate::util::{test_seed, Rng, Run, Workspace};
 use dualsync_testkit::{Kind, TestDb};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -562,29 +562,14 @@ fn live_commands_say_what_is_wrong() {
     assert_eq!(p.ok(&["--format", "json", "status"]).json()["maps"][0]["state"], "stopped");
 }
 
-/// A small random generator, seeded so that a failing run can be repeated.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// Random inserts, updates and deletes on one app until `until`.
 fn random_writer(db: &TestDb, seed: u64, until: Instant) -> usize {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let names = ["plain", "O'Brien", "say \"hi\"", "a,b;c", "line\nbreak", "émoji 🚀", "", "مرحبا"];
     let mut ops = 0;
     while Instant::now() < until {
         let k = format!("k{:03}", rng.below(300));
-        let name = names[rng.below(names.len() as u64) as usize].replace('\'', "''");
+        let name = rng.pick(&names).replace('\'', "''");
         let qty = rng.below(1000);
         let sql = match rng.below(10) {
             0..=3 => format!("INSERT INTO item VALUES ('{k}', '{name}', {qty}) ON CONFLICT (k) DO NOTHING"),
@@ -594,7 +579,7 @@ fn random_writer(db: &TestDb, seed: u64, until: Instant) -> usize {
         };
         db.exec(&sql);
         ops += 1;
-        std::thread::sleep(Duration::from_millis(rng.below(8)));
+        std::thread::sleep(Duration::from_millis(rng.below(8) as u64));
     }
     ops
 }
@@ -603,10 +588,7 @@ fn random_writer(db: &TestDb, seed: u64, until: Instant) -> usize {
 #[test]
 fn random_concurrent_writers_on_both_apps_end_identical() {
     let Some(p) = Pair::new([Kind::Sqlite, Kind::Postgres], "latest", "") else { return };
-    let seed = std::env::var("DUALSYNC_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
+    let seed = test_seed();
     let seconds = std::env::var("DUALSYNC_RANDOM_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
     // Straight to stderr: the seed must be seen to repeat a failure (DUALSYNC_TEST_SEED).
     use std::io::Write;

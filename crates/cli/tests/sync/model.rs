@@ -10,7 +10,7 @@
 //! The seed is printed; `DUALSYNC_TEST_SEED` replays it and
 //! `DUALSYNC_MODEL_STEPS` sets the number of steps per phase.
 
-use crate::util::Workspace;
+use crate::util::{test_seed, Rng, Workspace};
 use dualsync_testkit::{Kind, TestDb};
 use std::collections::BTreeMap;
 
@@ -100,24 +100,6 @@ const AMOUNTS: [Option<&str>; 9] = [
 ];
 /// Items that exist from the start and are never deleted: references point at them or at rows born in the same step.
 const ANCHORS: [&str; 3] = ["a0", "a1", "a2"];
-
-/// A small random generator, seeded so that a failing run can be repeated.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
-        from[self.below(from.len())]
-    }
-}
 
 /// An item in common form: name, amount (normalized), group code, parent key.
 type Item = [Option<String>; 4];
@@ -370,16 +352,13 @@ fn edit(apps: &Apps, rng: &mut Rng, fresh: &mut usize, amounts: &[Option<&str>])
 
 fn run_model(kinds: [Kind; 2], default_steps: usize) {
     let Some(apps) = Apps::new(kinds) else { return };
-    let seed = std::env::var("DUALSYNC_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
+    let seed = test_seed();
     let steps = std::env::var("DUALSYNC_MODEL_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(default_steps);
     let label = format!("{} <-> {}", kinds[0].name(), kinds[1].name());
     // Straight to stderr: the seed must be seen to replay a failure.
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "model {label}: seed {seed}, {steps} steps per phase (DUALSYNC_TEST_SEED replays it)");
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     // SQLite keeps a NUMERIC value of more than 15 significant digits as an 8-byte float (its own
     // rounding, before dualsync reads it): such amounts only go between servers that hold them.
     let exact_only = kinds.contains(&Kind::Sqlite) && kinds != [Kind::Sqlite, Kind::Sqlite];
