@@ -74,8 +74,9 @@ pub fn merge(m: &MergeRules, sides: [SideNow; 2], base: Option<&[u8]>) -> Merge 
     let Some(base) = base else {
         let [a, b] = sides;
         // Never synced: as the initial sync would.
-        let decision = decide(&m.rules, [a.row, b.row]);
-        let base = (!decision.base.is_empty()).then(|| decision.base.clone());
+        // The base moves to the merge's own field (`Decision::base` is left empty): this runs once per row.
+        let mut decision = decide(&m.rules, [a.row, b.row]);
+        let base = (!decision.base.is_empty()).then(|| std::mem::take(&mut decision.base));
         return Merge { decision, base, conflict: None };
     };
     let at = [sides[0].changed_at, sides[1].changed_at];
@@ -141,8 +142,8 @@ fn one_side_gone(m: &MergeRules, row: CommonRow, present: Side, deleted: bool, a
     let mut merge = if winner == gone {
         delete_it(key)
     } else {
-        let decision = insert(&m.rules, row, present);
-        Merge { base: Some(decision.base.clone()), decision, conflict: None }
+        let mut decision = insert(&m.rules, row, present);
+        Merge { base: Some(std::mem::take(&mut decision.base)), decision, conflict: None }
     };
     merge.conflict = Some(Conflict { columns: Vec::new(), resolution, rows });
     merge
@@ -195,8 +196,8 @@ fn both_present(m: &MergeRules, rows: [CommonRow; 2], at: [Option<i64>; 2], base
         };
         m.rules.winner_of(c, both_way)
     };
-    let decision = with_winners(&m.rules, rows, winner_of);
-    Merge { base: Some(decision.base.clone()), decision, conflict }
+    let mut decision = with_winners(&m.rules, rows, winner_of);
+    Merge { base: Some(std::mem::take(&mut decision.base)), decision, conflict }
 }
 
 /// Column `c`'s 8 bytes of a merge base.

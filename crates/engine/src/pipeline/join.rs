@@ -137,14 +137,16 @@ impl<'a> Join<'a> {
     /// `old`: the key's base before (of the whole map); `json`: its key as stored, where known.
     pub fn settle(&mut self, m: Merged, old: Option<Vec<u8>>, json: Option<String>, counts: &mut Counts) -> Result<(), EngineError> {
         let Merged { decision, base: new, conflict } = m;
-        let json = json.unwrap_or_else(|| key_to_json(&decision.key));
+        // The key as stored is made only where needed: not for the inserts and updates of a first sync.
+        let mut json = json;
+        let mut stored_key = |key: &[Value]| json.get_or_insert_with(|| key_to_json(key)).clone();
         if let Some(c) = &conflict {
             counts.conflicts += 1;
-            self.conflicts.push(self.shape.conflict_record(self.company_shown, json.clone(), c));
+            self.conflicts.push(self.shape.conflict_record(self.company_shown, stored_key(&decision.key), c));
         }
         for refused in &decision.refused {
             counts.failed[refused.target] += 1;
-            self.refused.push(self.shape.refused_error(self.company_shown, json.clone(), refused));
+            self.refused.push(self.shape.refused_error(self.company_shown, stored_key(&decision.key), refused));
         }
         // A refused write leaves the old base: the app that missed it must still look behind.
         let new = if decision.refused.is_empty() { new.map(|b| self.shape.whole_base(b)) } else { old.clone() };
@@ -162,9 +164,9 @@ impl<'a> Join<'a> {
                     counts.unchanged += 1;
                 }
                 match new {
-                    Some(base) => self.unchanged.push((json, base)),
+                    Some(base) => self.unchanged.push((stored_key(&key), base)),
                     // Gone from both apps: nothing to keep (a refused key without a base has none to keep either).
-                    None if old.is_some() => self.forgotten.push(json),
+                    None if old.is_some() => self.forgotten.push(stored_key(&key)),
                     None => {}
                 }
             }

@@ -72,7 +72,8 @@ impl BaseUpdate {
                     shared.failed.store(true, Ordering::SeqCst);
                 }
                 let last = shared.outstanding.fetch_sub(1, Ordering::SeqCst) == 1;
-                last.then(|| shared.change.outcome(!shared.failed.load(Ordering::SeqCst))).flatten()
+                let ok = !shared.failed.load(Ordering::SeqCst);
+                last.then(|| BaseChange { new: shared.change.new.clone(), old: shared.change.old.clone() }.outcome(ok)).flatten()
             }
             BaseUpdate::Untracked => None,
         }
@@ -80,13 +81,14 @@ impl BaseUpdate {
 }
 
 impl BaseChange {
-    fn outcome(&self, ok: bool) -> Option<BaseRecord> {
-        match (ok, &self.new, &self.old) {
-            (true, Some(new), _) => Some(BaseRecord::Store(new.clone())),
+    /// Takes the base by value: this runs once per written row.
+    fn outcome(self, ok: bool) -> Option<BaseRecord> {
+        match (ok, self.new, self.old) {
+            (true, Some(new), _) => Some(BaseRecord::Store(new)),
             (true, None, Some(_)) => Some(BaseRecord::Forget),
             (true, None, None) => None,
             // The old base is stored again so that the run keeps it (a full pass forgets keys it did not record).
-            (false, _, Some(old)) => Some(BaseRecord::Store(old.clone())),
+            (false, _, Some(old)) => Some(BaseRecord::Store(old)),
             (false, _, None) => None,
         }
     }
