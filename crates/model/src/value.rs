@@ -479,6 +479,24 @@ pub fn canonical_temporal(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// The UTC reading of a date and time with an offset, which is what a column
+/// without zone must receive for it (`2024-01-01 10:00:00+05:30` →
+/// `2024-01-01T04:30:00`), and what [`canonical_temporal`] compares it as.
+/// None when `s` has no offset, or is not a plain date and time (a time of
+/// day, `infinity`, years BC).
+pub fn utc_reading(s: &str) -> Option<String> {
+    let t = s.trim();
+    // Most values have no offset: the bytes after the date say so without parsing.
+    if !t.as_bytes().get(10..).is_some_and(|rest| rest.iter().any(|b| matches!(b, b'+' | b'-' | b'Z' | b'z'))) {
+        return None;
+    }
+    let c = Clock::parse(t)?;
+    if c.date.is_none() || c.offset.is_none() {
+        return None;
+    }
+    c.render()
+}
+
 /// A time or timestamp taken apart:
 /// `[YYYY-MM-DD[(T| )]]HH:MM[:SS[.fff]][ ][Z | ±HH[[:]MM[[:]SS]]]`.
 struct Clock<'a> {
@@ -1077,6 +1095,24 @@ mod tests {
         let mut v = vec![ts("2024-01-01T05:00:00+00:00"), ts("2024-01-01T04:30:00.5Z"), ts("2024-01-01T10:00:00+05:30")];
         v.sort_by(|a, b| a.key_cmp(b));
         assert_eq!(v, [ts("2024-01-01T10:00:00+05:30"), ts("2024-01-01T04:30:00.5Z"), ts("2024-01-01T05:00:00+00:00")]);
+    }
+
+    #[test]
+    fn utc_readings_of_values_with_an_offset() {
+        assert_eq!(utc_reading("2024-01-01 10:00:00+05:30").as_deref(), Some("2024-01-01T04:30:00"));
+        assert_eq!(utc_reading("2024-01-01T10:00:00.123456+05:30").as_deref(), Some("2024-01-01T04:30:00.123456"));
+        assert_eq!(utc_reading("2024-12-31T22:00:00.5-03:00").as_deref(), Some("2025-01-01T01:00:00.5"));
+        assert_eq!(utc_reading("2024-01-01T04:30:00Z").as_deref(), Some("2024-01-01T04:30:00"));
+        assert_eq!(utc_reading("2024-01-01 04:30:00+00").as_deref(), Some("2024-01-01T04:30:00"));
+        for none in
+            ["2024-01-01 10:00:00", "2024-01-01", "12:00:00+05:30", "infinity", "0044-03-15 12:00:00+00:00 BC", "2024-02-30T10:00:00Z"]
+        {
+            assert_eq!(utc_reading(none), None, "{none}");
+        }
+        for s in ["2024-01-01 10:00:00+05:30", "2023-12-31T23:30:00-05:00", "2024-03-01T02:00:00+05:30"] {
+            let utc = utc_reading(s).unwrap();
+            assert!(Value::Timestamp(utc.clone()).same_as(&Value::Timestamp(s.into())), "{s} = {utc}");
+        }
     }
 
     #[test]

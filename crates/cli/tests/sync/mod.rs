@@ -20,6 +20,7 @@ mod rules;
 mod scale;
 mod sqlite_journal;
 mod text;
+mod types_matrix;
 
 use crate::util::Workspace;
 

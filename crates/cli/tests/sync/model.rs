@@ -312,13 +312,18 @@ fn edit(apps: &Apps, rng: &mut Rng, fresh: &mut usize, amounts: &[Option<&str>])
                 if second < 4 && second != columns[0] {
                     columns.push(second);
                 }
+                // An item never refers to itself: its parent is then left as it is.
+                if parent.as_deref() == Some(k.as_str()) {
+                    columns.retain(|&c| c != 3);
+                    if columns.is_empty() {
+                        columns.push(0);
+                    }
+                }
                 for column in columns {
                     sets.push(match column {
                         0 => format!("name = {}", quote(name)),
                         1 => format!("amount = {}", quote(amount)),
                         2 => format!("{group_col} = {}", apps.group_ref(side, group.as_deref())),
-                        // An item never refers to itself, nor to one born after it in this step.
-                        _ if parent.as_deref() == Some(k.as_str()) => format!("name = {}", quote(name)),
                         _ => format!("{parent_col} = {}", apps.item_ref(side, parent.as_deref())),
                     });
                 }

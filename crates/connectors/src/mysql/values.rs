@@ -50,8 +50,11 @@ impl Reader {
     }
 }
 
-/// A value as a statement parameter. Timestamps lose a `Z`/`+00:00` suffix
-/// (sessions run in UTC) and take a space, as every MySQL version accepts.
+/// A value as a statement parameter. Timestamps take a space, as every MySQL
+/// version accepts, and no offset: one with an offset is written as its UTC
+/// reading (sessions run in UTC, so a `TIMESTAMP` receives that instant and a
+/// `DATETIME` its UTC wall clock, as MySQL 8.0.19+ would convert it; MariaDB
+/// refuses offsets).
 pub fn param(v: &Value) -> My {
     match v {
         Value::Null => My::NULL,
@@ -65,6 +68,28 @@ pub fn param(v: &Value) -> My {
 }
 
 fn mysql_datetime(s: &str) -> String {
-    let s = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00")).or_else(|| s.strip_suffix("+00")).unwrap_or(s);
-    s.replacen('T', " ", 1)
+    match dualsync_model::value::utc_reading(s) {
+        Some(utc) => utc.replacen('T', " ", 1),
+        None => s.replacen('T', " ", 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_with_an_offset_are_written_as_their_utc_reading() {
+        for (given, written) in [
+            ("2024-01-01T10:00:00.123456+05:30", "2024-01-01 04:30:00.123456"),
+            ("2024-12-31 18:59:59.5-05:00", "2024-12-31 23:59:59.5"),
+            ("2024-01-01T04:30:00Z", "2024-01-01 04:30:00"),
+            ("2024-01-01T04:30:00+00:00", "2024-01-01 04:30:00"),
+            ("2024-01-01T04:30:00+00", "2024-01-01 04:30:00"),
+            ("2024-01-01T10:00:00", "2024-01-01 10:00:00"),
+            ("2024-01-01", "2024-01-01"),
+        ] {
+            assert_eq!(mysql_datetime(given), written, "{given}");
+        }
+    }
 }

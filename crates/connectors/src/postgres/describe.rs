@@ -18,6 +18,9 @@ pub struct PgColumn {
     pub collatable: bool,
     /// `numeric(precision, scale)`, when declared.
     pub numeric: Option<(u32, u32)>,
+    /// `timestamp` without time zone: PostgreSQL drops the offset of a value
+    /// written into it, so dualsync writes such a value's UTC reading.
+    pub wall_clock: bool,
     pub reader: ColumnReader,
 }
 
@@ -90,7 +93,8 @@ pub fn describe(client: &mut postgres::Client, table: &str) -> Result<PgTable, C
             ((m >> 16) & 0xffff, m & 0xffff)
         });
         infos.push(ColumnInfo { name: name.clone(), declared_type: declared, class, nullable: r.get(6), has_default: r.get(7) });
-        columns.push(PgColumn { name, cast, collatable: category == "S", numeric, reader });
+        let wall_clock = typname == "timestamp";
+        columns.push(PgColumn { name, cast, collatable: category == "S", numeric, wall_clock, reader });
     }
     let keys = client
         .query(

@@ -20,6 +20,8 @@ pub fn write_batch(
     batch: &WriteBatch,
     finish: Finish,
 ) -> Result<WriteOutcome, ConnectorError> {
+    let converted = utc_readings(table, batch);
+    let batch = converted.as_ref().unwrap_or(batch);
     let mut outcome = WriteOutcome::default();
     let mut refused = vec![false; batch.ops.len()];
     for (i, op) in batch.ops.iter().enumerate() {
@@ -288,6 +290,63 @@ fn columns_of(batch: &WriteBatch, index: usize) -> Vec<String> {
     }
 }
 
+/// Where a value sits in a batch: an insert's column, an update's or delete's key, an update's set column.
+enum Slot {
+    Row(usize),
+    Key(usize),
+    Set(usize),
+}
+
+/// The batch with every value with an offset in a `timestamp` (without zone)
+/// column replaced by its UTC reading: PostgreSQL would drop the offset
+/// (`10:00+05:30` would be stored as `10:00`), while dualsync compares the
+/// value as its UTC reading `04:30` (docs/types.md). None when no value needs
+/// it, which is every batch of a table without such a column.
+fn utc_readings(table: &PgTable, batch: &WriteBatch) -> Option<WriteBatch> {
+    if !table.columns.iter().any(|c| c.wall_clock) {
+        return None;
+    }
+    let wall = |c: &String| table.column(c).is_some_and(|c| c.wall_clock);
+    let reading = |v: &Value| match v {
+        Value::Timestamp(s) | Value::Text(s) => dualsync_model::value::utc_reading(s),
+        _ => None,
+    };
+    let inserted: Vec<bool> = batch.columns.iter().map(wall).collect();
+    let keyed: Vec<bool> = batch.key_columns.iter().map(wall).collect();
+    let mut changes: Vec<(usize, Slot, String)> = Vec::new();
+    for (i, op) in batch.ops.iter().enumerate() {
+        let key = match op {
+            WriteOp::Insert(row) => {
+                let found = row.iter().enumerate().filter(|(j, _)| inserted.get(*j) == Some(&true));
+                changes.extend(found.filter_map(|(j, v)| Some((i, Slot::Row(j), reading(v)?))));
+                continue;
+            }
+            WriteOp::Update { key, set } => {
+                let found = set.iter().enumerate().filter(|(_, (c, _))| wall(c));
+                changes.extend(found.filter_map(|(j, (_, v))| Some((i, Slot::Set(j), reading(v)?))));
+                key
+            }
+            WriteOp::Delete { key } => key,
+        };
+        let found = key.iter().enumerate().filter(|(j, _)| keyed.get(*j) == Some(&true));
+        changes.extend(found.filter_map(|(j, v)| Some((i, Slot::Key(j), reading(v)?))));
+    }
+    if changes.is_empty() {
+        return None;
+    }
+    let mut out = batch.clone();
+    for (i, slot, utc) in changes {
+        let value = match (&mut out.ops[i], slot) {
+            (WriteOp::Insert(row), Slot::Row(j)) => &mut row[j],
+            (WriteOp::Update { set, .. }, Slot::Set(j)) => &mut set[j].1,
+            (WriteOp::Update { key, .. } | WriteOp::Delete { key }, Slot::Key(j)) => &mut key[j],
+            _ => unreachable!("slots are found in their own kind of op"),
+        };
+        *value = Value::Timestamp(utc);
+    }
+    Some(out)
+}
+
 /// Values PostgreSQL would change without an error: refused here instead.
 fn refuse_before_writing(table: &PgTable, batch: &WriteBatch, index: usize, op: &WriteOp) -> Option<RowFailure> {
     let pairs: Vec<(&String, &Value)> = match op {
@@ -299,7 +358,10 @@ fn refuse_before_writing(table: &PgTable, batch: &WriteBatch, index: usize, op: 
         let refuse = |message: String| Some(RowFailure { index, column: Some(column.clone()), message });
         if let Value::Text(s) = value {
             if s.contains('\0') {
-                return refuse("PostgreSQL text cannot hold the NUL character (0x00)".into());
+                return refuse(format!(
+                    "PostgreSQL text cannot hold the NUL character (0x00): remove it in the source app ({}.{column})",
+                    batch.table
+                ));
             }
         }
         let Some(info) = table.schema.column(column) else { continue };

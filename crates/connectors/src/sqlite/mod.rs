@@ -261,13 +261,13 @@ impl Connection for SqliteConnection {
     /// A probe is rolled back: it leaves the file, journal mode included, as it was.
     fn probe(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         self.schema(&batch.table)?;
-        write::write_batch(&mut self.conn, batch, crate::Finish::Rollback)
+        write::write_batch(&mut self.conn, &self.schemas[&batch.table], batch, crate::Finish::Rollback)
     }
 
     fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         self.schema(&batch.table)?;
         self.before_writing()?;
-        write::write_batch(&mut self.conn, batch, crate::Finish::Commit)
+        write::write_batch(&mut self.conn, &self.schemas[&batch.table], batch, crate::Finish::Commit)
     }
 
     fn install_capture(&mut self, spec: &CaptureSpec) -> Result<(), ConnectorError> {

@@ -1,19 +1,28 @@
 //! Batch writes in one transaction. Inserts go in multi-row statements; SQLite
 //! undoes only the failing statement on a constraint error, so when a chunk is
 //! refused its rows are re-run one by one: each refused row is reported with
-//! SQLite's message and every other row of the batch commits.
+//! SQLite's message and every other row of the batch commits. Values SQLite
+//! would store as another amount (its column affinity turns long decimals
+//! into floats) are refused before writing.
 
 use super::db_error;
-use super::values::Bind;
+use super::values::{affinity, changed_by_affinity, Affinity, Bind, Stored};
 use super::MAX_PARAMS;
 use crate::sql::double_quote as quote;
 use crate::{ConnectorError, Finish, RowFailure, WriteBatch, WriteOp, WriteOutcome};
+use dualsync_model::TableSchema;
 use rusqlite::{params_from_iter, ErrorCode, Transaction, TransactionBehavior};
 
 /// Rows per multi-row INSERT (fewer when the table is wide).
 const ROWS_PER_INSERT: usize = 64;
 
-pub fn write_batch(conn: &mut rusqlite::Connection, batch: &WriteBatch, finish: Finish) -> Result<WriteOutcome, ConnectorError> {
+pub fn write_batch(
+    conn: &mut rusqlite::Connection,
+    schema: &TableSchema,
+    batch: &WriteBatch,
+    finish: Finish,
+) -> Result<WriteOutcome, ConnectorError> {
+    let mut refused = refusals(schema, batch);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
     // With capture installed, mark this transaction as dualsync's so that the triggers skip it.
     let marked = super::capture::origin_table_exists(&tx)?;
@@ -21,12 +30,13 @@ pub fn write_batch(conn: &mut rusqlite::Connection, batch: &WriteBatch, finish: 
         tx.execute_batch("INSERT INTO dualsync_origin VALUES (1)").map_err(db_error)?;
     }
     let mut outcome = WriteOutcome::default();
-    let writer = Writer::new(&tx, batch);
+    let writer = Writer::new(&tx, schema, batch);
     let mut index = 0;
     while index < batch.ops.len() {
         // Consecutive inserts go together; updates one by one.
         let run = batch.ops[index..].iter().take(writer.rows_per_insert).take_while(|o| matches!(o, WriteOp::Insert(_))).count();
-        if run > 1 {
+        let lossy = !refused.is_empty() && (index..index + run.max(1)).any(|i| refused[i].is_some());
+        if run > 1 && !lossy {
             match writer.insert_many(index, run) {
                 Ok(()) => {}
                 Err(e) if is_row_error(&e) => {
@@ -38,8 +48,13 @@ pub fn write_batch(conn: &mut rusqlite::Connection, batch: &WriteBatch, finish: 
             }
             index += run;
         } else {
-            writer.one(index, &mut outcome)?;
-            index += 1;
+            for i in index..index + run.max(1) {
+                match refused.get_mut(i).and_then(Option::take) {
+                    Some(failure) => outcome.failures.push(failure),
+                    None => writer.one(i, &mut outcome)?,
+                }
+            }
+            index += run.max(1);
         }
     }
     if marked {
@@ -54,13 +69,16 @@ pub fn write_batch(conn: &mut rusqlite::Connection, batch: &WriteBatch, finish: 
 
 struct Writer<'a> {
     tx: &'a Transaction<'a>,
+    schema: &'a TableSchema,
     batch: &'a WriteBatch,
+    /// The affinity of each of the batch's columns.
+    affinities: Vec<Affinity>,
     rows_per_insert: usize,
     where_sql: String,
 }
 
 impl<'a> Writer<'a> {
-    fn new(tx: &'a Transaction<'a>, batch: &'a WriteBatch) -> Self {
+    fn new(tx: &'a Transaction<'a>, schema: &'a TableSchema, batch: &'a WriteBatch) -> Self {
         let where_sql = batch
             .key_columns
             .iter()
@@ -69,7 +87,8 @@ impl<'a> Writer<'a> {
             .collect::<Vec<_>>()
             .join(" AND ");
         let rows_per_insert = (MAX_PARAMS / batch.columns.len().max(1)).clamp(1, ROWS_PER_INSERT);
-        Writer { tx, batch, rows_per_insert, where_sql }
+        let affinities = batch.columns.iter().map(|c| column_affinity(schema, c)).collect();
+        Writer { tx, schema, batch, affinities, rows_per_insert, where_sql }
     }
 
     fn insert_sql(&self, rows: usize) -> String {
@@ -89,14 +108,16 @@ impl<'a> Writer<'a> {
             WriteOp::Insert(row) => row.iter(),
             WriteOp::Update { .. } | WriteOp::Delete { .. } => [].iter(),
         });
-        stmt.execute(params_from_iter(values.map(Bind))).map(|_| ())
+        let affinities = self.affinities.iter().cycle();
+        stmt.execute(params_from_iter(values.zip(affinities).map(|(v, a)| Stored(v, *a)))).map(|_| ())
     }
 
     /// Applies one op; a refused row is recorded and the transaction goes on.
     fn one(&self, index: usize, outcome: &mut WriteOutcome) -> Result<(), ConnectorError> {
         let result = match &self.batch.ops[index] {
             WriteOp::Insert(row) => {
-                self.tx.prepare_cached(&self.insert_sql(1)).and_then(|mut s| s.execute(params_from_iter(row.iter().map(Bind))))
+                let values = row.iter().zip(&self.affinities).map(|(v, a)| Stored(v, *a));
+                self.tx.prepare_cached(&self.insert_sql(1)).and_then(|mut s| s.execute(params_from_iter(values)))
             }
             WriteOp::Update { key, set } => {
                 let sql = format!(
@@ -105,8 +126,10 @@ impl<'a> Writer<'a> {
                     set.iter().map(|(c, _)| format!("{} = ?", quote(c))).collect::<Vec<_>>().join(", "),
                     self.where_sql
                 );
-                let params = set.iter().map(|s| &s.1).chain(key.iter()).chain(self.batch.scope_conditions().filter_map(|s| s.1));
-                self.tx.prepare_cached(&sql).and_then(|mut s| s.execute(params_from_iter(params.map(Bind))))
+                let set_values = set.iter().map(|(c, v)| Stored(v, column_affinity(self.schema, c)));
+                let conditions = key.iter().chain(self.batch.scope_conditions().filter_map(|s| s.1));
+                let params = set_values.chain(conditions.map(|v| Stored(v, Affinity::Blob)));
+                self.tx.prepare_cached(&sql).and_then(|mut s| s.execute(params_from_iter(params)))
             }
             WriteOp::Delete { key } => {
                 let sql = format!("DELETE FROM {} WHERE {}", quote(&self.batch.table), self.where_sql);
@@ -124,6 +147,38 @@ impl<'a> Writer<'a> {
             Err(e) => Err(db_error(e)),
         }
     }
+}
+
+/// A column's affinity (a column the table lacks converts nothing: SQLite refuses the statement).
+fn column_affinity(schema: &TableSchema, column: &str) -> Affinity {
+    schema.column(column).map_or(Affinity::Blob, |c| affinity(&c.declared_type))
+}
+
+/// Per op, the refusal of a value SQLite would store as another amount (see
+/// [`changed_by_affinity`]); empty when no op has one.
+fn refusals(schema: &TableSchema, batch: &WriteBatch) -> Vec<Option<RowFailure>> {
+    let numeric = |column: &str| {
+        let info = schema.column(column)?;
+        let a = affinity(&info.declared_type);
+        matches!(a, Affinity::Integer | Affinity::Real | Affinity::Numeric).then_some((a, info.declared_type.as_str()))
+    };
+    let inserted: Vec<_> = batch.columns.iter().map(|c| numeric(c)).collect();
+    let refuse = |column: &String, value: &dualsync_model::Value, affinity: (Affinity, &str)| {
+        changed_by_affinity(value, affinity.0, affinity.1).map(|why| (column.clone(), format!("{why} ({}.{column})", batch.table)))
+    };
+    let mut out: Vec<Option<RowFailure>> = Vec::new();
+    for (index, op) in batch.ops.iter().enumerate() {
+        let found = match op {
+            WriteOp::Insert(row) => row.iter().zip(&batch.columns).zip(&inserted).find_map(|((v, c), a)| a.and_then(|a| refuse(c, v, a))),
+            WriteOp::Update { set, .. } => set.iter().find_map(|(c, v)| numeric(c).and_then(|a| refuse(c, v, a))),
+            WriteOp::Delete { .. } => None,
+        };
+        if let Some((column, message)) = found {
+            out.resize(batch.ops.len(), None);
+            out[index] = Some(RowFailure { index, column: Some(column), message });
+        }
+    }
+    out
 }
 
 /// Errors that concern one row's values, after which the transaction goes on.
