@@ -22,7 +22,8 @@ pub fn write_batch(
     batch: &WriteBatch,
     finish: Finish,
 ) -> Result<WriteOutcome, ConnectorError> {
-    let mut refused = refusals(schema, batch);
+    let affinities = Affinities::of(schema);
+    let mut refused = refusals(&affinities, batch);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
     // With capture installed, mark this transaction as dualsync's so that the triggers skip it.
     let marked = super::capture::origin_table_exists(&tx)?;
@@ -30,7 +31,7 @@ pub fn write_batch(
         tx.execute_batch("INSERT INTO dualsync_origin VALUES (1)").map_err(db_error)?;
     }
     let mut outcome = WriteOutcome::default();
-    let writer = Writer::new(&tx, schema, batch);
+    let writer = Writer::new(&tx, &affinities, batch);
     let mut index = 0;
     while index < batch.ops.len() {
         // Consecutive inserts go together; updates one by one.
@@ -69,7 +70,7 @@ pub fn write_batch(
 
 struct Writer<'a> {
     tx: &'a Transaction<'a>,
-    schema: &'a TableSchema,
+    column_affinities: &'a Affinities<'a>,
     batch: &'a WriteBatch,
     /// The affinity of each of the batch's columns.
     affinities: Vec<Affinity>,
@@ -78,7 +79,7 @@ struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
-    fn new(tx: &'a Transaction<'a>, schema: &'a TableSchema, batch: &'a WriteBatch) -> Self {
+    fn new(tx: &'a Transaction<'a>, column_affinities: &'a Affinities<'a>, batch: &'a WriteBatch) -> Self {
         let where_sql = batch
             .key_columns
             .iter()
@@ -87,8 +88,8 @@ impl<'a> Writer<'a> {
             .collect::<Vec<_>>()
             .join(" AND ");
         let rows_per_insert = (MAX_PARAMS / batch.columns.len().max(1)).clamp(1, ROWS_PER_INSERT);
-        let affinities = batch.columns.iter().map(|c| column_affinity(schema, c)).collect();
-        Writer { tx, schema, batch, affinities, rows_per_insert, where_sql }
+        let affinities = batch.columns.iter().map(|c| column_affinities.get(c)).collect();
+        Writer { tx, column_affinities, batch, affinities, rows_per_insert, where_sql }
     }
 
     fn insert_sql(&self, rows: usize) -> String {
@@ -126,7 +127,7 @@ impl<'a> Writer<'a> {
                     set.iter().map(|(c, _)| format!("{} = ?", quote(c))).collect::<Vec<_>>().join(", "),
                     self.where_sql
                 );
-                let set_values = set.iter().map(|(c, v)| Stored(v, column_affinity(self.schema, c)));
+                let set_values = set.iter().map(|(c, v)| Stored(v, self.column_affinities.get(c)));
                 let conditions = key.iter().chain(self.batch.scope_conditions().filter_map(|s| s.1));
                 let params = set_values.chain(conditions.map(|v| Stored(v, Affinity::Blob)));
                 self.tx.prepare_cached(&sql).and_then(|mut s| s.execute(params_from_iter(params)))
@@ -150,18 +151,28 @@ impl<'a> Writer<'a> {
 }
 
 /// A column's affinity (a column the table lacks converts nothing: SQLite refuses the statement).
-fn column_affinity(schema: &TableSchema, column: &str) -> Affinity {
-    schema.column(column).map_or(Affinity::Blob, |c| affinity(&c.declared_type))
+/// Each column's affinity and declared type, worked out once per batch (updates look them up per value).
+struct Affinities<'a>(std::collections::HashMap<&'a str, (Affinity, &'a str)>);
+
+impl<'a> Affinities<'a> {
+    fn of(schema: &'a TableSchema) -> Self {
+        Affinities(schema.columns.iter().map(|c| (c.name.as_str(), (affinity(&c.declared_type), c.declared_type.as_str()))).collect())
+    }
+
+    fn get(&self, column: &str) -> Affinity {
+        self.0.get(column).map_or(Affinity::Blob, |a| a.0)
+    }
+
+    /// The affinity and declared type of a column that turns text into numbers.
+    fn numeric(&self, column: &str) -> Option<(Affinity, &'a str)> {
+        self.0.get(column).copied().filter(|(a, _)| matches!(a, Affinity::Integer | Affinity::Real | Affinity::Numeric))
+    }
 }
 
 /// Per op, the refusal of a value SQLite would store as another amount (see
 /// [`changed_by_affinity`]); empty when no op has one.
-fn refusals(schema: &TableSchema, batch: &WriteBatch) -> Vec<Option<RowFailure>> {
-    let numeric = |column: &str| {
-        let info = schema.column(column)?;
-        let a = affinity(&info.declared_type);
-        matches!(a, Affinity::Integer | Affinity::Real | Affinity::Numeric).then_some((a, info.declared_type.as_str()))
-    };
+fn refusals(affinities: &Affinities<'_>, batch: &WriteBatch) -> Vec<Option<RowFailure>> {
+    let numeric = |column: &str| affinities.numeric(column);
     let inserted: Vec<_> = batch.columns.iter().map(|c| numeric(c)).collect();
     let refuse = |column: &String, value: &dualsync_model::Value, affinity: (Affinity, &str)| {
         changed_by_affinity(value, affinity.0, affinity.1).map(|why| (column.clone(), format!("{why} ({}.{column})", batch.table)))
