@@ -127,7 +127,10 @@ impl<'a> Writer<'a> {
                     set.iter().map(|(c, _)| format!("{} = ?", quote(c))).collect::<Vec<_>>().join(", "),
                     self.where_sql
                 );
-                let set_values = set.iter().map(|(c, v)| Stored(v, self.column_affinities.get(c)));
+                // Only a float's binding depends on the column (see `Stored`).
+                let set_values = set.iter().map(|(c, v)| {
+                    Stored(v, if matches!(v, dualsync_model::Value::Float(_)) { self.column_affinities.get(c) } else { Affinity::Blob })
+                });
                 let conditions = key.iter().chain(self.batch.scope_conditions().filter_map(|s| s.1));
                 let params = set_values.chain(conditions.map(|v| Stored(v, Affinity::Blob)));
                 self.tx.prepare_cached(&sql).and_then(|mut s| s.execute(params_from_iter(params)))
@@ -150,23 +153,35 @@ impl<'a> Writer<'a> {
     }
 }
 
-/// A column's affinity (a column the table lacks converts nothing: SQLite refuses the statement).
-/// Each column's affinity and declared type, worked out once per batch (updates look them up per value).
-struct Affinities<'a>(std::collections::HashMap<&'a str, (Affinity, &'a str)>);
+/// Each column's affinity and declared type, worked out once per batch. A
+/// short list: updates look columns up per value.
+struct Affinities<'a> {
+    columns: Vec<(&'a str, Affinity, &'a str)>,
+    /// Whether any column turns text into numbers (INTEGER, REAL, NUMERIC affinity).
+    any_numeric: bool,
+}
 
 impl<'a> Affinities<'a> {
     fn of(schema: &'a TableSchema) -> Self {
-        Affinities(schema.columns.iter().map(|c| (c.name.as_str(), (affinity(&c.declared_type), c.declared_type.as_str()))).collect())
+        let columns: Vec<_> =
+            schema.columns.iter().map(|c| (c.name.as_str(), affinity(&c.declared_type), c.declared_type.as_str())).collect();
+        let any_numeric = columns.iter().any(|(_, a, _)| is_numeric(*a));
+        Affinities { columns, any_numeric }
     }
 
+    /// A column the table lacks converts nothing (SQLite refuses the statement).
     fn get(&self, column: &str) -> Affinity {
-        self.0.get(column).map_or(Affinity::Blob, |a| a.0)
+        self.columns.iter().find(|(name, ..)| *name == column).map_or(Affinity::Blob, |c| c.1)
     }
 
     /// The affinity and declared type of a column that turns text into numbers.
     fn numeric(&self, column: &str) -> Option<(Affinity, &'a str)> {
-        self.0.get(column).copied().filter(|(a, _)| matches!(a, Affinity::Integer | Affinity::Real | Affinity::Numeric))
+        self.columns.iter().find(|(name, ..)| *name == column).filter(|c| is_numeric(c.1)).map(|c| (c.1, c.2))
     }
+}
+
+fn is_numeric(a: Affinity) -> bool {
+    matches!(a, Affinity::Integer | Affinity::Real | Affinity::Numeric)
 }
 
 /// Per op, the refusal of a value SQLite would store as another amount (see
@@ -181,7 +196,8 @@ fn refusals(affinities: &Affinities<'_>, batch: &WriteBatch) -> Vec<Option<RowFa
     for (index, op) in batch.ops.iter().enumerate() {
         let found = match op {
             WriteOp::Insert(row) => row.iter().zip(&batch.columns).zip(&inserted).find_map(|((v, c), a)| a.and_then(|a| refuse(c, v, a))),
-            WriteOp::Update { set, .. } => set.iter().find_map(|(c, v)| numeric(c).and_then(|a| refuse(c, v, a))),
+            WriteOp::Update { set, .. } if affinities.any_numeric => set.iter().find_map(|(c, v)| numeric(c).and_then(|a| refuse(c, v, a))),
+            WriteOp::Update { .. } => None,
             WriteOp::Delete { .. } => None,
         };
         if let Some((column, message)) = found {
