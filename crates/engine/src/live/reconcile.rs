@@ -12,13 +12,13 @@ use crate::decide::Write;
 use crate::merge::{merge, MergeRules, SideNow};
 use crate::pipeline::company::Company;
 use crate::pipeline::read::SideReader;
-use crate::pipeline::write::{BaseUpdate, PendingOp, TargetWriter};
+use crate::pipeline::write::{BaseUpdate, DeferredLookup, PendingOp, TargetWriter};
 use crate::shape::MapShape;
 use crate::side::Side;
 use crate::{Apps, EngineError};
 use dualsync_connectors::ChangeKind;
+use dualsync_model::content_hash;
 use dualsync_model::row::key_to_json;
-use dualsync_model::{content_hash, Value};
 use dualsync_state::{Counts, NewConflict, NewError, StateStore};
 use std::collections::{HashMap, HashSet};
 
@@ -182,11 +182,11 @@ impl Batch<'_> {
 
 /// The writes that set deferred lookups (key, column, value), one update per
 /// key, and the deferred columns per key (as stored: JSON).
-fn follow_ups(deferred: Vec<(Vec<Value>, usize, Value, String)>) -> (Vec<PendingOp>, HashMap<String, Vec<usize>>) {
+fn follow_ups(deferred: Vec<DeferredLookup>) -> (Vec<PendingOp>, HashMap<String, Vec<usize>>) {
     let mut ops: Vec<PendingOp> = Vec::new();
     let mut columns: HashMap<String, Vec<usize>> = HashMap::new();
     let mut index: HashMap<String, usize> = HashMap::new();
-    for (key, c, value, _) in deferred {
+    for DeferredLookup { key, column: c, value, .. } in deferred {
         let json = key_to_json(&key);
         columns.entry(json.clone()).or_default().push(c);
         match index.get(&json).and_then(|&i| ops.get_mut(i)) {

@@ -56,7 +56,7 @@ pub(crate) struct Join<'a> {
     forgotten: Vec<String>,
     refused: Vec<NewError>,
     conflicts: Vec<NewConflict>,
-    pub candidates: Candidates,
+    candidates: Candidates,
 }
 
 impl<'a> Join<'a> {

@@ -49,6 +49,17 @@ pub struct SharedChange {
     failed: AtomicBool,
 }
 
+/// A lookup written as NULL because its row is not in the target app yet.
+pub struct DeferredLookup {
+    /// The key of the row that holds the lookup (common form).
+    pub key: Vec<Value>,
+    /// The lookup column (by position) and the referenced key it should hold.
+    pub column: usize,
+    pub value: Value,
+    /// Why it could not be written now, for the error log if it never can.
+    pub why: String,
+}
+
 /// What the state store is told about a key.
 pub enum BaseRecord {
     Store(Vec<u8>),
@@ -101,8 +112,6 @@ pub struct Applied {
     /// Keys written that exist in neither app any more.
     pub forgotten: Vec<String>,
     pub errors: Vec<NewError>,
-    /// For each error refused before the write (a conversion), whether the op was an insert.
-    pub refused_inserts: Vec<bool>,
     pub inserted: u64,
     pub updated: u64,
     pub deleted: u64,
@@ -151,10 +160,10 @@ pub struct TargetWriter {
     /// position among the mapped columns. It is written once, with the
     /// partition's company.
     company_mapped: Option<usize>,
-    /// `plan` only: lookups whose row this app lacks are written as NULL and
-    /// noted here (key, column, value, why), instead of refused: the
-    /// referenced map may create the row before this map runs.
-    deferred_lookups: Option<Vec<(Vec<Value>, usize, Value, String)>>,
+    /// When set (`plan`, live batches): lookups whose row this app lacks are
+    /// written as NULL and noted here instead of refused: the row may be
+    /// created first (by the referenced map, or later in the same batch).
+    deferred_lookups: Option<Vec<DeferredLookup>>,
 }
 
 impl TargetWriter {
@@ -183,13 +192,13 @@ impl TargetWriter {
         &self.company_shown
     }
 
-    /// For `plan`: see `deferred_lookups`.
+    /// See `deferred_lookups`.
     pub(crate) fn defer_missing_lookups(&mut self) {
         self.deferred_lookups = Some(Vec::new());
     }
 
     /// The lookups written as NULL since the last call.
-    pub(crate) fn take_deferred_lookups(&mut self) -> Vec<(Vec<Value>, usize, Value, String)> {
+    pub(crate) fn take_deferred_lookups(&mut self) -> Vec<DeferredLookup> {
         self.deferred_lookups.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
@@ -259,7 +268,6 @@ impl TargetWriter {
                 }
                 Err((column, value, message)) => {
                     applied.errors.push(self.error(shape, &key, Some(column), Some(value), message));
-                    applied.refused_inserts.push(kind == OpKind::Insert);
                     applied.record(&key, base.finish(false));
                 }
             }
@@ -316,11 +324,11 @@ impl TargetWriter {
         Ok(v)
     }
 
-    /// `convert`, or for `plan` a missing lookup row as NULL (see `deferred_lookups`).
+    /// `convert`, or a missing lookup row as NULL where deferred (see `deferred_lookups`).
     fn convert_or_defer(&mut self, shape: &MapShape, key: &[Value], c: usize, v: Value) -> Result<Value, (String, Value, String)> {
         match self.convert(shape, c, v) {
             Err((_, value, why)) if shape.lookups[c].is_some() && self.deferred_lookups.is_some() => {
-                self.deferred_lookups.as_mut().expect("checked").push((key.to_vec(), c, value, why));
+                self.deferred_lookups.as_mut().expect("checked").push(DeferredLookup { key: key.to_vec(), column: c, value, why });
                 Ok(Value::Null)
             }
             other => other,

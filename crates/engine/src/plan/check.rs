@@ -4,7 +4,7 @@
 //! measures what writing costs there.
 
 use crate::lookup::Resolver;
-use crate::pipeline::write::{OpKind, PendingOp, TargetWriter};
+use crate::pipeline::write::{DeferredLookup, OpKind, PendingOp, TargetWriter};
 use crate::shape::MapShape;
 use crate::side::Side;
 use dualsync_connectors::{failure, Connection, ConnectorError, WriteOp};
@@ -54,7 +54,7 @@ pub fn check(
     let mut refused = vec![false; batch.ops.len()];
     // Per op, the columns written as NULL in place of a lookup the referenced map will create.
     let mut pending: Vec<Vec<String>> = vec![Vec::new(); batch.ops.len()];
-    for (key, c, value, why) in writer.take_deferred_lookups() {
+    for DeferredLookup { key, column: c, value, why } in writer.take_deferred_lookups() {
         let Some(&i) = index.get(&content_hash(&key)) else { continue };
         target.other_resolver.load_stored(target.other, shape, c, &[&value])?;
         if target.other_resolver.stored_of(c, &value).is_some() {
