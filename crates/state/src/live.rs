@@ -119,12 +119,8 @@ impl StateStore {
         let mut db = self.db();
         let partition = self.partition_id(&mut db, map, company)?;
         let mut out = HashMap::with_capacity(keys.len());
-        // Keys in statements of 500: one statement per key was most of a live batch's time.
-        const KEYS: usize = 500;
-        for chunk in keys.chunks(KEYS) {
-            let list = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect::<Vec<_>>().join(", ");
-            let mut params = vec![P::Int(partition)];
-            params.extend(chunk.iter().map(|k| P::Text(k)));
+        for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+            let (list, params) = keys_of_partition(partition, chunk);
             let sql = format!("SELECT key, content_hash FROM key_state WHERE partition_id = ?1 AND key IN ({list})");
             for row in db.query(&sql, &params)? {
                 if let [Cell::Text(key), Cell::Blob(base)] = &row[..] {
@@ -139,11 +135,8 @@ impl StateStore {
     pub fn forget_keys(&self, map: &str, company: &str, keys: &[String]) -> Result<(), StateError> {
         let mut db = self.db();
         let partition = self.partition_id(&mut db, map, company)?;
-        // Keys in statements of 500, as key_bases reads them.
-        for chunk in keys.chunks(500) {
-            let list = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect::<Vec<_>>().join(", ");
-            let mut params = vec![P::Int(partition)];
-            params.extend(chunk.iter().map(|k| P::Text(k)));
+        for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+            let (list, params) = keys_of_partition(partition, chunk);
             db.execute(&format!("DELETE FROM key_state WHERE partition_id = ?1 AND key IN ({list})"), &params)?;
         }
         Ok(())
@@ -258,4 +251,15 @@ impl StateStore {
         )?;
         Ok(rows.first().and_then(|r| r.first()).map_or(0, Cell::int) as u64)
     }
+}
+
+/// Keys per statement that reads or forgets merge bases: one statement per key was most of a live batch's time.
+const KEYS_PER_STATEMENT: usize = 500;
+
+/// `?2, ?3, …` for the keys, and the parameters: the partition (`?1`), then the keys.
+fn keys_of_partition(partition: i64, keys: &[String]) -> (String, Vec<P<'_>>) {
+    let list = (0..keys.len()).map(|i| format!("?{}", i + 2)).collect::<Vec<_>>().join(", ");
+    let mut params = vec![P::Int(partition)];
+    params.extend(keys.iter().map(|k| P::Text(k)));
+    (list, params)
 }
