@@ -260,7 +260,7 @@ fn catch_up(
             return Ok(total);
         }
         let more = changes.iter().any(|c| c.len() >= batch);
-        let batch_of = reconcile::Batch { apps, store, run_id, shape: &shape, rules: &rules };
+        let batch_of = reconcile::Batch { config, apps, store, run_id, shape: &shape, rules: &rules, depth: 0 };
         for group in changes::group(apps, &shape, changes)? {
             let company = changes::company(apps, &shape, &group.code)?;
             total.1.add(&batch_of.reconcile(company, group.keys)?);
@@ -311,7 +311,7 @@ pub fn propagate_written(
         .collect();
     let mut both = [Vec::new(), Vec::new()];
     both[side] = changes;
-    let batch = reconcile::Batch { apps, store, run_id, shape: &shape, rules: &rules };
+    let batch = reconcile::Batch { config, apps, store, run_id, shape: &shape, rules: &rules, depth: 0 };
     let mut counts = Counts::default();
     for group in changes::group(apps, &shape, both)? {
         let company = changes::company(apps, &shape, &group.code)?;

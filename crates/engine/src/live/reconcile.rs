@@ -19,19 +19,37 @@ use crate::{Apps, EngineError};
 use dualsync_connectors::ChangeKind;
 use dualsync_model::content_hash;
 use dualsync_model::row::key_to_json;
+use dualsync_model::Config;
 use dualsync_state::{Counts, NewConflict, NewError, StateStore};
 use std::collections::{HashMap, HashSet};
 
 pub struct Batch<'a> {
+    pub config: &'a Config,
     pub apps: &'a Apps,
     pub store: &'a StateStore,
     pub run_id: i64,
     pub shape: &'a MapShape,
     pub rules: &'a MergeRules,
+    /// How many batches pulled this one in (see `pull_referenced`).
+    pub depth: usize,
 }
+
+/// How deep a chain of new rows referring to new rows is followed within one batch;
+/// deeper links are set by the rows' own changes.
+const MAX_PULL_DEPTH: usize = 8;
 
 impl Batch<'_> {
     pub fn reconcile(&self, company: Option<Company>, keys: Vec<ChangedKey>) -> Result<Counts, EngineError> {
+        self.reconcile_within(company, keys, &HashSet::new())
+    }
+
+    /// `outer`: the (map, key) pairs of the batches that pulled this one in.
+    fn reconcile_within(
+        &self,
+        company: Option<Company>,
+        keys: Vec<ChangedKey>,
+        outer: &HashSet<(String, String)>,
+    ) -> Result<Counts, EngineError> {
         let (shape, apps) = (self.shape, self.apps);
         let mut counts = Counts::default();
         let shown = Company::shown(&company);
@@ -50,6 +68,8 @@ impl Batch<'_> {
             }
         }
         let key_json: Vec<String> = keys.iter().map(|k| key_to_json(&k.key)).collect();
+        let mut in_chain = outer.clone();
+        in_chain.extend(key_json.iter().map(|k| (shape.name.clone(), k.clone())));
         let bases = self.store.key_bases(&shape.name, &shown, &key_json)?;
 
         let mut pending: [Vec<PendingOp>; 2] = [Vec::new(), Vec::new()];
@@ -85,6 +105,7 @@ impl Batch<'_> {
         }
         // Keys whose write failed keep their old base (and so look changed next time).
         let mut failed: HashSet<String> = errors.iter().map(|e| e.key.clone()).collect();
+        let mut deferred: [Vec<DeferredLookup>; 2] = [Vec::new(), Vec::new()];
         for side in Side::BOTH {
             let ops = std::mem::take(&mut pending[side]);
             if ops.is_empty() {
@@ -103,7 +124,15 @@ impl Batch<'_> {
                 failed.extend(applied.errors.iter().map(|e| e.key.clone()));
                 errors.extend(applied.errors);
             }
-            let deferred = writer.take_deferred_lookups();
+            deferred[side] = writer.take_deferred_lookups();
+        }
+        if deferred.iter().any(|d| !d.is_empty()) {
+            counts.add(&self.pull_referenced(&company, &deferred, &in_chain)?);
+        }
+        // Keys whose reference could not be set: logged, and left open until it can.
+        let mut waiting: HashSet<String> = HashSet::new();
+        for side in Side::BOTH {
+            let deferred = std::mem::take(&mut deferred[side]);
             if deferred.is_empty() {
                 continue;
             }
@@ -112,6 +141,7 @@ impl Batch<'_> {
             let applied = writer.apply(conns[side].as_mut(), shape, follow_ups).map_err(in_app(apps, &shape.apps[side]))?;
             counts.failed[side] += applied.errors.len() as u64;
             for e in &applied.errors {
+                waiting.insert(e.key.clone());
                 // A row inserted with a reference still missing gets NULL's hash there as its base
                 // (the placeholder it holds), so the reference flows once its row exists; an updated
                 // row keeps its old base.
@@ -131,16 +161,82 @@ impl Batch<'_> {
             }
             errors.extend(applied.errors);
         }
-        self.record(&shown, new_bases, &failed, errors, conflicts)?;
+        self.record(&shown, new_bases, &failed, &waiting, errors, conflicts)?;
         Ok(counts)
     }
 
-    /// Bases of the keys that fully synced (all but `failed`); errors; conflicts.
+    /// Reconciles first the rows this batch refers to that the target app
+    /// lacks and that were never synced, so that the references can be set.
+    ///
+    /// A batch reads each key's rows as they are now, not as captured: a row
+    /// may already refer to a row created just before it whose own change is
+    /// not read yet (on MySQL, capture settles a second late). Such a row is
+    /// new on both counts, so reconciling it early is exactly what its own
+    /// change will do, which then finds it in step. A referenced row that was
+    /// synced before is left to its own changes and the reference is logged.
+    fn pull_referenced(
+        &self,
+        company: &Option<Company>,
+        deferred: &[Vec<DeferredLookup>; 2],
+        in_chain: &HashSet<(String, String)>,
+    ) -> Result<Counts, EngineError> {
+        let mut counts = Counts::default();
+        if self.depth >= MAX_PULL_DEPTH {
+            return Ok(counts);
+        }
+        let mut wanted: std::collections::BTreeMap<&str, (Vec<ChangedKey>, Vec<String>)> = Default::default();
+        for lookup in deferred.iter().flatten() {
+            let Some(target) = &self.shape.lookups[lookup.column] else { continue };
+            let key = vec![lookup.value.clone()];
+            let json = key_to_json(&key);
+            let entry = wanted.entry(target.map.as_str()).or_default();
+            if in_chain.contains(&(target.map.clone(), json.clone())) || entry.1.contains(&json) {
+                continue;
+            }
+            entry.0.push(ChangedKey { key, last: [None, None] });
+            entry.1.push(json);
+        }
+        for (name, (keys, json)) in wanted {
+            let Some(map) = self.config.map(name) else { continue };
+            if !self.store.map_state(name)?.is_some_and(|s| s.state == dualsync_state::MapState::Running) {
+                continue;
+            }
+            let owned;
+            let shape = if name == self.shape.name {
+                self.shape
+            } else {
+                owned = MapShape::new(map, self.config).with_write_batches(map, self.apps);
+                &owned
+            };
+            let company = match (shape.company.iter().any(Option::is_some), company) {
+                (false, _) => None,
+                (true, Some(_)) if name == self.shape.name => company.clone(),
+                (true, Some(c)) => Some(Company::resolve(self.apps, shape, c.code.clone())?),
+                (true, None) => continue,
+            };
+            if shape.key_positions.len() != 1 {
+                continue;
+            }
+            let synced = self.store.key_bases(name, &Company::shown(&company), &json)?;
+            let new: Vec<ChangedKey> = keys.into_iter().zip(&json).filter(|(_, j)| !synced.contains_key(*j)).map(|(k, _)| k).collect();
+            if new.is_empty() {
+                continue;
+            }
+            let rules = shape.merge_rules();
+            let pulled = Batch { shape, rules: &rules, depth: self.depth + 1, ..*self };
+            counts.add(&pulled.reconcile_within(company, new, in_chain)?);
+        }
+        Ok(counts)
+    }
+
+    /// Bases of the keys that synced (all but `failed`); errors; conflicts.
+    /// Keys `waiting` for a referenced row keep their errors open.
     fn record(
         &self,
         company: &str,
         new_bases: Vec<(String, Option<Vec<u8>>)>,
         failed: &HashSet<String>,
+        waiting: &HashSet<String>,
         errors: Vec<NewError>,
         conflicts: Vec<NewConflict>,
     ) -> Result<(), EngineError> {
@@ -152,7 +248,9 @@ impl Batch<'_> {
             if failed.contains(key.as_str()) {
                 continue;
             }
-            done.push(key.clone());
+            if !waiting.contains(key.as_str()) {
+                done.push(key.clone());
+            }
             match base {
                 Some(b) => keep.push((key, b)),
                 None => forget.push(key),
