@@ -226,9 +226,13 @@ pub struct BenchArgs {
     /// Working folder (a temporary one by default, deleted afterwards).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Companies the rows are spread over.
-    #[arg(long, default_value_t = 1)]
-    pub companies: u32,
+    /// The table: plain (a synthetic items table) or customers (a realistic ERP customers table:
+    /// 15 columns with decimals, booleans, timestamps and hard text, key restarting per company).
+    #[arg(long, value_enum, default_value_t = BenchProfile::Plain)]
+    pub profile: BenchProfile,
+    /// Companies the rows are spread over (default 1; 8 with --profile customers).
+    #[arg(long)]
+    pub companies: Option<u32>,
     /// The kind of the app that holds the rows.
     #[arg(long, value_enum, default_value_t = crate::commands::BenchKind::Sqlite)]
     pub source: crate::commands::BenchKind,
@@ -268,4 +272,10 @@ pub struct BenchArgs {
 pub enum BenchMode {
     Oneway,
     Both,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchProfile {
+    Plain,
+    Customers,
 }

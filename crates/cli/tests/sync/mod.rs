@@ -2,6 +2,7 @@
 //! company column, one-way columns, a value translation and a CRM filter.
 
 mod basics;
+mod bench;
 mod companies;
 mod company_key;
 mod connections;

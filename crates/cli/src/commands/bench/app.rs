@@ -1,6 +1,8 @@
 //! One app of the benchmark: a SQLite file or a database on the PostgreSQL or
-//! MariaDB server, with an `items` table, created fresh and dropped after.
+//! MariaDB server, with the profile's table (`items` or `customers`), created
+//! fresh and dropped after.
 
+use crate::cli::BenchProfile;
 use anyhow::{bail, Context, Result};
 use mysql::prelude::Queryable;
 use std::path::{Path, PathBuf};
@@ -15,8 +17,28 @@ pub enum Kind {
 
 pub const COLUMNS: &str = "company, code, name, amount, qty, note, updated";
 
+/// The plain profile's `items` table (named `table`, with `extra` columns) for `kind`.
+pub fn plain_schema(kind: Kind, table: &str, extra: &str) -> String {
+    match kind {
+        // A rowid table with a unique key, as applications usually have.
+        Kind::Sqlite => format!(
+            "CREATE TABLE {table} (id INTEGER PRIMARY KEY, company TEXT NOT NULL, code TEXT NOT NULL, name TEXT,
+                amount REAL, qty INTEGER, note TEXT, updated TEXT{extra}, UNIQUE (company, code))"
+        ),
+        Kind::Postgres => format!(
+            "CREATE TABLE {table} (company TEXT NOT NULL, code TEXT NOT NULL, name TEXT, amount DOUBLE PRECISION,
+                qty BIGINT, note TEXT, updated TEXT{extra}, PRIMARY KEY (company, code))"
+        ),
+        Kind::Mariadb => format!(
+            "CREATE TABLE {table} (company VARCHAR(20) NOT NULL, code VARCHAR(20) NOT NULL, name TEXT, amount DOUBLE,
+                qty BIGINT, note TEXT, updated TEXT{extra}, PRIMARY KEY (company, code))"
+        ),
+    }
+}
+
 pub struct BenchApp {
     pub kind: Kind,
+    pub profile: BenchProfile,
     /// The URL dualsync's config uses.
     pub url: String,
     name: String,
@@ -26,13 +48,18 @@ pub struct BenchApp {
 impl BenchApp {
     /// A new empty app of this kind named `name`, with the `items` table.
     pub fn create(kind: Kind, name: &str, dir: &Path, servers: &Servers) -> Result<BenchApp> {
+        Self::create_for(BenchProfile::Plain, kind, name, dir, servers)
+    }
+
+    /// A new empty app of this kind named `name`, with the profile's table.
+    pub fn create_for(profile: BenchProfile, kind: Kind, name: &str, dir: &Path, servers: &Servers) -> Result<BenchApp> {
         let app = match kind {
             Kind::Sqlite => {
                 let path = dir.join(format!("{name}.db"));
                 for suffix in ["", "-wal", "-shm"] {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
                 }
-                BenchApp { kind, url: format!("sqlite://{}", path.display()), name: name.into(), admin: String::new() }
+                BenchApp { kind, profile, url: format!("sqlite://{}", path.display()), name: name.into(), admin: String::new() }
             }
             Kind::Postgres => {
                 let mut admin =
@@ -41,7 +68,7 @@ impl BenchApp {
                 admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
                 admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
                 let base = servers.postgres.rsplit_once('/').map_or(servers.postgres.as_str(), |(b, _)| b);
-                BenchApp { kind, url: format!("{base}/{name}"), name: name.into(), admin: servers.postgres.clone() }
+                BenchApp { kind, profile, url: format!("{base}/{name}"), name: name.into(), admin: servers.postgres.clone() }
             }
             Kind::Mariadb => {
                 let mut admin = mysql::Conn::new(mysql::Opts::from_url(&servers.mysql)?).context("connecting to MariaDB (--mysql)")?;
@@ -49,36 +76,19 @@ impl BenchApp {
                 admin.query_drop(format!("CREATE DATABASE {name} CHARACTER SET utf8mb4"))?;
                 BenchApp {
                     kind,
+                    profile,
                     url: format!("{}/{name}", servers.mysql.trim_end_matches('/')),
                     name: name.into(),
                     admin: servers.mysql.clone(),
                 }
             }
         };
-        app.exec(&app.schema())?;
+        app.exec(&profile.schema(kind, profile.table(), ""))?;
         Ok(app)
     }
 
-    fn schema(&self) -> String {
-        match self.kind {
-            // A rowid table with a unique key, as applications usually have.
-            Kind::Sqlite => {
-                "CREATE TABLE items (id INTEGER PRIMARY KEY, company TEXT NOT NULL, code TEXT NOT NULL, name TEXT,
-                amount REAL, qty INTEGER, note TEXT, updated TEXT, UNIQUE (company, code))"
-            }
-            Kind::Postgres => {
-                "CREATE TABLE items (company TEXT NOT NULL, code TEXT NOT NULL, name TEXT, amount DOUBLE PRECISION,
-                qty BIGINT, note TEXT, updated TEXT, PRIMARY KEY (company, code))"
-            }
-            Kind::Mariadb => {
-                "CREATE TABLE items (company VARCHAR(20) NOT NULL, code VARCHAR(20) NOT NULL, name TEXT, amount DOUBLE,
-                qty BIGINT, note TEXT, updated TEXT, PRIMARY KEY (company, code))"
-            }
-        }
-        .to_string()
-    }
-
-    /// The lookup profile's target tables: refs with an id, items whose lookups hold those ids.
+    /// The lookup profile's target tables: refs with an id, and l<table> (litems,
+    /// lcustomers) whose lookups hold those ids.
     pub fn create_lookup_tables(&self, lookups: usize) -> Result<()> {
         let (key, int, real) = match self.kind {
             Kind::Mariadb => ("VARCHAR(40)", "BIGINT", "DOUBLE"),
@@ -89,9 +99,12 @@ impl BenchApp {
         self.exec(&format!(
             "CREATE TABLE refs (id {key} PRIMARY KEY, company {key} NOT NULL, code {key} NOT NULL, label TEXT, UNIQUE (company, code))"
         ))?;
-        self.exec(&format!(
-            "CREATE TABLE litems (company {key} NOT NULL, code {key} NOT NULL, name TEXT, amount {real}, qty {int}, note TEXT, updated TEXT{columns}, PRIMARY KEY (company, code))"
-        ))
+        match self.profile {
+            BenchProfile::Plain => self.exec(&format!(
+                "CREATE TABLE litems (company {key} NOT NULL, code {key} NOT NULL, name TEXT, amount {real}, qty {int}, note TEXT, updated TEXT{columns}, PRIMARY KEY (company, code))"
+            )),
+            BenchProfile::Customers => self.exec(&self.profile.schema(self.kind, &format!("l{}", self.profile.table()), &columns)),
+        }
     }
 
     pub fn count_table(&self, table: &str) -> Result<u64> {
@@ -120,27 +133,22 @@ impl BenchApp {
         Ok(())
     }
 
+    /// Rows in the profile's table.
     pub fn count(&self) -> Result<u64> {
-        Ok(match self.kind {
-            Kind::Sqlite => {
-                rusqlite::Connection::open(self.sqlite_path())?.query_row("SELECT count(*) FROM items", [], |r| r.get::<_, i64>(0))? as u64
-            }
-            Kind::Postgres => {
-                postgres::Client::connect(&self.url, postgres::NoTls)?.query_one("SELECT count(*) FROM items", &[])?.get::<_, i64>(0) as u64
-            }
-            Kind::Mariadb => {
-                mysql::Conn::new(mysql::Opts::from_url(&self.url)?)?.query_first::<u64, _>("SELECT count(*) FROM items")?.unwrap_or(0)
-            }
-        })
+        self.count_table(self.profile.table())
     }
 
-    /// Loads a CSV file with the database's own bulk tool (the raw load limit):
-    /// `psql \copy`, `LOAD DATA LOCAL INFILE`, or one SQLite transaction.
+    /// Loads the profile's CSV file with the database's own bulk tool (the raw
+    /// load limit): `psql \copy`, `LOAD DATA LOCAL INFILE`, or one SQLite transaction.
     pub fn load_csv(&self, csv: &Path) -> Result<()> {
         match self.kind {
-            Kind::Postgres => run(Command::new("psql")
-                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &self.url, "-c"])
-                .arg(format!("\\copy items ({COLUMNS}) FROM '{}' WITH (FORMAT csv)", csv.display()))),
+            Kind::Postgres => run(Command::new("psql").args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &self.url, "-c"]).arg(format!(
+                "\\copy {} ({}) FROM '{}' WITH (FORMAT csv{})",
+                self.profile.table(),
+                self.profile.columns(),
+                csv.display(),
+                if self.profile.csv_header() { ", HEADER true" } else { "" }
+            ))),
             Kind::Mariadb => {
                 let mut conn = mysql::Conn::new(mysql::OptsBuilder::from_opts(mysql::Opts::from_url(&self.url)?).local_infile_handler(
                     Some(mysql::LocalInfileHandler::new(|name, writer| {
@@ -149,14 +157,20 @@ impl BenchApp {
                         Ok(())
                     })),
                 ))?;
-                conn.query_drop(format!(
-                    "LOAD DATA LOCAL INFILE '{}' INTO TABLE items FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' LINES TERMINATED BY '\\n' ({COLUMNS})",
-                    csv.display()
-                ))?;
+                conn.query_drop(match self.profile {
+                    BenchProfile::Plain => format!(
+                        "LOAD DATA LOCAL INFILE '{}' INTO TABLE items FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' LINES TERMINATED BY '\\n' ({COLUMNS})",
+                        csv.display()
+                    ),
+                    BenchProfile::Customers => super::customers::load_data_sql(csv),
+                })?;
                 Ok(())
             }
             Kind::Sqlite => {
                 let mut db = rusqlite::Connection::open(self.sqlite_path())?;
+                if self.profile == BenchProfile::Customers {
+                    return super::customers::insert_csv(&mut db, csv);
+                }
                 let tx = db.transaction()?;
                 {
                     let mut insert = tx.prepare(&format!("INSERT INTO items ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"))?;
@@ -181,16 +195,18 @@ impl BenchApp {
         }
     }
 
-    /// SQL that makes 10% of the rows differ from the other app (see `--mode both`).
+    /// SQL that makes 10% of the rows differ from the other app (see `--mode both`),
+    /// by the number in their key (K0000000123, C000123) modulo 40.
     pub fn diverge(&self, keep_only_here: u32, change: bool) -> Result<()> {
+        let (table, key) = (self.profile.table(), self.profile.key());
         let n = match self.kind {
-            Kind::Sqlite => "CAST(substr(code, 2) AS INTEGER)",
-            Kind::Postgres => "substr(code, 2)::bigint",
-            Kind::Mariadb => "CAST(SUBSTRING(code, 2) AS UNSIGNED)",
+            Kind::Sqlite => format!("CAST(substr({key}, 2) AS INTEGER)"),
+            Kind::Postgres => format!("substr({key}, 2)::bigint"),
+            Kind::Mariadb => format!("CAST(SUBSTRING({key}, 2) AS UNSIGNED)"),
         };
-        let mut sql = format!("DELETE FROM items WHERE {n} % 40 = {keep_only_here}");
+        let mut sql = format!("DELETE FROM {table} WHERE {n} % 40 = {keep_only_here}");
         if change {
-            sql.push_str(&format!(";\nUPDATE items SET name = concat(name, ' (changed)') WHERE {n} % 40 IN (1, 2)"));
+            sql.push_str(&format!(";\nUPDATE {table} SET name = concat(name, ' (changed)') WHERE {n} % 40 IN (1, 2)"));
         }
         for statement in sql.split(";\n") {
             let statement = if self.kind == Kind::Sqlite {

@@ -1,7 +1,8 @@
 //! The rows, and the baselines: what the databases' own tools do with the
 //! same rows, measured in the same run.
 
-use super::app::{run, BenchApp, Kind, Servers, COLUMNS};
+use super::app::{plain_schema, run, BenchApp, Kind, Servers, COLUMNS};
+use crate::cli::BenchProfile;
 use anyhow::Result;
 use std::path::Path;
 use std::process::Command;
@@ -19,10 +20,7 @@ pub fn generate(path: &Path, rows: u64, companies: u32) -> Result<()> {
     }
     let db = rusqlite::Connection::open(path)?;
     db.pragma_update(None, "journal_mode", "WAL")?;
-    db.execute_batch(
-        "CREATE TABLE items (id INTEGER PRIMARY KEY, company TEXT NOT NULL, code TEXT NOT NULL, name TEXT,
-            amount REAL, qty INTEGER, note TEXT, updated TEXT, UNIQUE (company, code))",
-    )?;
+    db.execute_batch(&plain_schema(Kind::Sqlite, "items", ""))?;
     db.execute(
         &format!(
             "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1)
@@ -58,11 +56,13 @@ pub fn export_csv(db: &Path, csv_path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Baselines for loading the rows into an empty app of `target`; the first is the reference.
+/// Baselines for loading the rows of the source's profile into an empty app of `target`; the first is the reference.
 pub fn measure(source: &BenchApp, target: Kind, dir: &Path, servers: &Servers, generated: &Path, csv: &Path) -> Result<Vec<Baseline>> {
+    let profile = source.profile;
+    let (table, columns) = (profile.table(), profile.columns());
     let mut out = Vec::new();
     let mut time = |label: &str, f: &mut dyn FnMut(&BenchApp) -> Result<()>| -> Result<()> {
-        let app = BenchApp::create(target, "dualsync_bench_base", dir, servers)?;
+        let app = BenchApp::create_for(profile, target, "dualsync_bench_base", dir, servers)?;
         let t = Instant::now();
         let result = f(&app);
         let seconds = t.elapsed().as_secs_f64();
@@ -74,14 +74,19 @@ pub fn measure(source: &BenchApp, target: Kind, dir: &Path, servers: &Servers, g
     match (source.kind, target) {
         (Kind::Postgres, Kind::Postgres) => time("COPY … TO STDOUT | COPY … FROM STDIN", &mut |b| {
             run(Command::new("sh").arg("-c").arg(format!(
-                "psql -X -q -v ON_ERROR_STOP=1 '{}' -c \"\\copy (SELECT {COLUMNS} FROM items) TO STDOUT\" | psql -X -q -v ON_ERROR_STOP=1 '{}' -c \"\\copy items ({COLUMNS}) FROM STDIN\"",
+                "psql -X -q -v ON_ERROR_STOP=1 '{}' -c \"\\copy (SELECT {columns} FROM {table}) TO STDOUT\" | psql -X -q -v ON_ERROR_STOP=1 '{}' -c \"\\copy {table} ({columns}) FROM STDIN\"",
                 source.url, b.url
             )))
         })?,
-        (Kind::Sqlite, Kind::Sqlite) => time("SQLite INSERT INTO … SELECT", &mut |b| {
+        // The column list keeps SQLite from copying pages undecoded (its transfer optimization).
+        (Kind::Sqlite, Kind::Sqlite) => time(profile.sqlite_copy_label(), &mut |b| {
             let db = rusqlite::Connection::open(b.sqlite_path())?;
+            if profile == BenchProfile::Customers {
+                // As side_by_side.py's sqlite3 run: a WAL target with synchronous=NORMAL.
+                db.pragma_update(None, "synchronous", "NORMAL")?;
+            }
             db.execute("ATTACH DATABASE ?1 AS src", [generated.to_string_lossy()])?;
-            db.execute_batch(&format!("BEGIN; INSERT INTO main.items ({COLUMNS}) SELECT {COLUMNS} FROM src.items; COMMIT;"))?;
+            db.execute_batch(&format!("BEGIN; INSERT INTO main.{table} ({columns}) SELECT {columns} FROM src.{table}; COMMIT;"))?;
             Ok(())
         })?,
         _ => {}
@@ -95,31 +100,41 @@ pub fn measure(source: &BenchApp, target: Kind, dir: &Path, servers: &Servers, g
     if source.kind == Kind::Sqlite && target == Kind::Postgres {
         if Command::new("pgloader").arg("--version").output().is_ok() {
             time("pgloader (creates its own table)", &mut |b| {
-                b.exec("DROP TABLE items")?;
+                b.exec(&format!("DROP TABLE {table}"))?;
                 run(Command::new("pgloader").args(["--quiet", &format!("sqlite://{}", generated.display()), &b.url]))
             })?;
         } else {
-            println!("  (pgloader is not installed: apt-get install pgloader to compare with it)");
+            // stderr: with --format json, stdout holds only the report.
+            eprintln!("  (pgloader is not installed: apt-get install pgloader to compare with it)");
         }
     }
     Ok(out)
 }
 
 /// The lookup profile's source tables: `refs` (1,000 rows per company) and
-/// `litems`, the items with `lookups` columns that each hold a ref's code.
-pub fn generate_lookups(path: &Path, lookups: usize, companies: u32) -> Result<()> {
-    let db = rusqlite::Connection::open(path)?;
+/// `l<table>` (litems, lcustomers): the profile's rows with `lookups` columns
+/// that each hold a ref's code.
+pub fn generate_lookups(path: &Path, profile: BenchProfile, lookups: usize, companies: u32) -> Result<()> {
+    let mut db = rusqlite::Connection::open(path)?;
+    let (table, cols) = (profile.table(), profile.columns());
     let columns: String = (0..lookups).map(|j| format!(", l{j} TEXT")).collect();
-    let values: String = (0..lookups).map(|j| format!(", printf('R%04d', (id * {}) % 1000)", j + 7)).collect();
+    let values: String = (0..lookups).map(|j| format!(", printf('R%04d', (rowid * {}) % 1000)", j + 7)).collect();
     let names: String = (0..lookups).map(|j| format!(", l{j}")).collect();
+    db.execute_batch("CREATE TABLE refs (company TEXT NOT NULL, code TEXT NOT NULL, label TEXT, PRIMARY KEY (company, code))")?;
+    let tx = db.transaction()?;
+    {
+        let mut insert = tx.prepare("INSERT INTO refs VALUES (?1, ?2, ?3)")?;
+        for company in profile.company_codes(companies) {
+            for j in 0..1000 {
+                insert.execute(rusqlite::params![company, format!("R{j:04}"), format!("ref {j}")])?;
+            }
+        }
+    }
+    tx.commit()?;
     db.execute_batch(&format!(
-        "CREATE TABLE refs (company TEXT NOT NULL, code TEXT NOT NULL, label TEXT, PRIMARY KEY (company, code));
-         WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i + 1 < {companies}),
-                        r(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM r WHERE j + 1 < 1000)
-         INSERT INTO refs SELECT printf('CO%04d', i), printf('R%04d', j), 'ref ' || j FROM c, r;
-         CREATE TABLE litems (id INTEGER PRIMARY KEY, company TEXT NOT NULL, code TEXT NOT NULL, name TEXT, amount REAL,
-                              qty INTEGER, note TEXT, updated TEXT{columns}, UNIQUE (company, code));
-         INSERT INTO litems (id, {COLUMNS}{names}) SELECT id, {COLUMNS}{values} FROM items;"
+        "{};
+         INSERT INTO l{table} (rowid, {cols}{names}) SELECT rowid, {cols}{values} FROM {table};",
+        profile.schema(Kind::Sqlite, &format!("l{table}"), &columns)
     ))?;
     Ok(())
 }

@@ -14,7 +14,7 @@
 
 use super::app::{BenchApp, Kind, Servers};
 use super::{source_app, wait_with_peak_rss};
-use crate::cli::BenchArgs;
+use crate::cli::{BenchArgs, BenchProfile};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::path::Path;
@@ -133,7 +133,7 @@ pub fn bench_live(args: &BenchArgs, dir: &Path, servers: &Servers, say: &dyn Fn(
     super::baseline::generate(&generated, n, 1)?;
     let csv = dir.join("rows.csv");
     super::baseline::export_csv(&generated, &csv)?;
-    let a = source_app(args.source, "dualsync_live_a", dir, servers, &generated, &csv)?;
+    let a = source_app(BenchProfile::Plain, args.source, "dualsync_live_a", dir, servers, &generated, &csv)?;
     let b = BenchApp::create(args.target, "dualsync_live_b", dir, servers)?;
     let mut report = json!({"source": format!("{:?}", args.source).to_lowercase(), "target": format!("{:?}", args.target).to_lowercase(),
                             "rows": n, "rate": args.rate, "seconds": args.seconds});
@@ -337,7 +337,7 @@ fn logical_replication(args: &BenchArgs, dir: &Path, servers: &Servers, generate
     if level != "logical" {
         bail!("wal_level is {level}; set wal_level = logical on the server and restart it to measure this baseline");
     }
-    let a = source_app(Kind::Postgres, "dualsync_lr_a", dir, servers, generated, csv)?;
+    let a = source_app(BenchProfile::Plain, Kind::Postgres, "dualsync_lr_a", dir, servers, generated, csv)?;
     let b = BenchApp::create(Kind::Postgres, "dualsync_lr_b", dir, servers)?;
     let slot = "dualsync_bench_slot";
     let result = (|| -> Result<LiveResult> {
@@ -396,7 +396,7 @@ pub fn bench_import(args: &BenchArgs, dir: &Path, servers: &Servers, say: &dyn F
         dir.display()
     ));
     let generated = dir.join("generated.db");
-    super::baseline::generate(&generated, n, args.companies.max(1))?;
+    super::baseline::generate(&generated, n, super::companies(args).max(1))?;
     // The file, as `dualsync export` writes it.
     let source = BenchApp::create(Kind::Sqlite, "dualsync_import_src", dir, servers)?;
     std::fs::copy(&generated, source.sqlite_path())?;

@@ -2,15 +2,17 @@
 //! any kind, against the database's own bulk copy of the same rows measured
 //! in the same run (ratios, since absolute times drift on a shared machine).
 //! The sync runs as a child process so that its peak memory is measured
-//! alone; every result is verified.
+//! alone; every result is verified. Two profiles of rows: `plain` (an
+//! `items` table) and `customers` (the realistic table, customers.rs).
 
 mod app;
 mod baseline;
+mod customers;
 mod live;
 
 pub use app::Kind;
 
-use crate::cli::{BenchArgs, BenchMode, Cli};
+use crate::cli::{BenchArgs, BenchMode, BenchProfile, Cli};
 use crate::exit::{CliResult, FAILURE, OK};
 use crate::output::{is_json, print_json};
 use anyhow::{anyhow, bail, Context, Result};
@@ -20,18 +22,19 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+/// The plain profile's map (NAME, TABLE, THREADING and WORKERS replaced).
 const MAP: &str = r#"
 [[maps]]
-name = "items"
+name = "NAME"
 master = "a"
 threading = "THREADING"
 workers = WORKERS
 [maps.a]
-table = "items"
+table = "TABLE"
 key = "code"
 company = "company"
 [maps.b]
-table = "items"
+table = "TABLE"
 key = "code"
 company = "company"
 [[maps.columns]]
@@ -53,6 +56,96 @@ b = "note"
 a = "updated"
 b = "updated"
 "#;
+
+impl BenchProfile {
+    fn name(self) -> &'static str {
+        match self {
+            BenchProfile::Plain => "plain",
+            BenchProfile::Customers => "customers",
+        }
+    }
+
+    /// The table the rows are in (its lookup variant is `l` + this).
+    fn table(self) -> &'static str {
+        match self {
+            BenchProfile::Plain => "items",
+            BenchProfile::Customers => customers::TABLE,
+        }
+    }
+
+    /// The key column, whose value is a letter and a number.
+    fn key(self) -> &'static str {
+        match self {
+            BenchProfile::Plain => "code",
+            BenchProfile::Customers => customers::KEY,
+        }
+    }
+
+    /// The columns of the CSV, in order.
+    fn columns(self) -> String {
+        match self {
+            BenchProfile::Plain => app::COLUMNS.to_string(),
+            BenchProfile::Customers => customers::columns(),
+        }
+    }
+
+    /// Whether the CSV starts with a header line.
+    fn csv_header(self) -> bool {
+        self == BenchProfile::Customers
+    }
+
+    /// The profile's table for `kind`, named `table`, with `extra` columns.
+    fn schema(self, kind: Kind, table: &str, extra: &str) -> String {
+        match self {
+            BenchProfile::Plain => app::plain_schema(kind, table, extra),
+            BenchProfile::Customers => customers::schema(kind, table, extra),
+        }
+    }
+
+    /// The map of the profile's table `table`, named `name`.
+    fn map(self, name: &str, table: &str, threading: &str, workers: usize) -> String {
+        match self {
+            BenchProfile::Plain => {
+                MAP.replace("NAME", name).replace("TABLE", table).replace("THREADING", threading).replace("WORKERS", &workers.to_string())
+            }
+            BenchProfile::Customers => customers::map(name, table, threading, workers),
+        }
+    }
+
+    /// The codes of `n` companies, as the generated rows hold them.
+    fn company_codes(self, n: u32) -> Vec<String> {
+        match self {
+            BenchProfile::Plain => (0..n).map(|i| format!("CO{i:04}")).collect(),
+            BenchProfile::Customers => customers::company_codes(n),
+        }
+    }
+
+    fn sqlite_copy_label(self) -> &'static str {
+        match self {
+            BenchProfile::Plain => "SQLite INSERT INTO … SELECT",
+            BenchProfile::Customers => "SQLite INSERT INTO … SELECT (decoded, WAL)",
+        }
+    }
+
+    /// Generates `rows` rows over `companies` companies into a SQLite file and the same rows as CSV.
+    fn generate(self, generated: &Path, csv: &Path, rows: u64, companies: u32) -> Result<()> {
+        match self {
+            BenchProfile::Plain => {
+                baseline::generate(generated, rows, companies)?;
+                baseline::export_csv(generated, csv)
+            }
+            BenchProfile::Customers => customers::generate(generated, csv, rows, companies),
+        }
+    }
+}
+
+/// `--companies`, or the profile's default (1 for plain, 8 for customers).
+fn companies(args: &BenchArgs) -> u32 {
+    args.companies.unwrap_or(match args.profile {
+        BenchProfile::Plain => 1,
+        BenchProfile::Customers => customers::DEFAULT_COMPANIES,
+    })
+}
 
 pub fn bench(cli: &Cli, args: &BenchArgs) -> CliResult {
     let owned_dir = args.dir.is_none();
@@ -76,6 +169,9 @@ fn run(cli: &Cli, args: &BenchArgs, dir: &Path) -> Result<serde_json::Value> {
         }
     };
     let servers = Servers { postgres: args.postgres.clone(), mysql: args.mysql.clone() };
+    if args.profile != BenchProfile::Plain && (args.live || args.import) {
+        bail!("--live and --import use the plain profile: leave out --profile {}", args.profile.name());
+    }
     if args.live {
         return live::bench_live(args, dir, &servers, &say);
     }
@@ -83,22 +179,24 @@ fn run(cli: &Cli, args: &BenchArgs, dir: &Path) -> Result<serde_json::Value> {
         return live::bench_import(args, dir, &servers, &say);
     }
     let n = args.rows;
+    let profile = args.profile;
+    let companies = companies(args);
     say(format!(
-        "dualsync bench: {n} rows over {} compan{}, {:?} → {:?}, in {}",
-        args.companies,
-        if args.companies == 1 { "y" } else { "ies" },
+        "dualsync bench: {n} {} over {} compan{}, {:?} → {:?}, in {}",
+        if profile == BenchProfile::Plain { "rows" } else { "customers" },
+        companies,
+        if companies == 1 { "y" } else { "ies" },
         args.source,
         args.target,
         dir.display()
     ));
     let t = Instant::now();
     let generated = dir.join("generated.db");
-    baseline::generate(&generated, n, args.companies.max(1))?;
     let csv = dir.join("rows.csv");
-    baseline::export_csv(&generated, &csv)?;
+    profile.generate(&generated, &csv, n, companies.max(1))?;
     say(format!("  generated the rows and their CSV in {:.1}s", t.elapsed().as_secs_f64()));
 
-    let source = source_app(args.source, "dualsync_bench_a", dir, &servers, &generated, &csv)?;
+    let source = source_app(profile, args.source, "dualsync_bench_a", dir, &servers, &generated, &csv)?;
     let mut apps = vec![source];
     let result = (|| -> Result<serde_json::Value> {
         let baselines = baseline::measure(&apps[0], args.target, dir, &servers, &generated, &csv)?;
@@ -107,7 +205,7 @@ fn run(cli: &Cli, args: &BenchArgs, dir: &Path) -> Result<serde_json::Value> {
         }
         let reference = baselines.first().map(|b| b.seconds).ok_or_else(|| anyhow!("no baseline for this pair"))?;
 
-        apps.push(BenchApp::create(args.target, "dualsync_bench_b", dir, &servers)?);
+        apps.push(BenchApp::create_for(profile, args.target, "dualsync_bench_b", dir, &servers)?);
         let oneway = sync(dir, &apps[0], &apps[1], args)?;
         let oneway_ok = apps[1].count()? == n && written_by_second_sync(dir)? == 0;
         say(format!(
@@ -120,7 +218,7 @@ fn run(cli: &Cli, args: &BenchArgs, dir: &Path) -> Result<serde_json::Value> {
             verdict(oneway_ok)
         ));
         let mut report = json!({
-            "rows": n, "companies": args.companies, "source": format!("{:?}", args.source).to_lowercase(),
+            "profile": profile.name(), "rows": n, "companies": companies, "source": format!("{:?}", args.source).to_lowercase(),
             "target": format!("{:?}", args.target).to_lowercase(),
             "baselines": baselines.iter().map(|b| json!({"label": b.label, "seconds": b.seconds, "rows_per_second": n as f64 / b.seconds})).collect::<Vec<_>>(),
             "oneway_seconds": oneway.seconds, "oneway_rows_per_second": n as f64 / oneway.seconds,
@@ -129,7 +227,7 @@ fn run(cli: &Cli, args: &BenchArgs, dir: &Path) -> Result<serde_json::Value> {
         });
         let mut ok = oneway_ok;
         if args.lookups > 0 {
-            let lookup = lookup_profile(args, dir, &servers, &generated)?;
+            let lookup = lookup_profile(args, companies.max(1), dir, &servers, &generated)?;
             ok &= lookup.1;
             say(format!(
                 "  dualsync  {} lookups per row {:<22} {:>7.2}s  {:>10.0} rows/s  ratio {:.2}× plain  peak RSS {:.0} MB  {}",
@@ -151,7 +249,7 @@ fn run(cli: &Cli, args: &BenchArgs, dir: &Path) -> Result<serde_json::Value> {
             // Both apps hold the rows; 10% differ: 5% changed in b, 2.5% only in a, 2.5% only in b.
             for (i, app) in apps.iter_mut().enumerate() {
                 let name = if i == 0 { "dualsync_bench_a" } else { "dualsync_bench_b" };
-                *app = source_app(app.kind, name, dir, &servers, &generated, &csv)?;
+                *app = source_app(profile, app.kind, name, dir, &servers, &generated, &csv)?;
             }
             apps[1].diverge(3, true)?;
             apps[0].diverge(4, false)?;
@@ -191,9 +289,17 @@ fn verdict(ok: bool) -> &'static str {
     }
 }
 
-/// An app of `kind` holding the generated rows.
-fn source_app(kind: Kind, name: &str, dir: &Path, servers: &Servers, generated: &Path, csv: &Path) -> Result<BenchApp> {
-    let app = BenchApp::create(kind, name, dir, servers)?;
+/// An app of `kind` holding the profile's generated rows.
+fn source_app(
+    profile: BenchProfile,
+    kind: Kind,
+    name: &str,
+    dir: &Path,
+    servers: &Servers,
+    generated: &Path,
+    csv: &Path,
+) -> Result<BenchApp> {
+    let app = BenchApp::create_for(profile, kind, name, dir, servers)?;
     if kind == Kind::Sqlite {
         std::fs::copy(generated, app.sqlite_path())?;
     } else {
@@ -207,17 +313,18 @@ struct Measure {
     peak_rss_mb: f64,
 }
 
-fn write_config(dir: &Path, a: &BenchApp, b: &BenchApp, threading: &str, workers: usize) -> Result<std::path::PathBuf> {
+/// Writes the bench config: apps a and b, and `maps`.
+fn write_config(dir: &Path, a: &BenchApp, b: &BenchApp, maps: &str) -> Result<std::path::PathBuf> {
     let config = dir.join("dualsync.toml");
-    let map = MAP.replace("THREADING", threading).replace("WORKERS", &workers.to_string());
-    let text = format!("[state]\nurl = \"sqlite://state.db\"\n[apps.a]\nurl = \"{}\"\n[apps.b]\nurl = \"{}\"\n{map}", a.url, b.url);
+    let text = format!("[state]\nurl = \"sqlite://state.db\"\n[apps.a]\nurl = \"{}\"\n[apps.b]\nurl = \"{}\"\n{maps}", a.url, b.url);
     std::fs::write(&config, text)?;
     Ok(config)
 }
 
 /// Runs `dualsync sync` on the bench config in a child process and measures it.
 fn sync(dir: &Path, a: &BenchApp, b: &BenchApp, args: &BenchArgs) -> Result<Measure> {
-    let config = write_config(dir, a, b, &args.threading, args.workers)?;
+    let table = a.profile.table();
+    let config = write_config(dir, a, b, &a.profile.map(table, table, &args.threading, args.workers))?;
     run_child_sync(&config)
 }
 
@@ -262,31 +369,28 @@ fn wait_with_peak_rss(pid: u32) -> Result<(i32, i64)> {
 
 /// The lookup-heavy profile: the same rows with `--lookups` columns referring
 /// to a map of 1,000 rows per company, whose ids the target stores.
-fn lookup_profile(args: &BenchArgs, dir: &Path, servers: &Servers, generated: &Path) -> Result<(Measure, bool)> {
+fn lookup_profile(args: &BenchArgs, companies: u32, dir: &Path, servers: &Servers, generated: &Path) -> Result<(Measure, bool)> {
     if args.source != Kind::Sqlite {
         bail!("--lookups needs --source sqlite");
     }
-    baseline::generate_lookups(generated, args.lookups, args.companies.max(1))?;
-    let source = BenchApp::create(Kind::Sqlite, "dualsync_bench_la", dir, servers)?;
+    let profile = args.profile;
+    baseline::generate_lookups(generated, profile, args.lookups, companies)?;
+    let source = BenchApp::create_for(profile, Kind::Sqlite, "dualsync_bench_la", dir, servers)?;
     std::fs::copy(generated, source.sqlite_path())?;
-    let target = BenchApp::create(args.target, "dualsync_bench_lb", dir, servers)?;
-    target.exec("DROP TABLE items")?;
+    let target = BenchApp::create_for(profile, args.target, "dualsync_bench_lb", dir, servers)?;
+    target.exec(&format!("DROP TABLE {}", profile.table()))?;
     target.create_lookup_tables(args.lookups)?;
     let result = (|| {
-        let mut map = MAP.replace("name = \"items\"", "name = \"litems\"").replace("table = \"items\"", "table = \"litems\"");
+        let table = format!("l{}", profile.table());
+        let mut map = profile.map(&table, &table, &args.threading, args.workers);
         for j in 0..args.lookups {
             map.push_str(&format!("[[maps.columns]]\na = \"l{j}\"\nb = \"l{j}\"\nlookup = \"refs\"\n"));
         }
         map.push_str(REFS_MAP);
-        let map = map.replace("THREADING", &args.threading).replace("WORKERS", &args.workers.to_string());
-        let config = dir.join("dualsync.toml");
         let _ = std::fs::remove_file(dir.join("state.db"));
-        std::fs::write(
-            &config,
-            format!("[state]\nurl = \"sqlite://state.db\"\n[apps.a]\nurl = \"{}\"\n[apps.b]\nurl = \"{}\"\n{map}", source.url, target.url),
-        )?;
+        let config = write_config(dir, &source, &target, &map)?;
         let measure = run_child_sync(&config)?;
-        let ok = target.count_table("litems")? == args.rows && written_by_second_sync(dir)? == 0;
+        let ok = target.count_table(&table)? == args.rows && written_by_second_sync(dir)? == 0;
         Ok((measure, ok))
     })();
     target.drop_database();
