@@ -13,6 +13,8 @@ use clap::Parser;
 
 /// Rows are allocated by reader threads and freed by writer threads; glibc malloc
 /// handles that cross-thread pattern poorly (a third of the CPU of a sync went to it).
+/// mimalloc's v2 line: v3 kept 1.6-2.7 times the resident memory for the same sync
+/// (1M-row customers bench), at the same speed.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
