@@ -198,6 +198,11 @@ pub struct Selection {
     pub equals: Vec<(String, Value)>,
 }
 
+/// Spare room each row read is allocated with: a writer appends a partition's
+/// company and a generated id to a row without moving it (a bulk sync moves
+/// millions of rows; a moved row is fresh memory touched again).
+pub const ROW_SPARE: usize = 2;
+
 #[derive(Clone, Debug)]
 pub struct ScanRequest {
     pub selection: Selection,

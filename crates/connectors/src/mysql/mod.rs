@@ -136,7 +136,8 @@ impl SelectRows for MyConnection {
         if let Some(rows) = result.iter() {
             for row in rows {
                 let row = row.map_err(db_error)?;
-                let values: Vec<Value> = row.unwrap().into_iter().zip(&readers).map(|(v, r)| r.read(v)).collect();
+                let mut values: Vec<Value> = Vec::with_capacity(readers.len() + crate::contract::ROW_SPARE);
+                values.extend(row.unwrap().into_iter().zip(&readers).map(|(v, r)| r.read(v)));
                 if !on_row(values) {
                     complete = false;
                     break;

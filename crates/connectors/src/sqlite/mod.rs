@@ -54,8 +54,10 @@ impl Connector for SqliteConnector {
         if wal {
             wal_session(&conn)?;
         }
-        // 8 MB of page cache per connection: a sync holds several per partition, several partitions at once.
-        conn.pragma_update(None, "cache_size", -8000).map_err(db_error)?;
+        // 2 MB of page cache per connection (SQLite's default): a sync holds several per partition,
+        // several partitions at once, and its reads and writes go in key order, which a bigger cache
+        // does not speed up (measured on the 1M-row customers bench).
+        conn.pragma_update(None, "cache_size", -2000).map_err(db_error)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(Box::new(SqliteConnection { conn, schemas: HashMap::new(), wal_checked: wal }))
     }
@@ -203,7 +205,7 @@ impl SelectRows for SqliteConnection {
         let mut stmt = self.conn.prepare_cached(&sql.text).map_err(db_error)?;
         let mut rows = stmt.query(params_from_iter(sql.params.iter().map(values::Bind))).map_err(db_error)?;
         while let Some(row) = rows.next().map_err(db_error)? {
-            let mut values = Vec::with_capacity(classes.len());
+            let mut values = Vec::with_capacity(classes.len() + crate::contract::ROW_SPARE);
             for (i, class) in classes.iter().enumerate() {
                 values.push(values::read(row.get_ref(i).map_err(db_error)?, *class));
             }

@@ -337,15 +337,18 @@ impl TargetWriter {
 
     fn to_write_op(&mut self, shape: &MapShape, key: &[Value], write: Write) -> Result<WriteOp, (String, Value, String)> {
         match write {
-            Write::Insert(values) => {
-                let mut row = Vec::with_capacity(self.insert_names.len());
-                for (c, v) in values.into_iter().enumerate() {
-                    row.push(if Some(c) == self.company_mapped {
-                        self.company.clone().unwrap_or(Value::Null)
-                    } else {
-                        self.convert_or_defer(shape, key, c, v)?
-                    });
+            Write::Insert(mut row) => {
+                // Converted in place: a new row per insert was a fifth of a bulk writer's time,
+                // most of it touching freshly allocated memory.
+                for c in 0..row.len() {
+                    if Some(c) == self.company_mapped {
+                        row[c] = self.company.clone().unwrap_or(Value::Null);
+                    } else if shape.translations[c].is_some() || shape.lookups[c].is_some() {
+                        let v = std::mem::replace(&mut row[c], Value::Null);
+                        row[c] = self.convert_or_defer(shape, key, c, v)?;
+                    }
                 }
+                row.reserve_exact(self.insert_names.len() - row.len());
                 if shape.company[self.side].is_some() && self.company_mapped.is_none() {
                     row.push(self.company.clone().unwrap_or(Value::Null));
                 }
