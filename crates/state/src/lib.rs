@@ -66,7 +66,7 @@ impl StateStore {
                 conn.busy_timeout(Duration::from_secs(30))?;
                 conn.pragma_update(None, "journal_mode", "WAL")?;
                 conn.pragma_update(None, "synchronous", "NORMAL")?;
-                conn.pragma_update(None, "cache_size", -32000)?;
+                conn.pragma_update(None, "cache_size", -8000)?;
                 conn.set_prepared_statement_cache_capacity(32);
                 Db::Sqlite(conn)
             }

@@ -46,13 +46,15 @@ impl Connector for PostgresConnector {
         self.location.clone()
     }
 
-    /// Measured: 10,000-row transactions load twice as fast as 2,000-row ones.
     fn concurrent_writes(&self) -> bool {
         true
     }
 
+    /// Measured: 10,000-row transactions loaded twice as fast as 2,000-row ones
+    /// before inserts went through COPY; with COPY, 5,000 rows load as fast as
+    /// 10,000 and hold half the memory.
     fn write_batch_size(&self) -> usize {
-        10_000
+        5_000
     }
 
     fn notifies(&self) -> bool {
@@ -171,7 +173,7 @@ impl SelectRows for PgConnection {
         let mut rows = self.client.query_raw(text.as_str(), params.iter()).map_err(db_error)?;
         use postgres::fallible_iterator::FallibleIterator;
         while let Some(row) = rows.next().map_err(db_error)? {
-            let mut values = Vec::with_capacity(readers.len());
+            let mut values = Vec::with_capacity(readers.len() + crate::contract::ROW_SPARE);
             for (i, r) in readers.iter().enumerate() {
                 values.push(r.read(&row, i).map_err(db_error)?);
             }

@@ -23,8 +23,11 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 /// Batches in flight between a reader and the merge, and the merge and a writer.
+/// With the batch each stage holds, a partition holds at most about
+/// 2 × (READ_AHEAD + 2) read batches and (WRITE_AHEAD + 1 + writers) write
+/// batches: the memory bound of docs/architecture.md.
 const READ_AHEAD: usize = 2;
-const WRITE_AHEAD: usize = 2;
+const WRITE_AHEAD: usize = 1;
 
 /// Syncs one (map, company). `complete`: this pass covers every column, so
 /// afterwards keys it did not see are forgotten and errors it did not hit resolved.
@@ -44,7 +47,12 @@ pub fn sync_partition(
         for side in Side::BOTH {
             let (tx, rx) = sync_channel(READ_AHEAD);
             let company = company.clone();
-            scope.spawn(move || read_side(ctx, shape, side, company, tx));
+            // Named threads: profiles and stack dumps show which stage is busy.
+            let name = format!("read-{}", shape.apps[side]);
+            std::thread::Builder::new()
+                .name(name)
+                .spawn_scoped(scope, move || read_side(ctx, shape, side, company, tx))
+                .expect("spawn a reader thread");
             streams.push(Stream::new(rx));
         }
         let mut handles = Vec::new();
@@ -54,7 +62,10 @@ pub fn sync_partition(
             let rx = Arc::new(Mutex::new(rx));
             for _ in 0..writers[side] {
                 let (company, rx) = (company.clone(), rx.clone());
-                handles.push((side, scope.spawn(move || ctx.sink.drain(ctx, shape, side, company, &rx))));
+                let thread = std::thread::Builder::new().name(format!("write-{}", shape.apps[side]));
+                let handle =
+                    thread.spawn_scoped(scope, move || ctx.sink.drain(ctx, shape, side, company, &rx)).expect("spawn a writer thread");
+                handles.push((side, handle));
             }
             senders.push(tx);
         }
@@ -99,14 +110,18 @@ fn read_side(ctx: &Context, shape: &MapShape, side: Side, company: Option<Compan
         }
         let mut scan_conn = ctx.apps.connect(app)?;
         // Lookups are resolved on a second connection while the scan holds the first.
-        let mut lookup_conn = ctx.apps.connect(app)?;
+        let mut lookup_conn = if shape.lookups.iter().any(Option::is_some) { Some(ctx.apps.connect(app)?) } else { None };
         let request = reader.scan_request(shape);
         let mut last_key: Option<Vec<Value>> = None;
         let mut failure = None;
         scan_conn
             .scan(&request, &mut |rows| {
+                let lookups: Option<&mut dyn dualsync_connectors::Connection> = match &mut lookup_conn {
+                    Some(c) => Some(&mut **c),
+                    None => None,
+                };
                 let checked = reader
-                    .to_common(lookup_conn.as_mut(), shape, rows)
+                    .to_common(lookups, shape, rows)
                     .map_err(in_app(&ctx.apps, app))
                     .and_then(|rows| in_key_order(shape, side, rows, &mut last_key));
                 match checked {

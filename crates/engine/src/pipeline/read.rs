@@ -58,10 +58,16 @@ impl SideReader {
             match_columns: shape.key_columns[self.side].clone(),
             keys,
         })?;
-        self.to_common(conn, shape, rows)
+        self.to_common(Some(conn), shape, rows)
     }
 
-    pub fn to_common(&mut self, conn: &mut dyn Connection, shape: &MapShape, rows: Vec<Row>) -> Result<Vec<CommonRow>, ConnectorError> {
+    /// `conn` resolves lookups: needed only when the map has some.
+    pub fn to_common(
+        &mut self,
+        mut conn: Option<&mut dyn Connection>,
+        shape: &MapShape,
+        rows: Vec<Row>,
+    ) -> Result<Vec<CommonRow>, ConnectorError> {
         let mut out: Vec<CommonRow> = rows.into_iter().map(CommonRow::new).collect();
         for (c, translation) in shape.translations.iter().enumerate() {
             if let Some(t) = translation {
@@ -73,6 +79,7 @@ impl SideReader {
         }
         for c in (0..shape.lookups.len()).filter(|c| shape.lookups[*c].is_some()) {
             let stored: Vec<&Value> = out.iter().map(|r| &r.values[c]).collect();
+            let conn = conn.as_deref_mut().expect("a connection for the map's lookups");
             self.resolver.load_keys(conn, shape, c, &stored)?;
             for r in &mut out {
                 if r.values[c].is_null() {

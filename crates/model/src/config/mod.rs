@@ -14,7 +14,15 @@ use std::path::{Path, PathBuf};
 pub use parse::parse_config;
 
 pub const DEFAULT_STATE_URL: &str = "sqlite://.dualsync/state.db";
-pub const DEFAULT_WORKERS: usize = 4;
+/// At most this many workers by default, and no more than the machine has cores: a
+/// partition keeps a core busy (reading, merging, writing), and each worker holds
+/// its batches in memory (docs/architecture.md, "Memory").
+pub const MAX_DEFAULT_WORKERS: usize = 4;
+
+/// A map's `workers` when the config gives none.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_DEFAULT_WORKERS)
+}
 pub const DEFAULT_BATCH_SIZE: usize = 2000;
 /// The mass-delete guard's default share (see `MapConfig::max_delete_percent`).
 pub const DEFAULT_MAX_DELETE_PERCENT: u8 = 10;

@@ -264,7 +264,7 @@ impl Reader<'_> {
                 Threading::Multi
             }
         };
-        let workers = self.positive(t, "workers", path, DEFAULT_WORKERS);
+        let workers = self.positive(t, "workers", path, default_workers());
         let batch_size = t.contains_key("batch_size").then(|| self.positive(t, "batch_size", path, DEFAULT_BATCH_SIZE));
         let master = match self.string(t, "master", path) {
             None => 0,
