@@ -24,8 +24,9 @@ pub fn write_batch(
     let batch = converted.as_ref().unwrap_or(batch);
     let mut outcome = WriteOutcome::default();
     let mut refused = vec![false; batch.ops.len()];
+    let checks = ColumnChecks::of(table, batch);
     for (i, op) in batch.ops.iter().enumerate() {
-        if let Some(f) = refuse_before_writing(table, batch, i, op) {
+        if let Some(f) = checks.refuse_before_writing(table, batch, i, op) {
             refused[i] = true;
             outcome.failures.push(f);
         }
@@ -347,30 +348,54 @@ fn utc_readings(table: &PgTable, batch: &WriteBatch) -> Option<WriteBatch> {
     Some(out)
 }
 
-/// Values PostgreSQL would change without an error: refused here instead.
-fn refuse_before_writing(table: &PgTable, batch: &WriteBatch, index: usize, op: &WriteOp) -> Option<RowFailure> {
-    let pairs: Vec<(&String, &Value)> = match op {
-        WriteOp::Insert(row) => batch.columns.iter().zip(row).collect(),
-        WriteOp::Update { key, set } => batch.key_columns.iter().zip(key).chain(set.iter().map(|(c, v)| (c, v))).collect(),
-        WriteOp::Delete { key } => batch.key_columns.iter().zip(key).collect(),
-    };
-    for (column, value) in pairs {
-        let refuse = |message: String| Some(RowFailure { index, column: Some(column.clone()), message });
-        if let Value::Text(s) = value {
-            if s.contains('\0') {
-                return refuse(format!(
-                    "PostgreSQL text cannot hold the NUL character (0x00): remove it in the source app ({}.{column})",
-                    batch.table
-                ));
+/// What each column of a batch needs checked before writing: its type class
+/// and numeric precision, looked up once per batch, not once per value.
+struct ColumnChecks {
+    inserted: Vec<Option<(dualsync_model::TypeClass, Option<(u32, u32)>)>>,
+    keyed: Vec<Option<(dualsync_model::TypeClass, Option<(u32, u32)>)>>,
+}
+
+impl ColumnChecks {
+    fn of(table: &PgTable, batch: &WriteBatch) -> ColumnChecks {
+        let check = |c: &String| Self::check_of(table, c);
+        ColumnChecks { inserted: batch.columns.iter().map(check).collect(), keyed: batch.key_columns.iter().map(check).collect() }
+    }
+
+    fn check_of(table: &PgTable, column: &str) -> Option<(dualsync_model::TypeClass, Option<(u32, u32)>)> {
+        let info = table.schema.column(column)?;
+        Some((info.class, table.column(column).and_then(|c| c.numeric)))
+    }
+
+    /// Values PostgreSQL would change without an error: refused here instead.
+    fn refuse_before_writing(&self, table: &PgTable, batch: &WriteBatch, index: usize, op: &WriteOp) -> Option<RowFailure> {
+        let refuse = |column: &str, message: String| Some(RowFailure { index, column: Some(column.to_string()), message });
+        let check = |column: &str, value: &Value, checked: Option<(dualsync_model::TypeClass, Option<(u32, u32)>)>| {
+            if let Value::Text(s) = value {
+                if s.contains('\0') {
+                    return refuse(
+                        column,
+                        format!(
+                            "PostgreSQL text cannot hold the NUL character (0x00): remove it in the source app ({}.{column})",
+                            batch.table
+                        ),
+                    );
+                }
             }
-        }
-        let Some(info) = table.schema.column(column) else { continue };
-        let numeric = table.column(column).and_then(|c| c.numeric);
-        if let Some(why) = failure::silently_changed(value, info.class, numeric) {
-            return refuse(format!("{why} ({}.{column})", batch.table));
+            let (class, numeric) = checked?;
+            failure::silently_changed(value, class, numeric).and_then(|why| refuse(column, format!("{why} ({}.{column})", batch.table)))
+        };
+        match op {
+            WriteOp::Insert(row) => batch.columns.iter().zip(row).zip(&self.inserted).find_map(|((c, v), k)| check(c, v, *k)),
+            WriteOp::Update { key, set } => batch
+                .key_columns
+                .iter()
+                .zip(key)
+                .zip(&self.keyed)
+                .find_map(|((c, v), k)| check(c, v, *k))
+                .or_else(|| set.iter().find_map(|(c, v)| check(c, v, Self::check_of(table, c)))),
+            WriteOp::Delete { key } => batch.key_columns.iter().zip(key).zip(&self.keyed).find_map(|((c, v), k)| check(c, v, *k)),
         }
     }
-    None
 }
 
 fn end(tx: Transaction<'_>, finish: Finish) -> Result<(), ConnectorError> {
