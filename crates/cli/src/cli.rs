@@ -248,8 +248,8 @@ pub struct BenchArgs {
     /// The map's threading: single (ordered, one writer) or multi.
     #[arg(long, default_value = "multi")]
     pub threading: String,
-    /// The map's workers.
-    #[arg(long, default_value_t = 4)]
+    /// The map's workers (the config's default: the machine's cores, at most 4).
+    #[arg(long, default_value_t = dualsync_model::config::default_workers())]
     pub workers: usize,
     /// Lookups per row (0: the plain profile). Each refers to a map of 1,000 rows per company.
     #[arg(long, default_value_t = 0)]

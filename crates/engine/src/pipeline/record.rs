@@ -6,6 +6,9 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+/// Records queued for the state store (docs/architecture.md, "Memory").
+const RECORDS_IN_FLIGHT: usize = 16;
+
 pub enum Record {
     /// Keys whose content both apps now hold, with its merge base.
     Synced {
@@ -41,7 +44,8 @@ impl Recorder {
     }
 
     fn spawn(record: impl FnOnce(Receiver<Record>) -> Result<(), StateError> + Send + 'static) -> Recorder {
-        let (sender, receiver) = sync_channel(64);
+        // Each record holds up to a write batch of keys: a few in flight keep the recorder busy.
+        let (sender, receiver) = sync_channel(RECORDS_IN_FLIGHT);
         let handle =
             std::thread::Builder::new().name("recorder".into()).spawn(move || record(receiver)).expect("spawn the recorder thread");
         Recorder { sender, handle }

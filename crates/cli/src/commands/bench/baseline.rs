@@ -63,6 +63,8 @@ pub fn measure(source: &BenchApp, target: Kind, dir: &Path, servers: &Servers, g
     let mut out = Vec::new();
     let mut time = |label: &str, f: &mut dyn FnMut(&BenchApp) -> Result<()>| -> Result<()> {
         let app = BenchApp::create_for(profile, target, "dualsync_bench_base", dir, servers)?;
+        app.settle();
+        source.settle();
         let t = Instant::now();
         let result = f(&app);
         let seconds = t.elapsed().as_secs_f64();

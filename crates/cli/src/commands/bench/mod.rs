@@ -325,6 +325,8 @@ fn write_config(dir: &Path, a: &BenchApp, b: &BenchApp, maps: &str) -> Result<st
 fn sync(dir: &Path, a: &BenchApp, b: &BenchApp, args: &BenchArgs) -> Result<Measure> {
     let table = a.profile.table();
     let config = write_config(dir, a, b, &a.profile.map(table, table, &args.threading, args.workers))?;
+    a.settle();
+    b.settle();
     run_child_sync(&config)
 }
 
