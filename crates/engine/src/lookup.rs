@@ -20,8 +20,10 @@ pub struct Resolver {
     side: Side,
     company: Option<Company>,
     /// Per lookup column: stored value → key (reading) and key → stored value (writing).
-    to_key: HashMap<usize, Cache>,
-    to_stored: HashMap<usize, Cache>,
+    /// Per referenced map: columns that refer to the same map share its rows
+    /// (ten lookups into one map load each referenced row once, not ten times).
+    to_key: HashMap<String, Cache>,
+    to_stored: HashMap<String, Cache>,
 }
 
 /// The identity of a value for lookups: equal amounts and equal text match
@@ -132,7 +134,7 @@ impl Resolver {
         if target.id_column[self.side].is_none() {
             return Ok(()); // this side stores keys already
         }
-        self.load(conn, target, column, stored, Way::ToKey)
+        self.load(conn, target, stored, Way::ToKey)
     }
 
     /// The referenced key of a stored value, once loaded; None where no row matches.
@@ -141,7 +143,7 @@ impl Resolver {
         if target.id_column[self.side].is_none() {
             return Some(stored.clone());
         }
-        self.to_key.get(&column)?.get(stored).cloned()
+        self.to_key.get(&target.map)?.get(stored).cloned()
     }
 
     /// Loads what `column` must store on this side for these referenced keys.
@@ -153,29 +155,23 @@ impl Resolver {
         keys: &[&Value],
     ) -> Result<(), ConnectorError> {
         let target = shape.lookups[column].as_ref().expect("a lookup column");
-        self.load(conn, target, column, keys, Way::ToStored)
+        self.load(conn, target, keys, Way::ToStored)
     }
 
     /// What `column` stores on this side for a referenced key, once loaded;
     /// None where the referenced row does not exist here.
-    pub fn stored_of(&self, column: usize, key: &Value) -> Option<&Value> {
-        self.to_stored.get(&column)?.get(key)
+    pub fn stored_of(&self, shape: &MapShape, column: usize, key: &Value) -> Option<&Value> {
+        let target = shape.lookups[column].as_ref().expect("a lookup column");
+        self.to_stored.get(&target.map)?.get(key)
     }
 
-    fn load(
-        &mut self,
-        conn: &mut dyn Connection,
-        target: &LookupTarget,
-        column: usize,
-        values: &[&Value],
-        way: Way,
-    ) -> Result<(), ConnectorError> {
+    fn load(&mut self, conn: &mut dyn Connection, target: &LookupTarget, values: &[&Value], way: Way) -> Result<(), ConnectorError> {
         let s = self.side;
         let key_col = target.key_column[s].clone();
         let stored_col = target.id_column[s].clone().unwrap_or_else(|| key_col.clone());
         let (match_col, result_col, cache) = match way {
-            Way::ToKey => (stored_col, key_col, self.to_key.entry(column).or_default()),
-            Way::ToStored => (key_col, stored_col, self.to_stored.entry(column).or_default()),
+            Way::ToKey => (stored_col, key_col, self.to_key.entry(target.map.clone()).or_default()),
+            Way::ToStored => (key_col, stored_col, self.to_stored.entry(target.map.clone()).or_default()),
         };
         let mut missing: Vec<Vec<Value>> = Vec::new();
         let mut seen = std::collections::HashSet::new();

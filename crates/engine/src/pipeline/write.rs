@@ -304,7 +304,7 @@ impl TargetWriter {
             if v.is_null() {
                 return Ok(Value::Null);
             }
-            return match self.resolver.stored_of(c, &v) {
+            return match self.resolver.stored_of(shape, c, &v) {
                 Some(stored) => Ok(stored.clone()),
                 None => Err((
                     column(),

@@ -57,7 +57,7 @@ pub fn check(
     for DeferredLookup { key, column: c, value, why } in writer.take_deferred_lookups() {
         let Some(&i) = index.get(&content_hash(&key)) else { continue };
         target.other_resolver.load_stored(target.other, shape, c, &[&value])?;
-        if target.other_resolver.stored_of(c, &value).is_some() {
+        if target.other_resolver.stored_of(shape, c, &value).is_some() {
             pending[i].push(shape.columns[side][c].clone());
         } else if !refused[i] {
             refused[i] = true;

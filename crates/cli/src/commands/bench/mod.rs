@@ -227,21 +227,34 @@ fn run(cli: &Cli, args: &BenchArgs, dir: &Path) -> Result<serde_json::Value> {
         });
         let mut ok = oneway_ok;
         if args.lookups > 0 {
-            let lookup = lookup_profile(args, companies.max(1), dir, &servers, &generated)?;
-            ok &= lookup.1;
+            let LookupMeasures { same_width: wide, lookups: lookup } = lookup_profile(args, companies.max(1), dir, &servers, &generated)?;
+            ok &= wide.1 && lookup.1;
             say(format!(
-                "  dualsync  {} lookups per row {:<22} {:>7.2}s  {:>10.0} rows/s  ratio {:.2}× plain  peak RSS {:.0} MB  {}",
+                "  dualsync  {} more plain columns {:<19} {:>7.2}s  {:>10.0} rows/s  ratio {:.2}× plain  peak RSS {:.0} MB  {}",
+                args.lookups,
+                "",
+                wide.0.seconds,
+                n as f64 / wide.0.seconds,
+                wide.0.seconds / oneway.seconds,
+                wide.0.peak_rss_mb,
+                verdict(wide.1)
+            ));
+            say(format!(
+                "  dualsync  {} lookups per row {:<22} {:>7.2}s  {:>10.0} rows/s  ratio {:.2}× same width  peak RSS {:.0} MB  {}",
                 args.lookups,
                 "",
                 lookup.0.seconds,
                 n as f64 / lookup.0.seconds,
-                lookup.0.seconds / oneway.seconds,
+                lookup.0.seconds / wide.0.seconds,
                 lookup.0.peak_rss_mb,
                 verdict(lookup.1)
             ));
             report["lookups"] = json!(args.lookups);
+            report["same_width_seconds"] = json!(wide.0.seconds);
+            report["same_width_verified"] = json!(wide.1);
             report["lookups_seconds"] = json!(lookup.0.seconds);
             report["lookups_ratio_to_plain"] = json!(lookup.0.seconds / oneway.seconds);
+            report["lookups_ratio_to_same_width"] = json!(lookup.0.seconds / wide.0.seconds);
             report["lookups_peak_rss_mb"] = json!(lookup.0.peak_rss_mb);
             report["lookups_verified"] = json!(lookup.1);
         }
@@ -371,7 +384,7 @@ fn wait_with_peak_rss(pid: u32) -> Result<(i32, i64)> {
 
 /// The lookup-heavy profile: the same rows with `--lookups` columns referring
 /// to a map of 1,000 rows per company, whose ids the target stores.
-fn lookup_profile(args: &BenchArgs, companies: u32, dir: &Path, servers: &Servers, generated: &Path) -> Result<(Measure, bool)> {
+fn lookup_profile(args: &BenchArgs, companies: u32, dir: &Path, servers: &Servers, generated: &Path) -> Result<LookupMeasures> {
     if args.source != Kind::Sqlite {
         bail!("--lookups needs --source sqlite");
     }
@@ -379,24 +392,44 @@ fn lookup_profile(args: &BenchArgs, companies: u32, dir: &Path, servers: &Server
     baseline::generate_lookups(generated, profile, args.lookups, companies)?;
     let source = BenchApp::create_for(profile, Kind::Sqlite, "dualsync_bench_la", dir, servers)?;
     std::fs::copy(generated, source.sqlite_path())?;
-    let target = BenchApp::create_for(profile, args.target, "dualsync_bench_lb", dir, servers)?;
-    target.exec(&format!("DROP TABLE {}", profile.table()))?;
-    target.create_lookup_tables(args.lookups)?;
-    let result = (|| {
-        let table = format!("l{}", profile.table());
-        let mut map = profile.map(&table, &table, &args.threading, args.workers);
-        for j in 0..args.lookups {
-            map.push_str(&format!("[[maps.columns]]\na = \"l{j}\"\nb = \"l{j}\"\nlookup = \"refs\"\n"));
-        }
-        map.push_str(REFS_MAP);
-        let _ = std::fs::remove_file(dir.join("state.db"));
-        let config = write_config(dir, &source, &target, &map)?;
-        let measure = run_child_sync(&config)?;
-        let ok = target.count_table(&table)? == args.rows && written_by_second_sync(dir)? == 0;
-        Ok((measure, ok))
-    })();
-    target.drop_database();
-    result
+    // The same rows and columns twice into a fresh target: first copied as they are (the
+    // plain sync of the same width), then with every extra column a lookup.
+    let mut run = |lookup: bool| -> Result<(Measure, bool)> {
+        let target = BenchApp::create_for(profile, args.target, "dualsync_bench_lb", dir, servers)?;
+        target.exec(&format!("DROP TABLE {}", profile.table()))?;
+        target.create_lookup_tables(args.lookups)?;
+        let result = (|| {
+            let table = format!("l{}", profile.table());
+            let mut map = profile.map(&table, &table, &args.threading, args.workers);
+            for j in 0..args.lookups {
+                map.push_str(&format!("[[maps.columns]]\na = \"l{j}\"\nb = \"l{j}\"\n"));
+                if lookup {
+                    map.push_str("lookup = \"refs\"\n");
+                }
+            }
+            map.push_str(REFS_MAP);
+            let _ = std::fs::remove_file(dir.join("state.db"));
+            let config = write_config(dir, &source, &target, &map)?;
+            source.settle();
+            target.settle();
+            let measure = run_child_sync(&config)?;
+            let ok = target.count_table(&table)? == args.rows && written_by_second_sync(dir)? == 0;
+            Ok((measure, ok))
+        })();
+        target.drop_database();
+        result
+    };
+    let same_width = run(false)?;
+    let lookups = run(true)?;
+    Ok(LookupMeasures { same_width, lookups })
+}
+
+/// The lookup-heavy profile's two syncs of the same wide rows.
+struct LookupMeasures {
+    /// The extra columns copied as they are.
+    same_width: (Measure, bool),
+    /// The extra columns as lookups, whose ids the target stores.
+    lookups: (Measure, bool),
 }
 
 const REFS_MAP: &str = r#"
