@@ -394,7 +394,7 @@ fn lookup_profile(args: &BenchArgs, companies: u32, dir: &Path, servers: &Server
     std::fs::copy(generated, source.sqlite_path())?;
     // The same rows and columns twice into a fresh target: first copied as they are (the
     // plain sync of the same width), then with every extra column a lookup.
-    let mut run = |lookup: bool| -> Result<(Measure, bool)> {
+    let run = |lookup: bool| -> Result<(Measure, bool)> {
         let target = BenchApp::create_for(profile, args.target, "dualsync_bench_lb", dir, servers)?;
         target.exec(&format!("DROP TABLE {}", profile.table()))?;
         target.create_lookup_tables(args.lookups)?;
