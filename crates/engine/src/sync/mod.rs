@@ -214,10 +214,7 @@ fn run_partitions(
     let queue = Mutex::new(companies.into_iter().collect::<VecDeque<_>>());
     let results = Mutex::new(Vec::new());
     let concurrent = Side::BOTH.map(|s| shape.threading == Threading::Multi && ctx.apps.connector(&shape.apps[s]).concurrent_writes());
-    // Into apps that take one writer at a time (SQLite), partitions in parallel only wait on each
-    // other's locks: one at a time writes as fast (measured on the 1M-row customers bench) and
-    // holds a worker's memory, not `workers` times it.
-    let workers = if concurrent.contains(&true) { shape.workers.min(queue.lock().unwrap().len()).max(1) } else { 1 };
+    let workers = shape.workers.min(queue.lock().unwrap().len()).max(1);
     // Workers left over once every company has one write batches of a company in parallel.
     let writers = Side::BOTH.map(|s| if concurrent[s] { (shape.workers / workers).max(1) } else { 1 });
     std::thread::scope(|scope| {
