@@ -348,11 +348,14 @@ fn utc_readings(table: &PgTable, batch: &WriteBatch) -> Option<WriteBatch> {
     Some(out)
 }
 
-/// What each column of a batch needs checked before writing: its type class
-/// and numeric precision, looked up once per batch, not once per value.
+/// A column's type class and numeric precision (None: a column the table lacks).
+type Check = Option<(dualsync_model::TypeClass, Option<(u32, u32)>)>;
+
+/// What each column of a batch needs checked before writing, looked up once
+/// per batch, not once per value.
 struct ColumnChecks {
-    inserted: Vec<Option<(dualsync_model::TypeClass, Option<(u32, u32)>)>>,
-    keyed: Vec<Option<(dualsync_model::TypeClass, Option<(u32, u32)>)>>,
+    inserted: Vec<Check>,
+    keyed: Vec<Check>,
 }
 
 impl ColumnChecks {
@@ -361,7 +364,7 @@ impl ColumnChecks {
         ColumnChecks { inserted: batch.columns.iter().map(check).collect(), keyed: batch.key_columns.iter().map(check).collect() }
     }
 
-    fn check_of(table: &PgTable, column: &str) -> Option<(dualsync_model::TypeClass, Option<(u32, u32)>)> {
+    fn check_of(table: &PgTable, column: &str) -> Check {
         let info = table.schema.column(column)?;
         Some((info.class, table.column(column).and_then(|c| c.numeric)))
     }
@@ -369,7 +372,7 @@ impl ColumnChecks {
     /// Values PostgreSQL would change without an error: refused here instead.
     fn refuse_before_writing(&self, table: &PgTable, batch: &WriteBatch, index: usize, op: &WriteOp) -> Option<RowFailure> {
         let refuse = |column: &str, message: String| Some(RowFailure { index, column: Some(column.to_string()), message });
-        let check = |column: &str, value: &Value, checked: Option<(dualsync_model::TypeClass, Option<(u32, u32)>)>| {
+        let check = |column: &str, value: &Value, checked: Check| {
             if let Value::Text(s) = value {
                 if s.contains('\0') {
                     return refuse(
