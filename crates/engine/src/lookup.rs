@@ -13,7 +13,7 @@ use dualsync_connectors::{Connection, ConnectorError, FetchRequest, Selection};
 use dualsync_model::Value;
 use std::collections::HashMap;
 
-/// Entries kept per lookup column before the cache starts over (bounds memory).
+/// Entries kept per referenced map before its cache starts over (bounds memory).
 const CACHE_LIMIT: usize = 100_000;
 
 pub struct Resolver {
@@ -122,6 +122,17 @@ impl Resolver {
         Resolver { side, company, to_key: HashMap::new(), to_stored: HashMap::new() }
     }
 
+    /// Empties the caches that grew past their limit. Called before a batch's
+    /// loads, never between them: columns that refer to the same map share a
+    /// cache, so a clear between two columns' loads would drop the first's rows.
+    pub fn trim(&mut self) {
+        for cache in self.to_key.values_mut().chain(self.to_stored.values_mut()) {
+            if cache.len() > CACHE_LIMIT {
+                cache.clear();
+            }
+        }
+    }
+
     /// Loads the keys of these stored values of `column` (ids or keys) that the cache lacks.
     pub fn load_keys(
         &mut self,
@@ -185,9 +196,6 @@ impl Resolver {
         }
         if missing.is_empty() {
             return Ok(());
-        }
-        if cache.len() + missing.len() > CACHE_LIMIT {
-            cache.clear();
         }
         let mut equals = Vec::new();
         if let (Some(col), Some(company)) = (&target.company[s], &self.company) {

@@ -67,3 +67,49 @@ fn a_dangling_id_in_the_crm_is_logged_not_copied() {
     let errors = w.run(&["--format", "json", "errors"]).json();
     assert!(errors[0]["message"].as_str().unwrap().contains("no-such-group"), "{errors}");
 }
+
+/// Lookup columns into one map share its cache. Past the cache's limit it starts
+/// over, before a batch's loads: never between two columns' loads, which would
+/// drop the rows the first column just loaded.
+#[test]
+fn three_lookups_into_one_map_past_the_cache_limit_all_resolve() {
+    use crate::util::Workspace;
+    let w = Workspace::new();
+    w.exec("a.db", "CREATE TABLE refs (code TEXT PRIMARY KEY); CREATE TABLE items (k TEXT PRIMARY KEY, l0 TEXT, l1 TEXT, l2 TEXT)");
+    w.exec(
+        "b.db",
+        "CREATE TABLE refs (id TEXT PRIMARY KEY, code TEXT UNIQUE NOT NULL); CREATE TABLE items (k TEXT PRIMARY KEY, l0 TEXT, l1 TEXT, l2 TEXT)",
+    );
+    // 120,000 referenced rows; 40,000 items each referring to three other ones: 6,000 new
+    // references per 2,000-row batch, so the 100,000-entry cache fills in the middle of a batch.
+    w.exec(
+        "a.db",
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < 120000)
+         INSERT INTO refs SELECT printf('R%06d', i) FROM n;
+         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < 40000)
+         INSERT INTO items SELECT printf('K%06d', i), printf('R%06d', i), printf('R%06d', i + 40000), printf('R%06d', i + 80000) FROM n;",
+    );
+    let mut config = String::from(
+        "[state]\nurl = \"sqlite://state.db\"\n[apps.a]\nurl = \"sqlite://a.db\"\n[apps.b]\nurl = \"sqlite://b.db\"\n
+[[maps]]\nname = \"refs\"\nmaster = \"a\"\n[maps.a]\ntable = \"refs\"\nkey = \"code\"\n[maps.b]\ntable = \"refs\"\nkey = \"code\"\nid = \"id\"\nid_default = \"uuid\"\n[[maps.columns]]\na = \"code\"\nb = \"code\"\n
+[[maps]]\nname = \"items\"\nmaster = \"a\"\n[maps.a]\ntable = \"items\"\nkey = \"k\"\n[maps.b]\ntable = \"items\"\nkey = \"k\"\n[[maps.columns]]\na = \"k\"\nb = \"k\"\n",
+    );
+    for j in 0..3 {
+        config.push_str(&format!("[[maps.columns]]\na = \"l{j}\"\nb = \"l{j}\"\nlookup = \"refs\"\n"));
+    }
+    w.config(&config);
+    let run = w.run(&["sync"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let crm = w.db("b.db");
+    let wrong: i64 = crm
+        .query_row(
+            "SELECT count(*) FROM items i LEFT JOIN refs r0 ON r0.id = i.l0 LEFT JOIN refs r1 ON r1.id = i.l1 LEFT JOIN refs r2 ON r2.id = i.l2
+             WHERE r0.code IS NOT printf('R%06d', CAST(substr(i.k, 2) AS INTEGER))
+                OR r1.code IS NOT printf('R%06d', CAST(substr(i.k, 2) AS INTEGER) + 40000)
+                OR r2.code IS NOT printf('R%06d', CAST(substr(i.k, 2) AS INTEGER) + 80000)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!((w.count("b.db", "SELECT count(*) FROM items"), wrong), (40000, 0));
+}

@@ -77,6 +77,7 @@ impl SideReader {
                 }
             }
         }
+        self.resolver.trim();
         for c in (0..shape.lookups.len()).filter(|c| shape.lookups[*c].is_some()) {
             let stored: Vec<&Value> = out.iter().map(|r| &r.values[c]).collect();
             let conn = conn.as_deref_mut().expect("a connection for the map's lookups");

@@ -277,6 +277,7 @@ impl TargetWriter {
 
     /// Loads, for each lookup column, what this side stores for every key the ops write.
     fn load_lookups(&mut self, conn: &mut dyn Connection, shape: &MapShape, ops: &[PendingOp]) -> Result<(), ConnectorError> {
+        self.resolver.trim();
         for c in (0..shape.lookups.len()).filter(|c| shape.lookups[*c].is_some()) {
             let mut keys: Vec<&Value> = Vec::new();
             for op in ops {

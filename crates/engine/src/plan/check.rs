@@ -56,6 +56,7 @@ pub fn check(
     let mut pending: Vec<Vec<String>> = vec![Vec::new(); batch.ops.len()];
     for DeferredLookup { key, column: c, value, why } in writer.take_deferred_lookups() {
         let Some(&i) = index.get(&content_hash(&key)) else { continue };
+        target.other_resolver.trim();
         target.other_resolver.load_stored(target.other, shape, c, &[&value])?;
         if target.other_resolver.stored_of(shape, c, &value).is_some() {
             pending[i].push(shape.columns[side][c].clone());
