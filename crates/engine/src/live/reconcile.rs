@@ -68,8 +68,6 @@ impl Batch<'_> {
             }
         }
         let key_json: Vec<String> = keys.iter().map(|k| key_to_json(&k.key)).collect();
-        let mut in_chain = outer.clone();
-        in_chain.extend(key_json.iter().map(|k| (shape.name.clone(), k.clone())));
         let bases = self.store.key_bases(&shape.name, &shown, &key_json)?;
 
         let mut pending: [Vec<PendingOp>; 2] = [Vec::new(), Vec::new()];
@@ -127,6 +125,9 @@ impl Batch<'_> {
             deferred[side] = writer.take_deferred_lookups();
         }
         if deferred.iter().any(|d| !d.is_empty()) {
+            // Only here (rare) the batch's keys are spelled out, so that a pull never reconciles them again.
+            let mut in_chain = outer.clone();
+            in_chain.extend(wanted.iter().map(|k| (shape.name.clone(), key_to_json(k))));
             counts.add(&self.pull_referenced(&company, &deferred, &in_chain)?);
         }
         // Keys whose reference could not be set: logged, and left open until it can.
