@@ -186,16 +186,17 @@ impl Batch<'_> {
             return Ok(counts);
         }
         let mut wanted: std::collections::BTreeMap<&str, (Vec<ChangedKey>, Vec<String>)> = Default::default();
+        let mut seen: HashSet<(String, String)> = HashSet::new();
         for lookup in deferred.iter().flatten() {
             let Some(target) = &self.shape.lookups[lookup.column] else { continue };
             let key = vec![lookup.value.clone()];
-            let json = key_to_json(&key);
-            let entry = wanted.entry(target.map.as_str()).or_default();
-            if in_chain.contains(&(target.map.clone(), json.clone())) || entry.1.contains(&json) {
+            let pair = (target.map.clone(), key_to_json(&key));
+            if in_chain.contains(&pair) || !seen.insert(pair.clone()) {
                 continue;
             }
+            let entry = wanted.entry(target.map.as_str()).or_default();
             entry.0.push(ChangedKey { key, last: [None, None] });
-            entry.1.push(json);
+            entry.1.push(pair.1);
         }
         for (name, (keys, json)) in wanted {
             let Some(map) = self.config.map(name) else { continue };
