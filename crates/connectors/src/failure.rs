@@ -32,6 +32,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn doubles_are_refused_only_when_their_decimals_exceed_the_scale() {
+        use dualsync_model::{TypeClass::Decimal, Value::Float};
+        let two = Some((18, 2));
+        for fits in [328_688.28, 0.1, -1.5, 1e300, 0.0, 99.99] {
+            assert_eq!(silently_changed(&Float(fits), Decimal, two), None, "{fits}");
+        }
+        for rounds in [1.005, 1e-20, 0.123] {
+            assert!(silently_changed(&Float(rounds), Decimal, two).is_some(), "{rounds}");
+        }
+    }
+
+    #[test]
     fn finds_the_column_in_each_database_s_words() {
         let cols = vec!["name".to_string(), "msdyn_name".to_string(), "code".to_string()];
         assert_eq!(guess_column("NOT NULL constraint failed: account.name", "account", &cols).as_deref(), Some("name"));
@@ -56,6 +68,7 @@ pub fn silently_changed(value: &dualsync_model::Value, class: dualsync_model::Ty
     }
     let digits = match value {
         Value::Int(_) | Value::Null | Value::Bool(_) => return None,
+        Value::Float(f) if class == TypeClass::Decimal && fits_scale(*f, numeric) => return None,
         Value::Float(f) if f.is_finite() => f.to_string(),
         Value::Float(_) => return None,
         Value::Decimal(s) | Value::Text(s) => s.clone(),
@@ -73,4 +86,15 @@ pub fn silently_changed(value: &dualsync_model::Value, class: dualsync_model::Ty
         }
         _ => None,
     }
+}
+
+/// Whether a double is surely written into a `decimal(p, s)` column without
+/// rounding, found without printing it: some decimal of at most `s` places
+/// reads back as the same double, so its shortest spelling has no more places.
+/// False only means "print it and look".
+fn fits_scale(f: f64, numeric: Option<(u32, u32)>) -> bool {
+    let Some((_, scale @ 0..=15)) = numeric else { return false };
+    let unit = 10f64.powi(scale as i32);
+    let n = (f * unit).round();
+    n.abs() < (1u64 << 53) as f64 && n / unit == f
 }

@@ -277,3 +277,162 @@ fn a_probe_writes_like_write_then_leaves_nothing() {
         assert_eq!(conn.count(&Selection { table: "p".into(), ..Default::default() }).unwrap(), 0, "{kind:?}: nothing stays");
     });
 }
+
+/// Batches of inserts into PostgreSQL go as a binary COPY when every value
+/// encodes, as text otherwise: both must store exactly the same thing.
+#[test]
+fn postgres_binary_copy_stores_what_the_text_copy_stores() {
+    let Some(db) = TestDb::new(Kind::Postgres) else { return };
+    let columns = ["k", "i2", "i4", "i8", "f8", "n", "nf", "tx", "vc", "ch", "by", "bo", "dt", "ts", "tz"];
+    for table in ["by_binary", "by_text"] {
+        db.exec(&format!(
+            "CREATE TABLE {table} (k text PRIMARY KEY, i2 int2, i4 int4, i8 int8, f8 float8, n numeric(30,4), nf numeric,
+                                    tx text, vc varchar(12), ch char(5), by bytea, bo boolean, dt date, ts timestamp, tz timestamptz)"
+        ));
+    }
+    let row = |k: &str, values: Vec<Value>| std::iter::once(t(k)).chain(values).collect::<Vec<_>>();
+    let d = |s: &str| Value::Decimal(s.into());
+    let ts = |s: &str| Value::Timestamp(s.into());
+    let rows = vec![
+        row(
+            "a",
+            vec![
+                Value::Int(-32768),
+                Value::Int(2_147_483_647),
+                Value::Int(i64::MIN),
+                Value::Float(0.1),
+                d("123456789012345.1234"),
+                d("-0.00001234"),
+                t("tab\there \\ \"q\" ✓ 🦀\r\nend"),
+                t("ünïcødé"),
+                t("ab"),
+                Value::Bytes((0..=255).collect()),
+                Value::Bool(true),
+                Value::Date("0001-01-01".into()),
+                ts("1999-12-31 23:59:59.999999"),
+                ts("2026-01-01T10:00:00+05:30"),
+            ],
+        ),
+        row(
+            "b",
+            vec![
+                Value::Int(0),
+                Value::Int(-1),
+                Value::Int(i64::MAX),
+                Value::Int(1 << 53),
+                d(".5"),
+                d("7."),
+                Value::Int(42),
+                Value::Float(-2.5),
+                Value::Bool(false),
+                Value::Bytes(vec![]),
+                Value::Int(0),
+                Value::Date("9999-12-31".into()),
+                ts("0001-01-01T00:00:00"),
+                ts("1970-01-01T00:00:00Z"),
+            ],
+        ),
+        row(
+            "c",
+            vec![
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Float(-0.0),
+                d("-0.00"),
+                Value::Float(1e20),
+                t(""),
+                Value::Null,
+                t("abcde"),
+                Value::Null,
+                Value::Int(1),
+                Value::Date("2000-02-29".into()),
+                ts("2026-02-28 13:14:15.5"),
+                ts("2026-02-28 13:14:15"),
+            ],
+        ),
+        row(
+            "d",
+            vec![
+                Value::Int(7),
+                Value::Int(7),
+                Value::Int(7),
+                Value::Int(-3),
+                Value::Int(i64::MAX),
+                d("00012.3400"),
+                Value::Decimal("1.50".into()),
+                Value::Date("2026-01-01".into()),
+                t("x"),
+                Value::Bytes(vec![0]),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                ts("2000-01-01 00:00:00.000001-08:00"),
+            ],
+        ),
+    ];
+    let conn = dualsync_connectors::open(&db.database_url(), None).unwrap();
+    let mut conn = conn.connect().unwrap();
+    let outcome = conn.write(&insert("by_binary", &columns, rows.clone())).unwrap();
+    assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
+    // A value the binary encoder leaves to the server's parser (text into an
+    // integer column) sends the whole batch as text.
+    let mut text_rows = rows.clone();
+    text_rows.push(row("z", std::iter::once(t("5")).chain(std::iter::repeat_n(Value::Null, 13)).collect()));
+    let outcome = conn.write(&insert("by_text", &columns, text_rows)).unwrap();
+    assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
+    let dump = |table: &str| db.texts(&format!("SELECT row_to_json(t)::text FROM {table} t WHERE k <> 'z' ORDER BY k"));
+    let (binary, text) = (dump("by_binary"), dump("by_text"));
+    assert_eq!(binary.len(), 4);
+    for (b, t) in binary.iter().zip(&text) {
+        assert_eq!(b, t, "the binary COPY stored a row differently from the text COPY");
+    }
+    // What the binary path refuses is what the text path refuses: a value out of the column's range.
+    let too_big = row("e", std::iter::once(Value::Int(40_000)).chain(std::iter::repeat_n(Value::Null, 13)).collect());
+    let outcome =
+        conn.write(&insert("by_binary", &columns, vec![too_big, row("f", std::iter::repeat_n(Value::Null, 14).collect())])).unwrap();
+    assert_eq!(outcome.failures.len(), 1, "{:?}", outcome.failures);
+    assert_eq!(outcome.failures[0].index, 0);
+    assert!(outcome.failures[0].message.contains("out of range"), "{:?}", outcome.failures);
+    assert_eq!(db.texts("SELECT k FROM by_binary WHERE k IN ('e', 'f')"), vec![Some("f".to_string())]);
+}
+
+/// PostgreSQL numerics and timestamps are read in binary and spelled by
+/// dualsync: exactly as the server's own text (numeric) and JSON (timestamps) spell them.
+#[test]
+fn postgres_binary_reads_spell_values_as_the_server_does() {
+    let Some(db) = TestDb::new(Kind::Postgres) else { return };
+    db.exec("CREATE TABLE sp (k int PRIMARY KEY, n numeric, n2 numeric(18,2), ts timestamp, tz timestamptz)");
+    db.exec(
+        "INSERT INTO sp VALUES
+           (1, 0, 0, '2015-06-14 21:19:50.5', '2015-06-14 21:19:50.5+05:30'),
+           (2, -0.00, -1.5, '0044-03-15 10:00:00 BC', '0044-03-15 10:00:00+00 BC'),
+           (3, 'NaN', 12345678.9, 'infinity', '-infinity'),
+           (4, 'Infinity', -0.01, '10000-01-01 00:00:00', '2000-01-01 00:00:00.000001+00'),
+           (5, 1e30, 99.99, '1999-12-31 23:59:59.999999', '1969-12-31 23:59:59.12-08'),
+           (6, 1.5e-20, NULL, NULL, NULL),
+           (7, -123456.7890, 1, '0001-01-01 00:00:00', '2026-02-28 13:14:15+00'),
+           (8, 10000.0001, 0.1, '2000-02-29 00:00:00.01', '2000-01-01 00:00:00+14')",
+    );
+    let conn = dualsync_connectors::open(&db.database_url(), None).unwrap();
+    let mut conn = conn.connect().unwrap();
+    let columns = ["k", "n", "n2", "ts", "tz"];
+    let read = scan_all(conn.as_mut(), "sp", &columns, &["k"], 100);
+    // dualsync's sessions run in UTC; so does this one.
+    db.exec("DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET TimeZone = ''UTC''', current_database()); END $$");
+    let server = db.texts("SELECT concat_ws('|', k, n::text, n2::text, to_json(ts) #>> '{}', to_json(tz) #>> '{}') FROM sp ORDER BY k");
+    assert_eq!(read.len(), 8);
+    for (row, spelled) in read.iter().zip(&server) {
+        let ours = row
+            .iter()
+            .filter_map(|v| match v {
+                Value::Null => None,
+                Value::Int(i) => Some(i.to_string()),
+                Value::Decimal(s) | Value::Timestamp(s) => Some(s.clone()),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect::<Vec<_>>()
+            .join("|");
+        assert_eq!(Some(ours), *spelled);
+    }
+}

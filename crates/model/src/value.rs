@@ -497,6 +497,66 @@ pub fn utc_reading(s: &str) -> Option<String> {
     c.render()
 }
 
+/// A plain `YYYY-MM-DD` date as days since 1970-01-01; None for anything else
+/// (a time part, a year before 1 or after 9999, `infinity`, `BC`).
+pub fn epoch_days(s: &str) -> Option<i64> {
+    if s.len() != 10 {
+        return None;
+    }
+    let c = Clock::parse(s)?;
+    let (year, month, day) = c.date?;
+    (1..=9999).contains(&year).then(|| days_from_civil(year, month, day))
+}
+
+/// A timestamp as microseconds since 1970-01-01 00:00:00 (the UTC instant
+/// when it has an offset), and whether it had one. None for a date or time
+/// alone, hour 24, more than six decimals, or a year before 1 or after 9999:
+/// forms that only the database's own parser should interpret.
+pub fn epoch_micros(s: &str) -> Option<(i64, bool)> {
+    let c = Clock::parse(s)?;
+    let (year, month, day) = c.date?;
+    if !(1..=9999).contains(&year) || c.hour > 23 || c.frac.len() > 6 || s.len() == 10 {
+        return None;
+    }
+    let frac = c.frac.bytes().chain(std::iter::repeat(b'0')).take(6).fold(0i64, |n, d| n * 10 + (d - b'0') as i64);
+    let seconds = days_from_civil(year, month, day) * 86_400 + c.hour * 3600 + c.minute * 60 + c.second - c.offset.unwrap_or(0);
+    Some((seconds * 1_000_000 + frac, c.offset.is_some()))
+}
+
+/// Microseconds since 1970-01-01 00:00:00 spelled as PostgreSQL's JSON spells
+/// a timestamp (`2015-06-14T21:19:50.5`, `+00:00` appended for an instant,
+/// ` BC` for years before 1): the inverse of [`epoch_micros`].
+pub fn iso_from_epoch_micros(micros: i64, instant: bool) -> String {
+    let (seconds, frac) = (micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000));
+    let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
+    let time = seconds.rem_euclid(86_400);
+    let mut out = String::with_capacity(32);
+    push_digits(&mut out, if year <= 0 { 1 - year } else { year }, 4);
+    out.push('-');
+    push_digits(&mut out, month as i64, 2);
+    out.push('-');
+    push_digits(&mut out, day as i64, 2);
+    out.push('T');
+    push_digits(&mut out, time / 3600, 2);
+    out.push(':');
+    push_digits(&mut out, time / 60 % 60, 2);
+    out.push(':');
+    push_digits(&mut out, time % 60, 2);
+    if frac != 0 {
+        out.push('.');
+        push_digits(&mut out, frac, 6);
+        // Not empty: the fraction has a digit other than zero.
+        out.truncate(out.trim_end_matches('0').len());
+    }
+    if instant {
+        out.push_str("+00:00");
+    }
+    if year <= 0 {
+        out.push_str(" BC");
+    }
+    out
+}
+
 /// A time or timestamp taken apart:
 /// `[YYYY-MM-DD[(T| )]]HH:MM[:SS[.fff]][ ][Z | ±HH[[:]MM[[:]SS]]]`.
 struct Clock<'a> {
@@ -767,6 +827,37 @@ fn unhex(s: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn epoch_counts_of_dates_and_timestamps() {
+        assert_eq!(epoch_days("1970-01-01"), Some(0));
+        assert_eq!(epoch_days("2000-01-01"), Some(10_957));
+        assert_eq!(epoch_days("1969-12-31"), Some(-1));
+        assert_eq!(epoch_days("2024-02-30"), None);
+        assert_eq!(epoch_days("2024-02-01 10:00"), None);
+        assert_eq!(epoch_days("infinity"), None);
+        assert_eq!(epoch_micros("2000-01-01T00:00:00"), Some((946_684_800_000_000, false)));
+        assert_eq!(epoch_micros("2000-01-01 00:00:01.5"), Some((946_684_801_500_000, false)));
+        assert_eq!(epoch_micros("2000-01-01 05:30:00+05:30"), Some((946_684_800_000_000, true)));
+        assert_eq!(epoch_micros("1969-12-31T23:59:59.999999Z"), Some((-1, true)));
+        assert_eq!(epoch_micros("2000-01-01 00:00:00.1234567"), None, "beyond microseconds: the database rounds");
+        assert_eq!(epoch_micros("2000-01-01 24:00:00"), None);
+        assert_eq!(epoch_micros("2000-01-01"), None);
+        assert_eq!(epoch_micros("12:00:00"), None);
+        for (micros, instant, spelled) in [
+            (1_434_316_790_500_000, false, "2015-06-14T21:19:50.5"),
+            (946_684_800_000_001, false, "2000-01-01T00:00:00.000001"),
+            (946_684_800_120_000, true, "2000-01-01T00:00:00.12+00:00"),
+            (-62_135_596_800_000_000, false, "0001-01-01T00:00:00"),
+            (-1, false, "1969-12-31T23:59:59.999999"),
+            (253_402_300_800_000_000, false, "10000-01-01T00:00:00"),
+        ] {
+            assert_eq!(iso_from_epoch_micros(micros, instant), spelled);
+        }
+        // 44 BC is year -43 in the proleptic calendar.
+        let ides = (days_from_civil(-43, 3, 15) * 86_400 + 36_000) * 1_000_000;
+        assert_eq!(iso_from_epoch_micros(ides, true), "0044-03-15T10:00:00+00:00 BC");
+    }
 
     #[test]
     fn null_is_not_empty_text() {

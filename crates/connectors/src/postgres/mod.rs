@@ -1,8 +1,10 @@
-//! PostgreSQL apps. Reads stream rows in `COLLATE "C"` order; writes go
+//! PostgreSQL apps. Reads stream rows in `COLLATE "C"` order, numerics and
+//! timestamps in binary; writes go
 //! through `COPY` into a temporary staging table and one set-based statement
 //! per batch (see `write.rs`). Parameters are bound as text and cast to the
 //! column's type on the server, so every type takes one path.
 
+mod binary;
 mod capture;
 mod describe;
 mod tls;

@@ -1,10 +1,13 @@
-//! Batch writes: the batch's values go into a temporary staging table with
+//! Batch writes. A batch of inserts goes straight into the table with one
+//! `COPY` (binary where every value encodes, see `binary.rs`). Otherwise the
+//! batch's values go into a temporary staging table with
 //! `COPY` (text format), then one set-based statement per kind of op moves
 //! them into the table with a cast per column, all in one transaction. When
 //! the database refuses a statement, its range of staged rows is split in
 //! halves under savepoints until each refused row stands alone: the refused
 //! rows come back with PostgreSQL's message and every other row commits.
 
+use super::binary;
 use super::describe::PgTable;
 use super::values::text;
 use super::{db_error, message_of};
@@ -34,7 +37,7 @@ pub fn write_batch(
     let mut tx = client.transaction().map_err(db_error)?;
     let inserts: Vec<usize> = (0..batch.ops.len()).filter(|&i| !refused[i] && matches!(batch.ops[i], WriteOp::Insert(_))).collect();
     let only_inserts = inserts.len() == batch.ops.len();
-    if only_inserts && copy_into_table(&mut tx, batch)? {
+    if only_inserts && copy_into_table(&mut tx, table, batch)? {
         // The fast path: every row went straight into the table.
         end(tx, finish)?;
         return Ok(outcome);
@@ -140,14 +143,21 @@ fn stage_name(width: usize) -> String {
 /// A batch of inserts copied straight into the table, under a savepoint.
 /// Returns false (and undoes it) when the database refused a row: the
 /// staging path then finds which.
-fn copy_into_table(tx: &mut Transaction<'_>, batch: &WriteBatch) -> Result<bool, ConnectorError> {
+fn copy_into_table(tx: &mut Transaction<'_>, table: &PgTable, batch: &WriteBatch) -> Result<bool, ConnectorError> {
     tx.batch_execute("SAVEPOINT dualsync_copy").map_err(db_error)?;
     let columns = batch.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
-    let rows = batch.ops.iter().map(|op| match op {
-        WriteOp::Insert(row) => row.iter().collect::<Vec<_>>(),
-        _ => unreachable!("only inserts"),
-    });
-    match copy_rows(tx, &format!("COPY {} ({columns}) FROM STDIN", quote(&batch.table)), rows, false) {
+    let copy = format!("COPY {} ({columns}) FROM STDIN", quote(&batch.table));
+    let inserted = || {
+        batch.ops.iter().map(|op| match op {
+            WriteOp::Insert(row) => &row[..],
+            _ => unreachable!("only inserts"),
+        })
+    };
+    let copied = match binary::encode_inserts(table, &batch.columns, inserted(), batch.ops.len()) {
+        Some(stream) => copy_binary(tx, &format!("{copy} (FORMAT binary)"), &stream),
+        None => copy_rows(tx, &copy, inserted().map(|row| row.iter().collect()), false),
+    };
+    match copied {
         Ok(()) => {
             tx.batch_execute("RELEASE SAVEPOINT dualsync_copy").map_err(db_error)?;
             Ok(true)
@@ -168,6 +178,14 @@ fn stage<'v>(tx: &mut Transaction<'_>, width: usize, rows: impl Iterator<Item = 
     tx.batch_execute(&format!("CREATE TEMP TABLE IF NOT EXISTS {name} (n int4{columns}) ON COMMIT DELETE ROWS; TRUNCATE {name}"))
         .map_err(db_error)?;
     copy_rows(tx, &format!("COPY {name} FROM STDIN"), rows, true).map_err(db_error)
+}
+
+/// Sends a whole binary COPY stream.
+fn copy_binary(tx: &mut Transaction<'_>, copy_sql: &str, stream: &[u8]) -> Result<(), postgres::Error> {
+    let mut copy = tx.copy_in(copy_sql)?;
+    // On a refused row the server stops the COPY: finish() returns its error.
+    let _ = copy.write_all(stream);
+    copy.finish().map(|_| ())
 }
 
 /// Streams rows to a `COPY … FROM STDIN` in text format (numbered from 0 when `numbered`).
