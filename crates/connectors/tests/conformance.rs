@@ -387,6 +387,16 @@ fn postgres_binary_copy_stores_what_the_text_copy_stores() {
     for (b, t) in binary.iter().zip(&text) {
         assert_eq!(b, t, "the binary COPY stored a row differently from the text COPY");
     }
+    // A value with no binary form after more than one 64 KB chunk was sent:
+    // the abandoned binary COPY leaves nothing behind, and the text COPY lands every row.
+    let many: Vec<Vec<Value>> = (0..3000)
+        .map(|i| row(&format!("m{i:05}"), std::iter::once(Value::Int(i)).chain(rows[0][2..].iter().cloned()).collect()))
+        .chain(std::iter::once(row("m99999", std::iter::once(t("7")).chain(std::iter::repeat_n(Value::Null, 13)).collect())))
+        .collect();
+    let outcome = conn.write(&insert("by_text", &columns, many)).unwrap();
+    assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
+    assert_eq!(db.texts("SELECT count(*)::text FROM by_text WHERE k LIKE 'm%'"), vec![Some("3001".to_string())]);
+    assert_eq!(db.texts("SELECT i2::text FROM by_text WHERE k = 'm99999'"), vec![Some("7".to_string())]);
     // What the binary path refuses is what the text path refuses: a value out of the column's range.
     let too_big = row("e", std::iter::once(Value::Int(40_000)).chain(std::iter::repeat_n(Value::Null, 13)).collect());
     let outcome =

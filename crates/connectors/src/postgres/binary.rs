@@ -5,7 +5,7 @@
 //!
 //! Only values whose meaning is beyond doubt are encoded (a plain decimal, a
 //! timestamp to the microsecond, an integer in range). Any other value makes
-//! [`encode_inserts`] give up, and the batch goes as text, where the server's
+//! [`BinaryRows::row`] give up, and the batch goes as text, where the server's
 //! own parser decides, with the same result and the same errors as before.
 
 use super::describe::PgTable;
@@ -53,30 +53,41 @@ impl BinaryType {
 const PG_EPOCH_DAYS: i64 = 10_957;
 const PG_EPOCH_MICROS: i64 = PG_EPOCH_DAYS * 86_400 * 1_000_000;
 
-/// The whole COPY stream (header, rows, trailer) for rows of `columns`, or
-/// None when a column's type or a value is not one to encode here.
-pub fn encode_inserts<'v>(
-    table: &PgTable,
-    columns: &[String],
-    rows: impl Iterator<Item = &'v [Value]>,
-    rows_hint: usize,
-) -> Option<Vec<u8>> {
-    let types = columns.iter().map(|c| table.column(c)?.binary).collect::<Option<Vec<_>>>()?;
-    let mut out = Vec::with_capacity(19 + rows_hint * (2 + types.len() * 16));
-    out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
-    out.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
-    out.extend_from_slice(&0i32.to_be_bytes()); // no header extension
-    for row in rows {
-        if row.len() != types.len() {
+/// Rows of given columns in COPY's binary format.
+pub struct BinaryRows {
+    types: Vec<BinaryType>,
+}
+
+impl BinaryRows {
+    /// None when a column's type is not one to write in binary.
+    pub fn for_columns(table: &PgTable, columns: &[String]) -> Option<BinaryRows> {
+        let types = columns.iter().map(|c| table.column(c)?.binary).collect::<Option<Vec<_>>>()?;
+        Some(BinaryRows { types })
+    }
+
+    pub fn header(out: &mut Vec<u8>) {
+        out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        out.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
+        out.extend_from_slice(&0i32.to_be_bytes()); // no header extension
+    }
+
+    pub fn trailer(out: &mut Vec<u8>) {
+        out.extend_from_slice(&(-1i16).to_be_bytes());
+    }
+
+    /// Appends one row; None (and `out` as it was) when a value has no form to encode here.
+    pub fn row(&self, row: &[Value], out: &mut Vec<u8>) -> Option<()> {
+        let start = out.len();
+        let encoded = (row.len() == self.types.len()).then(|| {
+            out.extend_from_slice(&(self.types.len() as i16).to_be_bytes());
+            row.iter().zip(&self.types).try_for_each(|(value, ty)| encode_field(value, *ty, out))
+        });
+        if encoded.flatten().is_none() {
+            out.truncate(start);
             return None;
         }
-        out.extend_from_slice(&(types.len() as i16).to_be_bytes());
-        for (value, ty) in row.iter().zip(&types) {
-            encode_field(value, *ty, &mut out)?;
-        }
+        Some(())
     }
-    out.extend_from_slice(&(-1i16).to_be_bytes());
-    Some(out)
 }
 
 /// One field: its length (-1 for NULL), then its bytes.

@@ -153,8 +153,16 @@ fn copy_into_table(tx: &mut Transaction<'_>, table: &PgTable, batch: &WriteBatch
             _ => unreachable!("only inserts"),
         })
     };
-    let copied = match binary::encode_inserts(table, &batch.columns, inserted(), batch.ops.len()) {
-        Some(stream) => copy_binary(tx, &format!("{copy} (FORMAT binary)"), &stream),
+    let copied = match binary::BinaryRows::for_columns(table, &batch.columns) {
+        Some(encoder) => match copy_binary(tx, &format!("{copy} (FORMAT binary)"), &encoder, inserted()) {
+            Ok(true) => Ok(()),
+            // A value with no binary form: the abandoned COPY left nothing; send the batch as text.
+            Ok(false) => {
+                tx.batch_execute("ROLLBACK TO SAVEPOINT dualsync_copy").map_err(db_error)?;
+                copy_rows(tx, &copy, inserted().map(|row| row.iter().collect()), false)
+            }
+            Err(e) => Err(e),
+        },
         None => copy_rows(tx, &copy, inserted().map(|row| row.iter().collect()), false),
     };
     match copied {
@@ -180,12 +188,35 @@ fn stage<'v>(tx: &mut Transaction<'_>, width: usize, rows: impl Iterator<Item = 
     copy_rows(tx, &format!("COPY {name} FROM STDIN"), rows, true).map_err(db_error)
 }
 
-/// Sends a whole binary COPY stream.
-fn copy_binary(tx: &mut Transaction<'_>, copy_sql: &str, stream: &[u8]) -> Result<(), postgres::Error> {
+/// Streams rows as a binary COPY, 64 KB at a time. Ok(false) when a row has
+/// a value with no binary form: the COPY is then abandoned (nothing of it stays).
+fn copy_binary<'v>(
+    tx: &mut Transaction<'_>,
+    copy_sql: &str,
+    encoder: &binary::BinaryRows,
+    rows: impl Iterator<Item = &'v [Value]>,
+) -> Result<bool, postgres::Error> {
+    const CHUNK: usize = 64 * 1024;
     let mut copy = tx.copy_in(copy_sql)?;
+    let mut buf = Vec::with_capacity(2 * CHUNK);
+    binary::BinaryRows::header(&mut buf);
+    for row in rows {
+        if encoder.row(row, &mut buf).is_none() {
+            drop(copy); // unfinished: the server aborts the COPY
+            return Ok(false);
+        }
+        if buf.len() >= CHUNK {
+            if copy.write_all(&buf).is_err() {
+                // The server stopped the COPY: finish() returns its error.
+                return copy.finish().map(|_| true);
+            }
+            buf.clear();
+        }
+    }
+    binary::BinaryRows::trailer(&mut buf);
     // On a refused row the server stops the COPY: finish() returns its error.
-    let _ = copy.write_all(stream);
-    copy.finish().map(|_| ())
+    let _ = copy.write_all(&buf);
+    copy.finish().map(|_| true)
 }
 
 /// Streams rows to a `COPY … FROM STDIN` in text format (numbered from 0 when `numbered`).
