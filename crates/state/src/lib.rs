@@ -8,10 +8,12 @@
 
 mod db;
 mod live;
+mod owner;
 mod records;
 mod time;
 
 pub use live::{ConflictRecord, MapState, MapStateRecord, NewConflict};
+pub use owner::StoreClaim;
 pub use records::*;
 
 use db::{Cell, Db, P};
@@ -22,7 +24,11 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use time::now;
 
-const SQLITE_MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite/001_initial.sql"), include_str!("migrations/sqlite/002_live.sql")];
+const SQLITE_MIGRATIONS: &[&str] = &[
+    include_str!("migrations/sqlite/001_initial.sql"),
+    include_str!("migrations/sqlite/002_live.sql"),
+    include_str!("migrations/sqlite/003_owner.sql"),
+];
 const POSTGRES_MIGRATIONS: &[&str] =
     &[include_str!("migrations/postgres/001_initial.sql"), include_str!("migrations/postgres/002_live.sql")];
 
@@ -34,6 +40,11 @@ pub enum StateError {
     TooNew { location: String, found: i64, known: i64 },
     #[error("{0} state stores are not supported; use sqlite://PATH or postgres://…")]
     Unsupported(&'static str),
+    #[error(
+        "the state store {location} is in use by {holder}; a SQLite state store serves one syncing process at a time: \
+         wait for it to finish or stop it (SIGTERM lets it finish its batch), then run this again"
+    )]
+    InUse { location: String, holder: String },
     #[error("state store: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("state store: {0}")]

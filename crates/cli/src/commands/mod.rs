@@ -38,13 +38,22 @@ pub fn run(cli: &Cli) -> CliResult {
         Command::Resolve(args) => live::resolve(&load(cli)?, args),
         Command::Status => status::status(cli, &load(cli)?),
         Command::Errors(args) => errors::errors(cli, &load(cli)?, args),
-        Command::Retry(args) => errors::retry(cli, &load(cli)?, args),
-        Command::Resync(args) => errors::resync(cli, &load(cli)?, args),
+        Command::Retry(args) => syncing(cli, "retry", |config| errors::retry(cli, config, args)),
+        Command::Resync(args) => syncing(cli, "resync", |config| errors::resync(cli, config, args)),
         Command::Export(args) => migrate::export(cli, &load(cli)?, args),
         Command::Import(args) => migrate::import(cli, &load(cli)?, args),
         Command::BootstrapCompany(args) => bootstrap::bootstrap(cli, &load(cli)?, args),
         Command::Bench(args) => bench::bench(cli, args),
     }
+}
+
+/// `retry` and `resync` hold a SQLite state store for as long as they run, as
+/// the engine's syncs and live runs do: a second syncing process on the same
+/// store is refused and told who holds it.
+fn syncing(cli: &Cli, command: &str, body: impl FnOnce(&Config) -> CliResult) -> CliResult {
+    let config = load(cli)?;
+    let _claim = StateStore::claim(&config.state, command)?;
+    body(&config)
 }
 
 pub fn load(cli: &Cli) -> Result<Config, crate::exit::CliError> {

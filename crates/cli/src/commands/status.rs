@@ -10,6 +10,7 @@ use serde_json::json;
 /// conflict counts. Opens the apps of started maps only (for their lag).
 pub fn status(cli: &Cli, config: &Config) -> CliResult {
     let store = StateStore::open(&config.state)?;
+    let held_by = store.held_by(&config.state);
     let partitions = store.last_partitions()?;
     let states = store.map_states()?;
     let apps = Apps::open(config).ok();
@@ -46,8 +47,11 @@ pub fn status(cli: &Cli, config: &Config) -> CliResult {
     let order = dualsync_engine::order::run_order(config, &[]);
     let stages: Vec<Vec<String>> = order.stages.iter().map(|s| s.iter().map(|step| step.label()).collect()).collect();
     if is_json(cli.format) {
-        print_json(&json!({ "state": config.state.url.to_string(), "maps": rows, "run_order": stages }));
+        print_json(&json!({ "state": config.state.url.to_string(), "held_by": held_by, "maps": rows, "run_order": stages }));
         return Ok(OK);
+    }
+    if let Some(holder) = &held_by {
+        println!("state store in use by {holder}");
     }
     let mut t =
         Table::new(&["map", "apps", "threading", "state", "lag", "last run", "at", "companies", "keys synced", "open errors", "conflicts"])

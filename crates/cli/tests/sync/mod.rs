@@ -16,6 +16,7 @@ mod live;
 mod lookups;
 mod migrate;
 mod model;
+mod one_process;
 mod plan;
 mod rules;
 mod scale;

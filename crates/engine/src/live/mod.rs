@@ -88,6 +88,7 @@ pub fn run_live(
     stop: &AtomicBool,
     observer: &dyn LiveObserver,
 ) -> Result<LiveReport, EngineError> {
+    let _claim = StateStore::claim(&config.state, if options.once { "sync" } else { "run" })?;
     let store = StateStore::open(&config.state)?;
     let run_id = store.begin_run(if options.once { "incremental" } else { "live" })?;
     let mut report = LiveReport { run_id, ..Default::default() };

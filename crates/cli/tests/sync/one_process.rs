@@ -1,0 +1,90 @@
+//! Issue 12: a SQLite state store serves one syncing process at a time. A
+//! second `sync`/`run`/`start` is refused and told who holds the store; the
+//! hold ends with the holder, on SIGTERM and on SIGKILL alike.
+
+use super::apps;
+use crate::util::Workspace;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The fixture's state store (the default path).
+const STORE: &str = ".dualsync/state.db";
+
+fn spawn_run(w: &Workspace) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_dualsync"))
+        .current_dir(w.dir.path())
+        .env_remove("DUALSYNC_CONFIG")
+        .args(["run", "--poll-ms", "20"])
+        .stdout(Stdio::from(std::fs::File::create(w.path("run.out")).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(w.path("run.err")).unwrap()))
+        .spawn()
+        .expect("start dualsync run")
+}
+
+/// Waits until the store names `pid` as its holder.
+fn wait_held_by(w: &Workspace, pid: u32) {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let held = w.path(STORE).exists()
+            && w.rows(STORE, "SELECT pid FROM store_owner").first().is_some_and(|r| r[0] == rusqlite::types::Value::Integer(pid as i64));
+        if held {
+            return;
+        }
+        assert!(Instant::now() < end, "dualsync run (PID {pid}) never took the store");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < end, "dualsync run did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_second_syncing_process_is_refused_and_told_who_holds_the_store() {
+    let w = apps();
+    w.exec("erp.db", "INSERT INTO grp VALUES ('C1', 'G1', 'one')");
+    let start = w.run(&["start", "groups"]);
+    assert_eq!(start.code, 0, "{}\n{}", start.stdout, start.stderr);
+    let mut run = spawn_run(&w);
+    wait_held_by(&w, run.id());
+
+    for second in [&["sync"][..], &["run"], &["start", "customers"], &["retry"]] {
+        let refused = w.run(second);
+        assert_eq!(refused.code, 1, "{second:?} must be refused:\n{}\n{}", refused.stdout, refused.stderr);
+        let holder = format!("in use by `dualsync run` (PID {} on host ", run.id());
+        assert!(refused.stderr.contains(&holder), "{second:?} must name the holder:\n{}", refused.stderr);
+        assert!(refused.stderr.contains("one syncing process at a time"), "{}", refused.stderr);
+    }
+    // Reading and steering commands still work while `run` holds the store.
+    let status = w.run(&["status"]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert!(status.stdout.contains(&format!("state store in use by `dualsync run` (PID {}", run.id())), "{}", status.stdout);
+    let json = w.run(&["status", "--format", "json"]).json();
+    assert!(json["held_by"].as_str().is_some_and(|h| h.contains(&run.id().to_string())), "{json}");
+    assert_eq!(w.run(&["pause", "groups"]).code, 0);
+    assert_eq!(w.run(&["resume", "groups"]).code, 0);
+
+    // SIGKILL: the operating system releases the lock; the next process takes the store over.
+    unsafe { libc::kill(run.id() as i32, libc::SIGKILL) };
+    wait_exit(&mut run);
+    let after_kill = w.run(&["sync"]);
+    assert_eq!(after_kill.code, 0, "the store stays held after its holder was killed:\n{}", after_kill.stderr);
+    assert_eq!(w.count(STORE, "SELECT count(*) FROM store_owner"), 0, "the owner row goes with its process");
+    let json = w.run(&["status", "--format", "json"]).json();
+    assert!(json["held_by"].is_null(), "{json}");
+
+    // SIGTERM: `run` finishes its batch, exits 0 and hands the store back.
+    let mut run = spawn_run(&w);
+    wait_held_by(&w, run.id());
+    unsafe { libc::kill(run.id() as i32, libc::SIGTERM) };
+    assert_eq!(wait_exit(&mut run).code(), Some(0));
+    assert_eq!(w.count(STORE, "SELECT count(*) FROM store_owner"), 0);
+    assert_eq!(w.run(&["sync"]).code, 0);
+}
