@@ -29,8 +29,11 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/002_live.sql"),
     include_str!("migrations/sqlite/003_owner.sql"),
 ];
-const POSTGRES_MIGRATIONS: &[&str] =
-    &[include_str!("migrations/postgres/001_initial.sql"), include_str!("migrations/postgres/002_live.sql")];
+const POSTGRES_MIGRATIONS: &[&str] = &[
+    include_str!("migrations/postgres/001_initial.sql"),
+    include_str!("migrations/postgres/002_live.sql"),
+    include_str!("migrations/postgres/003_leases.sql"),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -41,7 +44,7 @@ pub enum StateError {
     #[error("{0} state stores are not supported; use sqlite://PATH or postgres://…")]
     Unsupported(&'static str),
     #[error(
-        "the state store {location} is in use by {holder}; a SQLite state store serves one syncing process at a time: \
+        "the state store {location} is in use by {holder}; a state store serves one syncing process at a time: \
          wait for it to finish or stop it (SIGTERM lets it finish its batch), then run this again"
     )]
     InUse { location: String, holder: String },

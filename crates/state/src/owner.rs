@@ -1,15 +1,25 @@
-//! One process at a time on a SQLite state store.
+//! One syncing process at a time on a state store.
 //!
-//! Two `run`s (or a `run` and a `sync`) on one SQLite store would apply the
-//! same changes twice and overwrite each other's merge bases. A command that
-//! syncs first takes an exclusive lock on a file beside the store
-//! (`state.db.lock`). The operating system releases it when the process
-//! ends, even under `kill -9`, so a crashed holder never blocks the next
-//! one. The holder is also named in the store's `store_owner` row, so that
-//! the refused process can say who holds the store and since when.
+//! Two `run`s (or a `run` and a `sync`) on one store would apply the same
+//! changes twice and overwrite each other's merge bases. A command that syncs
+//! first claims the store:
 //!
-//! A PostgreSQL store is not held this way: sharing it between several
-//! processes needs leases, which are not built yet (docs/operations.md).
+//! - **SQLite**: an exclusive lock on a file beside the store
+//!   (`state.db.lock`). The operating system releases it when the process
+//!   ends, even under `kill -9`, so a crashed holder never blocks the next
+//!   one. The holder also names itself in the store's `store_owner` row, so
+//!   that a refused process can say who holds the store and since when.
+//! - **PostgreSQL**: a lease in the `leases` table, decided by the server's
+//!   clock. A claim takes a free or expired lease and bumps its epoch; a
+//!   thread renews it every third of `lease_seconds`, on the condition that
+//!   owner and epoch are still ours. A holder that dies is taken over once
+//!   its lease expires. A holder that cannot renew (cut off, or paused past
+//!   its lease) stops the whole process at its own deadline, measured on its
+//!   monotonic clock from the last renewal it sent, before another process
+//!   may take over.
+//!
+//! Several processes sharing the work of one store (a lease per partition,
+//! fencing at the apps) is the next step; until then one process syncs.
 
 use crate::db::{Cell, P};
 use crate::time::now;
@@ -17,103 +27,102 @@ use crate::{StateError, StateStore};
 use dualsync_model::config::{DatabaseUrl, StateConfig};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-/// Held while a command syncs: the lock, and the owner row to remove at the
-/// end. A claim taken while this process already holds the store (`start`'s
-/// initial sync, `sync`'s catch-up) holds nothing of its own.
+/// Held while a command syncs; dropping it hands the store back. A claim
+/// taken while this process already holds the store (`start`'s initial sync,
+/// `sync`'s catch-up) holds nothing of its own.
 #[must_use = "the store is held only while the claim lives"]
 pub struct StoreClaim {
-    held: Option<(File, PathBuf)>,
+    hold: Hold,
 }
 
-/// The stores this process holds. An exclusive lock taken twice by one process
-/// through two files conflicts with itself, so a nested claim must not take it again.
-static HELD: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+enum Hold {
+    /// Nested in a claim of this process.
+    Nested,
+    File {
+        _lock: File,
+        path: PathBuf,
+        url: String,
+    },
+    Lease(Lease),
+}
 
-fn held() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+/// The stores this process holds (by URL). An exclusive lock taken twice by one
+/// process through two files conflicts with itself, and a lease would be
+/// taken twice: a nested claim takes nothing.
+static HELD: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn held() -> std::sync::MutexGuard<'static, Vec<String>> {
     HELD.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl StoreClaim {
-    /// Whether this claim holds a lock (false on a PostgreSQL store).
+    /// Whether this claim holds the store itself (false when nested).
     pub fn is_exclusive(&self) -> bool {
-        self.held.is_some()
+        !matches!(self.hold, Hold::Nested)
     }
 }
 
 impl Drop for StoreClaim {
     fn drop(&mut self) {
-        if let Some((_lock, path)) = &self.held {
-            held().retain(|p| p != path);
-            // Best effort: a row left behind is overwritten by the next holder.
-            if let Ok(conn) = rusqlite::Connection::open(path) {
-                let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
-                let _ = conn.execute("DELETE FROM store_owner WHERE pid = ?1", [std::process::id()]);
+        match &mut self.hold {
+            Hold::Nested => {}
+            Hold::File { path, url, .. } => {
+                held().retain(|u| u != url);
+                // Best effort: a row left behind is overwritten by the next holder.
+                if let Ok(conn) = rusqlite::Connection::open(&*path) {
+                    let _ = conn.busy_timeout(Duration::from_secs(5));
+                    let _ = conn.execute("DELETE FROM store_owner WHERE pid = ?1", [std::process::id()]);
+                }
+                // The lock goes with the file, after the row.
+            }
+            Hold::Lease(lease) => {
+                held().retain(|u| u != &lease.url);
+                lease.release();
             }
         }
-        // The lock goes with the file, after the row.
     }
 }
 
 impl StateStore {
-    /// Takes a SQLite store for this process, for `command` (`run`, `sync`…),
-    /// or says which process holds it. Hold the claim until the command ends.
+    /// Takes the store for this process, for `command` (`run`, `sync`…), or
+    /// says which process holds it. Hold the claim until the command ends.
     pub fn claim(state: &StateConfig, command: &str) -> Result<StoreClaim, StateError> {
-        let DatabaseUrl::Sqlite(path) = &state.url else {
-            return Ok(StoreClaim { held: None });
-        };
-        if held().contains(path) {
-            return Ok(StoreClaim { held: None });
+        let url = state.url.to_string();
+        if held().contains(&url) {
+            return Ok(StoreClaim { hold: Hold::Nested });
         }
-        // Opening creates or upgrades the store, so the owner table exists.
-        let store = StateStore::open(state)?;
-        let lock_path = lock_file(path);
-        let lock = open_private(&lock_path).map_err(|e| StateError::Open {
-            location: state.url.to_string(),
-            message: format!("cannot open the lock file {}: {e}", lock_path.display()),
-        })?;
-        // A few tries: `status` takes the lock for a moment to see whether it is held.
-        let mut tries = 0;
-        loop {
-            match lock.try_lock() {
-                Ok(()) => break,
-                Err(TryLockError::WouldBlock) if tries < 10 => {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                Err(TryLockError::WouldBlock) => {
-                    return Err(StateError::InUse { location: state.url.to_string(), holder: store.holder() });
-                }
-                Err(TryLockError::Error(e)) => {
-                    return Err(StateError::Open {
-                        location: state.url.to_string(),
-                        message: format!("cannot lock {}: {e}", lock_path.display()),
-                    })
+        let hold = match &state.url {
+            DatabaseUrl::Sqlite(path) => claim_file(state, path, command)?,
+            DatabaseUrl::Postgres(_) => Hold::Lease(Lease::claim(state, command)?),
+            DatabaseUrl::Mysql(_) => return Err(StateError::Unsupported("MySQL")),
+        };
+        held().push(url);
+        Ok(StoreClaim { hold })
+    }
+
+    /// The process that holds the store now, if one does (for `status`).
+    pub fn held_by(&self, state: &StateConfig) -> Option<String> {
+        match &state.url {
+            DatabaseUrl::Sqlite(path) => {
+                let lock = File::open(lock_file(path)).ok()?;
+                match lock.try_lock() {
+                    Ok(()) => None, // nobody holds it; the lock goes with the file at once
+                    Err(TryLockError::WouldBlock) => Some(self.file_holder()),
+                    Err(TryLockError::Error(_)) => None,
                 }
             }
-        }
-        store.db().execute(
-            "INSERT OR REPLACE INTO store_owner (id, pid, host, command, since) VALUES (1, ?1, ?2, ?3, ?4)",
-            &[P::Int(std::process::id() as i64), P::Text(&host_name()), P::Text(command), P::Text(&now())],
-        )?;
-        held().push(path.clone());
-        Ok(StoreClaim { held: Some((lock, path.clone())) })
-    }
-
-    /// The process that holds a SQLite store now, if one does (for `status`).
-    pub fn held_by(&self, state: &StateConfig) -> Option<String> {
-        let DatabaseUrl::Sqlite(path) = &state.url else { return None };
-        let lock = File::open(lock_file(path)).ok()?;
-        match lock.try_lock() {
-            Ok(()) => None, // nobody holds it; the lock goes with the file at once
-            Err(TryLockError::WouldBlock) => Some(self.holder()),
-            Err(TryLockError::Error(_)) => None,
+            DatabaseUrl::Postgres(_) => self.lease_holder().ok().flatten(),
+            DatabaseUrl::Mysql(_) => None,
         }
     }
 
-    /// Who holds the store, as its owner row says.
-    fn holder(&self) -> String {
+    /// Who holds a SQLite store, as its owner row says.
+    fn file_holder(&self) -> String {
         let rows = self.db().query("SELECT pid, host, command, since FROM store_owner WHERE id = 1", &[]);
         match rows.as_deref() {
             Ok([row, ..]) => match &row[..] {
@@ -125,6 +134,152 @@ impl StateStore {
             _ => "another dualsync process (it has not recorded itself yet)".into(),
         }
     }
+
+    /// Who holds a PostgreSQL store's lease, while it is live.
+    fn lease_holder(&self) -> Result<Option<String>, StateError> {
+        let rows = self.db().query(
+            "SELECT pid, host, command, to_char(since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                    to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), epoch
+             FROM leases WHERE unit = 'store' AND owner IS NOT NULL AND expires_at > now()",
+            &[],
+        )?;
+        Ok(rows.first().map(|row| match &row[..] {
+            [Cell::Int(pid), Cell::Text(host), Cell::Text(command), Cell::Text(since), Cell::Text(until), Cell::Int(epoch)] => format!(
+                "`dualsync {command}` (PID {pid} on host {host}, since {since}; lease epoch {epoch} runs until {until} \
+                 unless renewed: if that process died, a new one takes over then)"
+            ),
+            _ => "another dualsync process".into(),
+        }))
+    }
+}
+
+fn claim_file(state: &StateConfig, path: &Path, command: &str) -> Result<Hold, StateError> {
+    // Opening creates or upgrades the store, so the owner table exists.
+    let store = StateStore::open(state)?;
+    let lock_path = lock_file(path);
+    let failed = |what: &str, e: std::io::Error| StateError::Open {
+        location: state.url.to_string(),
+        message: format!("cannot {what} the lock file {}: {e}", lock_path.display()),
+    };
+    let lock = open_private(&lock_path).map_err(|e| failed("open", e))?;
+    // A few tries: `status` takes the lock for a moment to see whether it is held.
+    let mut tries = 0;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => break,
+            Err(TryLockError::WouldBlock) if tries < 10 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(StateError::InUse { location: state.url.to_string(), holder: store.file_holder() })
+            }
+            Err(TryLockError::Error(e)) => return Err(failed("lock", e)),
+        }
+    }
+    store.db().execute(
+        "INSERT OR REPLACE INTO store_owner (id, pid, host, command, since) VALUES (1, ?1, ?2, ?3, ?4)",
+        &[P::Int(std::process::id() as i64), P::Text(&host_name()), P::Text(command), P::Text(&now())],
+    )?;
+    Ok(Hold::File { _lock: lock, path: path.to_path_buf(), url: state.url.to_string() })
+}
+
+/// A PostgreSQL store's lease, renewed by a thread of its own.
+struct Lease {
+    url: String,
+    store: std::sync::Arc<StateStore>,
+    owner: String,
+    epoch: i64,
+    stop: Option<Sender<()>>,
+    renewer: Option<JoinHandle<()>>,
+}
+
+impl Lease {
+    fn claim(state: &StateConfig, command: &str) -> Result<Lease, StateError> {
+        let store = std::sync::Arc::new(StateStore::open(state)?);
+        let ttl = state.lease_seconds as i64;
+        let owner = format!("{}:{}:{}", host_name(), std::process::id(), now());
+        let sent = Instant::now();
+        store.db().execute("INSERT INTO leases (unit) VALUES ('store') ON CONFLICT (unit) DO NOTHING", &[])?;
+        let claimed = store.db().query(
+            "UPDATE leases SET owner = ?1, epoch = epoch + 1, pid = ?2, host = ?3, command = ?4, since = now(),
+                    expires_at = now() + ?5::bigint * interval '1 second'
+             WHERE unit = 'store' AND (owner IS NULL OR expires_at <= now())
+             RETURNING epoch",
+            &[P::Text(&owner), P::Int(std::process::id() as i64), P::Text(&host_name()), P::Text(command), P::Int(ttl)],
+        )?;
+        let Some(epoch) = claimed.first().and_then(|r| r.first()).map(Cell::int) else {
+            let holder = store.lease_holder()?.unwrap_or_else(|| "another dualsync process (its lease just ended: try again)".into());
+            return Err(StateError::InUse { location: state.url.to_string(), holder });
+        };
+        // The renewals run on a connection of their own: the command's statements never delay them.
+        let renewals = StateStore::open(state)?;
+        let (stop, stopped) = channel();
+        let ttl = Duration::from_secs(state.lease_seconds);
+        let (who, location) = (owner.clone(), state.url.to_string());
+        let renewer = std::thread::Builder::new()
+            .name("lease".into())
+            .spawn(move || renew_until_stopped(&renewals, &who, epoch, ttl, sent, &location, &stopped))
+            .expect("spawn the lease thread");
+        Ok(Lease { url: state.url.to_string(), store, owner, epoch, stop: Some(stop), renewer: Some(renewer) })
+    }
+
+    /// Stops renewing and frees the lease, if it is still ours.
+    fn release(&mut self) {
+        drop(self.stop.take());
+        if let Some(renewer) = self.renewer.take() {
+            let _ = renewer.join();
+        }
+        let _ = self.store.db().execute(
+            "UPDATE leases SET owner = NULL, expires_at = NULL WHERE unit = 'store' AND owner = ?1 AND epoch = ?2",
+            &[P::Text(&self.owner), P::Int(self.epoch)],
+        );
+    }
+}
+
+/// Renews every third of the lease. At its deadline (the last renewal sent
+/// plus the lease, less a margin) without a renewal, or when the lease is no
+/// longer ours, the process stops at once: another may be taking over.
+fn renew_until_stopped(
+    store: &StateStore,
+    owner: &str,
+    epoch: i64,
+    ttl: Duration,
+    mut last_sent: Instant,
+    location: &str,
+    stopped: &std::sync::mpsc::Receiver<()>,
+) {
+    let margin = (ttl / 5).min(Duration::from_secs(2));
+    loop {
+        match stopped.recv_timeout(ttl / 3) {
+            Err(RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        let deadline = last_sent + ttl - margin;
+        if Instant::now() >= deadline {
+            lost(location, "it was not renewed in time (was the process paused or the store unreachable?)");
+        }
+        let sent = Instant::now();
+        let renewed = store.db().execute(
+            "UPDATE leases SET expires_at = now() + ?3::bigint * interval '1 second'
+             WHERE unit = 'store' AND owner = ?1 AND epoch = ?2",
+            &[P::Text(owner), P::Int(epoch), P::Int(ttl.as_secs() as i64)],
+        );
+        match renewed {
+            Ok(1) => last_sent = sent,
+            Ok(_) => lost(location, "another process holds it now"),
+            // Tried again at the next round, until the deadline.
+            Err(_) => {}
+        }
+    }
+}
+
+fn lost(location: &str, why: &str) -> ! {
+    eprintln!(
+        "error: this process lost its lease on the state store {location}: {why}. It stops now, so that it never \
+         writes alongside the process that takes over; what it did not finish is done by the next run."
+    );
+    std::process::exit(1)
 }
 
 fn lock_file(store: &Path) -> PathBuf {
@@ -159,7 +314,7 @@ mod tests {
     #[test]
     fn a_claim_inside_a_claim_holds_nothing_of_its_own() {
         let dir = tempfile::tempdir().unwrap();
-        let state = StateConfig { url: DatabaseUrl::Sqlite(dir.path().join("state.db")), password_env: None };
+        let state = StateConfig { url: DatabaseUrl::Sqlite(dir.path().join("state.db")), password_env: None, lease_seconds: 15 };
         let outer = StateStore::claim(&state, "start").unwrap();
         assert!(outer.is_exclusive());
         let inner = StateStore::claim(&state, "sync").unwrap();

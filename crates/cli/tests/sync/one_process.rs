@@ -1,9 +1,12 @@
-//! Issue 12: a SQLite state store serves one syncing process at a time. A
-//! second `sync`/`run`/`start` is refused and told who holds the store; the
-//! hold ends with the holder, on SIGTERM and on SIGKILL alike.
+//! Issue 12: a state store serves one syncing process at a time. A second
+//! `sync`/`run`/`start` is refused and told who holds the store; the hold ends
+//! with the holder, on SIGTERM and on SIGKILL alike. On PostgreSQL the hold is
+//! a lease: a dead holder is taken over once it expires, and a holder paused
+//! past it stops by itself when it wakes.
 
-use super::apps;
+use super::{apps, CONFIG};
 use crate::util::Workspace;
+use dualsync_testkit::{Kind, TestDb};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -87,4 +90,69 @@ fn a_second_syncing_process_is_refused_and_told_who_holds_the_store() {
     assert_eq!(wait_exit(&mut run).code(), Some(0));
     assert_eq!(w.count(STORE, "SELECT count(*) FROM store_owner"), 0);
     assert_eq!(w.run(&["sync"]).code, 0);
+}
+
+fn signal(child: &Child, signal: i32) {
+    // SAFETY: sends a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, signal) };
+}
+
+/// Waits until `pid` holds the lease of the PostgreSQL store `db`.
+fn wait_lease(db: &TestDb, pid: u32) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while db.texts("SELECT pid::text FROM leases WHERE owner IS NOT NULL AND expires_at > now()") != vec![Some(pid.to_string())] {
+        assert!(Instant::now() < end, "dualsync (PID {pid}) never took the lease");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_postgres_store_is_held_by_a_lease_taken_over_when_its_holder_dies_or_stalls() {
+    let Some(state) = TestDb::new(Kind::Postgres) else { return };
+    let w = apps();
+    w.config(&format!("[state]\nurl = \"{}\"\nlease_seconds = 2\n{CONFIG}", state.url));
+    w.exec("erp.db", "INSERT INTO grp VALUES ('C1', 'G1', 'one')");
+    let start = w.run(&["start", "groups"]);
+    assert_eq!(start.code, 0, "{}\n{}", start.stdout, start.stderr);
+
+    let mut run = spawn_run(&w);
+    wait_lease(&state, run.id());
+    let refused = w.run(&["sync"]);
+    assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(refused.stderr.contains(&format!("in use by `dualsync run` (PID {} on host ", run.id())), "{}", refused.stderr);
+    assert!(refused.stderr.contains("lease epoch"), "{}", refused.stderr);
+    let json = w.run(&["status", "--format", "json"]).json();
+    assert!(json["held_by"].as_str().is_some_and(|h| h.contains(&run.id().to_string())), "{json}");
+
+    // Killed: its lease expires on the server's clock and the next process takes over.
+    let killed_at = Instant::now();
+    signal(&run, libc::SIGKILL);
+    wait_exit(&mut run);
+    loop {
+        let next = w.run(&["sync"]);
+        if next.code == 0 {
+            break;
+        }
+        assert!(next.stderr.contains("in use by"), "{}", next.stderr);
+        assert!(killed_at.elapsed() < Duration::from_secs(2 + 4), "no takeover within the lease and then some");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(state.texts("SELECT count(*)::text FROM leases WHERE owner IS NOT NULL"), vec![Some("0".to_string())], "handed back");
+
+    // Paused past its lease: another process takes over, and the paused one stops as soon as it wakes.
+    let mut stalled = spawn_run(&w);
+    wait_lease(&state, stalled.id());
+    signal(&stalled, libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut taker = spawn_run(&w);
+    wait_lease(&state, taker.id());
+    signal(&stalled, libc::SIGCONT);
+    let code = wait_exit(&mut stalled).code();
+    let err = std::fs::read_to_string(w.path("run.err")).unwrap_or_default();
+    assert_eq!(code, Some(1), "the stalled holder must stop: {err}");
+    assert!(err.contains("lost its lease on the state store"), "{err}");
+    signal(&taker, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut taker).code(), Some(0));
+    let epochs = state.texts("SELECT epoch::text FROM leases WHERE unit = 'store'");
+    assert!(epochs[0].as_deref().and_then(|e| e.parse::<i64>().ok()).is_some_and(|e| e >= 4), "every claim bumps the epoch: {epochs:?}");
 }

@@ -40,7 +40,13 @@ pub struct StateConfig {
     pub url: DatabaseUrl,
     /// The environment variable that holds a PostgreSQL store's password.
     pub password_env: Option<String>,
+    /// How long a PostgreSQL store's lease lasts without renewal: how soon
+    /// another process takes over from one that died.
+    pub lease_seconds: u64,
 }
+
+/// `[state] lease_seconds` when the config gives none.
+pub const DEFAULT_LEASE_SECONDS: u64 = 15;
 
 #[derive(Clone, Debug)]
 pub struct AppConfig {

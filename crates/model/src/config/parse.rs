@@ -133,14 +133,29 @@ impl Reader<'_> {
     fn state(&mut self, value: Option<&Toml>, base_dir: &Path) -> StateConfig {
         let mut url = DEFAULT_STATE_URL.to_string();
         let mut password_env = None;
+        let mut lease_seconds = super::DEFAULT_LEASE_SECONDS;
         match value {
             None => {}
             Some(Toml::Table(t)) => {
-                self.unknown_keys(t, "state", &["url", "password_env"], "[state] takes url and password_env");
+                self.unknown_keys(
+                    t,
+                    "state",
+                    &["url", "password_env", "lease_seconds"],
+                    "[state] takes url, password_env and lease_seconds",
+                );
                 if let Some(u) = self.string(t, "url", "state") {
                     url = u;
                 }
                 password_env = self.string(t, "password_env", "state");
+                match t.get("lease_seconds") {
+                    None => {}
+                    Some(Toml::Integer(n)) if (2..=3600).contains(n) => lease_seconds = *n as u64,
+                    Some(_) => self.err(
+                        "state.lease_seconds",
+                        "must be a whole number of seconds from 2 to 3600",
+                        format!("remove it for the default ({})", super::DEFAULT_LEASE_SECONDS),
+                    ),
+                }
             }
             Some(_) => self.err("state", "state must be a table", "write [state] followed by url = \"sqlite://...\""),
         }
@@ -162,7 +177,7 @@ impl Reader<'_> {
                 DatabaseUrl::Sqlite(base_dir.join(".dualsync/state.db"))
             }
         };
-        StateConfig { url, password_env }
+        StateConfig { url, password_env, lease_seconds }
     }
 
     fn apps(&mut self, value: Option<&Toml>, base_dir: &Path) -> Vec<AppConfig> {

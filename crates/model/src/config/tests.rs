@@ -175,3 +175,17 @@ fn a_company_column_may_also_be_mapped_onto_the_other_company_column() {
     let e = only_error(&wrong);
     assert!(e.message.contains("not app crm's company column") && e.hint.contains("leave the company column out"), "{e}");
 }
+
+#[test]
+fn the_state_lease_is_a_setting_with_bounds() {
+    assert_eq!(parse(DESIGN_EXAMPLE).unwrap().state.lease_seconds, DEFAULT_LEASE_SECONDS);
+    let set = DESIGN_EXAMPLE.replace("url = \"sqlite://.dualsync/state.db\"", "url = \"sqlite://.dualsync/state.db\"\nlease_seconds = 30");
+    assert_eq!(parse(&set).unwrap().state.lease_seconds, 30);
+    for bad in ["0", "1", "86400", "\"15\"", "2.5"] {
+        let text = DESIGN_EXAMPLE
+            .replace("url = \"sqlite://.dualsync/state.db\"", &format!("url = \"sqlite://.dualsync/state.db\"\nlease_seconds = {bad}"));
+        let e = only_error(&text);
+        assert_eq!(e.path, "state.lease_seconds", "{bad}: {e}");
+        assert!(e.message.contains("from 2 to 3600"), "{bad}: {e}");
+    }
+}
