@@ -130,6 +130,24 @@ pub trait Connection: Send {
     fn pending_changes(&mut self, _table: &str, _after: &Cursor) -> Result<u64, ConnectorError> {
         Ok(0)
     }
+
+    /// Fences this connection's writes with `fence` (see [`Fence`]): raises
+    /// the app's fence to it (creating the app's `dualsync_fence` table on
+    /// first use), or fails with [`ErrorKind::Fenced`](crate::ErrorKind) when a
+    /// later holder got there first. Once set, every [`Connection::write`]
+    /// checks the fence inside its own transaction.
+    fn set_fence(&mut self, _fence: Fence) -> Result<(), ConnectorError> {
+        Err(not_built("fencing"))
+    }
+}
+
+/// The fencing token of the process that holds the state store: its lease's
+/// epoch, which grows with every claim. A process that lost its lease (paused,
+/// cut off) may still try to write; its transactions find a later epoch in the
+/// app's fence row and write nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fence {
+    pub epoch: i64,
 }
 
 fn not_built(what: &str) -> ConnectorError {

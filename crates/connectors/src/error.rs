@@ -13,6 +13,9 @@ pub enum ErrorKind {
     Unsupported,
     /// Anything else the database refused.
     Database,
+    /// A later holder of the state store has written to this app: this
+    /// process must not write any more (see `Fence`).
+    Fenced,
 }
 
 #[derive(Debug, thiserror::Error)]

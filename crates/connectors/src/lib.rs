@@ -7,6 +7,7 @@
 mod contract;
 mod error;
 pub mod failure;
+mod fence;
 pub mod mysql;
 pub mod postgres;
 mod select;

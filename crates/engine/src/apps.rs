@@ -4,7 +4,7 @@
 //! opening new ones (a TLS handshake per company adds up).
 
 use crate::EngineError;
-use dualsync_connectors::{Connection, Connector};
+use dualsync_connectors::{Connection, Connector, Fence};
 use dualsync_model::config::AppConfig;
 use dualsync_model::Config;
 use std::collections::HashMap;
@@ -20,6 +20,9 @@ type Idle = Arc<Mutex<Vec<Box<dyn Connection>>>>;
 pub struct Apps {
     connectors: HashMap<String, Arc<dyn Connector>>,
     idle: HashMap<String, Idle>,
+    /// Set while this process holds a PostgreSQL state store: every
+    /// connection handed out checks it in each write transaction.
+    fence: Arc<Mutex<Option<Fence>>>,
 }
 
 /// A connection that goes back to its app's pool when dropped, if it still works.
@@ -73,7 +76,21 @@ impl Apps {
             connectors.insert(app.name.clone(), c);
         }
         let idle = connectors.keys().map(|k| (k.clone(), Idle::default())).collect();
-        Ok(Apps { connectors, idle })
+        Ok(Apps { connectors, idle, fence: Arc::default() })
+    }
+
+    /// Fences this process's writes with the state store's lease epoch, if it
+    /// has one: raised in each of these apps now, so that an earlier holder
+    /// still writing is refused from this moment, and checked by every write
+    /// transaction of every connection from now on (`Connection::set_fence`).
+    pub fn fence_writes<'a>(&self, epoch: Option<i64>, apps: impl IntoIterator<Item = &'a str>) -> Result<(), EngineError> {
+        let Some(epoch) = epoch else { return Ok(()) };
+        *self.fence.lock().unwrap_or_else(|p| p.into_inner()) = Some(Fence { epoch });
+        for app in apps {
+            // `connect` raises the fence on the connection it hands out.
+            self.connect(app)?;
+        }
+        Ok(())
     }
 
     /// Readies each of these apps for a run that reads and writes it at once
@@ -93,13 +110,15 @@ impl Apps {
     pub fn connect(&self, app: &str) -> Result<Pooled, EngineError> {
         let idle = self.idle[app].clone();
         let reused = idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let conn = match reused {
+        let in_app = |source| EngineError::App { app: app.to_string(), location: self.connector(app).location(), source };
+        let mut conn = match reused {
             Some(c) => c,
-            None => {
-                let c = self.connector(app);
-                c.connect().map_err(|source| EngineError::App { app: app.to_string(), location: c.location(), source })?
-            }
+            None => self.connector(app).connect().map_err(in_app)?,
         };
+        let fence = *self.fence.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(fence) = fence {
+            conn.set_fence(fence).map_err(in_app)?;
+        }
         Ok(Pooled { conn: Some(conn), idle })
     }
 }

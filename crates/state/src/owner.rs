@@ -41,8 +41,8 @@ pub struct StoreClaim {
 }
 
 enum Hold {
-    /// Nested in a claim of this process.
-    Nested,
+    /// Nested in a claim of this process (with its epoch, on PostgreSQL).
+    Nested(Option<i64>),
     File {
         _lock: File,
         path: PathBuf,
@@ -54,25 +54,35 @@ enum Hold {
 /// The stores this process holds (by URL). An exclusive lock taken twice by one
 /// process through two files conflicts with itself, and a lease would be
 /// taken twice: a nested claim takes nothing.
-static HELD: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static HELD: Mutex<Vec<(String, Option<i64>)>> = Mutex::new(Vec::new());
 
-fn held() -> std::sync::MutexGuard<'static, Vec<String>> {
+fn held() -> std::sync::MutexGuard<'static, Vec<(String, Option<i64>)>> {
     HELD.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl StoreClaim {
     /// Whether this claim holds the store itself (false when nested).
     pub fn is_exclusive(&self) -> bool {
-        !matches!(self.hold, Hold::Nested)
+        !matches!(self.hold, Hold::Nested(_))
+    }
+
+    /// The fencing token: the epoch of the lease on a PostgreSQL store (None
+    /// on SQLite, where the file lock keeps every other process out).
+    pub fn epoch(&self) -> Option<i64> {
+        match &self.hold {
+            Hold::Nested(epoch) => *epoch,
+            Hold::File { .. } => None,
+            Hold::Lease(lease) => Some(lease.epoch),
+        }
     }
 }
 
 impl Drop for StoreClaim {
     fn drop(&mut self) {
         match &mut self.hold {
-            Hold::Nested => {}
+            Hold::Nested(_) => {}
             Hold::File { path, url, .. } => {
-                held().retain(|u| u != url);
+                held().retain(|(u, _)| u != url);
                 // Best effort: a row left behind is overwritten by the next holder.
                 if let Ok(conn) = rusqlite::Connection::open(&*path) {
                     let _ = conn.busy_timeout(Duration::from_secs(5));
@@ -81,7 +91,7 @@ impl Drop for StoreClaim {
                 // The lock goes with the file, after the row.
             }
             Hold::Lease(lease) => {
-                held().retain(|u| u != &lease.url);
+                held().retain(|(u, _)| u != &lease.url);
                 lease.release();
             }
         }
@@ -93,16 +103,17 @@ impl StateStore {
     /// says which process holds it. Hold the claim until the command ends.
     pub fn claim(state: &StateConfig, command: &str) -> Result<StoreClaim, StateError> {
         let url = state.url.to_string();
-        if held().contains(&url) {
-            return Ok(StoreClaim { hold: Hold::Nested });
+        if let Some((_, epoch)) = held().iter().find(|(u, _)| *u == url) {
+            return Ok(StoreClaim { hold: Hold::Nested(*epoch) });
         }
         let hold = match &state.url {
             DatabaseUrl::Sqlite(path) => claim_file(state, path, command)?,
             DatabaseUrl::Postgres(_) => Hold::Lease(Lease::claim(state, command)?),
             DatabaseUrl::Mysql(_) => return Err(StateError::Unsupported("MySQL")),
         };
-        held().push(url);
-        Ok(StoreClaim { hold })
+        let claim = StoreClaim { hold };
+        held().push((url, claim.epoch()));
+        Ok(claim)
     }
 
     /// The process that holds the store now, if one does (for `status`).

@@ -151,8 +151,27 @@ fn a_postgres_store_is_held_by_a_lease_taken_over_when_its_holder_dies_or_stalls
     let err = std::fs::read_to_string(w.path("run.err")).unwrap_or_default();
     assert_eq!(code, Some(1), "the stalled holder must stop: {err}");
     assert!(err.contains("lost its lease on the state store"), "{err}");
+    // The taker raised the fence in both apps to its epoch as it claimed the store.
+    let epoch: i64 = state.texts("SELECT epoch::text FROM leases WHERE unit = 'store'")[0].as_deref().unwrap().parse().unwrap();
+    assert!(epoch >= 4, "every claim bumps the epoch: {epoch}");
+    for app in ["erp.db", "crm.db"] {
+        assert_eq!(w.count(app, "SELECT epoch FROM dualsync_fence WHERE unit = 'store'"), epoch, "{app}");
+    }
+
+    // A later holder's fence in an app: the taker's writes there land nothing, and it says so.
+    w.exec("crm.db", "UPDATE dualsync_fence SET epoch = epoch + 100");
+    w.exec("erp.db", "INSERT INTO grp VALUES ('C1', 'G2', 'two')");
+    let end = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(w.path("run.err")).unwrap_or_default().contains("fenced: another dualsync process holds the state store")
+    {
+        assert!(
+            Instant::now() < end,
+            "the fenced write was not reported: {}",
+            std::fs::read_to_string(w.path("run.err")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(w.count("crm.db", "SELECT count(*) FROM grp WHERE code = 'G2'"), 0, "nothing of a fenced write lands");
     signal(&taker, libc::SIGTERM);
-    assert_eq!(wait_exit(&mut taker).code(), Some(0));
-    let epochs = state.texts("SELECT epoch::text FROM leases WHERE unit = 'store'");
-    assert!(epochs[0].as_deref().and_then(|e| e.parse::<i64>().ok()).is_some_and(|e| e >= 4), "every claim bumps the epoch: {epochs:?}");
+    wait_exit(&mut taker);
 }

@@ -66,13 +66,15 @@ impl Connector for MysqlConnector {
             };
             ConnectorError::new(ErrorKind::Unavailable, format!("cannot connect to {}: {e}; {hint}", self.location))
         })?;
-        Ok(Box::new(MyConnection { conn, tables: HashMap::new() }))
+        Ok(Box::new(MyConnection { conn, tables: HashMap::new(), fence: None }))
     }
 }
 
 pub struct MyConnection {
     conn: mysql::Conn,
     tables: HashMap<String, MyTable>,
+    /// Checked by every write transaction, once set.
+    fence: Option<crate::Fence>,
 }
 
 struct MyDialect<'a> {
@@ -221,12 +223,20 @@ impl Connection for MyConnection {
 
     fn probe(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         let table = self.table(&batch.table)?.clone();
-        write::write_batch(&mut self.conn, &table, batch, crate::Finish::Rollback)
+        write::write_batch(&mut self.conn, &table, batch, self.fence, crate::Finish::Rollback)
     }
 
     fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         let table = self.table(&batch.table)?.clone();
-        write::write_batch(&mut self.conn, &table, batch, crate::Finish::Commit)
+        write::write_batch(&mut self.conn, &table, batch, self.fence, crate::Finish::Commit)
+    }
+
+    fn set_fence(&mut self, fence: crate::Fence) -> Result<(), ConnectorError> {
+        if self.fence != Some(fence) {
+            write::raise_fence(&mut self.conn, fence)?;
+            self.fence = Some(fence);
+        }
+        Ok(())
     }
 
     fn install_capture(&mut self, spec: &CaptureSpec) -> Result<(), ConnectorError> {

@@ -6,16 +6,26 @@
 use super::describe::MyTable;
 use super::values::param;
 use super::{backtick, db_error, is_row_error, message_of};
-use crate::{failure, ConnectorError, Finish, RowFailure, WriteBatch, WriteOp, WriteOutcome};
+use crate::{failure, ConnectorError, Fence, Finish, RowFailure, WriteBatch, WriteOp, WriteOutcome};
 use mysql::prelude::Queryable;
 use mysql::{Transaction, TxOpts};
 
 const ROWS_PER_INSERT: usize = 200;
 const MAX_PARAMS: usize = 60_000;
 
-pub fn write_batch(conn: &mut mysql::Conn, table: &MyTable, batch: &WriteBatch, finish: Finish) -> Result<WriteOutcome, ConnectorError> {
+pub fn write_batch(
+    conn: &mut mysql::Conn,
+    table: &MyTable,
+    batch: &WriteBatch,
+    fence: Option<Fence>,
+    finish: Finish,
+) -> Result<WriteOutcome, ConnectorError> {
     let mut outcome = WriteOutcome::default();
     let mut tx = conn.start_transaction(TxOpts::default()).map_err(db_error)?;
+    if let Some(fence) = fence {
+        // Shared: writers of every partition go on together; a new holder's raise waits for them.
+        crate::fence::check(fence_epoch(&mut tx, "LOCK IN SHARE MODE")?, fence)?;
+    }
     let per_insert = (MAX_PARAMS / batch.columns.len().max(1)).clamp(1, ROWS_PER_INSERT);
     let mut index = 0;
     while index < batch.ops.len() {
@@ -151,4 +161,24 @@ fn refused(table: &MyTable, batch: &WriteBatch, index: usize) -> Option<RowFailu
             message: format!("{why} ({}.{column})", batch.table),
         })
     })
+}
+
+/// The app's fence row's epoch, if the app has one, read under `lock`.
+fn fence_epoch(tx: &mut Transaction<'_>, lock: &str) -> Result<Option<i64>, ConnectorError> {
+    tx.exec_first(format!("SELECT epoch FROM dualsync_fence WHERE unit = ? {lock}"), (crate::fence::UNIT,)).map_err(db_error)
+}
+
+/// Raises the app's fence to `fence` (see `crate::fence`), or fails when a later holder got there first.
+pub fn raise_fence(conn: &mut mysql::Conn, fence: Fence) -> Result<(), ConnectorError> {
+    // DDL commits on its own in MySQL: before the transaction.
+    conn.query_drop(crate::fence::CREATE).map_err(db_error)?;
+    let mut tx = conn.start_transaction(TxOpts::default()).map_err(db_error)?;
+    tx.exec_drop("INSERT IGNORE INTO dualsync_fence (unit, epoch) VALUES (?, 0)", (crate::fence::UNIT,)).map_err(db_error)?;
+    crate::fence::check(fence_epoch(&mut tx, "FOR UPDATE")?, fence)?;
+    tx.exec_drop(
+        "UPDATE dualsync_fence SET epoch = ?, holder = ? WHERE unit = ? AND epoch < ?",
+        (fence.epoch, crate::fence::holder(), crate::fence::UNIT, fence.epoch),
+    )
+    .map_err(db_error)?;
+    tx.commit().map_err(db_error)
 }

@@ -75,7 +75,7 @@ impl Connector for PostgresConnector {
         // its instant in UTC (`…+00:00`), so apps in different zones agree and other
         // databases receive UTC; a value without offset written into one is taken as UTC.
         client.batch_execute("SET dualsync.origin = 'dualsync'; SET TIME ZONE 'UTC'").map_err(db_error)?;
-        Ok(Box::new(PgConnection { client, tables: HashMap::new(), listening: false }))
+        Ok(Box::new(PgConnection { client, tables: HashMap::new(), listening: false, fence: None }))
     }
 }
 
@@ -102,6 +102,8 @@ pub struct PgConnection {
     tables: HashMap<String, PgTable>,
     /// Whether this connection has run LISTEN for capture notifications.
     listening: bool,
+    /// Checked by every write transaction, once set.
+    fence: Option<crate::Fence>,
 }
 
 /// The dialect of one table: parameters are cast to its columns' types.
@@ -289,13 +291,21 @@ impl Connection for PgConnection {
     fn probe(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         self.table(&batch.table)?;
         let table = self.tables[&batch.table].clone();
-        write::write_batch(&mut self.client, &table, batch, crate::Finish::Rollback)
+        write::write_batch(&mut self.client, &table, batch, self.fence, crate::Finish::Rollback)
     }
 
     fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         self.table(&batch.table)?;
         let table = self.tables[&batch.table].clone();
-        write::write_batch(&mut self.client, &table, batch, crate::Finish::Commit)
+        write::write_batch(&mut self.client, &table, batch, self.fence, crate::Finish::Commit)
+    }
+
+    fn set_fence(&mut self, fence: crate::Fence) -> Result<(), ConnectorError> {
+        if self.fence != Some(fence) {
+            write::raise_fence(&mut self.client, fence)?;
+            self.fence = Some(fence);
+        }
+        Ok(())
     }
 }
 

@@ -12,7 +12,7 @@ use super::describe::PgTable;
 use super::values::text;
 use super::{db_error, message_of};
 use crate::sql::double_quote as quote;
-use crate::{failure, ConnectorError, Finish, RowFailure, WriteBatch, WriteOp, WriteOutcome};
+use crate::{failure, ConnectorError, Fence, Finish, RowFailure, WriteBatch, WriteOp, WriteOutcome};
 use dualsync_model::Value;
 use postgres::Transaction;
 use std::io::Write;
@@ -21,6 +21,7 @@ pub fn write_batch(
     client: &mut postgres::Client,
     table: &PgTable,
     batch: &WriteBatch,
+    fence: Option<Fence>,
     finish: Finish,
 ) -> Result<WriteOutcome, ConnectorError> {
     let converted = utc_readings(table, batch);
@@ -35,6 +36,10 @@ pub fn write_batch(
         }
     }
     let mut tx = client.transaction().map_err(db_error)?;
+    if let Some(fence) = fence {
+        // Shared: writers of every partition go on together; a new holder's raise waits for them.
+        crate::fence::check(fence_epoch(&mut tx, "FOR SHARE")?, fence)?;
+    }
     let inserts: Vec<usize> = (0..batch.ops.len()).filter(|&i| !refused[i] && matches!(batch.ops[i], WriteOp::Insert(_))).collect();
     let only_inserts = inserts.len() == batch.ops.len();
     if only_inserts && copy_into_table(&mut tx, table, batch)? {
@@ -456,4 +461,28 @@ fn end(tx: Transaction<'_>, finish: Finish) -> Result<(), ConnectorError> {
         Finish::Rollback => tx.rollback(),
     }
     .map_err(db_error)
+}
+
+/// The app's fence row's epoch, if the app has one, read under `lock`.
+fn fence_epoch(tx: &mut Transaction<'_>, lock: &str) -> Result<Option<i64>, ConnectorError> {
+    let sql = format!("SELECT epoch FROM dualsync_fence WHERE unit = $1 {lock}");
+    Ok(tx.query_opt(sql.as_str(), &[&crate::fence::UNIT]).map_err(db_error)?.map(|r| r.get(0)))
+}
+
+/// Raises the app's fence to `fence` (see `crate::fence`), or fails when a later holder got there first.
+pub fn raise_fence(client: &mut postgres::Client, fence: Fence) -> Result<(), ConnectorError> {
+    let exists: bool = client.query_one("SELECT to_regclass('dualsync_fence') IS NOT NULL", &[]).map_err(db_error)?.get(0);
+    if !exists {
+        client.batch_execute(crate::fence::CREATE).map_err(db_error)?;
+    }
+    let mut tx = client.transaction().map_err(db_error)?;
+    tx.execute("INSERT INTO dualsync_fence (unit, epoch) VALUES ($1, 0) ON CONFLICT (unit) DO NOTHING", &[&crate::fence::UNIT])
+        .map_err(db_error)?;
+    crate::fence::check(fence_epoch(&mut tx, "FOR UPDATE")?, fence)?;
+    tx.execute(
+        "UPDATE dualsync_fence SET epoch = $2, holder = $3 WHERE unit = $1 AND epoch < $2",
+        &[&crate::fence::UNIT, &fence.epoch, &crate::fence::holder()],
+    )
+    .map_err(db_error)?;
+    tx.commit().map_err(db_error)
 }

@@ -9,7 +9,7 @@ use super::db_error;
 use super::values::{affinity, changed_by_affinity, Affinity, Bind, Stored};
 use super::MAX_PARAMS;
 use crate::sql::double_quote as quote;
-use crate::{ConnectorError, Finish, RowFailure, WriteBatch, WriteOp, WriteOutcome};
+use crate::{ConnectorError, Fence, Finish, RowFailure, WriteBatch, WriteOp, WriteOutcome};
 use dualsync_model::TableSchema;
 use rusqlite::{params_from_iter, ErrorCode, Transaction, TransactionBehavior};
 
@@ -20,11 +20,16 @@ pub fn write_batch(
     conn: &mut rusqlite::Connection,
     schema: &TableSchema,
     batch: &WriteBatch,
+    fence: Option<Fence>,
     finish: Finish,
 ) -> Result<WriteOutcome, ConnectorError> {
     let affinities = Affinities::of(schema);
     let mut refused = refusals(&affinities, batch);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+    if let Some(fence) = fence {
+        // The transaction is the file's only writer from here: a plain read of the fence is enough.
+        crate::fence::check(fence_epoch(&tx)?, fence)?;
+    }
     // With capture installed, mark this transaction as dualsync's so that the triggers skip it.
     let marked = super::capture::origin_table_exists(&tx)?;
     if marked {
@@ -215,4 +220,24 @@ fn is_row_error(e: &rusqlite::Error) -> bool {
 
 fn column_named_in(message: &str, batch: &WriteBatch) -> Option<String> {
     crate::failure::guess_column(message, &batch.table, &batch.columns)
+}
+
+/// The app's fence row's epoch, if the app has one.
+fn fence_epoch(tx: &rusqlite::Connection) -> Result<Option<i64>, ConnectorError> {
+    use rusqlite::OptionalExtension;
+    tx.query_row("SELECT epoch FROM dualsync_fence WHERE unit = ?1", [crate::fence::UNIT], |r| r.get(0)).optional().map_err(db_error)
+}
+
+/// Raises the app's fence to `fence` (see `crate::fence`), or fails when a later holder got there first.
+pub fn raise_fence(conn: &mut rusqlite::Connection, fence: Fence) -> Result<(), ConnectorError> {
+    conn.execute_batch(crate::fence::CREATE).map_err(db_error)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+    tx.execute("INSERT OR IGNORE INTO dualsync_fence (unit, epoch) VALUES (?1, 0)", [crate::fence::UNIT]).map_err(db_error)?;
+    crate::fence::check(fence_epoch(&tx)?, fence)?;
+    tx.execute(
+        "UPDATE dualsync_fence SET epoch = ?2, holder = ?3 WHERE unit = ?1 AND epoch < ?2",
+        rusqlite::params![crate::fence::UNIT, fence.epoch, crate::fence::holder()],
+    )
+    .map_err(db_error)?;
+    tx.commit().map_err(db_error)
 }

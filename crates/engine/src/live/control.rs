@@ -38,7 +38,8 @@ pub fn start_map(
     rows_done: Arc<AtomicU64>,
 ) -> Result<StartReport, EngineError> {
     let m = map_of(config, map)?;
-    let _claim = StateStore::claim(&config.state, "start")?;
+    let claim = StateStore::claim(&config.state, "start")?;
+    apps.fence_writes(claim.epoch(), [m.app(0), m.app(1)])?;
     let store = StateStore::open(&config.state)?;
     if let Some(state) = store.map_state(map)? {
         return Err(EngineError::Usage(format!(

@@ -96,9 +96,10 @@ pub fn run_sync(
         });
     }
     let written: std::collections::BTreeSet<&str> = maps.iter().filter_map(|m| config.map(m)).flat_map(|m| [m.app(0), m.app(1)]).collect();
-    apps.prepare_for_writing(written)?;
+    apps.prepare_for_writing(written.iter().copied())?;
     // Held until the run ends: a second syncing process on a SQLite store is refused.
-    let _claim = StateStore::claim(&config.state, "sync")?;
+    let claim = StateStore::claim(&config.state, "sync")?;
+    apps.fence_writes(claim.epoch(), written.iter().copied())?;
     let store = Arc::new(StateStore::open(&config.state)?);
     let store = &store;
     let run_id = store.begin_run("sync")?;
