@@ -145,8 +145,11 @@ pub trait Connection: Send {
 /// epoch, which grows with every claim. A process that lost its lease (paused,
 /// cut off) may still try to write; its transactions find a later epoch in the
 /// app's fence row and write nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fence {
+    /// The state store's identity: the app's fence row for it (a store made
+    /// anew starts its epochs again, under a row of its own).
+    pub store: String,
     pub epoch: i64,
 }
 

@@ -10,11 +10,8 @@ use crate::{ConnectorError, ErrorKind, Fence};
 pub const CREATE: &str =
     "CREATE TABLE IF NOT EXISTS dualsync_fence (unit VARCHAR(64) PRIMARY KEY, epoch BIGINT NOT NULL, holder VARCHAR(200))";
 
-/// The unit the fence guards: the whole state store, while one process holds it.
-pub const UNIT: &str = "store";
-
 /// What a connection decides from the epoch it read in the fence row.
-pub fn check(found: Option<i64>, fence: Fence) -> Result<(), ConnectorError> {
+pub fn check(found: Option<i64>, fence: &Fence) -> Result<(), ConnectorError> {
     match found {
         Some(epoch) if epoch > fence.epoch => Err(ConnectorError::new(
             ErrorKind::Fenced,

@@ -455,18 +455,22 @@ fn a_fenced_connection_writes_nothing() {
     each_kind(|kind, db, first| {
         db.exec("CREATE TABLE f (k {key} PRIMARY KEY, v {text})");
         let connector = dualsync_connectors::open(&db.database_url(), None).unwrap();
-        first.set_fence(Fence { epoch: 1 }).unwrap();
+        let fence = |epoch| Fence { store: "store test".into(), epoch };
+        first.set_fence(fence(1)).unwrap();
         let row = |k: &str| vec![t(k), t("v")];
         assert!(first.write(&insert("f", &["k", "v"], vec![row("a")])).unwrap().failures.is_empty(), "{kind:?}");
         // A later holder takes over and raises the fence.
         let mut later = connector.connect().unwrap();
-        later.set_fence(Fence { epoch: 2 }).unwrap();
+        later.set_fence(fence(2)).unwrap();
         let fenced = first.write(&insert("f", &["k", "v"], vec![row("b")])).expect_err("the earlier holder is fenced");
         assert_eq!(fenced.kind, ErrorKind::Fenced, "{kind:?}: {fenced}");
         assert!(fenced.message.contains("epoch 2 is later than this process's 1"), "{kind:?}: {fenced}");
         // Nor can an earlier holder raise it back.
         let mut stale = connector.connect().unwrap();
-        assert_eq!(stale.set_fence(Fence { epoch: 1 }).expect_err("stale").kind, ErrorKind::Fenced, "{kind:?}");
+        assert_eq!(stale.set_fence(fence(1)).expect_err("stale").kind, ErrorKind::Fenced, "{kind:?}");
+        // Another state store (made anew) fences under a row of its own.
+        let mut other_store = connector.connect().unwrap();
+        other_store.set_fence(Fence { store: "store other".into(), epoch: 1 }).unwrap();
         assert!(later.write(&insert("f", &["k", "v"], vec![row("c")])).unwrap().failures.is_empty(), "{kind:?}");
         let keys = scan_all(later.as_mut(), "f", &["k"], &["k"], 10);
         assert_eq!(keys, vec![vec![t("a")], vec![t("c")]], "{kind:?}: nothing of the fenced write landed");

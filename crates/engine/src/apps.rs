@@ -7,6 +7,7 @@ use crate::EngineError;
 use dualsync_connectors::{Connection, Connector, Fence};
 use dualsync_model::config::AppConfig;
 use dualsync_model::Config;
+use dualsync_state::Token;
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
@@ -83,9 +84,9 @@ impl Apps {
     /// has one: raised in each of these apps now, so that an earlier holder
     /// still writing is refused from this moment, and checked by every write
     /// transaction of every connection from now on (`Connection::set_fence`).
-    pub fn fence_writes<'a>(&self, epoch: Option<i64>, apps: impl IntoIterator<Item = &'a str>) -> Result<(), EngineError> {
-        let Some(epoch) = epoch else { return Ok(()) };
-        *self.fence.lock().unwrap_or_else(|p| p.into_inner()) = Some(Fence { epoch });
+    pub fn fence_writes<'a>(&self, token: Option<Token>, apps: impl IntoIterator<Item = &'a str>) -> Result<(), EngineError> {
+        let Some(Token { store, epoch }) = token else { return Ok(()) };
+        *self.fence.lock().unwrap_or_else(|p| p.into_inner()) = Some(Fence { store, epoch });
         for app in apps {
             // `connect` raises the fence on the connection it hands out.
             self.connect(app)?;
@@ -115,7 +116,7 @@ impl Apps {
             Some(c) => c,
             None => self.connector(app).connect().map_err(in_app)?,
         };
-        let fence = *self.fence.lock().unwrap_or_else(|p| p.into_inner());
+        let fence = self.fence.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(fence) = fence {
             conn.set_fence(fence).map_err(in_app)?;
         }

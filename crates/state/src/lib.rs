@@ -13,7 +13,7 @@ mod records;
 mod time;
 
 pub use live::{ConflictRecord, MapState, MapStateRecord, NewConflict};
-pub use owner::StoreClaim;
+pub use owner::{StoreClaim, Token};
 pub use records::*;
 
 use db::{Cell, Db, P};
@@ -90,7 +90,12 @@ impl StateStore {
                     config.password(p);
                 }
                 config.application_name("dualsync-state");
-                let client = config.connect(postgres::NoTls).map_err(|e| open_err(db::pg(e).to_string()))?;
+                let mut client = config.connect(postgres::NoTls).map_err(|e| open_err(db::pg(e).to_string()))?;
+                // While this process holds the store, its sessions carry the lease's epoch: the
+                // store refuses their writes once another process has claimed it (003_leases.sql).
+                if let Some(token) = owner::held_token(&url.to_string()) {
+                    client.batch_execute(&format!("SET dualsync.lease_epoch = '{}'", token.epoch)).map_err(db::pg)?;
+                }
                 Db::Postgres(client)
             }
             DatabaseUrl::Mysql(_) => return Err(StateError::Unsupported("MySQL")),

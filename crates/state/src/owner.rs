@@ -41,8 +41,8 @@ pub struct StoreClaim {
 }
 
 enum Hold {
-    /// Nested in a claim of this process (with its epoch, on PostgreSQL).
-    Nested(Option<i64>),
+    /// Nested in a claim of this process (with its token, on PostgreSQL).
+    Nested(Option<Token>),
     File {
         _lock: File,
         path: PathBuf,
@@ -54,9 +54,9 @@ enum Hold {
 /// The stores this process holds (by URL). An exclusive lock taken twice by one
 /// process through two files conflicts with itself, and a lease would be
 /// taken twice: a nested claim takes nothing.
-static HELD: Mutex<Vec<(String, Option<i64>)>> = Mutex::new(Vec::new());
+static HELD: Mutex<Vec<(String, Option<Token>)>> = Mutex::new(Vec::new());
 
-fn held() -> std::sync::MutexGuard<'static, Vec<(String, Option<i64>)>> {
+fn held() -> std::sync::MutexGuard<'static, Vec<(String, Option<Token>)>> {
     HELD.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -66,13 +66,13 @@ impl StoreClaim {
         !matches!(self.hold, Hold::Nested(_))
     }
 
-    /// The fencing token: the epoch of the lease on a PostgreSQL store (None
-    /// on SQLite, where the file lock keeps every other process out).
-    pub fn epoch(&self) -> Option<i64> {
+    /// The fencing token of a PostgreSQL store's lease (None on SQLite,
+    /// where the file lock keeps every other process out).
+    pub fn token(&self) -> Option<Token> {
         match &self.hold {
-            Hold::Nested(epoch) => *epoch,
+            Hold::Nested(token) => token.clone(),
             Hold::File { .. } => None,
-            Hold::Lease(lease) => Some(lease.epoch),
+            Hold::Lease(lease) => Some(lease.token.clone()),
         }
     }
 }
@@ -103,8 +103,8 @@ impl StateStore {
     /// says which process holds it. Hold the claim until the command ends.
     pub fn claim(state: &StateConfig, command: &str) -> Result<StoreClaim, StateError> {
         let url = state.url.to_string();
-        if let Some((_, epoch)) = held().iter().find(|(u, _)| *u == url) {
-            return Ok(StoreClaim { hold: Hold::Nested(*epoch) });
+        if let Some((_, token)) = held().iter().find(|(u, _)| *u == url) {
+            return Ok(StoreClaim { hold: Hold::Nested(token.clone()) });
         }
         let hold = match &state.url {
             DatabaseUrl::Sqlite(path) => claim_file(state, path, command)?,
@@ -112,7 +112,7 @@ impl StateStore {
             DatabaseUrl::Mysql(_) => return Err(StateError::Unsupported("MySQL")),
         };
         let claim = StoreClaim { hold };
-        held().push((url, claim.epoch()));
+        held().push((url, claim.token()));
         Ok(claim)
     }
 
@@ -195,12 +195,25 @@ fn claim_file(state: &StateConfig, path: &Path, command: &str) -> Result<Hold, S
     Ok(Hold::File { _lock: lock, path: path.to_path_buf(), url: state.url.to_string() })
 }
 
+/// A lease's fencing token: which store (its incarnation), and the epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Token {
+    pub store: String,
+    pub epoch: i64,
+}
+
+/// The token this process holds on the store at `url`, if any: its sessions
+/// there set it, so that the store refuses their writes once it has passed.
+pub(crate) fn held_token(url: &str) -> Option<Token> {
+    held().iter().find(|(u, _)| u == url).and_then(|(_, t)| t.clone())
+}
+
 /// A PostgreSQL store's lease, renewed by a thread of its own.
 struct Lease {
     url: String,
     store: std::sync::Arc<StateStore>,
     owner: String,
-    epoch: i64,
+    token: Token,
     stop: Option<Sender<()>>,
     renewer: Option<JoinHandle<()>>,
 }
@@ -216,14 +229,16 @@ impl Lease {
             "UPDATE leases SET owner = ?1, epoch = epoch + 1, pid = ?2, host = ?3, command = ?4, since = now(),
                     expires_at = now() + ?5::bigint * interval '1 second'
              WHERE unit = 'store' AND (owner IS NULL OR expires_at <= now())
-             RETURNING epoch",
+             RETURNING epoch, incarnation",
             &[P::Text(&owner), P::Int(std::process::id() as i64), P::Text(&host_name()), P::Text(command), P::Int(ttl)],
         )?;
-        let Some(epoch) = claimed.first().and_then(|r| r.first()).map(Cell::int) else {
+        let Some([Cell::Int(epoch), Cell::Text(incarnation)]) = claimed.first().map(|r| &r[..]) else {
             let holder = store.lease_holder()?.unwrap_or_else(|| "another dualsync process (its lease just ended: try again)".into());
             return Err(StateError::InUse { location: state.url.to_string(), holder });
         };
         // The renewals run on a connection of their own: the command's statements never delay them.
+        let token = Token { store: format!("store {incarnation}"), epoch: *epoch };
+        let epoch = *epoch;
         let renewals = StateStore::open(state)?;
         let (stop, stopped) = channel();
         let ttl = Duration::from_secs(state.lease_seconds);
@@ -232,7 +247,7 @@ impl Lease {
             .name("lease".into())
             .spawn(move || renew_until_stopped(&renewals, &who, epoch, ttl, sent, &location, &stopped))
             .expect("spawn the lease thread");
-        Ok(Lease { url: state.url.to_string(), store, owner, epoch, stop: Some(stop), renewer: Some(renewer) })
+        Ok(Lease { url: state.url.to_string(), store, owner, token, stop: Some(stop), renewer: Some(renewer) })
     }
 
     /// Stops renewing and frees the lease, if it is still ours.
@@ -243,7 +258,7 @@ impl Lease {
         }
         let _ = self.store.db().execute(
             "UPDATE leases SET owner = NULL, expires_at = NULL WHERE unit = 'store' AND owner = ?1 AND epoch = ?2",
-            &[P::Text(&self.owner), P::Int(self.epoch)],
+            &[P::Text(&self.owner), P::Int(self.token.epoch)],
         );
     }
 }
@@ -338,5 +353,25 @@ mod tests {
         drop(outer);
         assert!(store.db().query("SELECT command FROM store_owner", &[]).unwrap().is_empty(), "the row goes with the claim");
         assert!(StateStore::claim(&state, "run").unwrap().is_exclusive(), "free again");
+    }
+
+    /// A session of a process whose lease has passed writes no state.
+    #[test]
+    fn a_postgres_store_refuses_the_writes_of_a_passed_lease() {
+        let Some(db) = dualsync_testkit::TestDb::new(dualsync_testkit::Kind::Postgres) else { return };
+        let state = StateConfig { url: db.database_url(), password_env: None, lease_seconds: 3600 };
+        let claim = StateStore::claim(&state, "sync").unwrap();
+        let token = claim.token().expect("a lease on PostgreSQL");
+        assert!(token.store.starts_with("store ") && token.epoch >= 1, "{token:?}");
+        let store = StateStore::open(&state).unwrap();
+        let run = store.begin_run("sync").unwrap();
+        // Another process claims the store.
+        db.exec("UPDATE leases SET epoch = epoch + 1, owner = 'someone else'");
+        let refused = store.finish_run(run, crate::RunStatus::Ok, None).expect_err("fenced");
+        assert!(refused.to_string().contains("fenced: another dualsync process holds the state store now"), "{refused}");
+        // People's commands, in sessions that hold no lease, still work.
+        drop(claim);
+        let status = StateStore::open(&state).unwrap();
+        status.finish_run(run, crate::RunStatus::Ok, None).unwrap();
     }
 }

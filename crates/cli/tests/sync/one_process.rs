@@ -155,7 +155,7 @@ fn a_postgres_store_is_held_by_a_lease_taken_over_when_its_holder_dies_or_stalls
     let epoch: i64 = state.texts("SELECT epoch::text FROM leases WHERE unit = 'store'")[0].as_deref().unwrap().parse().unwrap();
     assert!(epoch >= 4, "every claim bumps the epoch: {epoch}");
     for app in ["erp.db", "crm.db"] {
-        assert_eq!(w.count(app, "SELECT epoch FROM dualsync_fence WHERE unit = 'store'"), epoch, "{app}");
+        assert_eq!(w.count(app, "SELECT epoch FROM dualsync_fence"), epoch, "{app}");
     }
 
     // A later holder's fence in an app: the taker's writes there land nothing, and it says so.
@@ -172,6 +172,13 @@ fn a_postgres_store_is_held_by_a_lease_taken_over_when_its_holder_dies_or_stalls
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(w.count("crm.db", "SELECT count(*) FROM grp WHERE code = 'G2'"), 0, "nothing of a fenced write lands");
-    signal(&taker, libc::SIGTERM);
-    wait_exit(&mut taker);
+
+    // Another claim of the store (as a new holder's would be): from the moment it commits, the
+    // state store refuses the old holder's writes, and the old holder stops.
+    let state_rows = "SELECT (SELECT count(*) FROM runs) || '/' || (SELECT count(*) FROM errors) || '/' ||
+                             (SELECT coalesce(max(updated_at), '') FROM cursors) || '/' || (SELECT count(*) FROM key_state)";
+    state.exec("UPDATE leases SET epoch = epoch + 1, owner = 'someone else'");
+    let before = state.texts(state_rows);
+    assert_eq!(wait_exit(&mut taker).code(), Some(1), "the old holder must stop");
+    assert_eq!(state.texts(state_rows), before, "the old holder wrote state after it lost the store");
 }

@@ -223,17 +223,17 @@ impl Connection for MyConnection {
 
     fn probe(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         let table = self.table(&batch.table)?.clone();
-        write::write_batch(&mut self.conn, &table, batch, self.fence, crate::Finish::Rollback)
+        write::write_batch(&mut self.conn, &table, batch, self.fence.as_ref(), crate::Finish::Rollback)
     }
 
     fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         let table = self.table(&batch.table)?.clone();
-        write::write_batch(&mut self.conn, &table, batch, self.fence, crate::Finish::Commit)
+        write::write_batch(&mut self.conn, &table, batch, self.fence.as_ref(), crate::Finish::Commit)
     }
 
     fn set_fence(&mut self, fence: crate::Fence) -> Result<(), ConnectorError> {
-        if self.fence != Some(fence) {
-            write::raise_fence(&mut self.conn, fence)?;
+        if self.fence.as_ref() != Some(&fence) {
+            write::raise_fence(&mut self.conn, &fence)?;
             self.fence = Some(fence);
         }
         Ok(())

@@ -17,14 +17,14 @@ pub fn write_batch(
     conn: &mut mysql::Conn,
     table: &MyTable,
     batch: &WriteBatch,
-    fence: Option<Fence>,
+    fence: Option<&Fence>,
     finish: Finish,
 ) -> Result<WriteOutcome, ConnectorError> {
     let mut outcome = WriteOutcome::default();
     let mut tx = conn.start_transaction(TxOpts::default()).map_err(db_error)?;
     if let Some(fence) = fence {
         // Shared: writers of every partition go on together; a new holder's raise waits for them.
-        crate::fence::check(fence_epoch(&mut tx, "LOCK IN SHARE MODE")?, fence)?;
+        crate::fence::check(fence_epoch(&mut tx, &fence.store, "LOCK IN SHARE MODE")?, fence)?;
     }
     let per_insert = (MAX_PARAMS / batch.columns.len().max(1)).clamp(1, ROWS_PER_INSERT);
     let mut index = 0;
@@ -164,20 +164,20 @@ fn refused(table: &MyTable, batch: &WriteBatch, index: usize) -> Option<RowFailu
 }
 
 /// The app's fence row's epoch, if the app has one, read under `lock`.
-fn fence_epoch(tx: &mut Transaction<'_>, lock: &str) -> Result<Option<i64>, ConnectorError> {
-    tx.exec_first(format!("SELECT epoch FROM dualsync_fence WHERE unit = ? {lock}"), (crate::fence::UNIT,)).map_err(db_error)
+fn fence_epoch(tx: &mut Transaction<'_>, unit: &str, lock: &str) -> Result<Option<i64>, ConnectorError> {
+    tx.exec_first(format!("SELECT epoch FROM dualsync_fence WHERE unit = ? {lock}"), (unit,)).map_err(db_error)
 }
 
 /// Raises the app's fence to `fence` (see `crate::fence`), or fails when a later holder got there first.
-pub fn raise_fence(conn: &mut mysql::Conn, fence: Fence) -> Result<(), ConnectorError> {
+pub fn raise_fence(conn: &mut mysql::Conn, fence: &Fence) -> Result<(), ConnectorError> {
     // DDL commits on its own in MySQL: before the transaction.
     conn.query_drop(crate::fence::CREATE).map_err(db_error)?;
     let mut tx = conn.start_transaction(TxOpts::default()).map_err(db_error)?;
-    tx.exec_drop("INSERT IGNORE INTO dualsync_fence (unit, epoch) VALUES (?, 0)", (crate::fence::UNIT,)).map_err(db_error)?;
-    crate::fence::check(fence_epoch(&mut tx, "FOR UPDATE")?, fence)?;
+    tx.exec_drop("INSERT IGNORE INTO dualsync_fence (unit, epoch) VALUES (?, 0)", (&fence.store,)).map_err(db_error)?;
+    crate::fence::check(fence_epoch(&mut tx, &fence.store, "FOR UPDATE")?, fence)?;
     tx.exec_drop(
         "UPDATE dualsync_fence SET epoch = ?, holder = ? WHERE unit = ? AND epoch < ?",
-        (fence.epoch, crate::fence::holder(), crate::fence::UNIT, fence.epoch),
+        (fence.epoch, crate::fence::holder(), &fence.store, fence.epoch),
     )
     .map_err(db_error)?;
     tx.commit().map_err(db_error)

@@ -291,18 +291,18 @@ impl Connection for PgConnection {
     fn probe(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         self.table(&batch.table)?;
         let table = self.tables[&batch.table].clone();
-        write::write_batch(&mut self.client, &table, batch, self.fence, crate::Finish::Rollback)
+        write::write_batch(&mut self.client, &table, batch, self.fence.as_ref(), crate::Finish::Rollback)
     }
 
     fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         self.table(&batch.table)?;
         let table = self.tables[&batch.table].clone();
-        write::write_batch(&mut self.client, &table, batch, self.fence, crate::Finish::Commit)
+        write::write_batch(&mut self.client, &table, batch, self.fence.as_ref(), crate::Finish::Commit)
     }
 
     fn set_fence(&mut self, fence: crate::Fence) -> Result<(), ConnectorError> {
-        if self.fence != Some(fence) {
-            write::raise_fence(&mut self.client, fence)?;
+        if self.fence.as_ref() != Some(&fence) {
+            write::raise_fence(&mut self.client, &fence)?;
             self.fence = Some(fence);
         }
         Ok(())

@@ -21,7 +21,7 @@ pub fn write_batch(
     client: &mut postgres::Client,
     table: &PgTable,
     batch: &WriteBatch,
-    fence: Option<Fence>,
+    fence: Option<&Fence>,
     finish: Finish,
 ) -> Result<WriteOutcome, ConnectorError> {
     let converted = utc_readings(table, batch);
@@ -38,7 +38,7 @@ pub fn write_batch(
     let mut tx = client.transaction().map_err(db_error)?;
     if let Some(fence) = fence {
         // Shared: writers of every partition go on together; a new holder's raise waits for them.
-        crate::fence::check(fence_epoch(&mut tx, "FOR SHARE")?, fence)?;
+        crate::fence::check(fence_epoch(&mut tx, &fence.store, "FOR SHARE")?, fence)?;
     }
     let inserts: Vec<usize> = (0..batch.ops.len()).filter(|&i| !refused[i] && matches!(batch.ops[i], WriteOp::Insert(_))).collect();
     let only_inserts = inserts.len() == batch.ops.len();
@@ -464,24 +464,24 @@ fn end(tx: Transaction<'_>, finish: Finish) -> Result<(), ConnectorError> {
 }
 
 /// The app's fence row's epoch, if the app has one, read under `lock`.
-fn fence_epoch(tx: &mut Transaction<'_>, lock: &str) -> Result<Option<i64>, ConnectorError> {
+fn fence_epoch(tx: &mut Transaction<'_>, unit: &str, lock: &str) -> Result<Option<i64>, ConnectorError> {
     let sql = format!("SELECT epoch FROM dualsync_fence WHERE unit = $1 {lock}");
-    Ok(tx.query_opt(sql.as_str(), &[&crate::fence::UNIT]).map_err(db_error)?.map(|r| r.get(0)))
+    Ok(tx.query_opt(sql.as_str(), &[&unit]).map_err(db_error)?.map(|r| r.get(0)))
 }
 
 /// Raises the app's fence to `fence` (see `crate::fence`), or fails when a later holder got there first.
-pub fn raise_fence(client: &mut postgres::Client, fence: Fence) -> Result<(), ConnectorError> {
+pub fn raise_fence(client: &mut postgres::Client, fence: &Fence) -> Result<(), ConnectorError> {
     let exists: bool = client.query_one("SELECT to_regclass('dualsync_fence') IS NOT NULL", &[]).map_err(db_error)?.get(0);
     if !exists {
         client.batch_execute(crate::fence::CREATE).map_err(db_error)?;
     }
     let mut tx = client.transaction().map_err(db_error)?;
-    tx.execute("INSERT INTO dualsync_fence (unit, epoch) VALUES ($1, 0) ON CONFLICT (unit) DO NOTHING", &[&crate::fence::UNIT])
+    tx.execute("INSERT INTO dualsync_fence (unit, epoch) VALUES ($1, 0) ON CONFLICT (unit) DO NOTHING", &[&fence.store])
         .map_err(db_error)?;
-    crate::fence::check(fence_epoch(&mut tx, "FOR UPDATE")?, fence)?;
+    crate::fence::check(fence_epoch(&mut tx, &fence.store, "FOR UPDATE")?, fence)?;
     tx.execute(
         "UPDATE dualsync_fence SET epoch = $2, holder = $3 WHERE unit = $1 AND epoch < $2",
-        &[&crate::fence::UNIT, &fence.epoch, &crate::fence::holder()],
+        &[&fence.store, &fence.epoch, &crate::fence::holder()],
     )
     .map_err(db_error)?;
     tx.commit().map_err(db_error)

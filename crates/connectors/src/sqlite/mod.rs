@@ -265,18 +265,18 @@ impl Connection for SqliteConnection {
     /// A probe is rolled back: it leaves the file, journal mode included, as it was.
     fn probe(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         self.schema(&batch.table)?;
-        write::write_batch(&mut self.conn, &self.schemas[&batch.table], batch, self.fence, crate::Finish::Rollback)
+        write::write_batch(&mut self.conn, &self.schemas[&batch.table], batch, self.fence.as_ref(), crate::Finish::Rollback)
     }
 
     fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         self.schema(&batch.table)?;
         self.before_writing()?;
-        write::write_batch(&mut self.conn, &self.schemas[&batch.table], batch, self.fence, crate::Finish::Commit)
+        write::write_batch(&mut self.conn, &self.schemas[&batch.table], batch, self.fence.as_ref(), crate::Finish::Commit)
     }
 
     fn set_fence(&mut self, fence: crate::Fence) -> Result<(), ConnectorError> {
-        if self.fence != Some(fence) {
-            write::raise_fence(&mut self.conn, fence)?;
+        if self.fence.as_ref() != Some(&fence) {
+            write::raise_fence(&mut self.conn, &fence)?;
             self.fence = Some(fence);
         }
         Ok(())

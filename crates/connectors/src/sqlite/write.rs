@@ -20,7 +20,7 @@ pub fn write_batch(
     conn: &mut rusqlite::Connection,
     schema: &TableSchema,
     batch: &WriteBatch,
-    fence: Option<Fence>,
+    fence: Option<&Fence>,
     finish: Finish,
 ) -> Result<WriteOutcome, ConnectorError> {
     let affinities = Affinities::of(schema);
@@ -28,7 +28,7 @@ pub fn write_batch(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
     if let Some(fence) = fence {
         // The transaction is the file's only writer from here: a plain read of the fence is enough.
-        crate::fence::check(fence_epoch(&tx)?, fence)?;
+        crate::fence::check(fence_epoch(&tx, &fence.store)?, fence)?;
     }
     // With capture installed, mark this transaction as dualsync's so that the triggers skip it.
     let marked = super::capture::origin_table_exists(&tx)?;
@@ -223,20 +223,20 @@ fn column_named_in(message: &str, batch: &WriteBatch) -> Option<String> {
 }
 
 /// The app's fence row's epoch, if the app has one.
-fn fence_epoch(tx: &rusqlite::Connection) -> Result<Option<i64>, ConnectorError> {
+fn fence_epoch(tx: &rusqlite::Connection, unit: &str) -> Result<Option<i64>, ConnectorError> {
     use rusqlite::OptionalExtension;
-    tx.query_row("SELECT epoch FROM dualsync_fence WHERE unit = ?1", [crate::fence::UNIT], |r| r.get(0)).optional().map_err(db_error)
+    tx.query_row("SELECT epoch FROM dualsync_fence WHERE unit = ?1", [unit], |r| r.get(0)).optional().map_err(db_error)
 }
 
 /// Raises the app's fence to `fence` (see `crate::fence`), or fails when a later holder got there first.
-pub fn raise_fence(conn: &mut rusqlite::Connection, fence: Fence) -> Result<(), ConnectorError> {
+pub fn raise_fence(conn: &mut rusqlite::Connection, fence: &Fence) -> Result<(), ConnectorError> {
     conn.execute_batch(crate::fence::CREATE).map_err(db_error)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
-    tx.execute("INSERT OR IGNORE INTO dualsync_fence (unit, epoch) VALUES (?1, 0)", [crate::fence::UNIT]).map_err(db_error)?;
-    crate::fence::check(fence_epoch(&tx)?, fence)?;
+    tx.execute("INSERT OR IGNORE INTO dualsync_fence (unit, epoch) VALUES (?1, 0)", [&fence.store]).map_err(db_error)?;
+    crate::fence::check(fence_epoch(&tx, &fence.store)?, fence)?;
     tx.execute(
         "UPDATE dualsync_fence SET epoch = ?2, holder = ?3 WHERE unit = ?1 AND epoch < ?2",
-        rusqlite::params![crate::fence::UNIT, fence.epoch, crate::fence::holder()],
+        rusqlite::params![fence.store, fence.epoch, crate::fence::holder()],
     )
     .map_err(db_error)?;
     tx.commit().map_err(db_error)

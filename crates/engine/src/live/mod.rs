@@ -89,7 +89,7 @@ pub fn run_live(
     observer: &dyn LiveObserver,
 ) -> Result<LiveReport, EngineError> {
     let claim = StateStore::claim(&config.state, if options.once { "sync" } else { "run" })?;
-    apps.fence_writes(claim.epoch(), config.maps.iter().flat_map(|m| [m.app(0), m.app(1)]))?;
+    apps.fence_writes(claim.token(), config.maps.iter().flat_map(|m| [m.app(0), m.app(1)]))?;
     let store = StateStore::open(&config.state)?;
     let run_id = store.begin_run(if options.once { "incremental" } else { "live" })?;
     let mut report = LiveReport { run_id, ..Default::default() };

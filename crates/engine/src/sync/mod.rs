@@ -99,7 +99,7 @@ pub fn run_sync(
     apps.prepare_for_writing(written.iter().copied())?;
     // Held until the run ends: a second syncing process on a SQLite store is refused.
     let claim = StateStore::claim(&config.state, "sync")?;
-    apps.fence_writes(claim.epoch(), written.iter().copied())?;
+    apps.fence_writes(claim.token(), written.iter().copied())?;
     let store = Arc::new(StateStore::open(&config.state)?);
     let store = &store;
     let run_id = store.begin_run("sync")?;
