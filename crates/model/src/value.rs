@@ -531,17 +531,7 @@ pub fn iso_from_epoch_micros(micros: i64, instant: bool) -> String {
     let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
     let time = seconds.rem_euclid(86_400);
     let mut out = String::with_capacity(32);
-    push_digits(&mut out, if year <= 0 { 1 - year } else { year }, 4);
-    out.push('-');
-    push_digits(&mut out, month as i64, 2);
-    out.push('-');
-    push_digits(&mut out, day as i64, 2);
-    out.push('T');
-    push_digits(&mut out, time / 3600, 2);
-    out.push(':');
-    push_digits(&mut out, time / 60 % 60, 2);
-    out.push(':');
-    push_digits(&mut out, time % 60, 2);
+    push_date_time(&mut out, if year <= 0 { 1 - year } else { year }, month, day, time);
     if frac != 0 {
         out.push('.');
         push_digits(&mut out, frac, 6);
@@ -698,17 +688,7 @@ impl<'a> Clock<'a> {
                 if !(1..=999_999).contains(&year) {
                     return None;
                 }
-                push_digits(&mut out, year, 4);
-                out.push('-');
-                push_digits(&mut out, month as i64, 2);
-                out.push('-');
-                push_digits(&mut out, day as i64, 2);
-                out.push('T');
-                push_digits(&mut out, seconds / 3600, 2);
-                out.push(':');
-                push_digits(&mut out, seconds / 60 % 60, 2);
-                out.push(':');
-                push_digits(&mut out, seconds % 60, 2);
+                push_date_time(&mut out, year, month, day, seconds);
             }
             None => {
                 let zero = self.hour == 0 && self.minute == 0 && self.second == 0 && self.frac.is_empty();
@@ -739,6 +719,21 @@ impl<'a> Clock<'a> {
         }
         Some(out)
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a date and the seconds since its midnight.
+fn push_date_time(out: &mut String, year: i64, month: u32, day: u32, seconds: i64) {
+    push_digits(out, year, 4);
+    out.push('-');
+    push_digits(out, month as i64, 2);
+    out.push('-');
+    push_digits(out, day as i64, 2);
+    out.push('T');
+    push_digits(out, seconds / 3600, 2);
+    out.push(':');
+    push_digits(out, seconds / 60 % 60, 2);
+    out.push(':');
+    push_digits(out, seconds % 60, 2);
 }
 
 /// `n` (not negative) in decimal, zero-padded to `width` digits.
