@@ -65,6 +65,8 @@ pub enum Command {
     Resolve(ResolveArgs),
     /// Maps, their live state and lag, their last run per company, and open error and conflict counts.
     Status,
+    /// The processes that hold the state store: PID, host, command, since, heartbeat, lease expiry, epoch, takeovers.
+    Workers,
     /// The error log: every failed row.
     Errors(ErrorsArgs),
     /// Re-read failed rows from their source app now and apply them.

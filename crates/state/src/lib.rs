@@ -13,7 +13,7 @@ mod records;
 mod time;
 
 pub use live::{ConflictRecord, MapState, MapStateRecord, NewConflict};
-pub use owner::{StoreClaim, Token};
+pub use owner::{Holder, StoreClaim, Token};
 pub use records::*;
 
 use db::{Cell, Db, P};

@@ -132,6 +132,62 @@ impl StateStore {
         }
     }
 
+    /// The store's holders, as `dualsync workers` lists them: the lease rows
+    /// of a PostgreSQL store (free ones too, with their epoch and takeovers),
+    /// or the process that holds a SQLite store's lock.
+    pub fn holders(&self, state: &StateConfig) -> Result<Vec<Holder>, StateError> {
+        let utc = |c: &str| format!("to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')");
+        match &state.url {
+            DatabaseUrl::Postgres(_) => {
+                let sql = format!(
+                    "SELECT unit, pid, host, command, {}, {}, {}, epoch, takeovers, (owner IS NOT NULL AND expires_at > now())::text
+                     FROM leases ORDER BY unit",
+                    utc("since"),
+                    utc("renewed_at"),
+                    utc("expires_at")
+                );
+                let rows = self.db().query(&sql, &[])?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| Holder {
+                        unit: r[0].text(),
+                        pid: match r[1] {
+                            Cell::Int(p) => Some(p),
+                            _ => None,
+                        },
+                        host: r[2].opt_text(),
+                        command: r[3].opt_text(),
+                        since: r[4].opt_text(),
+                        heartbeat: r[5].opt_text(),
+                        expires: r[6].opt_text(),
+                        epoch: Some(r[7].int()),
+                        takeovers: Some(r[8].int()),
+                        holding: r[9].text() == "true",
+                    })
+                    .collect())
+            }
+            DatabaseUrl::Sqlite(_) if self.held_by(state).is_some() => {
+                let rows = self.db().query("SELECT pid, host, command, since FROM store_owner WHERE id = 1", &[])?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| Holder {
+                        unit: "store".into(),
+                        pid: Some(r[0].int()),
+                        host: r[1].opt_text(),
+                        command: r[2].opt_text(),
+                        since: r[3].opt_text(),
+                        heartbeat: None,
+                        expires: None,
+                        epoch: None,
+                        takeovers: None,
+                        holding: true,
+                    })
+                    .collect())
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
     /// Who holds a SQLite store, as its owner row says.
     fn file_holder(&self) -> String {
         let rows = self.db().query("SELECT pid, host, command, since FROM store_owner WHERE id = 1", &[]);
@@ -195,6 +251,23 @@ fn claim_file(state: &StateConfig, path: &Path, command: &str) -> Result<Hold, S
     Ok(Hold::File { _lock: lock, path: path.to_path_buf(), url: state.url.to_string() })
 }
 
+/// A unit of work and who holds it (`StateStore::holders`).
+#[derive(Clone, Debug)]
+pub struct Holder {
+    pub unit: String,
+    pub pid: Option<i64>,
+    pub host: Option<String>,
+    pub command: Option<String>,
+    pub since: Option<String>,
+    /// The last renewal of the lease (PostgreSQL).
+    pub heartbeat: Option<String>,
+    pub expires: Option<String>,
+    pub epoch: Option<i64>,
+    pub takeovers: Option<i64>,
+    /// Whether the process still holds it (a lease not run out, a lock taken).
+    pub holding: bool,
+}
+
 /// A lease's fencing token: which store (its incarnation), and the epoch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Token {
@@ -227,7 +300,8 @@ impl Lease {
         store.db().execute("INSERT INTO leases (unit) VALUES ('store') ON CONFLICT (unit) DO NOTHING", &[])?;
         let claimed = store.db().query(
             "UPDATE leases SET owner = ?1, epoch = epoch + 1, pid = ?2, host = ?3, command = ?4, since = now(),
-                    expires_at = now() + ?5::bigint * interval '1 second'
+                    renewed_at = now(), expires_at = now() + ?5::bigint * interval '1 second',
+                    takeovers = takeovers + CASE WHEN owner IS NULL THEN 0 ELSE 1 END
              WHERE unit = 'store' AND (owner IS NULL OR expires_at <= now())
              RETURNING epoch, incarnation",
             &[P::Text(&owner), P::Int(std::process::id() as i64), P::Text(&host_name()), P::Text(command), P::Int(ttl)],
@@ -287,7 +361,7 @@ fn renew_until_stopped(
         }
         let sent = Instant::now();
         let renewed = store.db().execute(
-            "UPDATE leases SET expires_at = now() + ?3::bigint * interval '1 second'
+            "UPDATE leases SET renewed_at = now(), expires_at = now() + ?3::bigint * interval '1 second'
              WHERE unit = 'store' AND owner = ?1 AND epoch = ?2",
             &[P::Text(owner), P::Int(epoch), P::Int(ttl.as_secs() as i64)],
         );

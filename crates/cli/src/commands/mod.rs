@@ -37,6 +37,7 @@ pub fn run(cli: &Cli) -> CliResult {
         Command::Conflicts(args) => live::conflicts(cli, &load(cli)?, args),
         Command::Resolve(args) => live::resolve(&load(cli)?, args),
         Command::Status => status::status(cli, &load(cli)?),
+        Command::Workers => status::workers(cli, &load(cli)?),
         Command::Errors(args) => errors::errors(cli, &load(cli)?, args),
         Command::Retry(args) => syncing(cli, "retry", |config| errors::retry(cli, config, args)),
         Command::Resync(args) => syncing(cli, "resync", |config| errors::resync(cli, config, args)),

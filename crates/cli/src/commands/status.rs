@@ -102,3 +102,47 @@ fn lag_of(apps: &Apps, store: &StateStore, m: &dualsync_model::config::MapConfig
     }
     Some(lag)
 }
+
+/// `dualsync workers`: who holds the state store, and how its lease stands.
+pub fn workers(cli: &Cli, config: &Config) -> CliResult {
+    let store = StateStore::open(&config.state)?;
+    let holders = store.holders(&config.state)?;
+    if is_json(cli.format) {
+        let rows: Vec<_> = holders
+            .iter()
+            .map(|h| {
+                json!({
+                    "unit": h.unit, "holding": h.holding, "pid": h.pid, "host": h.host, "command": h.command,
+                    "since": h.since, "heartbeat": h.heartbeat, "expires": h.expires, "epoch": h.epoch, "takeovers": h.takeovers,
+                })
+            })
+            .collect();
+        print_json(&json!({ "state": config.state.url.to_string(), "workers": rows }));
+        return Ok(OK);
+    }
+    if holders.is_empty() {
+        println!("no process holds the state store {}", config.state.url);
+        return Ok(OK);
+    }
+    let mut t = Table::new(&["unit", "held", "pid", "host", "command", "since", "heartbeat", "expires", "epoch", "takeovers"])
+        .right_align(&[2, 8, 9]);
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "—".into());
+    let n = |v: Option<i64>| v.map_or("—".into(), |n| n.to_string());
+    for h in &holders {
+        t.row(vec![
+            h.unit.clone(),
+            if h.holding { "yes".into() } else { "no (free or run out)".into() },
+            n(h.pid),
+            or_dash(&h.host),
+            or_dash(&h.command),
+            or_dash(&h.since),
+            or_dash(&h.heartbeat),
+            or_dash(&h.expires),
+            n(h.epoch),
+            n(h.takeovers),
+        ]);
+    }
+    print!("{}", t.render());
+    println!("state store: {}", config.state.url);
+    Ok(OK)
+}

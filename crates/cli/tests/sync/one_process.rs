@@ -73,6 +73,12 @@ fn a_second_syncing_process_is_refused_and_told_who_holds_the_store() {
     assert!(json["held_by"].as_str().is_some_and(|h| h.contains(&run.id().to_string())), "{json}");
     assert_eq!(w.run(&["pause", "groups"]).code, 0);
     assert_eq!(w.run(&["resume", "groups"]).code, 0);
+    let workers = w.run(&["workers", "--format", "json"]).json();
+    assert_eq!(workers["workers"][0]["pid"], run.id(), "{workers}");
+    assert_eq!(workers["workers"][0]["command"], "run", "{workers}");
+    assert_eq!(workers["workers"][0]["holding"], true, "{workers}");
+    let table = w.run(&["workers"]);
+    assert!(table.stdout.contains(&run.id().to_string()) && table.stdout.contains("yes"), "{}", table.stdout);
 
     // SIGKILL: the operating system releases the lock; the next process takes the store over.
     unsafe { libc::kill(run.id() as i32, libc::SIGKILL) };
@@ -90,6 +96,8 @@ fn a_second_syncing_process_is_refused_and_told_who_holds_the_store() {
     assert_eq!(wait_exit(&mut run).code(), Some(0));
     assert_eq!(w.count(STORE, "SELECT count(*) FROM store_owner"), 0);
     assert_eq!(w.run(&["sync"]).code, 0);
+    assert_eq!(w.run(&["workers", "--format", "json"]).json()["workers"], serde_json::json!([]));
+    assert!(w.run(&["workers"]).stdout.contains("no process holds the state store"));
 }
 
 fn signal(child: &Child, signal: i32) {
@@ -138,6 +146,11 @@ fn a_postgres_store_is_held_by_a_lease_taken_over_when_its_holder_dies_or_stalls
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(state.texts("SELECT count(*)::text FROM leases WHERE owner IS NOT NULL"), vec![Some("0".to_string())], "handed back");
+    let workers = w.run(&["workers", "--format", "json"]).json();
+    let lease = &workers["workers"][0];
+    assert_eq!(lease["holding"], false, "{workers}");
+    assert_eq!(lease["takeovers"], 1, "the killed holder's lease was taken over once: {workers}");
+    assert!(lease["heartbeat"].as_str().is_some_and(|t| t.ends_with('Z')), "{workers}");
 
     // Paused past its lease: another process takes over, and the paused one stops as soon as it wakes.
     let mut stalled = spawn_run(&w);

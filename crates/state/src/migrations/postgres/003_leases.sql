@@ -12,7 +12,9 @@ CREATE TABLE leases (
     host        TEXT,
     command     TEXT,
     since       TIMESTAMPTZ,
-    expires_at  TIMESTAMPTZ
+    renewed_at  TIMESTAMPTZ,            -- the holder's last heartbeat
+    expires_at  TIMESTAMPTZ,
+    takeovers   BIGINT NOT NULL DEFAULT 0 -- claims of a lease whose holder had not handed it back
 );
 
 -- State written by a process whose lease has passed is refused: a session
