@@ -27,7 +27,8 @@ use crate::{StateError, StateStore};
 use dualsync_model::config::{DatabaseUrl, StateConfig};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -287,13 +288,20 @@ struct Lease {
     store: std::sync::Arc<StateStore>,
     owner: String,
     token: Token,
+    /// Dropped to stop the renewals. Their thread is not waited for: a renewal
+    /// stuck on a dead network must not hold up the end of the command.
     stop: Option<Sender<()>>,
-    renewer: Option<JoinHandle<()>>,
+    watchdog_stop: std::sync::Arc<AtomicBool>,
+    watchdog: Option<JoinHandle<()>>,
 }
 
 impl Lease {
     fn claim(state: &StateConfig, command: &str) -> Result<Lease, StateError> {
         let store = std::sync::Arc::new(StateStore::open(state)?);
+        // The renewals run on a connection of their own, so the command's statements never delay
+        // them; it is opened first, because from the claim on nothing may block before the
+        // deadline is watched.
+        let renewals = StateStore::open(state)?;
         let ttl = state.lease_seconds as i64;
         let owner = format!("{}:{}:{}", host_name(), std::process::id(), now());
         let sent = Instant::now();
@@ -310,54 +318,72 @@ impl Lease {
             let holder = store.lease_holder()?.unwrap_or_else(|| "another dualsync process (its lease just ended: try again)".into());
             return Err(StateError::InUse { location: state.url.to_string(), holder });
         };
-        // The renewals run on a connection of their own: the command's statements never delay them.
         let token = Token { store: format!("store {incarnation}"), epoch: *epoch };
         let epoch = *epoch;
-        let renewals = StateStore::open(state)?;
         let (stop, stopped) = channel();
         let ttl = Duration::from_secs(state.lease_seconds);
-        let (who, location) = (owner.clone(), state.url.to_string());
-        let renewer = std::thread::Builder::new()
+        let last: LastRenewal = std::sync::Arc::new(Mutex::new(sent));
+        let (who, location, renewed) = (owner.clone(), state.url.to_string(), last.clone());
+        std::thread::Builder::new()
             .name("lease".into())
-            .spawn(move || renew_until_stopped(&renewals, &who, epoch, ttl, sent, &location, &stopped))
+            .spawn(move || renew_until_stopped(&renewals, &who, epoch, ttl, &renewed, &location, &stopped))
             .expect("spawn the lease thread");
-        Ok(Lease { url: state.url.to_string(), store, owner, token, stop: Some(stop), renewer: Some(renewer) })
+        let watchdog_stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (location, stop_watching) = (state.url.to_string(), watchdog_stop.clone());
+        let watchdog = std::thread::Builder::new()
+            .name("lease-deadline".into())
+            .spawn(move || watch_deadline(ttl, &last, &location, &stop_watching))
+            .expect("spawn the lease deadline thread");
+        Ok(Lease { url: state.url.to_string(), store, owner, token, stop: Some(stop), watchdog_stop, watchdog: Some(watchdog) })
     }
 
     /// Stops renewing and frees the lease, if it is still ours.
     fn release(&mut self) {
-        drop(self.stop.take());
-        if let Some(renewer) = self.renewer.take() {
-            let _ = renewer.join();
+        self.watchdog_stop.store(true, Ordering::Relaxed);
+        if let Some(watchdog) = self.watchdog.take() {
+            let _ = watchdog.join();
         }
-        let _ = self.store.db().execute(
-            "UPDATE leases SET owner = NULL, expires_at = NULL WHERE unit = 'store' AND owner = ?1 AND epoch = ?2",
-            &[P::Text(&self.owner), P::Int(self.token.epoch)],
-        );
+        drop(self.stop.take());
+        // Handed back on a thread of its own, waited for a few seconds at most: on a dead
+        // network the call would never return, and the lease runs out by itself anyway.
+        let (store, owner, epoch) = (self.store.clone(), self.owner.clone(), self.token.epoch);
+        let (done, released) = channel();
+        let handing_back = std::thread::Builder::new().name("lease-release".into()).spawn(move || {
+            let _ = store.db().execute(
+                "UPDATE leases SET owner = NULL, expires_at = NULL WHERE unit = 'store' AND owner = ?1 AND epoch = ?2",
+                &[P::Text(&owner), P::Int(epoch)],
+            );
+            let _ = done.send(());
+        });
+        if handing_back.is_ok() {
+            let _ = released.recv_timeout(RELEASE_WAIT);
+        }
     }
 }
 
-/// Renews every third of the lease. At its deadline (the last renewal sent
-/// plus the lease, less a margin) without a renewal, or when the lease is no
-/// longer ours, the process stops at once: another may be taking over.
+/// How long the end of a command waits for its lease to be handed back.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// The last renewal that the store accepted, as sent: the deadline counts from it.
+type LastRenewal = std::sync::Arc<Mutex<Instant>>;
+
+/// Renews every third of the lease, on a connection of its own. When the
+/// lease is no longer ours, the process stops at once: another holds it.
+/// A renewal that fails is tried again at the next round; the watchdog
+/// decides when it is too late.
 fn renew_until_stopped(
     store: &StateStore,
     owner: &str,
     epoch: i64,
     ttl: Duration,
-    mut last_sent: Instant,
+    last: &LastRenewal,
     location: &str,
-    stopped: &std::sync::mpsc::Receiver<()>,
+    stopped: &Receiver<()>,
 ) {
-    let margin = (ttl / 5).min(Duration::from_secs(2));
     loop {
         match stopped.recv_timeout(ttl / 3) {
             Err(RecvTimeoutError::Timeout) => {}
             _ => return,
-        }
-        let deadline = last_sent + ttl - margin;
-        if Instant::now() >= deadline {
-            lost(location, "it was not renewed in time (was the process paused or the store unreachable?)");
         }
         let sent = Instant::now();
         let renewed = store.db().execute(
@@ -366,11 +392,27 @@ fn renew_until_stopped(
             &[P::Text(owner), P::Int(epoch), P::Int(ttl.as_secs() as i64)],
         );
         match renewed {
-            Ok(1) => last_sent = sent,
+            Ok(1) => *last.lock().unwrap_or_else(|p| p.into_inner()) = sent,
+            // Handed back meanwhile (the command ended): nothing is wrong.
+            Ok(_) if matches!(stopped.try_recv(), Err(TryRecvError::Disconnected)) => return,
             Ok(_) => lost(location, "another process holds it now"),
-            // Tried again at the next round, until the deadline.
             Err(_) => {}
         }
+    }
+}
+
+/// Stops the process at its deadline: the last renewal sent plus the lease,
+/// less a margin, on this machine's monotonic clock. It never waits on the
+/// store, so a renewal stuck on a dead network cannot hold it up.
+fn watch_deadline(ttl: Duration, last: &LastRenewal, location: &str, stopped: &AtomicBool) {
+    let margin = (ttl / 5).min(Duration::from_secs(2));
+    let tick = (ttl / 20).clamp(Duration::from_millis(20), Duration::from_millis(250));
+    while !stopped.load(Ordering::Relaxed) {
+        let deadline = *last.lock().unwrap_or_else(|p| p.into_inner()) + ttl - margin;
+        if Instant::now() >= deadline {
+            lost(location, "it was not renewed in time (was the process paused, or the store unreachable?)");
+        }
+        std::thread::sleep(tick);
     }
 }
 

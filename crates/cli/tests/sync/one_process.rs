@@ -195,3 +195,103 @@ fn a_postgres_store_is_held_by_a_lease_taken_over_when_its_holder_dies_or_stalls
     assert_eq!(wait_exit(&mut taker).code(), Some(1), "the old holder must stop");
     assert_eq!(state.texts(state_rows), before, "the old holder wrote state after it lost the store");
 }
+
+/// A TCP proxy to a server that can be cut: from then on it forwards nothing
+/// and closes nothing, as a network partition does, so calls through it hang.
+struct Proxy {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Proxy {
+    fn to(target: String) -> Proxy {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::Ordering::Relaxed;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cutting = cut.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(&target) else { continue };
+                for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)] {
+                    let cut = cutting.clone();
+                    std::thread::spawn(move || {
+                        let _ = from.set_read_timeout(Some(Duration::from_millis(20)));
+                        let mut buf = [0u8; 16384];
+                        loop {
+                            if cut.load(Relaxed) {
+                                std::thread::sleep(Duration::from_millis(50)); // hold the sockets open, forward nothing
+                                continue;
+                            }
+                            match from.read(&mut buf) {
+                                Ok(0) => return,
+                                Ok(n) if !cut.load(Relaxed) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        return;
+                                    }
+                                }
+                                Ok(_) => {}
+                                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                                Err(_) => return,
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        Proxy { port, cut }
+    }
+}
+
+#[test]
+fn a_holder_cut_off_from_the_postgres_store_stops_by_its_deadline_and_another_takes_over() {
+    let Some(state) = TestDb::new(Kind::Postgres) else { return };
+    let w = apps();
+    let direct = format!("[state]\nurl = \"{}\"\nlease_seconds = 2\n{CONFIG}", state.url);
+    w.config(&direct);
+    let (server, rest) = state.url.split_once('@').unwrap().1.split_once('/').unwrap();
+    let proxy = Proxy::to(server.to_string());
+    let via_proxy = direct.replace(&format!("@{server}/{rest}"), &format!("@127.0.0.1:{}/{rest}", proxy.port));
+    std::fs::write(w.path("via-proxy.toml"), via_proxy).unwrap();
+    w.exec("erp.db", "INSERT INTO grp VALUES ('C1', 'G1', 'one')");
+    assert_eq!(w.run(&["start", "groups"]).code, 0);
+
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_dualsync"))
+        .current_dir(w.dir.path())
+        .env_remove("DUALSYNC_CONFIG")
+        .args(["--config", "via-proxy.toml", "run", "--poll-ms", "20"])
+        .stdout(Stdio::from(std::fs::File::create(w.path("holder.out")).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(w.path("holder.err")).unwrap()))
+        .spawn()
+        .unwrap();
+    wait_lease(&state, holder.id());
+    proxy.cut.store(true, std::sync::atomic::Ordering::Relaxed);
+    let cut_at = Instant::now();
+    // Its renewals hang on the dead network; its own clock stops it before the lease runs out on the server.
+    let end = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = holder.try_wait().unwrap() {
+            break status;
+        }
+        let read = |f: &str| std::fs::read_to_string(w.path(f)).unwrap_or_default();
+        assert!(Instant::now() < end, "the holder cut off from the store did not stop:\n{}{}", read("holder.out"), read("holder.err"));
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stopped_after = cut_at.elapsed();
+    let err = std::fs::read_to_string(w.path("holder.err")).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("lost its lease") && err.contains("not renewed in time"), "{err}");
+    assert!(stopped_after < Duration::from_secs(2), "the holder must stop within its lease: {stopped_after:?}");
+    // Another process takes over once the lease has run out on the server's clock.
+    loop {
+        let next = w.run(&["sync"]);
+        if next.code == 0 {
+            break;
+        }
+        assert!(next.stderr.contains("in use by"), "{}", next.stderr);
+        assert!(cut_at.elapsed() < Duration::from_secs(2 + 4), "no takeover within the lease and then some");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
