@@ -14,12 +14,14 @@
 //!   thread renews it every third of `lease_seconds`, on the condition that
 //!   owner and epoch are still ours. A holder that dies is taken over once
 //!   its lease expires. A holder that cannot renew (cut off, or paused past
-//!   its lease) stops the whole process at its own deadline, measured on its
-//!   monotonic clock from the last renewal it sent, before another process
-//!   may take over.
+//!   its lease) is stopped at its own deadline by a watchdog thread, measured
+//!   on its monotonic clock from the last renewal it sent, before another
+//!   process may take over. The epoch is the fencing token: the apps'
+//!   `dualsync_fence` rows and the store's own triggers refuse the writes of
+//!   a holder whose epoch has passed.
 //!
-//! Several processes sharing the work of one store (a lease per partition,
-//! fencing at the apps) is the next step; until then one process syncs.
+//! Several processes sharing the work of one store (a lease per partition)
+//! is the next step; until then one process syncs.
 
 use crate::db::{Cell, P};
 use crate::time::now;

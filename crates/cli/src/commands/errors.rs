@@ -87,13 +87,13 @@ pub fn errors(cli: &Cli, config: &Config, args: &ErrorsArgs) -> CliResult {
 }
 
 pub fn retry(cli: &Cli, config: &Config, args: &RetryArgs) -> CliResult {
-    let (apps, store) = super::open(config)?;
+    let (apps, store, _claim) = super::open(config, "retry")?;
     let (run_id, outcomes) = retry_errors(config, &apps, &store, args.map.clone(), args.errors.clone())?;
     report(cli, run_id, &outcomes, "retried")
 }
 
 pub fn resync(cli: &Cli, config: &Config, args: &ResyncArgs) -> CliResult {
-    let (apps, store) = super::open(config)?;
+    let (apps, store, _claim) = super::open(config, "resync")?;
     let run_id = store.begin_run("resync")?;
     let result =
         reconcile_key(config, &apps, &store, run_id, &args.map, args.company.clone().map(Value::Text), key_from_text(&args.key), None);

@@ -15,7 +15,7 @@ use crate::cli::{Cli, Command};
 use crate::exit::CliResult;
 use dualsync_engine::Apps;
 use dualsync_model::Config;
-use dualsync_state::StateStore;
+use dualsync_state::{StateStore, StoreClaim};
 use std::sync::Arc;
 
 pub use bench::Kind as BenchKind;
@@ -39,8 +39,8 @@ pub fn run(cli: &Cli) -> CliResult {
         Command::Status => status::status(cli, &load(cli)?),
         Command::Workers => status::workers(cli, &load(cli)?),
         Command::Errors(args) => errors::errors(cli, &load(cli)?, args),
-        Command::Retry(args) => syncing(cli, "retry", |config| errors::retry(cli, config, args)),
-        Command::Resync(args) => syncing(cli, "resync", |config| errors::resync(cli, config, args)),
+        Command::Retry(args) => errors::retry(cli, &load(cli)?, args),
+        Command::Resync(args) => errors::resync(cli, &load(cli)?, args),
         Command::Export(args) => migrate::export(cli, &load(cli)?, args),
         Command::Import(args) => migrate::import(cli, &load(cli)?, args),
         Command::BootstrapCompany(args) => bootstrap::bootstrap(cli, &load(cli)?, args),
@@ -48,22 +48,18 @@ pub fn run(cli: &Cli) -> CliResult {
     }
 }
 
-/// `retry` and `resync` hold a SQLite state store for as long as they run, as
-/// the engine's syncs and live runs do: a second syncing process on the same
-/// store is refused and told who holds it.
-fn syncing(cli: &Cli, command: &str, body: impl FnOnce(&Config) -> CliResult) -> CliResult {
-    let config = load(cli)?;
-    let _claim = StateStore::claim(&config.state, command)?;
-    body(&config)
-}
-
 pub fn load(cli: &Cli) -> Result<Config, crate::exit::CliError> {
     Ok(Config::load(&cli.config)?)
 }
 
-/// The apps and the state store of a config, opened.
-pub fn open(config: &Config) -> Result<(Apps, Arc<StateStore>), crate::exit::CliError> {
+/// The apps and the state store of a config, opened for `command` (`retry`,
+/// `resync`), which holds the store until the claim is dropped, as the
+/// engine's syncs and live runs do: a second syncing process is refused and
+/// told who holds it, and the apps' writes are fenced with the lease.
+pub fn open(config: &Config, command: &str) -> Result<(Apps, Arc<StateStore>, StoreClaim), crate::exit::CliError> {
     let apps = Apps::open(config)?;
+    let claim = StateStore::claim(&config.state, command)?;
+    apps.fence_writes(claim.token(), config.apps.iter().map(|a| a.name.as_str()))?;
     let store = Arc::new(StateStore::open(&config.state)?);
-    Ok((apps, store))
+    Ok((apps, store, claim))
 }
