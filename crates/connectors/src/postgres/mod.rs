@@ -1,8 +1,9 @@
 //! PostgreSQL apps. Reads stream rows in `COLLATE "C"` order, numerics and
-//! timestamps in binary; writes go
-//! through `COPY` into a temporary staging table and one set-based statement
-//! per batch (see `write.rs`). Parameters are bound as text and cast to the
-//! column's type on the server, so every type takes one path.
+//! timestamps in binary. A batch of inserts is one `COPY` into the table
+//! (binary where every value encodes); other batches, and a batch the server
+//! refused, go through a temporary staging table and one set-based statement
+//! per kind of op (see `write.rs`). Parameters are bound as text and cast to
+//! the column's type on the server, so every type takes one path.
 
 mod binary;
 mod capture;
