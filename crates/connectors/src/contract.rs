@@ -141,14 +141,14 @@ pub trait Connection: Send {
     }
 }
 
-/// The fencing token of the process that holds the state store: its lease's
-/// epoch, which grows with every claim. A process that lost its lease (paused,
+/// The fencing token of the process that holds the state store, or a unit
+/// of its work: the lease's epoch, which grows with every claim. A process that lost its lease (paused,
 /// cut off) may still try to write; its transactions find a later epoch in the
 /// app's fence row and write nothing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fence {
-    /// The state store's identity: the app's fence row for it (a store made
-    /// anew starts its epochs again, under a row of its own).
+    /// The app's fence row: the state store's identity (a store made anew
+    /// starts its epochs again, under a row of its own), and the unit of work.
     pub store: String,
     pub epoch: i64,
 }

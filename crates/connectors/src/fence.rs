@@ -1,5 +1,6 @@
-//! The fence row each app keeps for dualsync (see `contract::Fence`): the
-//! epoch of the latest state-store holder that wrote to the app. A write
+//! The fence rows each app keeps for dualsync (see `contract::Fence`): per
+//! unit of work (the whole store, or one that workers share), the epoch of
+//! the latest holder that wrote to the app. A write
 //! transaction first reads it under a shared lock and goes on only if it is
 //! still its own epoch; a new holder raises it under an exclusive lock, which
 //! waits for the transactions in flight and fences every later one.
@@ -16,7 +17,7 @@ pub fn check(found: Option<i64>, fence: &Fence) -> Result<(), ConnectorError> {
         Some(epoch) if epoch > fence.epoch => Err(ConnectorError::new(
             ErrorKind::Fenced,
             format!(
-                "fenced: another dualsync process holds the state store now (its epoch {epoch} is later than this \
+                "fenced: another dualsync process has taken this work over (its epoch {epoch} is later than this \
                  process's {}); nothing of this write landed",
                 fence.epoch
             ),

@@ -7,7 +7,7 @@ use crate::EngineError;
 use dualsync_connectors::{Connection, Connector, Fence};
 use dualsync_model::config::AppConfig;
 use dualsync_model::Config;
-use dualsync_state::Token;
+use dualsync_state::{StoreClaim, Token};
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
@@ -84,14 +84,28 @@ impl Apps {
     /// has one: raised in each of these apps now, so that an earlier holder
     /// still writing is refused from this moment, and checked by every write
     /// transaction of every connection from now on (`Connection::set_fence`).
-    pub fn fence_writes<'a>(&self, token: Option<Token>, apps: impl IntoIterator<Item = &'a str>) -> Result<(), EngineError> {
-        let Some(Token { store, epoch }) = token else { return Ok(()) };
-        *self.fence.lock().unwrap_or_else(|p| p.into_inner()) = Some(Fence { store, epoch });
+    /// The units the claim took over from dead workers are fenced in them too.
+    pub fn fence_writes<'a>(&self, claim: &StoreClaim, apps: impl IntoIterator<Item = &'a str>) -> Result<(), EngineError> {
+        let apps: Vec<&str> = apps.into_iter().collect();
+        for stale in claim.taken_over() {
+            let raiser = self.fenced(fence_of(stale));
+            for app in &apps {
+                raiser.connect(app)?;
+            }
+        }
+        let Some(token) = claim.token() else { return Ok(()) };
+        *self.fence.lock().unwrap_or_else(|p| p.into_inner()) = Some(fence_of(&token));
         for app in apps {
             // `connect` raises the fence on the connection it hands out.
             self.connect(app)?;
         }
         Ok(())
+    }
+
+    /// These apps, with every write fenced by `fence` (a unit of work's token)
+    /// instead: the same connectors and pools.
+    pub fn fenced(&self, fence: Fence) -> Apps {
+        Apps { connectors: self.connectors.clone(), idle: self.idle.clone(), fence: Arc::new(Mutex::new(Some(fence))) }
     }
 
     /// Readies each of these apps for a run that reads and writes it at once
@@ -122,6 +136,11 @@ impl Apps {
         }
         Ok(Pooled { conn: Some(conn), idle })
     }
+}
+
+/// The apps' fence of a state-store token.
+pub fn fence_of(token: &Token) -> Fence {
+    Fence { store: token.store.clone(), epoch: token.epoch }
 }
 
 /// Adds the app's name and location to a connector error.

@@ -11,9 +11,11 @@ mod live;
 mod owner;
 mod records;
 mod time;
+mod work;
 
 pub use live::{ConflictRecord, MapState, MapStateRecord, NewConflict};
 pub use owner::{Holder, StoreClaim, Token};
+pub use work::{fence_unit, SyncJob, Unit, WorkUnit, Worker};
 pub use records::*;
 
 use db::{Cell, Db, P};
@@ -33,6 +35,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/001_initial.sql"),
     include_str!("migrations/postgres/002_live.sql"),
     include_str!("migrations/postgres/003_leases.sql"),
+    include_str!("migrations/postgres/004_work.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -44,8 +47,9 @@ pub enum StateError {
     #[error("{0} state stores are not supported; use sqlite://PATH or postgres://…")]
     Unsupported(&'static str),
     #[error(
-        "the state store {location} is in use by {holder}; a state store serves one syncing process at a time: \
-         wait for it to finish or stop it (SIGTERM lets it finish its batch), then run this again"
+        "the state store {location} is in use by {holder}; a SQLite store serves one syncing process at a time, and a \
+         PostgreSQL store one command at a time (any number of `run`s, or of `sync`s, share it): wait for it to finish \
+         or stop it (SIGTERM lets it finish its batch), then run this again"
     )]
     InUse { location: String, holder: String },
     #[error("state store: {0}")]
@@ -91,10 +95,16 @@ impl StateStore {
                 }
                 config.application_name("dualsync-state");
                 let mut client = config.connect(postgres::NoTls).map_err(|e| open_err(db::pg(e).to_string()))?;
-                // While this process holds the store, its sessions carry the lease's epoch: the
-                // store refuses their writes once another process has claimed it (003_leases.sql).
-                if let Some(token) = owner::held_token(&url.to_string()) {
-                    client.batch_execute(&format!("SET dualsync.lease_epoch = '{}'", token.epoch)).map_err(db::pg)?;
+                // While this process holds the store (or works on it), its sessions carry the lease
+                // they write under: the store refuses their writes once that lease has moved on
+                // (004_work.sql).
+                if let Some((unit, epoch)) = owner::held_session(&url.to_string()) {
+                    client
+                        .execute(
+                            "SELECT set_config('dualsync.lease_unit', $1, false), set_config('dualsync.lease_epoch', $2, false)",
+                            &[&unit, &epoch.to_string()],
+                        )
+                        .map_err(db::pg)?;
                 }
                 Db::Postgres(client)
             }
@@ -423,22 +433,38 @@ impl StateStore {
 
 fn migrate(db: &mut Db, url: &DatabaseUrl) -> Result<(), StateError> {
     let migrations = if db.is_postgres() { POSTGRES_MIGRATIONS } else { SQLITE_MIGRATIONS };
-    db.batch("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
-    let version = db.query("SELECT coalesce(max(version), 0) FROM schema_version", &[])?[0][0].int();
-    let known = migrations.len() as i64;
-    if version > known {
-        return Err(StateError::TooNew { location: url.to_string(), found: version, known });
-    }
-    for (i, sql) in migrations.iter().enumerate().skip(version as usize) {
-        db.batch("BEGIN")?;
-        let applied = db.batch(sql).and_then(|_| db.execute("INSERT INTO schema_version (version) VALUES (?1)", &[P::Int(i as i64 + 1)]));
-        match applied {
-            Ok(_) => db.batch("COMMIT")?,
-            Err(e) => {
-                db.batch("ROLLBACK")?;
-                return Err(e);
-            }
+    if let Err(e) = db.batch("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)") {
+        // Two processes creating it at once: PostgreSQL fails the slower one, and the table is there.
+        let made = db.query("SELECT count(*) FROM schema_version", &[]).is_ok();
+        if !made {
+            return Err(e);
         }
     }
-    Ok(())
+    let known = migrations.len() as i64;
+    let current = |db: &mut Db| -> Result<i64, StateError> {
+        let version = db.query("SELECT coalesce(max(version), 0) FROM schema_version", &[])?[0][0].int();
+        if version > known {
+            return Err(StateError::TooNew { location: url.to_string(), found: version, known });
+        }
+        Ok(version)
+    };
+    if current(db)? == known {
+        return Ok(());
+    }
+    // Several processes may start on a new store at once: one applies each step, the others wait and skip it.
+    db.batch(if db.is_postgres() { "BEGIN; LOCK TABLE schema_version IN EXCLUSIVE MODE" } else { "BEGIN IMMEDIATE" })?;
+    let applied = (|| {
+        for (i, sql) in migrations.iter().enumerate().skip(current(db)? as usize) {
+            db.batch(sql)?;
+            db.execute("INSERT INTO schema_version (version) VALUES (?1)", &[P::Int(i as i64 + 1)])?;
+        }
+        Ok(())
+    })();
+    match applied {
+        Ok(()) => db.batch("COMMIT"),
+        Err(e) => {
+            db.batch("ROLLBACK")?;
+            Err(e)
+        }
+    }
 }

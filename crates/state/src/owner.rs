@@ -20,11 +20,16 @@
 //!   `dualsync_fence` rows and the store's own triggers refuse the writes of
 //!   a holder whose epoch has passed.
 //!
-//! Several processes sharing the work of one store (a lease per partition)
-//! is the next step; until then one process syncs.
+//! `run` and `sync` on a PostgreSQL store do not take the store whole: they
+//! *join* it as workers (`StateStore::join`). Any number of processes of the
+//! same command share the store's work, a unit at a time (work.rs); each
+//! holds a worker lease, renewed and watched exactly like the store's. The
+//! store's lease and the workers exclude each other, and so do workers of
+//! different commands: a `sync` never runs beside a `run`.
 
 use crate::db::{Cell, P};
 use crate::time::now;
+use crate::work::Worker;
 use crate::{StateError, StateStore};
 use dualsync_model::config::{DatabaseUrl, StateConfig};
 use std::fs::{File, OpenOptions, TryLockError};
@@ -44,8 +49,8 @@ pub struct StoreClaim {
 }
 
 enum Hold {
-    /// Nested in a claim of this process (with its token, on PostgreSQL).
-    Nested(Option<Token>),
+    /// Nested in a claim of this process.
+    Nested(Held),
     File {
         _lock: File,
         path: PathBuf,
@@ -54,12 +59,23 @@ enum Hold {
     Lease(Lease),
 }
 
+/// What this process holds on a store.
+#[derive(Clone, Debug)]
+struct Held {
+    url: String,
+    /// The apps' fencing token of a store lease (None for a file lock or a worker).
+    token: Option<Token>,
+    /// The lease this process's store sessions write under: its unit and epoch.
+    session: Option<(String, i64)>,
+    worker: Option<Worker>,
+}
+
 /// The stores this process holds (by URL). An exclusive lock taken twice by one
 /// process through two files conflicts with itself, and a lease would be
 /// taken twice: a nested claim takes nothing.
-static HELD: Mutex<Vec<(String, Option<Token>)>> = Mutex::new(Vec::new());
+static HELD: Mutex<Vec<Held>> = Mutex::new(Vec::new());
 
-fn held() -> std::sync::MutexGuard<'static, Vec<(String, Option<Token>)>> {
+fn held() -> std::sync::MutexGuard<'static, Vec<Held>> {
     HELD.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -70,12 +86,32 @@ impl StoreClaim {
     }
 
     /// The fencing token of a PostgreSQL store's lease (None on SQLite,
-    /// where the file lock keeps every other process out).
+    /// where the file lock keeps every other process out, and for a worker,
+    /// whose units have tokens of their own).
     pub fn token(&self) -> Option<Token> {
+        self.held().token
+    }
+
+    /// The worker this process is, when it joined a PostgreSQL store to share its work.
+    pub fn worker(&self) -> Option<Worker> {
+        self.held().worker
+    }
+
+    /// Tokens of units whose holders died, taken over by this claim: raise
+    /// them in the apps before writing, so that a holder that only seemed
+    /// dead (paused) lands nothing there.
+    pub fn taken_over(&self) -> &[Token] {
         match &self.hold {
-            Hold::Nested(token) => token.clone(),
-            Hold::File { .. } => None,
-            Hold::Lease(lease) => Some(lease.token.clone()),
+            Hold::Lease(lease) => &lease.taken_over,
+            _ => &[],
+        }
+    }
+
+    fn held(&self) -> Held {
+        match &self.hold {
+            Hold::Nested(held) => held.clone(),
+            Hold::File { url, .. } => Held { url: url.clone(), token: None, session: None, worker: None },
+            Hold::Lease(lease) => lease.held(),
         }
     }
 }
@@ -85,7 +121,7 @@ impl Drop for StoreClaim {
         match &mut self.hold {
             Hold::Nested(_) => {}
             Hold::File { path, url, .. } => {
-                held().retain(|(u, _)| u != url);
+                held().retain(|h| &h.url != url);
                 // Best effort: a row left behind is overwritten by the next holder.
                 if let Ok(conn) = rusqlite::Connection::open(&*path) {
                     let _ = conn.busy_timeout(Duration::from_secs(5));
@@ -94,7 +130,7 @@ impl Drop for StoreClaim {
                 // The lock goes with the file, after the row.
             }
             Hold::Lease(lease) => {
-                held().retain(|(u, _)| u != &lease.url);
+                held().retain(|h| h.url != lease.url);
                 lease.release();
             }
         }
@@ -105,17 +141,27 @@ impl StateStore {
     /// Takes the store for this process, for `command` (`run`, `sync`…), or
     /// says which process holds it. Hold the claim until the command ends.
     pub fn claim(state: &StateConfig, command: &str) -> Result<StoreClaim, StateError> {
+        Self::take(state, command, false)
+    }
+
+    /// Joins the store as one of the workers that share its work (`run`,
+    /// `sync`), on PostgreSQL; on SQLite, the same as `claim`.
+    pub fn join(state: &StateConfig, command: &str) -> Result<StoreClaim, StateError> {
+        Self::take(state, command, true)
+    }
+
+    fn take(state: &StateConfig, command: &str, shared: bool) -> Result<StoreClaim, StateError> {
         let url = state.url.to_string();
-        if let Some((_, token)) = held().iter().find(|(u, _)| *u == url) {
-            return Ok(StoreClaim { hold: Hold::Nested(token.clone()) });
+        if let Some(held) = held().iter().find(|h| h.url == url) {
+            return Ok(StoreClaim { hold: Hold::Nested(held.clone()) });
         }
         let hold = match &state.url {
             DatabaseUrl::Sqlite(path) => claim_file(state, path, command)?,
-            DatabaseUrl::Postgres(_) => Hold::Lease(Lease::claim(state, command)?),
+            DatabaseUrl::Postgres(_) => Hold::Lease(Lease::claim(state, command, shared)?),
             DatabaseUrl::Mysql(_) => return Err(StateError::Unsupported("MySQL")),
         };
         let claim = StoreClaim { hold };
-        held().push((url, claim.token()));
+        held().push(claim.held());
         Ok(claim)
     }
 
@@ -205,22 +251,34 @@ impl StateStore {
         }
     }
 
-    /// Who holds a PostgreSQL store's lease, while it is live.
+    /// Who holds a PostgreSQL store's lease (or works on it), while it is live.
     fn lease_holder(&self) -> Result<Option<String>, StateError> {
-        let rows = self.db().query(
-            "SELECT pid, host, command, to_char(since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-                    to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), epoch
-             FROM leases WHERE unit = 'store' AND owner IS NOT NULL AND expires_at > now()",
-            &[],
-        )?;
-        Ok(rows.first().map(|row| match &row[..] {
-            [Cell::Int(pid), Cell::Text(host), Cell::Text(command), Cell::Text(since), Cell::Text(until), Cell::Int(epoch)] => format!(
-                "`dualsync {command}` (PID {pid} on host {host}, since {since}; lease epoch {epoch} runs until {until} \
-                 unless renewed: if that process died, a new one takes over then)"
-            ),
-            _ => "another dualsync process".into(),
+        let mut db = self.db();
+        if let Some(holder) = lease_holder_in(&mut db)? {
+            return Ok(Some(holder));
+        }
+        let workers = db.query(&format!("SELECT command, pid, host FROM leases WHERE {LIVE_WORKER} ORDER BY since"), &[])?;
+        Ok(workers.first().map(|w| {
+            format!("`dualsync {}` (PID {} on host {}, and {} worker(s) in all)", w[0].text(), w[1].int(), w[2].text(), workers.len())
         }))
     }
+}
+
+/// Who holds a PostgreSQL store's own lease, while it is live.
+fn lease_holder_in(db: &mut crate::db::Db) -> Result<Option<String>, StateError> {
+    let rows = db.query(
+        "SELECT pid, host, command, to_char(since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), epoch
+         FROM leases WHERE unit = 'store' AND owner IS NOT NULL AND expires_at > now()",
+        &[],
+    )?;
+    Ok(rows.first().map(|row| match &row[..] {
+        [Cell::Int(pid), Cell::Text(host), Cell::Text(command), Cell::Text(since), Cell::Text(until), Cell::Int(epoch)] => format!(
+            "`dualsync {command}` (PID {pid} on host {host}, since {since}; lease epoch {epoch} runs until {until} \
+             unless renewed: if that process died, a new one takes over then)"
+        ),
+        _ => "another dualsync process".into(),
+    }))
 }
 
 fn claim_file(state: &StateConfig, path: &Path, command: &str) -> Result<Hold, StateError> {
@@ -278,18 +336,24 @@ pub struct Token {
     pub epoch: i64,
 }
 
-/// The token this process holds on the store at `url`, if any: its sessions
-/// there set it, so that the store refuses their writes once it has passed.
-pub(crate) fn held_token(url: &str) -> Option<Token> {
-    held().iter().find(|(u, _)| u == url).and_then(|(_, t)| t.clone())
+/// The lease (unit, epoch) this process's sessions on the store at `url`
+/// write under, if it holds one: the store refuses their writes once it has passed.
+pub(crate) fn held_session(url: &str) -> Option<(String, i64)> {
+    held().iter().find(|h| h.url == url).and_then(|h| h.session.clone())
 }
 
-/// A PostgreSQL store's lease, renewed by a thread of its own.
+/// A lease on a PostgreSQL store, renewed by a thread of its own: the
+/// store's (`unit` 'store'), or a worker's ('worker:<owner>').
 struct Lease {
     url: String,
     store: std::sync::Arc<StateStore>,
+    unit: String,
     owner: String,
-    token: Token,
+    epoch: i64,
+    /// The apps' token of a store lease; a worker's units carry their own.
+    token: Option<Token>,
+    worker: Option<Worker>,
+    taken_over: Vec<Token>,
     /// Dropped to stop the renewals. Their thread is not waited for: a renewal
     /// stuck on a dead network must not hold up the end of the command.
     stop: Option<Sender<()>>,
@@ -298,37 +362,36 @@ struct Lease {
 }
 
 impl Lease {
-    fn claim(state: &StateConfig, command: &str) -> Result<Lease, StateError> {
+    fn claim(state: &StateConfig, command: &str, shared: bool) -> Result<Lease, StateError> {
         let store = std::sync::Arc::new(StateStore::open(state)?);
         // The renewals run on a connection of their own, so the command's statements never delay
         // them; it is opened first, because from the claim on nothing may block before the
         // deadline is watched.
         let renewals = StateStore::open(state)?;
-        let ttl = state.lease_seconds as i64;
         let owner = format!("{}:{}:{}", host_name(), std::process::id(), now());
         let sent = Instant::now();
-        store.db().execute("INSERT INTO leases (unit) VALUES ('store') ON CONFLICT (unit) DO NOTHING", &[])?;
-        let claimed = store.db().query(
-            "UPDATE leases SET owner = ?1, epoch = epoch + 1, pid = ?2, host = ?3, command = ?4, since = now(),
-                    renewed_at = now(), expires_at = now() + ?5::bigint * interval '1 second',
-                    takeovers = takeovers + CASE WHEN owner IS NULL THEN 0 ELSE 1 END
-             WHERE unit = 'store' AND (owner IS NULL OR expires_at <= now())
-             RETURNING epoch, incarnation",
-            &[P::Text(&owner), P::Int(std::process::id() as i64), P::Text(&host_name()), P::Text(command), P::Int(ttl)],
-        )?;
-        let Some([Cell::Int(epoch), Cell::Text(incarnation)]) = claimed.first().map(|r| &r[..]) else {
-            let holder = store.lease_holder()?.unwrap_or_else(|| "another dualsync process (its lease just ended: try again)".into());
-            return Err(StateError::InUse { location: state.url.to_string(), holder });
+        let claimed = {
+            let mut db = store.db();
+            db.execute("INSERT INTO leases (unit) VALUES ('store') ON CONFLICT (unit) DO NOTHING", &[])?;
+            db.batch("BEGIN")?;
+            // Claims and joins take the store's row first, so they decide one after the other.
+            let decided = claim_in(&mut db, state, &owner, command, shared);
+            db.batch(if decided.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+            decided?
         };
-        let token = Token { store: format!("store {incarnation}"), epoch: *epoch };
-        let epoch = *epoch;
-        let (stop, stopped) = channel();
+        let Claimed { unit, epoch, incarnation, taken_over } = match claimed {
+            Ok(claimed) => claimed,
+            Err(holder) => return Err(StateError::InUse { location: state.url.to_string(), holder }),
+        };
         let ttl = Duration::from_secs(state.lease_seconds);
+        let token = (!shared).then(|| Token { store: format!("store {incarnation}"), epoch });
+        let worker = shared.then(|| Worker { owner: owner.clone(), command: command.to_string(), incarnation: incarnation.clone(), ttl });
+        let (stop, stopped) = channel();
         let last: LastRenewal = std::sync::Arc::new(Mutex::new(sent));
-        let (who, location, renewed) = (owner.clone(), state.url.to_string(), last.clone());
+        let (who, location, renewed, renewing) = (owner.clone(), state.url.to_string(), last.clone(), unit.clone());
         std::thread::Builder::new()
             .name("lease".into())
-            .spawn(move || renew_until_stopped(&renewals, &who, epoch, ttl, &renewed, &location, &stopped))
+            .spawn(move || renew_until_stopped(&renewals, &renewing, &who, epoch, ttl, &renewed, &location, &stopped))
             .expect("spawn the lease thread");
         let watchdog_stop = std::sync::Arc::new(AtomicBool::new(false));
         let (location, stop_watching) = (state.url.to_string(), watchdog_stop.clone());
@@ -336,10 +399,32 @@ impl Lease {
             .name("lease-deadline".into())
             .spawn(move || watch_deadline(ttl, &last, &location, &stop_watching))
             .expect("spawn the lease deadline thread");
-        Ok(Lease { url: state.url.to_string(), store, owner, token, stop: Some(stop), watchdog_stop, watchdog: Some(watchdog) })
+        Ok(Lease {
+            url: state.url.to_string(),
+            store,
+            unit,
+            owner,
+            epoch,
+            token,
+            worker,
+            taken_over,
+            stop: Some(stop),
+            watchdog_stop,
+            watchdog: Some(watchdog),
+        })
     }
 
-    /// Stops renewing and frees the lease, if it is still ours.
+    fn held(&self) -> Held {
+        Held {
+            url: self.url.clone(),
+            token: self.token.clone(),
+            session: Some((self.unit.clone(), self.epoch)),
+            worker: self.worker.clone(),
+        }
+    }
+
+    /// Stops renewing and frees the lease, if it is still ours (a worker's
+    /// unfinished units with it).
     fn release(&mut self) {
         self.watchdog_stop.store(true, Ordering::Relaxed);
         if let Some(watchdog) = self.watchdog.take() {
@@ -348,12 +433,15 @@ impl Lease {
         drop(self.stop.take());
         // Handed back on a thread of its own, waited for a few seconds at most: on a dead
         // network the call would never return, and the lease runs out by itself anyway.
-        let (store, owner, epoch) = (self.store.clone(), self.owner.clone(), self.token.epoch);
+        let (store, owner, epoch, unit) = (self.store.clone(), self.owner.clone(), self.epoch, self.unit.clone());
         let (done, released) = channel();
         let handing_back = std::thread::Builder::new().name("lease-release".into()).spawn(move || {
+            if unit != "store" {
+                let _ = store.db().execute("UPDATE work_items SET owner = NULL WHERE owner = ?1 AND done_at IS NULL", &[P::Text(&owner)]);
+            }
             let _ = store.db().execute(
-                "UPDATE leases SET owner = NULL, expires_at = NULL WHERE unit = 'store' AND owner = ?1 AND epoch = ?2",
-                &[P::Text(&owner), P::Int(epoch)],
+                "UPDATE leases SET owner = NULL, expires_at = NULL WHERE unit = ?1 AND owner = ?2 AND epoch = ?3",
+                &[P::Text(&unit), P::Text(&owner), P::Int(epoch)],
             );
             let _ = done.send(());
         });
@@ -361,6 +449,109 @@ impl Lease {
             let _ = released.recv_timeout(RELEASE_WAIT);
         }
     }
+}
+
+/// A lease just claimed.
+struct Claimed {
+    unit: String,
+    epoch: i64,
+    incarnation: String,
+    taken_over: Vec<Token>,
+}
+
+/// Live workers, as SQL: a worker lease not run out.
+const LIVE_WORKER: &str = "unit LIKE 'worker:%' AND owner IS NOT NULL AND expires_at > now()";
+
+/// Claims the store (or joins it as a worker) inside a transaction; Err
+/// names the holder that stands in the way.
+fn claim_in(
+    db: &mut crate::db::Db,
+    state: &StateConfig,
+    owner: &str,
+    command: &str,
+    shared: bool,
+) -> Result<Result<Claimed, String>, StateError> {
+    let ttl = state.lease_seconds as i64;
+    let store = db.query(
+        "SELECT incarnation, (owner IS NOT NULL AND expires_at > now())::text, (owner IS NOT NULL)::text FROM leases WHERE unit = 'store' FOR UPDATE",
+        &[],
+    )?;
+    let [Cell::Text(incarnation), Cell::Text(store_live), Cell::Text(store_owned)] = &store[0][..] else {
+        return Err(StateError::Postgres("the store's lease row is malformed".into()));
+    };
+    let incarnation = incarnation.clone();
+    if store_live == "true" {
+        return Ok(Err(lease_holder_in(db)?.unwrap_or_else(|| "another dualsync process".into())));
+    }
+    let workers = db.query(
+        &format!(
+            "SELECT command, pid, host, to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+             FROM leases WHERE {LIVE_WORKER} ORDER BY since"
+        ),
+        &[],
+    )?;
+    if let Some(w) = workers.iter().find(|w| !shared || w[0].text() != command) {
+        return Ok(Err(format!(
+            "`dualsync {}` (PID {} on host {}, one of {} worker(s) sharing the store; its lease runs until {} unless renewed: \
+             if that process died, the store is free then)",
+            w[0].text(),
+            w[1].int(),
+            w[2].text(),
+            workers.len(),
+            w[3].text()
+        )));
+    }
+    // Whoever died holding work is fenced now: its store sessions by its lease's new epoch, its
+    // app writes by the new epochs of its units (raised in the apps by the caller).
+    db.execute(
+        "UPDATE leases SET owner = NULL, epoch = nextval('lease_epochs')
+         WHERE unit LIKE 'worker:%' AND owner IS NOT NULL AND expires_at <= now()",
+        &[],
+    )?;
+    let mut taken_over = Vec::new();
+    let unit = if shared {
+        if store_owned == "true" {
+            let bumped = db.query(
+                "UPDATE leases SET owner = NULL, expires_at = NULL, epoch = nextval('lease_epochs'), takeovers = takeovers + 1
+                 WHERE unit = 'store' RETURNING epoch",
+                &[],
+            )?;
+            taken_over.push(Token { store: format!("store {incarnation}"), epoch: bumped[0][0].int() });
+        }
+        // Worker rows long handed back are forgotten.
+        db.execute("DELETE FROM leases WHERE unit LIKE 'worker:%' AND owner IS NULL AND renewed_at < now() - interval '1 day'", &[])?;
+        let unit = format!("worker:{owner}");
+        db.execute(
+            "INSERT INTO leases (unit, incarnation, owner, epoch, pid, host, command, since, renewed_at, expires_at)
+             VALUES (?1, ?2, ?3, nextval('lease_epochs'), ?4, ?5, ?6, now(), now(), now() + ?7::bigint * interval '1 second')",
+            &[P::Text(&unit), P::Text(&incarnation), P::Text(owner), P::Int(std::process::id() as i64), P::Text(&host_name()), P::Text(command), P::Int(ttl)],
+        )?;
+        unit
+    } else {
+        db.execute(
+            "UPDATE leases SET owner = ?1, epoch = nextval('lease_epochs'), pid = ?2, host = ?3, command = ?4, since = now(),
+                    renewed_at = now(), expires_at = now() + ?5::bigint * interval '1 second',
+                    takeovers = takeovers + CASE WHEN owner IS NULL THEN 0 ELSE 1 END
+             WHERE unit = 'store'",
+            &[P::Text(owner), P::Int(std::process::id() as i64), P::Text(&host_name()), P::Text(command), P::Int(ttl)],
+        )?;
+        "store".to_string()
+    };
+    // Units of work whose worker died are the taker's to fence.
+    if !shared {
+        let units = db.query(
+            &format!(
+                "UPDATE work_items i SET owner = NULL, epoch = nextval('lease_epochs')
+                 WHERE owner IS NOT NULL AND done_at IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.unit = 'worker:' || i.owner AND l.owner = i.owner AND l.expires_at > now())
+                 RETURNING id, epoch"
+            ),
+            &[],
+        )?;
+        taken_over.extend(units.iter().map(|u| Token { store: crate::work::fence_unit(&incarnation, u[0].int()), epoch: u[1].int() }));
+    }
+    let epoch = db.query("SELECT epoch FROM leases WHERE unit = ?1", &[P::Text(&unit)])?[0][0].int();
+    Ok(Ok(Claimed { unit, epoch, incarnation, taken_over }))
 }
 
 /// How long the end of a command waits for its lease to be handed back.
@@ -373,8 +564,10 @@ type LastRenewal = std::sync::Arc<Mutex<Instant>>;
 /// lease is no longer ours, the process stops at once: another holds it.
 /// A renewal that fails is tried again at the next round; the watchdog
 /// decides when it is too late.
+#[allow(clippy::too_many_arguments)]
 fn renew_until_stopped(
     store: &StateStore,
+    unit: &str,
     owner: &str,
     epoch: i64,
     ttl: Duration,
@@ -390,8 +583,8 @@ fn renew_until_stopped(
         let sent = Instant::now();
         let renewed = store.db().execute(
             "UPDATE leases SET renewed_at = now(), expires_at = now() + ?3::bigint * interval '1 second'
-             WHERE unit = 'store' AND owner = ?1 AND epoch = ?2",
-            &[P::Text(owner), P::Int(epoch), P::Int(ttl.as_secs() as i64)],
+             WHERE unit = ?4 AND owner = ?1 AND epoch = ?2",
+            &[P::Text(owner), P::Int(epoch), P::Int(ttl.as_secs() as i64), P::Text(unit)],
         );
         match renewed {
             Ok(1) => *last.lock().unwrap_or_else(|p| p.into_inner()) = sent,

@@ -59,7 +59,7 @@ pub fn load(cli: &Cli) -> Result<Config, crate::exit::CliError> {
 pub fn open(config: &Config, command: &str) -> Result<(Apps, Arc<StateStore>, StoreClaim), crate::exit::CliError> {
     let apps = Apps::open(config)?;
     let claim = StateStore::claim(&config.state, command)?;
-    apps.fence_writes(claim.token(), config.apps.iter().map(|a| a.name.as_str()))?;
+    apps.fence_writes(&claim, config.apps.iter().map(|a| a.name.as_str()))?;
     let store = Arc::new(StateStore::open(&config.state)?);
     Ok((apps, store, claim))
 }

@@ -107,6 +107,7 @@ fn lag_of(apps: &Apps, store: &StateStore, m: &dualsync_model::config::MapConfig
 pub fn workers(cli: &Cli, config: &Config) -> CliResult {
     let store = StateStore::open(&config.state)?;
     let holders = store.holders(&config.state)?;
+    let units = store.work_units()?;
     if is_json(cli.format) {
         let rows: Vec<_> = holders
             .iter()
@@ -117,7 +118,16 @@ pub fn workers(cli: &Cli, config: &Config) -> CliResult {
                 })
             })
             .collect();
-        print_json(&json!({ "state": config.state.url.to_string(), "workers": rows }));
+        let units: Vec<_> = units
+            .iter()
+            .map(|u| {
+                json!({
+                    "job": u.job, "step": u.step, "company": u.company, "holder": u.holder, "epoch": u.epoch,
+                    "claims": u.claims, "takeovers": u.takeovers, "done": u.done,
+                })
+            })
+            .collect();
+        print_json(&json!({ "state": config.state.url.to_string(), "workers": rows, "units": units }));
         return Ok(OK);
     }
     if holders.is_empty() {
@@ -143,6 +153,41 @@ pub fn workers(cli: &Cli, config: &Config) -> CliResult {
         ]);
     }
     print!("{}", t.render());
+    print_units(&units);
     println!("state store: {}", config.state.url);
     Ok(OK)
+}
+
+/// The units of work of a shared store: live groups of maps one per line,
+/// sync jobs as their progress and the items being worked on.
+fn print_units(units: &[dualsync_state::WorkUnit]) {
+    let mut t = Table::new(&["work", "company", "held by", "epoch", "claims", "takeovers"]).right_align(&[3, 4, 5]);
+    let mut jobs: Vec<(i64, usize, usize)> = Vec::new();
+    for u in units {
+        if let Some(job) = u.job {
+            match jobs.iter_mut().find(|j| j.0 == job) {
+                Some(j) => {
+                    j.1 += u.done as usize;
+                    j.2 += 1;
+                }
+                None => jobs.push((job, u.done as usize, 1)),
+            }
+            if u.done || u.holder.is_none() {
+                continue;
+            }
+        }
+        let work = match u.job {
+            Some(job) => format!("sync job {job}: {}", u.step),
+            None => format!("live: {}", u.step),
+        };
+        let holder = u.holder.clone().unwrap_or_else(|| "— (free)".into());
+        t.row(vec![work, u.company.clone(), holder, u.epoch.to_string(), u.claims.to_string(), u.takeovers.to_string()]);
+    }
+    if !units.is_empty() {
+        println!();
+        print!("{}", t.render());
+    }
+    for (job, done, total) in jobs {
+        println!("sync job {job}: {done} of {total} items done");
+    }
 }

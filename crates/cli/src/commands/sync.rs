@@ -88,6 +88,7 @@ pub fn print_sync_report(cli: &Cli, store: &StateStore, report: &SyncReport, sec
                 "map": p.map, "company": p.company, "apps": p.apps, "counts": counts_json(&p.counts), "error": p.error,
             })).collect::<Vec<_>>(),
             "warnings": report.warnings,
+            "job": report.job.as_ref().map(|j| json!({ "id": j.id, "done_before": j.done, "items_before": j.total })),
             "errors": store.errors(&of_run)?.iter().map(|e| e.to_json()).collect::<Vec<_>>(),
         }));
         return Ok(());
@@ -116,6 +117,13 @@ pub fn print_sync_report(cli: &Cli, store: &StateStore, report: &SyncReport, sec
             let status = if stopped.is_empty() { status_of(counts) } else { "STOPPED" };
             t.row(row(map, &label, counts, status));
         }
+    }
+    if let Some(job) = report.job.as_ref().filter(|j| j.done > 0) {
+        println!(
+            "sync job {}: {} of its {} items were done by earlier processes (one that stopped, or others still at work); \
+             only the rest ran here",
+            job.id, job.done, job.total
+        );
     }
     if let Some((_, apps, ..)) = maps.first() {
         println!("\nrun {} — → is {} to {}, ← is {} to {}", report.run_id, apps[0], apps[1], apps[1], apps[0]);

@@ -17,6 +17,7 @@ mod lookups;
 mod migrate;
 mod model;
 mod one_process;
+mod scale_out;
 mod plan;
 mod rules;
 mod scale;

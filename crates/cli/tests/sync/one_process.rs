@@ -1,8 +1,9 @@
-//! Issue 12: a state store serves one syncing process at a time. A second
-//! `sync`/`run`/`start` is refused and told who holds the store; the hold ends
-//! with the holder, on SIGTERM and on SIGKILL alike. On PostgreSQL the hold is
-//! a lease: a dead holder is taken over once it expires, and a holder paused
-//! past it stops by itself when it wakes.
+//! Issue 12: a SQLite state store serves one syncing process at a time, and a
+//! PostgreSQL store one command at a time. A process of another command is
+//! refused and told who holds the store; the hold ends with the holder, on
+//! SIGTERM and on SIGKILL alike. On PostgreSQL the hold is a lease: a dead
+//! holder is taken over once it expires, and a holder paused past it stops
+//! by itself when it wakes. (scale_out.rs: several processes of one command.)
 
 use super::{apps, CONFIG};
 use crate::util::Workspace;
@@ -128,7 +129,7 @@ fn a_postgres_store_is_held_by_a_lease_taken_over_when_its_holder_dies_or_stalls
     let refused = w.run(&["sync"]);
     assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
     assert!(refused.stderr.contains(&format!("in use by `dualsync run` (PID {} on host ", run.id())), "{}", refused.stderr);
-    assert!(refused.stderr.contains("lease epoch"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("its lease runs until"), "{}", refused.stderr);
     let json = w.run(&["status", "--format", "json"]).json();
     assert!(json["held_by"].as_str().is_some_and(|h| h.contains(&run.id().to_string())), "{json}");
 
@@ -147,10 +148,12 @@ fn a_postgres_store_is_held_by_a_lease_taken_over_when_its_holder_dies_or_stalls
     }
     assert_eq!(state.texts("SELECT count(*)::text FROM leases WHERE owner IS NOT NULL"), vec![Some("0".to_string())], "handed back");
     let workers = w.run(&["workers", "--format", "json"]).json();
-    let lease = &workers["workers"][0];
-    assert_eq!(lease["holding"], false, "{workers}");
-    assert_eq!(lease["takeovers"], 1, "the killed holder's lease was taken over once: {workers}");
-    assert!(lease["heartbeat"].as_str().is_some_and(|t| t.ends_with('Z')), "{workers}");
+    let killed = workers["workers"].as_array().unwrap().iter().find(|l| l["pid"] == run.id()).expect("the killed worker's row");
+    assert_eq!(killed["holding"], false, "{workers}");
+    assert!(killed["heartbeat"].as_str().is_some_and(|t| t.ends_with('Z')), "{workers}");
+    let unit = &workers["units"][0];
+    assert_eq!(unit["step"], "groups, customers", "one unit for maps linked by a lookup: {workers}");
+    assert_eq!(unit["takeovers"], 1, "the killed worker's map was taken over once: {workers}");
 
     // Paused past its lease: another process takes over, and the paused one stops as soon as it wakes.
     let mut stalled = spawn_run(&w);
@@ -164,18 +167,23 @@ fn a_postgres_store_is_held_by_a_lease_taken_over_when_its_holder_dies_or_stalls
     let err = std::fs::read_to_string(w.path("run.err")).unwrap_or_default();
     assert_eq!(code, Some(1), "the stalled holder must stop: {err}");
     assert!(err.contains("lost its lease on the state store"), "{err}");
-    // The taker raised the fence in both apps to its epoch as it claimed the store.
-    let epoch: i64 = state.texts("SELECT epoch::text FROM leases WHERE unit = 'store'")[0].as_deref().unwrap().parse().unwrap();
+    // The taker raised the map's fence in both apps to its epoch as it took the map over.
+    let unit = state.texts(
+        "SELECT substr(l.incarnation, 1, 16) || ':' || i.id || ' ' || i.epoch FROM work_items i, leases l
+         WHERE l.unit = 'store' AND i.step = 'groups, customers' AND i.job IS NULL",
+    );
+    let (unit, epoch) = unit[0].as_deref().unwrap().split_once(' ').unwrap();
+    let epoch: i64 = epoch.parse().unwrap();
     assert!(epoch >= 4, "every claim bumps the epoch: {epoch}");
     for app in ["erp.db", "crm.db"] {
-        assert_eq!(w.count(app, "SELECT epoch FROM dualsync_fence"), epoch, "{app}");
+        assert_eq!(w.count(app, &format!("SELECT epoch FROM dualsync_fence WHERE unit = '{unit}'")), epoch, "{app}");
     }
 
     // A later holder's fence in an app: the taker's writes there land nothing, and it says so.
     w.exec("crm.db", "UPDATE dualsync_fence SET epoch = epoch + 100");
     w.exec("erp.db", "INSERT INTO grp VALUES ('C1', 'G2', 'two')");
     let end = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(w.path("run.err")).unwrap_or_default().contains("fenced: another dualsync process holds the state store")
+    while !std::fs::read_to_string(w.path("run.err")).unwrap_or_default().contains("fenced: another dualsync process has taken this work over")
     {
         assert!(
             Instant::now() < end,
@@ -186,8 +194,8 @@ fn a_postgres_store_is_held_by_a_lease_taken_over_when_its_holder_dies_or_stalls
     }
     assert_eq!(w.count("crm.db", "SELECT count(*) FROM grp WHERE code = 'G2'"), 0, "nothing of a fenced write lands");
 
-    // Another claim of the store (as a new holder's would be): from the moment it commits, the
-    // state store refuses the old holder's writes, and the old holder stops.
+    // Another claim of the worker's lease (as a takeover's fencing does): from the moment it
+    // commits, the state store refuses the old holder's writes, and the old holder stops.
     let state_rows = "SELECT (SELECT count(*) FROM runs) || '/' || (SELECT count(*) FROM errors) || '/' ||
                              (SELECT coalesce(max(updated_at), '') FROM cursors) || '/' || (SELECT count(*) FROM key_state)";
     state.exec("UPDATE leases SET epoch = epoch + 1, owner = 'someone else'");

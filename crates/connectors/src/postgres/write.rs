@@ -473,7 +473,13 @@ fn fence_epoch(tx: &mut Transaction<'_>, unit: &str, lock: &str) -> Result<Optio
 pub fn raise_fence(client: &mut postgres::Client, fence: &Fence) -> Result<(), ConnectorError> {
     let exists: bool = client.query_one("SELECT to_regclass('dualsync_fence') IS NOT NULL", &[]).map_err(db_error)?.get(0);
     if !exists {
-        client.batch_execute(crate::fence::CREATE).map_err(db_error)?;
+        if let Err(e) = client.batch_execute(crate::fence::CREATE) {
+            // Another process made it at the same moment (PostgreSQL fails the slower CREATE): it is there.
+            let made: bool = client.query_one("SELECT to_regclass('dualsync_fence') IS NOT NULL", &[]).map_err(db_error)?.get(0);
+            if !made {
+                return Err(db_error(e));
+            }
+        }
     }
     let mut tx = client.transaction().map_err(db_error)?;
     tx.execute("INSERT INTO dualsync_fence (unit, epoch) VALUES ($1, 0) ON CONFLICT (unit) DO NOTHING", &[&fence.store])

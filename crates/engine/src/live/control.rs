@@ -39,7 +39,7 @@ pub fn start_map(
 ) -> Result<StartReport, EngineError> {
     let m = map_of(config, map)?;
     let claim = StateStore::claim(&config.state, "start")?;
-    apps.fence_writes(claim.token(), [m.app(0), m.app(1)])?;
+    apps.fence_writes(&claim, [m.app(0), m.app(1)])?;
     let store = StateStore::open(&config.state)?;
     if let Some(state) = store.map_state(map)? {
         return Err(EngineError::Usage(format!(

@@ -13,10 +13,14 @@
 //!
 //! Cursors are saved only after a batch is applied: a crash re-reads at most
 //! that batch, and reconciling a key again is harmless.
+//!
+//! On a PostgreSQL store, the processes of `run` share the maps: each
+//! applies the groups of lookup-linked maps it holds (units.rs).
 
 pub mod changes;
 mod control;
 mod reconcile;
+mod units;
 
 pub use control::{capture_findings, pause_map, resolve_conflict, resume_map, start_map, stop_map, StartReport};
 
@@ -88,14 +92,15 @@ pub fn run_live(
     stop: &AtomicBool,
     observer: &dyn LiveObserver,
 ) -> Result<LiveReport, EngineError> {
-    let claim = StateStore::claim(&config.state, if options.once { "sync" } else { "run" })?;
-    apps.fence_writes(claim.token(), config.maps.iter().flat_map(|m| [m.app(0), m.app(1)]))?;
+    let claim = StateStore::join(&config.state, if options.once { "sync" } else { "run" })?;
+    apps.fence_writes(&claim, config.maps.iter().flat_map(|m| [m.app(0), m.app(1)]))?;
     let store = StateStore::open(&config.state)?;
     let run_id = store.begin_run(if options.once { "incremental" } else { "live" })?;
     let mut report = LiveReport { run_id, ..Default::default() };
     let wake = Wake::default();
     let done = AtomicBool::new(false);
     let order: Vec<String> = map_order(config);
+    let mut units = claim.worker().map(|w| units::LiveUnits::new(w, config, &order, options.once));
     let outcome = std::thread::scope(|scope| {
         if !options.once {
             for app in notifying_apps(config, apps) {
@@ -103,11 +108,14 @@ pub fn run_live(
                 scope.spawn(move || listen(apps, &app, wake, stop, done));
             }
         }
-        let result = live_loop(config, apps, &store, options, stop, observer, &order, &wake, &mut report);
+        let result = live_loop(config, apps, &store, options, stop, observer, &order, &wake, &mut units, &mut report);
         done.store(true, SeqCst);
         wake.ring();
         result
     });
+    if let (Some(units), true) = (&mut units, options.once) {
+        units.release(&store)?;
+    }
     let status = match &outcome {
         Ok(()) => report.status(),
         Err(_) => RunStatus::Failed,
@@ -126,6 +134,7 @@ fn live_loop(
     observer: &dyn LiveObserver,
     order: &[String],
     wake: &Wake,
+    units: &mut Option<units::LiveUnits>,
     report: &mut LiveReport,
 ) -> Result<(), EngineError> {
     let mut retry_at: HashMap<String, (Instant, Duration)> = HashMap::new();
@@ -134,6 +143,10 @@ fn live_loop(
     let all_notify = notifying_apps(config, apps).len() == config.apps.len();
     loop {
         let states = store.map_states()?;
+        if let Some(units) = units.as_mut() {
+            let started: Vec<String> = states.iter().map(|s| s.map.clone()).collect();
+            units.balance(store, &started)?;
+        }
         let mut worked = false;
         for name in order {
             if stop.load(SeqCst) {
@@ -146,6 +159,18 @@ fn live_loop(
                 continue;
             }
             let map = config.map(name).expect("ordered from the config");
+            // A worker applies only the maps it holds, with writes fenced by their unit's epoch.
+            let fenced = match units.as_ref().map(|u| u.unit_of(name)) {
+                None => None,
+                Some(Some(unit)) => Some(apps.fenced(crate::apps::fence_of(&unit.fence))),
+                Some(None) => {
+                    if options.once {
+                        observer.problem(name, "another process is applying this map's changes now; it was left to that process");
+                    }
+                    continue;
+                }
+            };
+            let apps = fenced.as_ref().unwrap_or(apps);
             match catch_up(config, apps, store, report.run_id, map, options.batch, stop) {
                 Ok((changes, counts)) => {
                     retry_at.remove(name);
@@ -160,6 +185,16 @@ fn live_loop(
                     }
                 }
                 Err(EngineError::State(e)) => return Err(EngineError::State(e)),
+                Err(e) if is_fenced(&e) => {
+                    // Another worker holds the map now: its writes carry on from the saved cursors.
+                    observer.problem(name, &format!("{e}; this process leaves the map to the worker that took it over"));
+                    if let Some(units) = units.as_mut() {
+                        units.lost(name);
+                    }
+                    if options.once {
+                        return Err(e);
+                    }
+                }
                 Err(e) if needs_a_person(&e) => {
                     let reason = format!("{e}; fix it, then `dualsync resume {name}`");
                     store.set_map_state(name, MapState::Paused, Some(&reason))?;
@@ -217,6 +252,11 @@ fn record_applied(
     let status = if entry.1.failed_total() > 0 { RunStatus::RowsFailed } else { RunStatus::Ok };
     store.finish_partition(id, &entry.1, status, None)?;
     Ok(())
+}
+
+/// A write refused because another process holds the work now.
+fn is_fenced(e: &EngineError) -> bool {
+    matches!(e, EngineError::App { source, .. } if source.kind == ErrorKind::Fenced)
 }
 
 /// Errors that waiting will not fix: a table, column or capture that is gone.

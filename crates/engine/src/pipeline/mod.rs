@@ -116,10 +116,21 @@ impl Context {
 
     /// Waits until the recorder has stored everything sent so far: the next
     /// stage (a cycle's second pass) reads the merge bases this one recorded.
-    pub(crate) fn wait_for_records(&self) {
+    /// False when the store refused some of it (the run fails then).
+    pub(crate) fn wait_for_records(&self) -> bool {
         let (done, stored) = std::sync::mpsc::channel();
-        if self.recorder.send(Record::Barrier(done)).is_ok() {
-            let _ = stored.recv();
+        self.recorder.send(Record::Barrier(done)).is_ok() && stored.recv().unwrap_or(false)
+    }
+
+    /// The same run, writing into the apps under a unit of work's fence.
+    pub(crate) fn fenced(&self, fence: &dualsync_state::Token) -> Context {
+        Context {
+            apps: self.apps.fenced(crate::apps::fence_of(fence)),
+            recorder: self.recorder.clone(),
+            rows_done: self.rows_done.clone(),
+            sink: self.sink.clone(),
+            store: self.store.clone(),
+            allow_deletes: self.allow_deletes,
         }
     }
 }

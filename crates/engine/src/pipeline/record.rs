@@ -24,8 +24,9 @@ pub enum Record {
     },
     Errors(Vec<NewError>),
     Conflicts(Vec<NewConflict>),
-    /// Answers once everything sent before is stored (a stage's bases before the next stage reads them).
-    Barrier(std::sync::mpsc::Sender<()>),
+    /// Answers once everything sent before is stored (a stage's bases before
+    /// the next stage reads them): true if all of it was.
+    Barrier(std::sync::mpsc::Sender<bool>),
     /// A partition finished a full pass: forget keys and resolve errors it did not see.
     PartitionComplete {
         map: String,
@@ -86,7 +87,7 @@ fn record_all(store: &StateStore, run_id: i64, receiver: Receiver<Record>) -> Re
             }
         }
         if let Record::Barrier(done) = record {
-            let _ = done.send(());
+            let _ = done.send(first_error.is_none());
             continue;
         }
         if first_error.is_some() {

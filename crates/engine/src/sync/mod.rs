@@ -1,7 +1,10 @@
 //! `dualsync sync`: every selected map, in lookup order; within a map, its
 //! companies in parallel up to `workers` (one at a time for `threading = "single"`).
+//! On a PostgreSQL store, every process running the same sync shares its
+//! companies (queue.rs), and a stage ends when all of them are done.
 
 mod one;
+mod queue;
 
 pub use one::{reconcile_key, retry_errors, KeyOutcome};
 
@@ -14,10 +17,10 @@ use crate::shape::MapShape;
 use crate::side::Side;
 use crate::{Apps, EngineError};
 use dualsync_model::config::Threading;
-use dualsync_model::{Config, Value};
+use dualsync_model::Config;
 use dualsync_state::{Counts, RunStatus, StateStore};
-use std::collections::VecDeque;
 use std::sync::atomic::AtomicU64;
+use queue::{Queue, SharedJob};
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug, Default)]
@@ -53,6 +56,8 @@ pub struct PartitionReport {
 #[derive(Debug)]
 pub struct SyncReport {
     pub run_id: i64,
+    /// The job shared with the other processes of this sync (PostgreSQL store).
+    pub job: Option<dualsync_state::SyncJob>,
     pub partitions: Vec<PartitionReport>,
     /// Things the user should know that did not fail any row (rows without company).
     pub warnings: Vec<String>,
@@ -97,11 +102,13 @@ pub fn run_sync(
     }
     let written: std::collections::BTreeSet<&str> = maps.iter().filter_map(|m| config.map(m)).flat_map(|m| [m.app(0), m.app(1)]).collect();
     apps.prepare_for_writing(written.iter().copied())?;
-    // Held until the run ends: a second syncing process on a SQLite store is refused.
-    let claim = StateStore::claim(&config.state, "sync")?;
-    apps.fence_writes(claim.token(), written.iter().copied())?;
+    // Held until the run ends: a second syncing process on a SQLite store is refused; on a
+    // PostgreSQL store, the processes of the same sync share its companies.
+    let claim = StateStore::join(&config.state, "sync")?;
+    apps.fence_writes(&claim, written.iter().copied())?;
     let store = Arc::new(StateStore::open(&config.state)?);
     let store = &store;
+    let shared = claim.worker().map(|w| SharedJob::join(store, w, &maps, &options.companies)).transpose()?;
     let run_id = store.begin_run("sync")?;
     let recorder = Recorder::start(store.clone(), run_id);
     let ctx = Context {
@@ -112,13 +119,13 @@ pub fn run_sync(
         store: Some(store.clone()),
         allow_deletes: options.allow_deletes,
     };
-    let mut report = SyncReport { run_id, partitions: Vec::new(), warnings: Vec::new() };
+    let mut report = SyncReport { run_id, job: shared.as_ref().map(|s| s.job.clone()), partitions: Vec::new(), warnings: Vec::new() };
+    let run = Run { ctx: &ctx, store, run_id, options, observer, shared: shared.as_ref() };
     let outcome = (|| -> Result<(), EngineError> {
         // Stages one after the other; the maps of a stage side by side.
-        for stage in run_order(config, &options.maps).stages {
+        for (index, stage) in run_order(config, &options.maps).stages.into_iter().enumerate() {
             let results: Vec<Result<(Vec<PartitionReport>, Vec<String>), EngineError>> = std::thread::scope(|scope| {
-                let handles: Vec<_> =
-                    stage.iter().map(|step| scope.spawn(|| run_step(&ctx, config, store, run_id, step, options, observer))).collect();
+                let handles: Vec<_> = stage.iter().map(|step| scope.spawn(|| run_step(&run, config, index, step))).collect();
                 handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(EngineError::Data("a map's thread panicked".into())))).collect()
             });
             for result in results {
@@ -126,7 +133,10 @@ pub fn run_sync(
                 report.partitions.extend(partitions);
                 report.warnings.extend(warnings);
             }
-            ctx.wait_for_records();
+            let _ = ctx.wait_for_records(); // a refused record fails the run when the recorder finishes
+        }
+        if let Some(shared) = &shared {
+            store.end_sync_job(shared.job.id)?;
         }
         Ok(())
     })();
@@ -143,24 +153,27 @@ pub fn run_sync(
     Ok(report)
 }
 
-/// One map of a stage: its companies, then its partitions.
-fn run_step(
-    ctx: &Context,
-    config: &Config,
-    store: &Arc<StateStore>,
+/// What the steps of one sync run share.
+struct Run<'a> {
+    ctx: &'a Context,
+    store: &'a StateStore,
     run_id: i64,
-    step: &Step,
-    options: &SyncOptions,
-    observer: &dyn Observer,
-) -> Result<(Vec<PartitionReport>, Vec<String>), EngineError> {
+    options: &'a SyncOptions,
+    observer: &'a dyn Observer,
+    shared: Option<&'a SharedJob>,
+}
+
+/// One map of a stage: its companies, then its partitions.
+fn run_step(run: &Run, config: &Config, stage: usize, step: &Step) -> Result<(Vec<PartitionReport>, Vec<String>), EngineError> {
     let (map, shape) = MapShape::of_step(step, config);
-    let shape = shape.with_write_batches(&map, &ctx.apps);
+    let shape = shape.with_write_batches(&map, &run.ctx.apps);
     let mut warnings = Vec::new();
-    let companies = companies_of(ctx, &shape, &options.companies, &mut warnings)?;
+    let companies = companies_of(run.ctx, &shape, &run.options.companies, &mut warnings)?;
     let warnings = if step.deferred.is_empty() { warnings } else { Vec::new() }; // said once, by the full pass
-    observer.map_started(&step.label(), companies.len());
+    run.observer.map_started(&step.label(), companies.len());
+    let queue = Queue::new(run.shared.map(|s| (run.store, s)), stage, step.label(), companies)?;
     // A first pass is not complete: its cleanup (forget unseen keys, resolve errors) waits for the second.
-    let partitions = run_partitions(ctx, store, run_id, &shape, companies, observer, step.deferred.is_empty())?;
+    let partitions = run_partitions(run, &shape, queue, step.deferred.is_empty())?;
     Ok((partitions, warnings))
 }
 
@@ -205,36 +218,38 @@ pub fn selected_maps(config: &Config, only: &[String]) -> Result<Vec<String>, En
     Ok(config.maps.iter().filter(|m| only.is_empty() || only.contains(&m.name)).map(|m| m.name.clone()).collect())
 }
 
-fn run_partitions(
-    ctx: &Context,
-    store: &StateStore,
-    run_id: i64,
-    shape: &MapShape,
-    companies: Vec<Option<Value>>,
-    observer: &dyn Observer,
-    complete: bool,
-) -> Result<Vec<PartitionReport>, EngineError> {
-    let queue = Mutex::new(companies.into_iter().collect::<VecDeque<_>>());
+fn run_partitions(run: &Run, shape: &MapShape, queue: Queue, complete: bool) -> Result<Vec<PartitionReport>, EngineError> {
+    let (ctx, store) = (run.ctx, run.store);
     let results = Mutex::new(Vec::new());
     let concurrent = Side::BOTH.map(|s| shape.threading == Threading::Multi && ctx.apps.connector(&shape.apps[s]).concurrent_writes());
-    let workers = shape.workers.min(queue.lock().unwrap().len()).max(1);
+    let workers = shape.workers.min(queue.len()).max(1);
     // Workers left over once every company has one write batches of a company in parallel.
     let writers = Side::BOTH.map(|s| if concurrent[s] { (shape.workers / workers).max(1) } else { 1 });
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 scope.spawn(|| -> Result<(), EngineError> {
-                    loop {
-                        let Some(company) = queue.lock().unwrap().pop_front() else {
-                            return Ok(());
-                        };
+                    while let Some((company, unit)) = queue.next()? {
                         let shown = company.as_ref().map(|c| c.display().into_owned()).unwrap_or_default();
-                        let id = store.begin_partition(run_id, &shape.name, &shown, [&shape.apps[0], &shape.apps[1]])?;
+                        let id = store.begin_partition(run.run_id, &shape.name, &shown, [&shape.apps[0], &shape.apps[1]])?;
+                        // A shared company's writes are fenced by its item's epoch.
+                        let fenced = unit.as_ref().map(|u| ctx.fenced(&u.fence));
+                        let ctx = fenced.as_ref().unwrap_or(ctx);
                         let resolved = company.map(|code| Company::resolve(&ctx.apps, shape, code)).transpose();
-                        let (counts, error) = match resolved {
+                        let (counts, mut error) = match resolved {
                             Ok(company) => partition::sync_partition(ctx, shape, company, complete, writers),
                             Err(e) => (Counts::default(), Some(e)),
                         };
+                        if unit.is_some() {
+                            // Done only once its bases are stored: the next stage, in any process, reads them.
+                            if !ctx.wait_for_records() && error.is_none() {
+                                error = Some(EngineError::Data("the state store refused this company's records".into()));
+                            }
+                            let stopped = error.as_ref().map(|e| e.to_string());
+                            if let Err(lost) = queue.finish(unit.as_ref(), stopped.as_deref()) {
+                                error = Some(lost);
+                            }
+                        }
                         let status = match (&error, counts.failed_total()) {
                             (Some(_), _) => RunStatus::Failed,
                             (None, 0) => RunStatus::Ok,
@@ -243,9 +258,10 @@ fn run_partitions(
                         let error = error.map(|e| e.to_string());
                         store.finish_partition(id, &counts, status, error.as_deref())?;
                         let report = PartitionReport { map: shape.name.clone(), apps: shape.apps.clone(), company: shown, counts, error };
-                        observer.partition_done(&report);
+                        run.observer.partition_done(&report);
                         results.lock().unwrap().push(report);
                     }
+                    Ok(())
                 })
             })
             .collect();

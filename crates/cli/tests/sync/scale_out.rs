@@ -1,0 +1,264 @@
+//! Issue 12: several processes of one command share a PostgreSQL state store's
+//! work. `sync` processes share a job's companies, a stage at a time; `run`
+//! processes split the groups of maps. A process killed mid-way costs only the
+//! units it held, which move to the others once its lease runs out, and the
+//! apps end as one process would have left them.
+
+use crate::util::Workspace;
+use dualsync_testkit::{Kind, TestDb};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const COMPANIES: usize = 50;
+const ROWS_PER_COMPANY: usize = 400;
+
+/// Two PostgreSQL apps and a PostgreSQL state store, with `maps` over tables of the same shape.
+struct Fixture {
+    w: Workspace,
+    state: TestDb,
+    erp: TestDb,
+    crm: TestDb,
+}
+
+fn fixture(tables: &[&str]) -> Option<Fixture> {
+    let (state, erp, crm) = (TestDb::new(Kind::Postgres)?, TestDb::new(Kind::Postgres)?, TestDb::new(Kind::Postgres)?);
+    let w = Workspace::new();
+    let mut config = format!(
+        "[state]\nurl = \"{}\"\nlease_seconds = 2\n\n[apps.erp]\nurl = \"{}\"\n\n[apps.crm]\nurl = \"{}\"\n",
+        state.url, erp.url, crm.url
+    );
+    for table in tables {
+        for app in [&erp, &crm] {
+            app.exec(&format!("CREATE TABLE {table} (co TEXT NOT NULL, code TEXT NOT NULL, name TEXT, n INT, PRIMARY KEY (co, code))"));
+        }
+        config.push_str(&format!(
+            "\n[[maps]]\nname = \"{table}\"\nworkers = 2\n[maps.erp]\ntable = \"{table}\"\nkey = \"code\"\ncompany = \"co\"\n\
+             [maps.crm]\ntable = \"{table}\"\nkey = \"code\"\ncompany = \"co\"\n\
+             [[maps.columns]]\nerp = \"code\"\ncrm = \"code\"\n[[maps.columns]]\nerp = \"name\"\ncrm = \"name\"\n\
+             [[maps.columns]]\nerp = \"n\"\ncrm = \"n\"\n"
+        ));
+    }
+    w.config(&config);
+    Some(Fixture { w, state, erp, crm })
+}
+
+fn spawn(w: &Workspace, args: &[&str], log: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_dualsync"))
+        .current_dir(w.dir.path())
+        .env_remove("DUALSYNC_CONFIG")
+        .args(args)
+        .stdout(Stdio::from(std::fs::File::create(w.path(&format!("{log}.out"))).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(w.path(&format!("{log}.err"))).unwrap()))
+        .spawn()
+        .expect("start dualsync")
+}
+
+fn read(w: &Workspace, file: &str) -> String {
+    std::fs::read_to_string(w.path(file)).unwrap_or_default()
+}
+
+/// Waits for `done`; on a timeout, fails with the processes' logs.
+fn wait_until(w: &Workspace, what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let end = Instant::now() + limit;
+    while !done() {
+        if Instant::now() > end {
+            let mut logs = String::new();
+            for entry in std::fs::read_dir(w.dir.path()).unwrap().flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                if name.ends_with(".out") || name.ends_with(".err") {
+                    logs.push_str(&format!("--- {name}\n{}\n", read(w, &name)));
+                }
+            }
+            panic!("timed out waiting until {what}\n{logs}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn number(db: &TestDb, sql: &str) -> i64 {
+    db.texts(&format!("SELECT ({sql})::text"))[0].as_deref().unwrap_or("0").parse().unwrap()
+}
+
+/// Waits until the processes just started have made the store's tables.
+fn wait_for_store(w: &Workspace, state: &TestDb) {
+    wait_until(w, "the state store is made", Duration::from_secs(30), || {
+        state.texts("SELECT (to_regclass('work_items') IS NOT NULL)::text") == vec![Some("true".to_string())]
+    });
+}
+
+/// A table's rows: how many, and a digest of them all in order.
+fn rows(db: &TestDb, table: &str) -> String {
+    let row = "co || '|' || code || '|' || coalesce(name, '') || '|' || coalesce(n::text, '')";
+    db.texts(&format!("SELECT count(*) || ' rows, md5 ' || md5(coalesce(string_agg({row}, E'\\n' ORDER BY co, code), '')) FROM {table}"))[0]
+        .clone()
+        .unwrap()
+}
+
+#[test]
+fn three_sync_processes_share_the_companies_and_a_killed_one_costs_only_what_it_held() {
+    let Some(f) = fixture(&["acct"]) else { return };
+    // Rows only the ERP has, rows only the CRM has, and rows both have with different names (the ERP, map's master, wins).
+    f.erp.exec(&format!(
+        "INSERT INTO acct SELECT 'C' || lpad(c::text, 2, '0'), 'K' || lpad(k::text, 5, '0'), 'erp ' || k, k
+         FROM generate_series(1, {COMPANIES}) c, generate_series(1, {ROWS_PER_COMPANY}) k"
+    ));
+    f.crm.exec(&format!(
+        "INSERT INTO acct SELECT 'C' || lpad(c::text, 2, '0'), 'K' || lpad(k::text, 5, '0'), 'crm ' || k, k
+         FROM generate_series(1, {COMPANIES}) c, generate_series({}, {}) k",
+        ROWS_PER_COMPANY - 50,
+        ROWS_PER_COMPANY + 50
+    ));
+
+    let mut procs: Vec<Child> = (0..3).map(|i| spawn(&f.w, &["--format", "json", "sync"], &format!("sync{i}"))).collect();
+    wait_for_store(&f.w, &f.state);
+    // Kill one that has finished a company and holds another, once a few are done.
+    let mut victim = None;
+    wait_until(&f.w, "a worker holds a company after finishing one", Duration::from_secs(60), || {
+        let holders = f.state.texts(&format!(
+            "SELECT l.pid::text FROM leases l WHERE l.unit LIKE 'worker:%' AND l.owner IS NOT NULL
+               AND EXISTS (SELECT 1 FROM work_items i WHERE i.owner = l.owner AND i.done_at IS NULL)
+               AND EXISTS (SELECT 1 FROM work_items i WHERE i.done_by = l.owner)
+               AND (SELECT count(*) FROM work_items WHERE done_at IS NOT NULL) >= 6"
+        ));
+        victim = holders.into_iter().flatten().next();
+        victim.is_some()
+    });
+    let victim: u32 = victim.unwrap().parse().unwrap();
+    let at = procs.iter().position(|p| p.id() == victim).expect("the victim is one of ours");
+    let mut killed = procs.remove(at);
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(killed.id() as i32, libc::SIGKILL) };
+    killed.wait().unwrap();
+
+    for (i, p) in procs.iter_mut().enumerate() {
+        let status = p.wait().unwrap();
+        let log = format!("{}{}", read(&f.w, &format!("sync{i}.out")), read(&f.w, &format!("sync{i}.err")));
+        assert!(status.success(), "a surviving sync failed:\n{log}");
+    }
+    // Every company of the job was done once, and only what the killed process held ran twice.
+    assert_eq!(number(&f.state, "SELECT count(*) FROM work_items WHERE job IS NOT NULL"), COMPANIES as i64);
+    assert_eq!(number(&f.state, "SELECT count(*) FROM work_items WHERE done_at IS NULL"), 0);
+    let taken_over = number(&f.state, "SELECT coalesce(sum(takeovers), 0) FROM work_items");
+    assert!((1..=2).contains(&taken_over), "the killed process held one or two companies (workers = 2): {taken_over} taken over");
+    assert_eq!(number(&f.state, "SELECT count(*) FROM work_items WHERE claims <> 1 + takeovers"), 0, "no company ran twice otherwise");
+    let done_by = number(&f.state, "SELECT count(DISTINCT done_by) FROM work_items");
+    assert_eq!(done_by, 3, "the work spread over the three processes");
+    assert_eq!(number(&f.state, "SELECT count(*) FROM sync_jobs WHERE ended_at IS NULL"), 0, "the job ended");
+
+    // The apps are what one process leaves: every row in both, the ERP's names where both had one.
+    let synced = rows(&f.erp, "acct");
+    assert_eq!(synced, rows(&f.crm, "acct"), "the apps differ");
+    assert!(synced.starts_with(&format!("{} rows", COMPANIES * (ROWS_PER_COMPANY + 50))), "{synced}");
+    assert_eq!(number(&f.crm, "SELECT count(*) FROM acct WHERE name LIKE 'crm %'"), (COMPANIES * 50) as i64, "CRM-only rows kept");
+    assert_eq!(number(&f.erp, "SELECT count(*) FROM acct WHERE name LIKE 'crm %'"), (COMPANIES * 50) as i64, "and copied to the ERP");
+
+    // A sync after it finds nothing left to do.
+    let again = f.w.run(&["--format", "json", "sync"]);
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    let totals = &again.json()["totals"];
+    assert_eq!(totals["inserted"], serde_json::json!([0, 0]), "{totals}");
+    assert_eq!(totals["updated"], serde_json::json!([0, 0]), "{totals}");
+}
+
+#[test]
+fn a_sync_job_left_unfinished_is_joined_again_and_only_its_open_companies_run() {
+    let Some(f) = fixture(&["acct"]) else { return };
+    f.erp.exec(&format!(
+        "INSERT INTO acct SELECT 'C' || lpad(c::text, 2, '0'), 'K' || k, 'erp ' || k, k
+         FROM generate_series(1, 20) c, generate_series(1, {ROWS_PER_COMPANY}) k"
+    ));
+    let mut only = spawn(&f.w, &["sync"], "first");
+    wait_for_store(&f.w, &f.state);
+    wait_until(&f.w, "a few companies are done", Duration::from_secs(60), || {
+        number(&f.state, "SELECT count(*) FROM work_items WHERE done_at IS NOT NULL") >= 5
+    });
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(only.id() as i32, libc::SIGKILL) };
+    only.wait().unwrap();
+    let done_before = number(&f.state, "SELECT count(*) FROM work_items WHERE done_at IS NOT NULL");
+    assert!(done_before < 20, "killed too late to test anything: {done_before} done");
+
+    // The next sync of the same selection joins the job once the killed one's lease has run out.
+    let next = loop {
+        let next = f.w.run(&["sync"]);
+        if next.code == 0 {
+            break next;
+        }
+        assert!(next.stderr.contains("in use by"), "{}\n{}", next.stdout, next.stderr);
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(next.stdout.contains(&format!("{done_before} of its 20 items were done by earlier processes")), "{}", next.stdout);
+    let reran = number(&f.state, "SELECT count(*) FROM work_items WHERE claims > 1");
+    assert!(reran <= 2, "only the companies held at the kill ran again: {reran}");
+    assert_eq!(number(&f.state, "SELECT count(*) FROM run_partitions p JOIN runs r ON r.id = p.run_id WHERE r.id = (SELECT max(id) FROM runs)"), 20 - done_before);
+    let per_company = "SELECT string_agg(co || ':' || n, ' ' ORDER BY co) FROM (SELECT co, count(*) n FROM acct GROUP BY co) c";
+    assert_eq!(rows(&f.erp, "acct"), rows(&f.crm, "acct"), "ERP {:?}\nCRM {:?}", f.erp.texts(per_company), f.crm.texts(per_company));
+}
+
+#[test]
+fn three_run_processes_split_the_maps_and_a_killed_ones_maps_move_within_the_lease() {
+    let tables = ["t1", "t2", "t3", "t4"];
+    let Some(f) = fixture(&tables) else { return };
+    for t in tables {
+        f.erp.exec(&format!("INSERT INTO {t} SELECT 'C' || (k % 5), 'K' || k, 'start', 0 FROM generate_series(1, 50) k"));
+        let started = f.w.run(&["start", t]);
+        assert_eq!(started.code, 0, "{}\n{}", started.stdout, started.stderr);
+    }
+    let mut runs: Vec<Child> = (0..3).map(|i| spawn(&f.w, &["run", "--poll-ms", "20"], &format!("run{i}"))).collect();
+    wait_for_store(&f.w, &f.state);
+    let holders = || {
+        f.state.texts(
+            "SELECT i.step || '=' || l.pid FROM work_items i JOIN leases l ON l.unit = 'worker:' || i.owner AND l.owner = i.owner
+             AND l.expires_at > now() WHERE i.job IS NULL ORDER BY i.step",
+        )
+    };
+    // Four maps over three workers: every map held by exactly one, each worker holding one or two.
+    wait_until(&f.w, "the maps are spread over the three workers", Duration::from_secs(30), || {
+        let held = holders();
+        let pids: std::collections::BTreeSet<_> = held.iter().flatten().map(|h| h.split('=').nth(1).unwrap().to_string()).collect();
+        held.len() == tables.len() && pids.len() == 3
+    });
+
+    // Both apps keep writing; one worker dies.
+    let edit = |round: usize| {
+        for t in tables {
+            f.erp.exec(&format!("UPDATE {t} SET n = n + 1, name = 'erp {round}' WHERE code = 'K{}'", round % 50 + 1));
+            f.crm.exec(&format!("INSERT INTO {t} VALUES ('C1', 'crm{round}', 'from crm', {round}) ON CONFLICT DO NOTHING"));
+        }
+    };
+    for round in 0..20 {
+        edit(round);
+    }
+    let mut victim = runs.remove(0);
+    let victim_pid = victim.id().to_string();
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(victim.id() as i32, libc::SIGKILL) };
+    victim.wait().unwrap();
+    let killed_at = Instant::now();
+    for round in 20..40 {
+        edit(round);
+    }
+    wait_until(&f.w, "the killed worker's maps are held by the others", Duration::from_secs(20), || {
+        let held = holders();
+        held.len() == tables.len() && held.iter().flatten().all(|h| !h.ends_with(&format!("={victim_pid}")))
+    });
+    let moved_after = killed_at.elapsed();
+    assert!(moved_after < Duration::from_secs(2 + 2), "maps moved {moved_after:?} after the kill (lease 2 s)");
+
+    // Every change reaches the other app: the apps end identical.
+    let mut last = Vec::new();
+    wait_until(&f.w, "both apps hold the same rows", Duration::from_secs(30), || {
+        last = tables.iter().map(|t| (rows(&f.erp, t), rows(&f.crm, t))).collect();
+        last.iter().all(|(a, b)| a == b)
+    });
+    for t in tables {
+        assert_eq!(number(&f.crm, &format!("SELECT sum(n) FROM {t} WHERE name LIKE 'erp %'")), 40, "{t}: every update arrived once");
+        assert_eq!(number(&f.erp, &format!("SELECT count(*) FROM {t} WHERE code LIKE 'crm%'")), 40, "{t}: every insert arrived");
+    }
+    for mut run in runs {
+        // SAFETY: signals our own child.
+        unsafe { libc::kill(run.id() as i32, libc::SIGTERM) };
+        assert!(run.wait().unwrap().success(), "SIGTERM ends a worker cleanly");
+    }
+    assert_eq!(number(&f.state, "SELECT count(*) FROM work_items WHERE owner IS NOT NULL"), 0, "SIGTERM hands the maps back");
+}

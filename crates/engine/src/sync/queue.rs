@@ -1,0 +1,107 @@
+//! Where a map pass's companies come from: a queue of this process's own, or
+//! the items of a sync job shared with the other workers of a PostgreSQL
+//! store (dualsync_state's work.rs), taken one at a time.
+
+use crate::EngineError;
+use dualsync_model::Value;
+use dualsync_state::{StateStore, SyncJob, Unit, Worker};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How often a worker with nothing to take looks again while others finish a pass.
+const WAIT_FOR_OTHERS: Duration = Duration::from_millis(200);
+
+/// This process's place in a sync job shared with other workers.
+pub(crate) struct SharedJob {
+    pub worker: Worker,
+    pub job: SyncJob,
+}
+
+impl SharedJob {
+    /// Joins the open job of this selection of maps and companies (made if there is none).
+    pub fn join(store: &StateStore, worker: Worker, maps: &[String], companies: &[String]) -> Result<SharedJob, EngineError> {
+        let (mut maps, mut companies) = (maps.to_vec(), companies.to_vec());
+        maps.sort();
+        companies.sort();
+        let selection = serde_json::json!({ "maps": maps, "companies": companies }).to_string();
+        Ok(SharedJob { job: store.open_sync_job(&selection)?, worker })
+    }
+}
+
+pub(crate) enum Queue<'a> {
+    Local(Mutex<VecDeque<Option<Value>>>),
+    Shared {
+        store: &'a StateStore,
+        shared: &'a SharedJob,
+        stage: usize,
+        step: String,
+        /// The companies as this process found them, by their shown name.
+        companies: HashMap<String, Option<Value>>,
+    },
+}
+
+impl<'a> Queue<'a> {
+    /// The companies of one map pass: this process's alone, or added to the shared job's items.
+    pub fn new(
+        shared: Option<(&'a StateStore, &'a SharedJob)>,
+        stage: usize,
+        step: String,
+        companies: Vec<Option<Value>>,
+    ) -> Result<Queue<'a>, EngineError> {
+        let Some((store, shared)) = shared else {
+            return Ok(Queue::Local(Mutex::new(companies.into())));
+        };
+        let companies: HashMap<String, Option<Value>> = companies.into_iter().map(|c| (shown(&c), c)).collect();
+        let names: Vec<String> = companies.keys().cloned().collect();
+        store.add_sync_items(shared.job.id, stage, &step, &names)?;
+        Ok(Queue::Shared { store, shared, stage, step, companies })
+    }
+
+    /// How many companies the pass has, to size the thread pool.
+    pub fn len(&self) -> usize {
+        match self {
+            Queue::Local(queue) => queue.lock().unwrap_or_else(|p| p.into_inner()).len(),
+            Queue::Shared { companies, .. } => companies.len(),
+        }
+    }
+
+    /// The next company to sync, with the unit of work it is (shared), or None
+    /// once every company of the pass is done, here or by another worker.
+    pub fn next(&self) -> Result<Option<(Option<Value>, Option<Unit>)>, EngineError> {
+        match self {
+            Queue::Local(queue) => Ok(queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front().map(|c| (c, None))),
+            Queue::Shared { store, shared, stage, step, companies } => loop {
+                if let Some(unit) = store.claim_sync_item(&shared.worker, shared.job.id, *stage, step)? {
+                    // A company another worker found and this one did not (its rows came meanwhile) is named as text.
+                    let company = companies.get(&unit.company).cloned().unwrap_or_else(|| Some(Value::Text(unit.company.clone())));
+                    return Ok(Some((company, Some(unit))));
+                }
+                // The pass ends when its last item is done, by whichever worker: the next stage reads its bases.
+                if store.open_sync_items(shared.job.id, *stage, step)? == 0 {
+                    return Ok(None);
+                }
+                std::thread::sleep(WAIT_FOR_OTHERS);
+            },
+        }
+    }
+
+    /// Records a shared item done, once its rows and their bases are stored;
+    /// an error when another worker took it over meanwhile.
+    pub fn finish(&self, unit: Option<&Unit>, stopped: Option<&str>) -> Result<(), EngineError> {
+        let (Queue::Shared { store, shared, .. }, Some(unit)) = (self, unit) else { return Ok(()) };
+        if store.finish_sync_item(&shared.worker, unit, stopped)? {
+            Ok(())
+        } else {
+            Err(EngineError::Data(format!(
+                "company {} of {} was taken over by another worker before this one finished it (was this process paused?); \
+                 the taker syncs it again, and nothing of this process's writes landed after the takeover",
+                unit.company, unit.step
+            )))
+        }
+    }
+}
+
+fn shown(company: &Option<Value>) -> String {
+    company.as_ref().map(|c| c.display().into_owned()).unwrap_or_default()
+}
