@@ -268,6 +268,10 @@ pub struct BenchArgs {
     /// A CSV import of --rows rows into app a (--source kind) with its map stopped, then started (b: --target kind).
     #[arg(long)]
     pub import: bool,
+    /// Instead of the one-way sync: the same sync run by each of these numbers of processes sharing a
+    /// PostgreSQL state store (such as 1,2,4), and the takeover time of one killed mid-way.
+    #[arg(long, value_delimiter = ',', alias = "workers-processes")]
+    pub processes: Vec<usize>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

@@ -9,6 +9,7 @@ mod app;
 mod baseline;
 mod customers;
 mod live;
+mod processes;
 
 pub use app::Kind;
 
@@ -205,6 +206,9 @@ fn run(cli: &Cli, args: &BenchArgs, dir: &Path) -> Result<serde_json::Value> {
         }
         let reference = baselines.first().map(|b| b.seconds).ok_or_else(|| anyhow!("no baseline for this pair"))?;
 
+        if !args.processes.is_empty() {
+            return processes::bench_processes(args, dir, &servers, &apps[0], reference, &say);
+        }
         apps.push(BenchApp::create_for(profile, args.target, "dualsync_bench_b", dir, &servers)?);
         let oneway = sync(dir, &apps[0], &apps[1], args)?;
         let oneway_ok = apps[1].count()? == n && written_by_second_sync(dir)? == 0;
