@@ -15,8 +15,8 @@ mod work;
 
 pub use live::{ConflictRecord, MapState, MapStateRecord, NewConflict};
 pub use owner::{Holder, StoreClaim, Token};
-pub use work::{fence_unit, SyncJob, Unit, WorkUnit, Worker};
 pub use records::*;
+pub use work::{fence_unit, SyncJob, Unit, WorkUnit, Worker};
 
 use db::{Cell, Db, P};
 use dualsync_model::config::{DatabaseUrl, StateConfig};
@@ -56,6 +56,9 @@ pub enum StateError {
     Sqlite(#[from] rusqlite::Error),
     #[error("state store: {0}")]
     Postgres(String),
+    /// Work this process held was taken over by another.
+    #[error("{0}")]
+    Lost(String),
     #[error("the state-store recorder stopped with a panic ({0}); the run's merge bases and errors may not all be stored: run it again")]
     Panicked(String),
 }

@@ -524,7 +524,15 @@ fn claim_in(
         db.execute(
             "INSERT INTO leases (unit, incarnation, owner, epoch, pid, host, command, since, renewed_at, expires_at)
              VALUES (?1, ?2, ?3, nextval('lease_epochs'), ?4, ?5, ?6, now(), now(), now() + ?7::bigint * interval '1 second')",
-            &[P::Text(&unit), P::Text(&incarnation), P::Text(owner), P::Int(std::process::id() as i64), P::Text(&host_name()), P::Text(command), P::Int(ttl)],
+            &[
+                P::Text(&unit),
+                P::Text(&incarnation),
+                P::Text(owner),
+                P::Int(std::process::id() as i64),
+                P::Text(&host_name()),
+                P::Text(command),
+                P::Int(ttl),
+            ],
         )?;
         unit
     } else {

@@ -183,7 +183,9 @@ fn a_postgres_store_is_held_by_a_lease_taken_over_when_its_holder_dies_or_stalls
     w.exec("crm.db", "UPDATE dualsync_fence SET epoch = epoch + 100");
     w.exec("erp.db", "INSERT INTO grp VALUES ('C1', 'G2', 'two')");
     let end = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(w.path("run.err")).unwrap_or_default().contains("fenced: another dualsync process has taken this work over")
+    while !std::fs::read_to_string(w.path("run.err"))
+        .unwrap_or_default()
+        .contains("fenced: another dualsync process has taken this work over")
     {
         assert!(
             Instant::now() < end,

@@ -190,7 +190,10 @@ fn a_sync_job_left_unfinished_is_joined_again_and_only_its_open_companies_run() 
     assert!(next.stdout.contains(&format!("{done_before} of its 20 items were done by earlier processes")), "{}", next.stdout);
     let reran = number(&f.state, "SELECT count(*) FROM work_items WHERE claims > 1");
     assert!(reran <= 2, "only the companies held at the kill ran again: {reran}");
-    assert_eq!(number(&f.state, "SELECT count(*) FROM run_partitions p JOIN runs r ON r.id = p.run_id WHERE r.id = (SELECT max(id) FROM runs)"), 20 - done_before);
+    assert_eq!(
+        number(&f.state, "SELECT count(*) FROM run_partitions p JOIN runs r ON r.id = p.run_id WHERE r.id = (SELECT max(id) FROM runs)"),
+        20 - done_before
+    );
     let per_company = "SELECT string_agg(co || ':' || n, ' ' ORDER BY co) FROM (SELECT co, count(*) n FROM acct GROUP BY co) c";
     assert_eq!(rows(&f.erp, "acct"), rows(&f.crm, "acct"), "ERP {:?}\nCRM {:?}", f.erp.texts(per_company), f.crm.texts(per_company));
 }

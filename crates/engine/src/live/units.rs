@@ -87,3 +87,26 @@ fn groups(config: &Config, order: &[String]) -> Vec<Vec<String>> {
     }
     groups.into_iter().map(|(_, maps)| maps).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn maps_linked_by_lookups_either_way_form_one_group_in_lookup_order() {
+        let mut text = String::from("[apps.a]\nurl = \"sqlite://a.db\"\n[apps.b]\nurl = \"sqlite://b.db\"\n");
+        for (name, lookup) in [("orders", Some("customers")), ("customers", Some("groups")), ("groups", None), ("currencies", None)] {
+            text.push_str(&format!(
+                "[[maps]]\nname = \"{name}\"\n[maps.a]\ntable = \"{name}\"\nkey = \"k\"\n[maps.b]\ntable = \"{name}\"\nkey = \"k\"\n\
+                 [[maps.columns]]\na = \"k\"\nb = \"k\"\n"
+            ));
+            if let Some(target) = lookup {
+                text.push_str(&format!("[[maps.columns]]\na = \"r\"\nb = \"r\"\nlookup = \"{target}\"\n"));
+            }
+        }
+        let config = dualsync_model::config::parse_config(&text, Path::new("/x/dualsync.toml")).unwrap();
+        let order: Vec<String> = ["groups", "currencies", "customers", "orders"].map(String::from).to_vec();
+        assert_eq!(groups(&config, &order), vec![vec!["groups", "customers", "orders"], vec!["currencies"]]);
+    }
+}

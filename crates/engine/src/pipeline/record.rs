@@ -27,6 +27,9 @@ pub enum Record {
     /// Answers once everything sent before is stored (a stage's bases before
     /// the next stage reads them): true if all of it was.
     Barrier(std::sync::mpsc::Sender<bool>),
+    /// Runs once everything sent before is stored, told whether all of it was
+    /// (a company of a shared sync is marked done then); its error fails the run.
+    After(Box<dyn FnOnce(bool) -> Result<(), StateError> + Send>),
     /// A partition finished a full pass: forget keys and resolve errors it did not see.
     PartitionComplete {
         map: String,
@@ -90,6 +93,12 @@ fn record_all(store: &StateStore, run_id: i64, receiver: Receiver<Record>) -> Re
             let _ = done.send(first_error.is_none());
             continue;
         }
+        if let Record::After(then) = record {
+            if let Err(e) = then(first_error.is_none()) {
+                first_error.get_or_insert(e);
+            }
+            continue;
+        }
         if first_error.is_some() {
             continue;
         }
@@ -98,7 +107,7 @@ fn record_all(store: &StateStore, run_id: i64, receiver: Receiver<Record>) -> Re
             Record::Forget { map, company, keys } => store.forget_keys(&map, &company, &keys),
             Record::Errors(errors) => store.record_errors(run_id, &errors),
             Record::Conflicts(conflicts) => conflicts.iter().try_for_each(|c| store.record_conflict(c).map(|_| ())),
-            Record::Barrier(_) => unreachable!("answered above"),
+            Record::Barrier(_) | Record::After(_) => unreachable!("answered above"),
             Record::PartitionComplete { map, company } => store
                 .forget_keys_not_in_run(&map, &company, run_id)
                 .and_then(|_| store.resolve_errors_not_in_run(&map, &company, run_id))

@@ -19,8 +19,8 @@ use crate::{Apps, EngineError};
 use dualsync_model::config::Threading;
 use dualsync_model::Config;
 use dualsync_state::{Counts, RunStatus, StateStore};
-use std::sync::atomic::AtomicU64;
 use queue::{Queue, SharedJob};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug, Default)]
@@ -120,7 +120,7 @@ pub fn run_sync(
         allow_deletes: options.allow_deletes,
     };
     let mut report = SyncReport { run_id, job: shared.as_ref().map(|s| s.job.clone()), partitions: Vec::new(), warnings: Vec::new() };
-    let run = Run { ctx: &ctx, store, run_id, options, observer, shared: shared.as_ref() };
+    let run = Run { ctx: &ctx, store: store.clone(), run_id, options, observer, shared: shared.as_ref() };
     let outcome = (|| -> Result<(), EngineError> {
         // Stages one after the other; the maps of a stage side by side.
         for (index, stage) in run_order(config, &options.maps).stages.into_iter().enumerate() {
@@ -156,7 +156,7 @@ pub fn run_sync(
 /// What the steps of one sync run share.
 struct Run<'a> {
     ctx: &'a Context,
-    store: &'a StateStore,
+    store: Arc<StateStore>,
     run_id: i64,
     options: &'a SyncOptions,
     observer: &'a dyn Observer,
@@ -171,7 +171,7 @@ fn run_step(run: &Run, config: &Config, stage: usize, step: &Step) -> Result<(Ve
     let companies = companies_of(run.ctx, &shape, &run.options.companies, &mut warnings)?;
     let warnings = if step.deferred.is_empty() { warnings } else { Vec::new() }; // said once, by the full pass
     run.observer.map_started(&step.label(), companies.len());
-    let queue = Queue::new(run.shared.map(|s| (run.store, s)), stage, step.label(), companies)?;
+    let queue = Queue::new(run.shared.map(|s| (run.store.clone(), s)), stage, step.label(), companies)?;
     // A first pass is not complete: its cleanup (forget unseen keys, resolve errors) waits for the second.
     let partitions = run_partitions(run, &shape, queue, step.deferred.is_empty())?;
     Ok((partitions, warnings))
@@ -219,7 +219,7 @@ pub fn selected_maps(config: &Config, only: &[String]) -> Result<Vec<String>, En
 }
 
 fn run_partitions(run: &Run, shape: &MapShape, queue: Queue, complete: bool) -> Result<Vec<PartitionReport>, EngineError> {
-    let (ctx, store) = (run.ctx, run.store);
+    let (ctx, store) = (run.ctx, &*run.store);
     let results = Mutex::new(Vec::new());
     let concurrent = Side::BOTH.map(|s| shape.threading == Threading::Multi && ctx.apps.connector(&shape.apps[s]).concurrent_writes());
     let workers = shape.workers.min(queue.len()).max(1);
@@ -236,19 +236,12 @@ fn run_partitions(run: &Run, shape: &MapShape, queue: Queue, complete: bool) -> 
                         let fenced = unit.as_ref().map(|u| ctx.fenced(&u.fence));
                         let ctx = fenced.as_ref().unwrap_or(ctx);
                         let resolved = company.map(|code| Company::resolve(&ctx.apps, shape, code)).transpose();
-                        let (counts, mut error) = match resolved {
+                        let (counts, error) = match resolved {
                             Ok(company) => partition::sync_partition(ctx, shape, company, complete, writers),
                             Err(e) => (Counts::default(), Some(e)),
                         };
-                        if unit.is_some() {
-                            // Done only once its bases are stored: the next stage, in any process, reads them.
-                            if !ctx.wait_for_records() && error.is_none() {
-                                error = Some(EngineError::Data("the state store refused this company's records".into()));
-                            }
-                            let stopped = error.as_ref().map(|e| e.to_string());
-                            if let Err(lost) = queue.finish(unit.as_ref(), stopped.as_deref()) {
-                                error = Some(lost);
-                            }
+                        if let Some(unit) = unit {
+                            queue.finish(ctx, unit, error.as_ref().map(|e| e.to_string()));
                         }
                         let status = match (&error, counts.failed_total()) {
                             (Some(_), _) => RunStatus::Failed,

@@ -2,11 +2,13 @@
 //! the items of a sync job shared with the other workers of a PostgreSQL
 //! store (dualsync_state's work.rs), taken one at a time.
 
+use crate::pipeline::record::Record;
+use crate::pipeline::Context;
 use crate::EngineError;
 use dualsync_model::Value;
-use dualsync_state::{StateStore, SyncJob, Unit, Worker};
+use dualsync_state::{StateError, StateStore, SyncJob, Unit, Worker};
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How often a worker with nothing to take looks again while others finish a pass.
@@ -32,7 +34,7 @@ impl SharedJob {
 pub(crate) enum Queue<'a> {
     Local(Mutex<VecDeque<Option<Value>>>),
     Shared {
-        store: &'a StateStore,
+        store: Arc<StateStore>,
         shared: &'a SharedJob,
         stage: usize,
         step: String,
@@ -44,7 +46,7 @@ pub(crate) enum Queue<'a> {
 impl<'a> Queue<'a> {
     /// The companies of one map pass: this process's alone, or added to the shared job's items.
     pub fn new(
-        shared: Option<(&'a StateStore, &'a SharedJob)>,
+        shared: Option<(Arc<StateStore>, &'a SharedJob)>,
         stage: usize,
         step: String,
         companies: Vec<Option<Value>>,
@@ -86,19 +88,26 @@ impl<'a> Queue<'a> {
         }
     }
 
-    /// Records a shared item done, once its rows and their bases are stored;
-    /// an error when another worker took it over meanwhile.
-    pub fn finish(&self, unit: Option<&Unit>, stopped: Option<&str>) -> Result<(), EngineError> {
-        let (Queue::Shared { store, shared, .. }, Some(unit)) = (self, unit) else { return Ok(()) };
-        if store.finish_sync_item(&shared.worker, unit, stopped)? {
-            Ok(())
-        } else {
-            Err(EngineError::Data(format!(
+    /// Marks a shared item done once the recorder has stored everything sent
+    /// for it (its merge bases, which the next stage reads in any process),
+    /// without waiting for that here. Losing it to another worker meanwhile
+    /// fails the run.
+    pub fn finish(&self, ctx: &Context, unit: Unit, stopped: Option<String>) {
+        let Queue::Shared { store, shared, .. } = self else { return };
+        let (store, worker) = (store.clone(), shared.worker.clone());
+        ctx.send(Record::After(Box::new(move |stored| {
+            if !stored {
+                return Ok(()); // left open: the run fails, and the next run of the job does it again
+            }
+            if store.finish_sync_item(&worker, &unit, stopped.as_deref())? {
+                return Ok(());
+            }
+            Err(StateError::Lost(format!(
                 "company {} of {} was taken over by another worker before this one finished it (was this process paused?); \
                  the taker syncs it again, and nothing of this process's writes landed after the takeover",
                 unit.company, unit.step
             )))
-        }
+        })));
     }
 }
 

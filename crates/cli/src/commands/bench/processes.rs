@@ -81,7 +81,8 @@ pub fn bench_processes(
             takeover,
             verdict(measured.verified)
         ));
-        report["killed"] = json!({ "processes": most, "seconds": measured.seconds, "takeover_seconds": takeover, "verified": measured.verified });
+        report["killed"] =
+            json!({ "processes": most, "seconds": measured.seconds, "takeover_seconds": takeover, "verified": measured.verified });
     }
     report["verified"] = json!(ok);
     Ok(report)
