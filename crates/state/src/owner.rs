@@ -459,6 +459,12 @@ struct Claimed {
     taken_over: Vec<Token>,
 }
 
+/// Moves the lease of every worker whose lease ran out, so that its store
+/// sessions write nothing more. The rows are locked FOR UPDATE first, which
+/// waits for the statements those sessions have in flight (004_work.sql).
+pub(crate) const FENCE_DEAD_WORKERS: &str = "UPDATE leases SET owner = NULL, epoch = nextval('lease_epochs')
+     WHERE unit IN (SELECT unit FROM leases WHERE unit LIKE 'worker:%' AND owner IS NOT NULL AND expires_at <= now() FOR UPDATE)";
+
 /// Live workers, as SQL: a worker lease not run out.
 const LIVE_WORKER: &str = "unit LIKE 'worker:%' AND owner IS NOT NULL AND expires_at > now()";
 
@@ -503,11 +509,7 @@ fn claim_in(
     }
     // Whoever died holding work is fenced now: its store sessions by its lease's new epoch, its
     // app writes by the new epochs of its units (raised in the apps by the caller).
-    db.execute(
-        "UPDATE leases SET owner = NULL, epoch = nextval('lease_epochs')
-         WHERE unit LIKE 'worker:%' AND owner IS NOT NULL AND expires_at <= now()",
-        &[],
-    )?;
+    db.execute(FENCE_DEAD_WORKERS, &[])?;
     let mut taken_over = Vec::new();
     let unit = if shared {
         if store_owned == "true" {

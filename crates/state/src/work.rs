@@ -79,7 +79,10 @@ impl StateStore {
 
     /// Adds the items of one map pass of a job's stage, one per company (those already there stay).
     pub fn add_sync_items(&self, job: i64, stage: usize, step: &str, companies: &[String]) -> Result<(), StateError> {
-        let joined: String = companies.iter().map(String::as_str).collect::<Vec<_>>().join(&SEP.to_string());
+        // In one order in every process: inserts of the same keys in different orders deadlock.
+        let mut sorted: Vec<&str> = companies.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        let joined = sorted.join(&SEP.to_string());
         self.db().execute(
             "INSERT INTO work_items (unit, job, stage, step, company)
              SELECT 'sync ' || ?1::bigint || '/' || ?2::bigint || '/' || ?3 || '/' || c, ?1::bigint, ?2::bigint, ?3, c
@@ -197,11 +200,7 @@ impl StateStore {
         }
         let mut db = self.db();
         // A worker whose lease ran out is fenced before its units are taken: its store sessions write nothing more.
-        db.execute(
-            "UPDATE leases SET owner = NULL, epoch = nextval('lease_epochs')
-             WHERE unit LIKE 'worker:%' AND owner IS NOT NULL AND expires_at <= now()",
-            &[],
-        )?;
+        db.execute(crate::owner::FENCE_DEAD_WORKERS, &[])?;
         let limit = params.len() + 2;
         let sql = format!(
             "UPDATE work_items i SET owner = ?1, epoch = nextval('lease_epochs'), claimed_at = now(), claims = claims + 1,

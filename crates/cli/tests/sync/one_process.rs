@@ -200,7 +200,7 @@ fn a_postgres_store_is_held_by_a_lease_taken_over_when_its_holder_dies_or_stalls
     // commits, the state store refuses the old holder's writes, and the old holder stops.
     let state_rows = "SELECT (SELECT count(*) FROM runs) || '/' || (SELECT count(*) FROM errors) || '/' ||
                              (SELECT coalesce(max(updated_at), '') FROM cursors) || '/' || (SELECT count(*) FROM key_state)";
-    state.exec("UPDATE leases SET epoch = epoch + 1, owner = 'someone else'");
+    state.exec("UPDATE leases SET epoch = epoch + 1, owner = 'someone else' WHERE unit IN (SELECT unit FROM leases FOR UPDATE)");
     let before = state.texts(state_rows);
     assert_eq!(wait_exit(&mut taker).code(), Some(1), "the old holder must stop");
     assert_eq!(state.texts(state_rows), before, "the old holder wrote state after it lost the store");

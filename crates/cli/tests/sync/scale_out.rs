@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 const COMPANIES: usize = 50;
 const ROWS_PER_COMPANY: usize = 400;
 
-/// Two PostgreSQL apps and a PostgreSQL state store, with `maps` over tables of the same shape.
+/// Two PostgreSQL apps and a PostgreSQL state store, with a map per table, all of the same shape.
 struct Fixture {
     w: Workspace,
     state: TestDb,
@@ -21,12 +21,17 @@ struct Fixture {
 }
 
 fn fixture(tables: &[&str]) -> Option<Fixture> {
-    let (state, erp, crm) = (TestDb::new(Kind::Postgres)?, TestDb::new(Kind::Postgres)?, TestDb::new(Kind::Postgres)?);
+    let state = TestDb::new(Kind::Postgres)?;
+    let (erp, crm, apps) = app_pair(tables)?;
     let w = Workspace::new();
-    let mut config = format!(
-        "[state]\nurl = \"{}\"\nlease_seconds = 2\n\n[apps.erp]\nurl = \"{}\"\n\n[apps.crm]\nurl = \"{}\"\n",
-        state.url, erp.url, crm.url
-    );
+    w.config(&format!("[state]\nurl = \"{}\"\nlease_seconds = 2\n\n{apps}", state.url));
+    Some(Fixture { w, state, erp, crm })
+}
+
+/// Two PostgreSQL apps with `tables`, and their apps and maps as config text.
+fn app_pair(tables: &[&str]) -> Option<(TestDb, TestDb, String)> {
+    let (erp, crm) = (TestDb::new(Kind::Postgres)?, TestDb::new(Kind::Postgres)?);
+    let mut config = format!("[apps.erp]\nurl = \"{}\"\n\n[apps.crm]\nurl = \"{}\"\n", erp.url, crm.url);
     for table in tables {
         for app in [&erp, &crm] {
             app.exec(&format!("CREATE TABLE {table} (co TEXT NOT NULL, code TEXT NOT NULL, name TEXT, n INT, PRIMARY KEY (co, code))"));
@@ -38,8 +43,7 @@ fn fixture(tables: &[&str]) -> Option<Fixture> {
              [[maps.columns]]\nerp = \"n\"\ncrm = \"n\"\n"
         ));
     }
-    w.config(&config);
-    Some(Fixture { w, state, erp, crm })
+    Some((erp, crm, config))
 }
 
 fn spawn(w: &Workspace, args: &[&str], log: &str) -> Child {
@@ -79,6 +83,22 @@ fn number(db: &TestDb, sql: &str) -> i64 {
     db.texts(&format!("SELECT ({sql})::text"))[0].as_deref().unwrap_or("0").parse().unwrap()
 }
 
+/// The items a (killed) process held, not done: those, and only those, run again.
+fn held_by(state: &TestDb, pid: u32) -> String {
+    let held = state.texts(&format!(
+        "SELECT coalesce(string_agg(i.id::text, ',' ORDER BY i.id), '') FROM work_items i JOIN leases l ON l.owner = i.owner
+         WHERE l.pid = {pid} AND l.unit LIKE 'worker:%' AND i.done_at IS NULL"
+    ));
+    held[0].clone().unwrap_or_default()
+}
+
+/// The items claimed more than once.
+fn ran_again(state: &TestDb) -> String {
+    state.texts("SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM work_items WHERE claims > 1")[0]
+        .clone()
+        .unwrap_or_default()
+}
+
 /// Waits until the processes just started have made the store's tables.
 fn wait_for_store(w: &Workspace, state: &TestDb) {
     wait_until(w, "the state store is made", Duration::from_secs(30), || {
@@ -98,16 +118,7 @@ fn rows(db: &TestDb, table: &str) -> String {
 fn three_sync_processes_share_the_companies_and_a_killed_one_costs_only_what_it_held() {
     let Some(f) = fixture(&["acct"]) else { return };
     // Rows only the ERP has, rows only the CRM has, and rows both have with different names (the ERP, map's master, wins).
-    f.erp.exec(&format!(
-        "INSERT INTO acct SELECT 'C' || lpad(c::text, 2, '0'), 'K' || lpad(k::text, 5, '0'), 'erp ' || k, k
-         FROM generate_series(1, {COMPANIES}) c, generate_series(1, {ROWS_PER_COMPANY}) k"
-    ));
-    f.crm.exec(&format!(
-        "INSERT INTO acct SELECT 'C' || lpad(c::text, 2, '0'), 'K' || lpad(k::text, 5, '0'), 'crm ' || k, k
-         FROM generate_series(1, {COMPANIES}) c, generate_series({}, {}) k",
-        ROWS_PER_COMPANY - 50,
-        ROWS_PER_COMPANY + 50
-    ));
+    load(&f.erp, &f.crm, COMPANIES, ROWS_PER_COMPANY);
 
     let mut procs: Vec<Child> = (0..3).map(|i| spawn(&f.w, &["--format", "json", "sync"], &format!("sync{i}"))).collect();
     wait_for_store(&f.w, &f.state);
@@ -129,6 +140,8 @@ fn three_sync_processes_share_the_companies_and_a_killed_one_costs_only_what_it_
     // SAFETY: signals our own child.
     unsafe { libc::kill(killed.id() as i32, libc::SIGKILL) };
     killed.wait().unwrap();
+    // Its companies in flight, and those whose completion it had not recorded yet.
+    let held = held_by(&f.state, victim);
 
     for (i, p) in procs.iter_mut().enumerate() {
         let status = p.wait().unwrap();
@@ -138,9 +151,9 @@ fn three_sync_processes_share_the_companies_and_a_killed_one_costs_only_what_it_
     // Every company of the job was done once, and only what the killed process held ran twice.
     assert_eq!(number(&f.state, "SELECT count(*) FROM work_items WHERE job IS NOT NULL"), COMPANIES as i64);
     assert_eq!(number(&f.state, "SELECT count(*) FROM work_items WHERE done_at IS NULL"), 0);
-    let taken_over = number(&f.state, "SELECT coalesce(sum(takeovers), 0) FROM work_items");
-    assert!((1..=2).contains(&taken_over), "the killed process held one or two companies (workers = 2): {taken_over} taken over");
-    assert_eq!(number(&f.state, "SELECT count(*) FROM work_items WHERE claims <> 1 + takeovers"), 0, "no company ran twice otherwise");
+    assert!(!held.is_empty(), "the killed process held a company");
+    assert_eq!(ran_again(&f.state), held, "only the companies the killed process held ran again");
+    assert_eq!(number(&f.state, "SELECT count(*) FROM work_items WHERE claims <> 1 + takeovers"), 0, "each of them was taken over once");
     let done_by = number(&f.state, "SELECT count(DISTINCT done_by) FROM work_items");
     assert_eq!(done_by, 3, "the work spread over the three processes");
     assert_eq!(number(&f.state, "SELECT count(*) FROM sync_jobs WHERE ended_at IS NULL"), 0, "the job ended");
@@ -148,9 +161,10 @@ fn three_sync_processes_share_the_companies_and_a_killed_one_costs_only_what_it_
     // The apps are what one process leaves: every row in both, the ERP's names where both had one.
     let synced = rows(&f.erp, "acct");
     assert_eq!(synced, rows(&f.crm, "acct"), "the apps differ");
-    assert!(synced.starts_with(&format!("{} rows", COMPANIES * (ROWS_PER_COMPANY + 50))), "{synced}");
-    assert_eq!(number(&f.crm, "SELECT count(*) FROM acct WHERE name LIKE 'crm %'"), (COMPANIES * 50) as i64, "CRM-only rows kept");
-    assert_eq!(number(&f.erp, "SELECT count(*) FROM acct WHERE name LIKE 'crm %'"), (COMPANIES * 50) as i64, "and copied to the ERP");
+    let crm_only = (COMPANIES * ROWS_PER_COMPANY / 10) as i64;
+    assert!(synced.starts_with(&format!("{} rows", COMPANIES * (ROWS_PER_COMPANY * 11 / 10))), "{synced}");
+    assert_eq!(number(&f.crm, "SELECT count(*) FROM acct WHERE name LIKE 'crm %'"), crm_only, "CRM-only rows kept");
+    assert_eq!(number(&f.erp, "SELECT count(*) FROM acct WHERE name LIKE 'crm %'"), crm_only, "and copied to the ERP");
 
     // A sync after it finds nothing left to do.
     let again = f.w.run(&["--format", "json", "sync"]);
@@ -158,6 +172,65 @@ fn three_sync_processes_share_the_companies_and_a_killed_one_costs_only_what_it_
     let totals = &again.json()["totals"];
     assert_eq!(totals["inserted"], serde_json::json!([0, 0]), "{totals}");
     assert_eq!(totals["updated"], serde_json::json!([0, 0]), "{totals}");
+}
+
+/// ERP rows of `companies` companies, and CRM rows: some the ERP has too (with other names), some only it has.
+fn load(erp: &TestDb, crm: &TestDb, companies: usize, rows: usize) {
+    erp.exec(&format!(
+        "INSERT INTO acct SELECT 'C' || lpad(c::text, 2, '0'), 'K' || lpad(k::text, 7, '0'), 'erp ' || k, k
+         FROM generate_series(1, {companies}) c, generate_series(1, {rows}) k"
+    ));
+    crm.exec(&format!(
+        "INSERT INTO acct SELECT 'C' || lpad(c::text, 2, '0'), 'K' || lpad(k::text, 7, '0'), 'crm ' || k, k
+         FROM generate_series(1, {companies}) c, generate_series({}, {}) k",
+        rows - rows / 10,
+        rows + rows / 10
+    ));
+}
+
+#[test]
+fn a_million_rows_synced_by_three_processes_with_one_killed_end_as_one_process_leaves_them() {
+    const COMPANIES: usize = 20;
+    const ROWS: usize = 50_000;
+    let Some(f) = fixture(&["acct"]) else { return };
+    let (erp, crm, apps) = app_pair(&["acct"]).expect("the server answered just now");
+    load(&f.erp, &f.crm, COMPANIES, ROWS);
+    load(&erp, &crm, COMPANIES, ROWS);
+
+    // One process, on a SQLite store: the reference.
+    let alone = Workspace::new();
+    alone.config(&apps);
+    let one = alone.run(&["sync"]);
+    assert_eq!(one.code, 0, "{}\n{}", one.stdout, one.stderr);
+
+    // Three processes on the shared store; one is killed while it holds a company.
+    let mut procs: Vec<Child> = (0..3).map(|i| spawn(&f.w, &["sync"], &format!("sync{i}"))).collect();
+    wait_for_store(&f.w, &f.state);
+    let mut victim = None;
+    wait_until(&f.w, "a worker holds a company after a few are done", Duration::from_secs(120), || {
+        let holders = f.state.texts(
+            "SELECT l.pid::text FROM leases l WHERE l.unit LIKE 'worker:%' AND l.owner IS NOT NULL
+               AND EXISTS (SELECT 1 FROM work_items i WHERE i.owner = l.owner AND i.done_at IS NULL)
+               AND (SELECT count(*) FROM work_items WHERE done_at IS NOT NULL) >= 4",
+        );
+        victim = holders.into_iter().flatten().next();
+        victim.is_some()
+    });
+    let victim: u32 = victim.unwrap().parse().unwrap();
+    let mut killed = procs.remove(procs.iter().position(|p| p.id() == victim).unwrap());
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(killed.id() as i32, libc::SIGKILL) };
+    killed.wait().unwrap();
+    let held = held_by(&f.state, victim);
+    for (i, p) in procs.iter_mut().enumerate() {
+        let log = || format!("{}{}", read(&f.w, &format!("sync{i}.out")), read(&f.w, &format!("sync{i}.err")));
+        assert!(p.wait().unwrap().success(), "a surviving sync failed:\n{}", log());
+    }
+    assert!(!held.is_empty(), "the killed process held a company");
+    assert_eq!(ran_again(&f.state), held, "only the companies the killed process held ran again");
+    assert_eq!(rows(&f.erp, "acct"), rows(&erp, "acct"), "the ERP differs from one process's result");
+    assert_eq!(rows(&f.crm, "acct"), rows(&crm, "acct"), "the CRM differs from one process's result");
+    assert!(rows(&f.crm, "acct").starts_with(&format!("{} rows", COMPANIES * (ROWS + ROWS / 10))), "{}", rows(&f.crm, "acct"));
 }
 
 #[test]
@@ -175,6 +248,7 @@ fn a_sync_job_left_unfinished_is_joined_again_and_only_its_open_companies_run() 
     // SAFETY: signals our own child.
     unsafe { libc::kill(only.id() as i32, libc::SIGKILL) };
     only.wait().unwrap();
+    let held = held_by(&f.state, only.id());
     let done_before = number(&f.state, "SELECT count(*) FROM work_items WHERE done_at IS NOT NULL");
     assert!(done_before < 20, "killed too late to test anything: {done_before} done");
 
@@ -188,8 +262,7 @@ fn a_sync_job_left_unfinished_is_joined_again_and_only_its_open_companies_run() 
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(next.stdout.contains(&format!("{done_before} of its 20 items were done by earlier processes")), "{}", next.stdout);
-    let reran = number(&f.state, "SELECT count(*) FROM work_items WHERE claims > 1");
-    assert!(reran <= 2, "only the companies held at the kill ran again: {reran}");
+    assert_eq!(ran_again(&f.state), held, "only the companies held at the kill ran again");
     assert_eq!(
         number(&f.state, "SELECT count(*) FROM run_partitions p JOIN runs r ON r.id = p.run_id WHERE r.id = (SELECT max(id) FROM runs)"),
         20 - done_before

@@ -45,14 +45,16 @@ CREATE UNIQUE INDEX sync_jobs_open ON sync_jobs(selection) WHERE ended_at IS NUL
 -- A session names the lease it writes under: the store's (dualsync.lease_unit
 -- unset) or its worker's. Its writes are refused once that lease's epoch has
 -- moved on: a worker that died is fenced by the first claim after its lease
--- ran out.
+-- ran out. The lease row is read under KEY SHARE: renewals (plain UPDATEs)
+-- never wait for the statements in flight, while whoever moves an epoch
+-- locks the row FOR UPDATE first, which waits for them.
 CREATE OR REPLACE FUNCTION dualsync_fenced_write() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     mine text := current_setting('dualsync.lease_epoch', true);
     held text := coalesce(nullif(current_setting('dualsync.lease_unit', true), ''), 'store');
 BEGIN
     IF mine IS NOT NULL AND mine <> '' THEN
-        PERFORM 1 FROM leases WHERE unit = held AND epoch = mine::bigint FOR SHARE;
+        PERFORM 1 FROM leases WHERE unit = held AND epoch = mine::bigint FOR KEY SHARE;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'fenced: another dualsync process holds the state store now (this process''s lease epoch % has passed); nothing was written', mine;
         END IF;
