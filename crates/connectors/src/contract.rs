@@ -211,12 +211,24 @@ pub struct Privileges {
 }
 
 /// Which rows of a table: those matching `filter` and every `equals` (a NULL
-/// value in `equals` selects rows where that column IS NULL).
+/// value in `equals` selects rows where that column IS NULL), within `range`.
 #[derive(Clone, Debug, Default)]
 pub struct Selection {
     pub table: String,
     pub filter: Option<Filter>,
     pub equals: Vec<(String, Value)>,
+    pub range: Option<KeyRange>,
+}
+
+/// Rows whose key is after `after` and up to `upto` (either open), in the
+/// order a scan sorts keys in (`Value::key_cmp`, byte order for text): a
+/// chunk of a big partition.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KeyRange {
+    /// The key columns, in key order.
+    pub columns: Vec<String>,
+    pub after: Option<Vec<Value>>,
+    pub upto: Option<Vec<Value>>,
 }
 
 /// Spare room each row read is allocated with: a writer appends a partition's

@@ -127,7 +127,43 @@ impl<'a> Sql<'a> {
                 self.push(&format!("{c} = ")).param(column, value.clone());
             }
         }
+        if let Some(range) = &selection.range {
+            for (bound, after) in [(&range.after, true), (&range.upto, false)] {
+                if let Some(key) = bound {
+                    and(self);
+                    self.key_beyond(&range.columns, key, after);
+                }
+            }
+        }
         !first
+    }
+
+    /// Keys after `key` (`after`), or up to it, compared column by column as
+    /// ORDER BY sorts them: `a > x OR (a = x AND b > y)`, or
+    /// `a < x OR (a = x AND b <= y)` (the last column takes the bound itself).
+    fn key_beyond(&mut self, columns: &[String], key: &[Value], after: bool) {
+        self.push("(");
+        for (j, (column, value)) in columns.iter().zip(key).enumerate() {
+            let c = self.dialect.order_by(column);
+            let last = j + 1 == columns.len();
+            let op = match (after, last) {
+                (true, _) => ">",
+                (false, false) => "<",
+                (false, true) => "<=",
+            };
+            if j > 0 {
+                self.push(" OR (");
+                for (earlier, v) in columns.iter().zip(key).take(j) {
+                    let e = self.dialect.order_by(earlier);
+                    self.push(&format!("{e} = ")).param(earlier, v.clone()).push(" AND ");
+                }
+            }
+            self.push(&format!("{c} {op} ")).param(column, value.clone());
+            if j > 0 {
+                self.push(")");
+            }
+        }
+        self.push(")");
     }
 
     /// Rows whose `columns` equal one of `keys`: `c IN (…)` for one column,
@@ -191,7 +227,7 @@ pub fn select_keys<'a>(
     keys: &[Vec<Value>],
 ) -> Sql<'a> {
     let mut sql = select(dialect, selection, columns, &[]);
-    let has_where = selection.filter.is_some() || !selection.equals.is_empty();
+    let has_where = selection.filter.is_some() || !selection.equals.is_empty() || selection.range.is_some();
     sql.push(if has_where { " AND " } else { " WHERE " });
     sql.key_match(key_columns, keys);
     sql
@@ -205,6 +241,7 @@ pub fn double_quote(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::KeyRange;
 
     struct Test;
     impl Dialect for Test {
@@ -222,8 +259,12 @@ mod tests {
     #[test]
     fn identifiers_are_quoted_and_values_bound() {
         let f = Filter::parse("\"x\"\"y\" = 'a''b' AND z IN (1, 2)").unwrap();
-        let selection =
-            Selection { table: "t".into(), filter: Some(f), equals: vec![("co".into(), Value::Null), ("d".into(), Value::Int(3))] };
+        let selection = Selection {
+            table: "t".into(),
+            filter: Some(f),
+            equals: vec![("co".into(), Value::Null), ("d".into(), Value::Int(3))],
+            range: None,
+        };
         let sql = select(&Test, &selection, "*", &["k".to_string()]);
         assert_eq!(
             sql.text,
@@ -238,5 +279,21 @@ mod tests {
         let keys = vec![vec![Value::Int(1), Value::Text("a".into())], vec![Value::Int(2), Value::Text("b".into())]];
         let sql = select_keys(&Test, &selection, "*", &["n".into(), "s".into()], &keys);
         assert_eq!(sql.text, r#"SELECT * FROM "t" WHERE (("n" = $1:n AND "s" = $2:s) OR ("n" = $3:n AND "s" = $4:s))"#);
+    }
+
+    #[test]
+    fn a_key_range_compares_column_by_column_in_sort_order() {
+        let range = KeyRange {
+            columns: vec!["n".into(), "s".into()],
+            after: Some(vec![Value::Int(1), Value::Text("a".into())]),
+            upto: Some(vec![Value::Int(2), Value::Text("b".into())]),
+        };
+        let selection = Selection { table: "t".into(), range: Some(range), ..Default::default() };
+        let sql = select(&Test, &selection, "*", &["n".to_string(), "s".to_string()]);
+        assert_eq!(
+            sql.text,
+            r#"SELECT * FROM "t" WHERE ("n" COLLATE BINARY > $1:n OR ("n" COLLATE BINARY = $2:n AND "s" COLLATE BINARY > $3:s)) AND ("n" COLLATE BINARY < $4:n OR ("n" COLLATE BINARY = $5:n AND "s" COLLATE BINARY <= $6:s)) ORDER BY "n" COLLATE BINARY, "s" COLLATE BINARY"#
+        );
+        assert_eq!(sql.params.len(), 6);
     }
 }

@@ -47,7 +47,7 @@ pub fn bootstrap_company(
         (Some(a), Some(w)) => Some(Filter::And(Box::new(a), Box::new(w))),
         (a, w) => a.or(w),
     };
-    let selection = Selection { table: s.table.clone(), filter, equals: vec![(column.clone(), Value::Null)] };
+    let selection = Selection { table: s.table.clone(), filter, equals: vec![(column.clone(), Value::Null)], range: None };
     let on_app = in_app(apps, b.app);
     let mut reader = apps.connect(b.app)?;
     let mut report = BootstrapReport { table: s.table.clone(), column: column.clone(), ..Default::default() };

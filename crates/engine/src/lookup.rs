@@ -207,7 +207,7 @@ impl Resolver {
             }
         }
         let rows = conn.fetch(&FetchRequest {
-            selection: Selection { table: target.tables[s].clone(), filter: None, equals },
+            selection: Selection { table: target.tables[s].clone(), filter: None, equals, range: None },
             columns: vec![match_col.clone(), result_col],
             match_columns: vec![match_col],
             keys: missing,

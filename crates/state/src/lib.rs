@@ -16,7 +16,7 @@ mod work;
 pub use live::{ConflictRecord, MapState, MapStateRecord, NewConflict};
 pub use owner::{Holder, StoreClaim, Token};
 pub use records::*;
-pub use work::{fence_unit, SyncJob, Unit, WorkUnit, Worker};
+pub use work::{fence_unit, Chunk, ChunkDone, SyncJob, Unit, WorkUnit, Worker};
 
 use db::{Cell, Db, P};
 use dualsync_model::config::{DatabaseUrl, StateConfig};
@@ -186,30 +186,45 @@ impl StateStore {
     /// Logs failed rows. A row that is already open in the log gets its
     /// message, value and run updated and its attempts counted up.
     pub fn record_errors(&self, run_id: i64, errors: &[NewError]) -> Result<(), StateError> {
+        self.record_errors_of(run_id, None, errors)
+    }
+
+    /// `record_errors`, noting the chunk of a shared sync (work.rs) that met
+    /// them: its company's cleanup keeps open only the errors of the attempt
+    /// that finished each chunk (PostgreSQL store).
+    pub fn record_errors_of(&self, run_id: i64, chunk: Option<i64>, errors: &[NewError]) -> Result<(), StateError> {
         let mut db = self.db();
         let at = now();
+        let (column, value, update) = match chunk {
+            Some(_) => (", chunk_item", ", ?11", ", chunk_item = excluded.chunk_item"),
+            None => ("", "", ""),
+        };
+        let sql = format!(
+            "INSERT INTO errors (run_id, map, company, source_app, target_app, key, column_name, value, message, first_seen, last_seen{column})
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10{value})
+             ON CONFLICT (map, company, target_app, key) WHERE status = 'open' DO UPDATE SET
+               run_id = excluded.run_id, column_name = excluded.column_name, value = excluded.value,
+               message = excluded.message, source_app = excluded.source_app,
+               attempts = errors.attempts + 1, last_seen = excluded.last_seen{update}"
+        );
         db.batch("BEGIN")?;
         for e in errors {
-            let result = db.execute(
-                "INSERT INTO errors (run_id, map, company, source_app, target_app, key, column_name, value, message, first_seen, last_seen)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
-                 ON CONFLICT (map, company, target_app, key) WHERE status = 'open' DO UPDATE SET
-                   run_id = excluded.run_id, column_name = excluded.column_name, value = excluded.value,
-                   message = excluded.message, source_app = excluded.source_app,
-                   attempts = errors.attempts + 1, last_seen = excluded.last_seen",
-                &[
-                    P::Int(run_id),
-                    P::Text(&e.map),
-                    P::Text(&e.company),
-                    P::Text(&e.source_app),
-                    P::Text(&e.target_app),
-                    P::Text(&e.key),
-                    P::OptText(e.column.as_deref()),
-                    P::OptText(e.value.as_deref()),
-                    P::Text(&e.message),
-                    P::Text(&at),
-                ],
-            );
+            let mut params = vec![
+                P::Int(run_id),
+                P::Text(&e.map),
+                P::Text(&e.company),
+                P::Text(&e.source_app),
+                P::Text(&e.target_app),
+                P::Text(&e.key),
+                P::OptText(e.column.as_deref()),
+                P::OptText(e.value.as_deref()),
+                P::Text(&e.message),
+                P::Text(&at),
+            ];
+            if let Some(chunk) = chunk {
+                params.push(P::Int(chunk));
+            }
+            let result = db.execute(&sql, &params);
             if let Err(e) = result {
                 db.batch("ROLLBACK")?;
                 return Err(e);
@@ -312,6 +327,20 @@ impl StateStore {
 
     /// Stores the merge base (column hashes) of synced keys (one transaction per call).
     pub fn record_key_bases(&self, map: &str, company: &str, run_id: i64, hashes: &[(String, Vec<u8>)]) -> Result<(), StateError> {
+        self.record_key_bases_of(map, company, run_id, None, hashes)
+    }
+
+    /// `record_key_bases`, noting the chunk of a shared sync (work.rs) that
+    /// recorded them: its company's cleanup keeps only the bases recorded by
+    /// the attempt that finished each chunk (PostgreSQL store).
+    pub fn record_key_bases_of(
+        &self,
+        map: &str,
+        company: &str,
+        run_id: i64,
+        chunk: Option<i64>,
+        hashes: &[(String, Vec<u8>)],
+    ) -> Result<(), StateError> {
         let mut db = self.db();
         let partition = self.partition_id(&mut db, map, company)?;
         match &mut *db {
@@ -344,10 +373,11 @@ impl StateStore {
                 let keys: Vec<&str> = hashes.iter().map(|h| h.0.as_str()).collect();
                 let digests: Vec<&[u8]> = hashes.iter().map(|h| &h.1[..]).collect();
                 c.execute(
-                    "INSERT INTO key_state (partition_id, key, content_hash, run_id)
-                     SELECT $1, k, h, $4 FROM unnest($2::text[], $3::bytea[]) AS t(k, h)
-                     ON CONFLICT (partition_id, key) DO UPDATE SET content_hash = excluded.content_hash, run_id = excluded.run_id",
-                    &[&partition, &keys, &digests, &run_id],
+                    "INSERT INTO key_state (partition_id, key, content_hash, run_id, chunk_item)
+                     SELECT $1, k, h, $4, $5 FROM unnest($2::text[], $3::bytea[]) AS t(k, h)
+                     ON CONFLICT (partition_id, key) DO UPDATE
+                     SET content_hash = excluded.content_hash, run_id = excluded.run_id, chunk_item = excluded.chunk_item",
+                    &[&partition, &keys, &digests, &run_id, &chunk],
                 )
                 .map_err(db::pg)?;
             }

@@ -37,6 +37,30 @@ pub struct Unit {
     pub company: String,
     /// What the apps' fence row of this unit must not have passed.
     pub fence: Token,
+    /// A chunk of a company: its keys after the first and up to the second
+    /// (JSON keys; None: open), and its company's item.
+    pub chunk: Option<Chunk>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    pub parent: i64,
+    pub number: i64,
+    pub after: Option<String>,
+    pub upto: Option<String>,
+}
+
+/// What finishing a chunk left to do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChunkDone {
+    /// Another worker holds it now: nothing was recorded.
+    Lost,
+    /// Other chunks of its company are not done yet.
+    More,
+    /// It was its company's last: the company is done, and was cleaned up
+    /// (keys gone from both apps forgotten, errors no run saw resolved)
+    /// unless a chunk stopped early or the pass was not complete.
+    Company,
 }
 
 /// A sync job: the items of one selection of maps and companies.
@@ -95,7 +119,7 @@ impl StateStore {
 
     /// Takes one free item of a job's map pass, if there is one.
     pub fn claim_sync_item(&self, worker: &Worker, job: i64, stage: usize, step: &str) -> Result<Option<Unit>, StateError> {
-        let filter = "job = ?2 AND stage = ?3 AND step = ?4 AND done_at IS NULL";
+        let filter = "job = ?2 AND stage = ?3 AND step = ?4 AND done_at IS NULL AND NOT split";
         let units = self.claim_units(worker, filter, &[P::Int(job), P::Int(stage as i64), P::Text(step)], 1)?;
         Ok(units.into_iter().next())
     }
@@ -117,6 +141,99 @@ impl StateStore {
             &[P::Int(unit.id), P::Text(&worker.owner), P::Int(unit.fence.epoch), P::OptText(message)],
         )?;
         Ok(n == 1)
+    }
+
+    /// Splits a company item this worker holds into chunks at these key
+    /// bounds (JSON keys, in key order): chunk 0 up to the first bound, the
+    /// last after the last one. False when the item is no longer this worker's.
+    pub fn split_sync_item(&self, worker: &Worker, unit: &Unit, bounds: &[String]) -> Result<bool, StateError> {
+        let mut db = self.db();
+        db.batch("BEGIN")?;
+        let split = (|| {
+            let n = db.execute(
+                "UPDATE work_items SET split = true, owner = NULL WHERE id = ?1 AND owner = ?2 AND epoch = ?3 AND NOT split",
+                &[P::Int(unit.id), P::Text(&worker.owner), P::Int(unit.fence.epoch)],
+            )?;
+            if n == 1 {
+                db.execute(
+                    "INSERT INTO work_items (unit, job, stage, step, company, parent, chunk, after_key, upto_key)
+                     SELECT p.unit || ' #' || i, p.job, p.stage, p.step, p.company, p.id, i, b[i], b[i + 1]
+                     FROM work_items p, string_to_array(?2, chr(31)) AS b, generate_series(0, cardinality(string_to_array(?2, chr(31)))) AS i
+                     WHERE p.id = ?1
+                     ON CONFLICT (unit) DO NOTHING",
+                    &[P::Int(unit.id), P::Text(&bounds.join(&SEP.to_string()))],
+                )?;
+            }
+            Ok(n == 1)
+        })();
+        db.batch(if matches!(split, Ok(true)) { "COMMIT" } else { "ROLLBACK" })?;
+        split
+    }
+
+    /// Marks a chunk done (with why it stopped early, if it did) if this
+    /// worker still holds it. The last chunk of a company also finishes the
+    /// company, in the same transaction: with `complete` (a full pass) and no
+    /// chunk stopped early, the merge bases of keys that none of its chunks'
+    /// runs saw are forgotten (they are gone from both apps), and the errors
+    /// they did not see resolved, as a whole company's run does.
+    pub fn finish_sync_chunk(
+        &self,
+        worker: &Worker,
+        unit: &Unit,
+        map: &str,
+        run_id: i64,
+        message: Option<&str>,
+        complete: bool,
+    ) -> Result<ChunkDone, StateError> {
+        let Some(chunk) = &unit.chunk else { return Err(StateError::Postgres("not a chunk".into())) };
+        let mut db = self.db();
+        let partition = self.partition_id(&mut db, map, &unit.company)?;
+        db.batch("BEGIN")?;
+        let finished = (|| {
+            // The company's row first: the chunks of a company finish one after the other.
+            db.query("SELECT id FROM work_items WHERE id = ?1 FOR UPDATE", &[P::Int(chunk.parent)])?;
+            let n = db.execute(
+                "UPDATE work_items SET done_at = now(), done_by = owner, owner = NULL, message = ?4, run_id = ?5
+                 WHERE id = ?1 AND owner = ?2 AND epoch = ?3",
+                &[P::Int(unit.id), P::Text(&worker.owner), P::Int(unit.fence.epoch), P::OptText(message), P::Int(run_id)],
+            )?;
+            if n == 0 {
+                return Ok(ChunkDone::Lost);
+            }
+            let left = db.query(
+                "SELECT count(*) FILTER (WHERE done_at IS NULL), count(*) FILTER (WHERE message IS NOT NULL)
+                 FROM work_items WHERE parent = ?1",
+                &[P::Int(chunk.parent)],
+            )?;
+            let (open, stopped) = (left[0][0].int(), left[0][1].int());
+            if open > 0 {
+                return Ok(ChunkDone::More);
+            }
+            if complete && stopped == 0 {
+                // What the attempt that finished each chunk recorded stays; the rest is of keys
+                // that no finishing attempt saw: gone from both apps (or, for errors, synced since).
+                let finished_by = "EXISTS (SELECT 1 FROM work_items c WHERE c.parent = ?1 AND c.id = r.chunk_item AND c.run_id = r.run_id)";
+                db.execute(
+                    &format!("DELETE FROM key_state r WHERE r.partition_id = ?2 AND NOT {finished_by}"),
+                    &[P::Int(chunk.parent), P::Int(partition)],
+                )?;
+                db.execute(
+                    &format!(
+                        "UPDATE errors r SET status = 'resolved', last_seen = ?4
+                         WHERE r.map = ?2 AND r.company = ?3 AND r.status = 'open' AND NOT {finished_by}"
+                    ),
+                    &[P::Int(chunk.parent), P::Text(map), P::Text(&unit.company), P::Text(&crate::time::now())],
+                )?;
+            }
+            let message = (stopped > 0).then(|| format!("{stopped} of its chunks stopped early"));
+            db.execute(
+                "UPDATE work_items SET done_at = now(), done_by = ?2, message = ?3 WHERE id = ?1",
+                &[P::Int(chunk.parent), P::Text(&worker.owner), P::OptText(message.as_deref())],
+            )?;
+            Ok(ChunkDone::Company)
+        })();
+        db.batch(if matches!(finished, Ok(ChunkDone::More | ChunkDone::Company)) { "COMMIT" } else { "ROLLBACK" })?;
+        finished
     }
 
     /// Ends a job whose items are all done.
@@ -186,7 +303,7 @@ impl StateStore {
 
     fn held_live_units(&self, worker: &Worker, joined: &str) -> Result<Vec<Unit>, StateError> {
         let rows = self.db().query(
-            "SELECT id, step, company, epoch FROM work_items
+            "SELECT id, step, company, epoch, parent, chunk, after_key, upto_key FROM work_items
              WHERE owner = ?1 AND job IS NULL AND step = ANY(string_to_array(?2, chr(31))) ORDER BY id",
             &[P::Text(&worker.owner), P::Text(joined)],
         )?;
@@ -206,7 +323,7 @@ impl StateStore {
             "UPDATE work_items i SET owner = ?1, epoch = nextval('lease_epochs'), claimed_at = now(), claims = claims + 1,
                     takeovers = takeovers + CASE WHEN i.owner IS NULL THEN 0 ELSE 1 END
              WHERE i.id IN (SELECT i.id FROM work_items i WHERE {filter} AND {FREE} ORDER BY i.id LIMIT ?{limit} FOR UPDATE SKIP LOCKED)
-             RETURNING i.id, i.step, i.company, i.epoch"
+             RETURNING i.id, i.step, i.company, i.epoch, i.parent, i.chunk, i.after_key, i.upto_key"
         );
         let mut all = vec![P::Text(&worker.owner)];
         all.extend_from_slice(params);
@@ -218,11 +335,16 @@ impl StateStore {
 
 fn unit_of(worker: &Worker, row: &[Cell]) -> Unit {
     let id = row[0].int();
+    let chunk = match row[4] {
+        Cell::Int(parent) => Some(Chunk { parent, number: row[5].int(), after: row[6].opt_text(), upto: row[7].opt_text() }),
+        _ => None,
+    };
     Unit {
         id,
         step: row[1].text(),
         company: row[2].text(),
         fence: Token { store: fence_unit(&worker.incarnation, id), epoch: row[3].int() },
+        chunk,
     }
 }
 
@@ -233,6 +355,8 @@ pub struct WorkUnit {
     pub job: Option<i64>,
     pub step: String,
     pub company: String,
+    /// A chunk's number within its company.
+    pub chunk: Option<i64>,
     /// The live worker holding it: "PID on host".
     pub holder: Option<String>,
     pub epoch: i64,
@@ -248,7 +372,8 @@ impl StateStore {
             return Ok(Vec::new());
         }
         let rows = self.db().query(
-            "SELECT i.job, i.step, i.company, l.pid || ' on ' || l.host, i.epoch, i.claims, i.takeovers, (i.done_at IS NOT NULL)::text
+            "SELECT i.job, i.step, i.company, l.pid || ' on ' || l.host, i.epoch, i.claims, i.takeovers, (i.done_at IS NOT NULL)::text,
+                    i.chunk
              FROM work_items i
              LEFT JOIN leases l ON l.unit = 'worker:' || i.owner AND l.owner = i.owner AND l.expires_at > now()
              WHERE i.job IS NULL OR i.job IN (SELECT id FROM sync_jobs WHERE ended_at IS NULL)
@@ -269,6 +394,10 @@ impl StateStore {
                 claims: r[5].int(),
                 takeovers: r[6].int(),
                 done: r[7].text() == "true",
+                chunk: match r[8] {
+                    Cell::Int(n) => Some(n),
+                    _ => None,
+                },
             })
             .collect())
     }

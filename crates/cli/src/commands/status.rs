@@ -122,7 +122,7 @@ pub fn workers(cli: &Cli, config: &Config) -> CliResult {
             .iter()
             .map(|u| {
                 json!({
-                    "job": u.job, "step": u.step, "company": u.company, "holder": u.holder, "epoch": u.epoch,
+                    "job": u.job, "step": u.step, "company": u.company, "chunk": u.chunk, "holder": u.holder, "epoch": u.epoch,
                     "claims": u.claims, "takeovers": u.takeovers, "done": u.done,
                 })
             })
@@ -181,7 +181,11 @@ fn print_units(units: &[dualsync_state::WorkUnit]) {
             None => format!("live: {}", u.step),
         };
         let holder = u.holder.clone().unwrap_or_else(|| "— (free)".into());
-        t.row(vec![work, u.company.clone(), holder, u.epoch.to_string(), u.claims.to_string(), u.takeovers.to_string()]);
+        let company = match u.chunk {
+            Some(n) => format!("{} (chunk {n})", u.company),
+            None => u.company.clone(),
+        };
+        t.row(vec![work, company, holder, u.epoch.to_string(), u.claims.to_string(), u.takeovers.to_string()]);
     }
     if !units.is_empty() {
         println!();

@@ -21,10 +21,15 @@ struct Fixture {
 }
 
 fn fixture(tables: &[&str]) -> Option<Fixture> {
+    fixture_with(tables, "")
+}
+
+/// `fixture`, with more `[state]` settings.
+fn fixture_with(tables: &[&str], state_settings: &str) -> Option<Fixture> {
     let state = TestDb::new(Kind::Postgres)?;
     let (erp, crm, apps) = app_pair(tables)?;
     let w = Workspace::new();
-    w.config(&format!("[state]\nurl = \"{}\"\nlease_seconds = 2\n\n{apps}", state.url));
+    w.config(&format!("[state]\nurl = \"{}\"\nlease_seconds = 2\n{state_settings}\n{apps}", state.url));
     Some(Fixture { w, state, erp, crm })
 }
 
@@ -188,11 +193,12 @@ fn load(erp: &TestDb, crm: &TestDb, companies: usize, rows: usize) {
     ));
 }
 
+/// Each company is cut into chunks of 10,000 keys, shared like companies.
 #[test]
 fn a_million_rows_synced_by_three_processes_with_one_killed_end_as_one_process_leaves_them() {
     const COMPANIES: usize = 20;
     const ROWS: usize = 50_000;
-    let Some(f) = fixture(&["acct"]) else { return };
+    let Some(f) = fixture_with(&["acct"], "chunk_rows = 10000") else { return };
     let (erp, crm, apps) = app_pair(&["acct"]).expect("the server answered just now");
     load(&f.erp, &f.crm, COMPANIES, ROWS);
     load(&erp, &crm, COMPANIES, ROWS);
@@ -226,8 +232,11 @@ fn a_million_rows_synced_by_three_processes_with_one_killed_end_as_one_process_l
         let log = || format!("{}{}", read(&f.w, &format!("sync{i}.out")), read(&f.w, &format!("sync{i}.err")));
         assert!(p.wait().unwrap().success(), "a surviving sync failed:\n{}", log());
     }
-    assert!(!held.is_empty(), "the killed process held a company");
-    assert_eq!(ran_again(&f.state), held, "only the companies the killed process held ran again");
+    assert!(!held.is_empty(), "the killed process held a chunk");
+    assert_eq!(ran_again(&f.state), held, "only the chunks the killed process held ran again");
+    // Cut after every 10,000th key of the side with more rows (the ERP's 50,000): five chunks a company.
+    assert_eq!(number(&f.state, "SELECT count(*) FROM work_items WHERE chunk IS NOT NULL"), (COMPANIES * 5) as i64);
+    assert_eq!(number(&f.state, "SELECT count(*) FROM work_items WHERE split AND done_at IS NOT NULL"), COMPANIES as i64);
     assert_eq!(rows(&f.erp, "acct"), rows(&erp, "acct"), "the ERP differs from one process's result");
     assert_eq!(rows(&f.crm, "acct"), rows(&crm, "acct"), "the CRM differs from one process's result");
     assert!(rows(&f.crm, "acct").starts_with(&format!("{} rows", COMPANIES * (ROWS + ROWS / 10))), "{}", rows(&f.crm, "acct"));
@@ -337,4 +346,35 @@ fn three_run_processes_split_the_maps_and_a_killed_ones_maps_move_within_the_lea
         assert!(run.wait().unwrap().success(), "SIGTERM ends a worker cleanly");
     }
     assert_eq!(number(&f.state, "SELECT count(*) FROM work_items WHERE owner IS NOT NULL"), 0, "SIGTERM hands the maps back");
+}
+
+/// The rule that keeps a company's merge bases right when its chunks ran in
+/// several attempts: a key gone from both apps loses its base, so that a new
+/// row with that key later is copied, not taken for a row deleted in the other app.
+#[test]
+fn a_chunked_company_forgets_keys_gone_from_both_apps() {
+    let Some(f) = fixture_with(&["acct"], "chunk_rows = 100") else { return };
+    f.erp.exec("INSERT INTO acct SELECT 'C1', 'K' || lpad(k::text, 4, '0'), 'erp', k FROM generate_series(1, 1000) k");
+    let first = f.w.run(&["sync"]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    assert_eq!(number(&f.state, "SELECT count(*) FROM work_items WHERE chunk IS NOT NULL"), 10, "ten chunks of 100 keys");
+    assert_eq!(number(&f.state, "SELECT count(*) FROM key_state"), 1000);
+
+    // Gone from both apps between two syncs: the next sync forgets their bases.
+    for app in [&f.erp, &f.crm] {
+        app.exec("DELETE FROM acct WHERE code IN ('K0150', 'K0500', 'K0999')");
+    }
+    let second = f.w.run(&["sync"]);
+    assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
+    assert_eq!(number(&f.state, "SELECT count(*) FROM key_state"), 997);
+    assert_eq!(number(&f.state, "SELECT count(*) FROM key_state WHERE key LIKE '%K0500%'"), 0);
+
+    // A new row with such a key, in one app: copied to the other, never deleted.
+    f.erp.exec("INSERT INTO acct VALUES ('C1', 'K0500', 'back', 1)");
+    let third = f.w.run(&["sync"]);
+    assert_eq!(third.code, 0, "{}\n{}", third.stdout, third.stderr);
+    for app in [&f.erp, &f.crm] {
+        assert_eq!(number(app, "SELECT count(*) FROM acct WHERE code = 'K0500' AND name = 'back'"), 1);
+    }
+    assert_eq!(rows(&f.erp, "acct"), rows(&f.crm, "acct"));
 }

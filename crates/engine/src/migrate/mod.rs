@@ -43,7 +43,7 @@ pub fn export(config: &Config, apps: &Apps, map: &str, app: &str, out: &mut dyn 
     let mut order: Vec<String> = side.company.iter().cloned().collect();
     order.extend(side.key.iter().cloned());
     let request = ScanRequest {
-        selection: Selection { table: side.table.clone(), filter: side.filter.clone(), equals: Vec::new() },
+        selection: Selection { table: side.table.clone(), filter: side.filter.clone(), equals: Vec::new(), range: None },
         columns,
         order_by: order,
         batch_size: DEFAULT_BATCH_SIZE,

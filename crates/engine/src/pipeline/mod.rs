@@ -16,6 +16,7 @@
 //! Live sync reads changed keys instead of scanning, and uses the same
 //! reader, merge and writer.
 
+pub(crate) mod chunks;
 pub mod company;
 pub(crate) mod deletes;
 pub(crate) mod join;
@@ -106,10 +107,16 @@ pub(crate) struct Context {
     pub store: Option<Arc<StateStore>>,
     /// The run confirmed deletes past the mass-delete guard.
     pub allow_deletes: bool,
+    /// The chunk of a shared sync this context syncs: its bases and errors are noted as its.
+    pub chunk: Option<i64>,
 }
 
 impl Context {
     pub(crate) fn send(&self, record: Record) {
+        let record = match (self.chunk, record) {
+            (Some(chunk), record @ (Record::Synced { .. } | Record::Errors(_))) => Record::InChunk(chunk, Box::new(record)),
+            (_, record) => record,
+        };
         // The recorder only stops when the run ends; a failed store is reported by finish().
         let _ = self.recorder.send(record);
     }
@@ -122,15 +129,17 @@ impl Context {
         self.recorder.send(Record::Barrier(done)).is_ok() && stored.recv().unwrap_or(false)
     }
 
-    /// The same run, writing into the apps under a unit of work's fence.
-    pub(crate) fn fenced(&self, fence: &dualsync_state::Token) -> Context {
+    /// The same run, syncing a unit of work of a shared sync: writing into
+    /// the apps under its fence, and noting its records as its chunk's.
+    pub(crate) fn for_unit(&self, unit: &dualsync_state::Unit) -> Context {
         Context {
-            apps: self.apps.fenced(crate::apps::fence_of(fence)),
+            apps: self.apps.fenced(crate::apps::fence_of(&unit.fence)),
             recorder: self.recorder.clone(),
             rows_done: self.rows_done.clone(),
             sink: self.sink.clone(),
             store: self.store.clone(),
             allow_deletes: self.allow_deletes,
+            chunk: unit.chunk.as_ref().map(|_| unit.id),
         }
     }
 }
@@ -151,7 +160,8 @@ pub(crate) fn companies_of(
         let app = &shape.apps[side];
         let column = shape.company[side].as_ref().expect("company map");
         let mut conn = ctx.apps.connect(app)?;
-        let selection = Selection { table: shape.tables[side].clone(), filter: shape.filter[side].clone(), equals: Vec::new() };
+        let selection =
+            Selection { table: shape.tables[side].clone(), filter: shape.filter[side].clone(), equals: Vec::new(), range: None };
         let values = conn.distinct(&selection, column).map_err(in_app(&ctx.apps, app))?;
         if values.iter().any(Value::is_null) {
             let mut no_company = selection.clone();

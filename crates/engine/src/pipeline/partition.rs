@@ -15,7 +15,7 @@ use crate::shape::MapShape;
 use crate::side::Side;
 use crate::EngineError;
 use dualsync_model::row::key_to_json;
-use dualsync_model::Value;
+use dualsync_model::{Key, Value};
 use dualsync_state::{Counts, NewError};
 use std::cmp::Ordering;
 use std::sync::atomic::Ordering::Relaxed;
@@ -37,6 +37,7 @@ pub fn sync_partition(
     ctx: &Context,
     shape: &MapShape,
     company: Option<Company>,
+    range: Option<KeySpan>,
     complete: bool,
     writers: [usize; 2],
 ) -> (Counts, Option<EngineError>) {
@@ -46,12 +47,12 @@ pub fn sync_partition(
         let mut streams = Vec::new();
         for side in Side::BOTH {
             let (tx, rx) = sync_channel(READ_AHEAD);
-            let company = company.clone();
+            let (company, range) = (company.clone(), range.clone());
             // Named threads: profiles and stack dumps show which stage is busy.
             let name = format!("read-{}", shape.apps[side]);
             std::thread::Builder::new()
                 .name(name)
-                .spawn_scoped(scope, move || read_side(ctx, shape, side, company, tx))
+                .spawn_scoped(scope, move || read_side(ctx, shape, side, company, range, tx))
                 .expect("spawn a reader thread");
             streams.push(Stream::new(rx));
         }
@@ -92,6 +93,9 @@ pub fn sync_partition(
     (counts, result)
 }
 
+/// The keys of one chunk of a partition: after the first, up to the second (None: open).
+pub type KeySpan = (Option<Key>, Option<Key>);
+
 /// Rows of one side in strictly increasing key order, and the rows that
 /// repeated a key already seen (they take no part).
 struct ReadBatch {
@@ -101,10 +105,10 @@ struct ReadBatch {
 
 type Batch = Result<ReadBatch, EngineError>;
 
-fn read_side(ctx: &Context, shape: &MapShape, side: Side, company: Option<Company>, tx: SyncSender<Batch>) {
+fn read_side(ctx: &Context, shape: &MapShape, side: Side, company: Option<Company>, range: Option<KeySpan>, tx: SyncSender<Batch>) {
     let app = &shape.apps[side];
     let run = || -> Result<(), EngineError> {
-        let mut reader = SideReader::new(side, company);
+        let mut reader = SideReader::new(side, company).within(range);
         if !reader.has_company(shape) {
             return Ok(()); // this app has no such company, so no rows of it
         }

@@ -5,7 +5,7 @@ use crate::lookup::Resolver;
 use crate::pipeline::company::Company;
 use crate::shape::MapShape;
 use crate::side::Side;
-use dualsync_connectors::{Connection, ConnectorError, FetchRequest, ScanRequest, Selection};
+use dualsync_connectors::{Connection, ConnectorError, FetchRequest, KeyRange, ScanRequest, Selection};
 use dualsync_model::{Key, Row, Value};
 
 pub struct SideReader {
@@ -14,15 +14,22 @@ pub struct SideReader {
     resolver: Resolver,
     /// Reads ignore the map's filter (to tell a row that left it from one deleted).
     unfiltered: bool,
+    /// Only the keys of one chunk of the partition, in common key order.
+    range: Option<super::partition::KeySpan>,
 }
 
 impl SideReader {
     pub fn new(side: Side, company: Option<Company>) -> Self {
-        SideReader { side, resolver: Resolver::new(side, company.clone()), company, unfiltered: false }
+        SideReader { side, resolver: Resolver::new(side, company.clone()), company, unfiltered: false, range: None }
     }
 
     pub fn regardless_of_filter(self) -> Self {
         SideReader { unfiltered: true, ..self }
+    }
+
+    /// Reads only the keys after `after` and up to `upto` (a chunk).
+    pub fn within(self, range: Option<super::partition::KeySpan>) -> Self {
+        SideReader { range, ..self }
     }
 
     pub fn selection(&self, shape: &MapShape) -> Selection {
@@ -33,7 +40,12 @@ impl SideReader {
             equals.push((col.clone(), stored.unwrap_or(Value::Null)));
         }
         let filter = if self.unfiltered { None } else { shape.filter[s].clone() };
-        Selection { table: shape.tables[s].clone(), filter, equals }
+        let range = self.range.as_ref().map(|(after, upto)| KeyRange {
+            columns: shape.key_columns[s].clone(),
+            after: after.clone(),
+            upto: upto.clone(),
+        });
+        Selection { table: shape.tables[s].clone(), filter, equals, range }
     }
 
     /// A side without the partition's company (no row for it in its companies table) has no rows for it.

@@ -30,6 +30,8 @@ pub enum Record {
     /// Runs once everything sent before is stored, told whether all of it was
     /// (a company of a shared sync is marked done then); its error fails the run.
     After(Box<dyn FnOnce(bool) -> Result<(), StateError> + Send>),
+    /// Bases or errors of a chunk of a shared sync, noted as that chunk's (`Context::send`).
+    InChunk(i64, Box<Record>),
     /// A partition finished a full pass: forget keys and resolve errors it did not see.
     PartitionComplete {
         map: String,
@@ -102,12 +104,16 @@ fn record_all(store: &StateStore, run_id: i64, receiver: Receiver<Record>) -> Re
         if first_error.is_some() {
             continue;
         }
+        let (chunk, record) = match record {
+            Record::InChunk(chunk, inner) => (Some(chunk), *inner),
+            other => (None, other),
+        };
         let result = match record {
-            Record::Synced { map, company, keys } => store.record_key_bases(&map, &company, run_id, &keys),
+            Record::Synced { map, company, keys } => store.record_key_bases_of(&map, &company, run_id, chunk, &keys),
             Record::Forget { map, company, keys } => store.forget_keys(&map, &company, &keys),
-            Record::Errors(errors) => store.record_errors(run_id, &errors),
+            Record::Errors(errors) => store.record_errors_of(run_id, chunk, &errors),
             Record::Conflicts(conflicts) => conflicts.iter().try_for_each(|c| store.record_conflict(c).map(|_| ())),
-            Record::Barrier(_) | Record::After(_) => unreachable!("answered above"),
+            Record::Barrier(_) | Record::After(_) | Record::InChunk(..) => unreachable!("answered above"),
             Record::PartitionComplete { map, company } => store
                 .forget_keys_not_in_run(&map, &company, run_id)
                 .and_then(|_| store.resolve_errors_not_in_run(&map, &company, run_id))

@@ -140,6 +140,7 @@ pub fn plan(config: &Config, apps: &Apps, only: &[String]) -> Result<Plan, Engin
         sink: Arc::new(DryRun { probes: probes.clone() }),
         store,
         allow_deletes: true,
+        chunk: None,
     };
     let started = Instant::now();
     let mut seen = Vec::new();
@@ -156,7 +157,7 @@ pub fn plan(config: &Config, apps: &Apps, only: &[String]) -> Result<Plan, Engin
                 for company in companies_of(&ctx, &shape, &[], &mut plan.warnings)? {
                     let resolved = company.map(|code| Company::resolve(apps, &shape, code)).transpose()?;
                     let shown = Company::shown(&resolved);
-                    let (counts, error) = partition::sync_partition(&ctx, &shape, resolved, false, [1, 1]);
+                    let (counts, error) = partition::sync_partition(&ctx, &shape, resolved, None, false, [1, 1]);
                     if let Some(e) = error {
                         return Err(e);
                     }

@@ -12,7 +12,7 @@ use crate::check::{preflight, Cause, Finding, Severity};
 use crate::order::{run_order, Step};
 use crate::pipeline::company::Company;
 use crate::pipeline::record::Recorder;
-use crate::pipeline::{companies_of, partition, AppWriter, Context};
+use crate::pipeline::{chunks, companies_of, partition, AppWriter, Context};
 use crate::shape::MapShape;
 use crate::side::Side;
 use crate::{Apps, EngineError};
@@ -108,7 +108,7 @@ pub fn run_sync(
     apps.fence_writes(&claim, written.iter().copied())?;
     let store = Arc::new(StateStore::open(&config.state)?);
     let store = &store;
-    let shared = claim.worker().map(|w| SharedJob::join(store, w, &maps, &options.companies)).transpose()?;
+    let shared = claim.worker().map(|w| SharedJob::join(store, w, &maps, &options.companies, config.state.chunk_rows)).transpose()?;
     let run_id = store.begin_run("sync")?;
     let recorder = Recorder::start(store.clone(), run_id);
     let ctx = Context {
@@ -118,6 +118,7 @@ pub fn run_sync(
         sink: Arc::new(AppWriter),
         store: Some(store.clone()),
         allow_deletes: options.allow_deletes,
+        chunk: None,
     };
     let mut report = SyncReport { run_id, job: shared.as_ref().map(|s| s.job.clone()), partitions: Vec::new(), warnings: Vec::new() };
     let run = Run { ctx: &ctx, store: store.clone(), run_id, options, observer, shared: shared.as_ref() };
@@ -231,17 +232,30 @@ fn run_partitions(run: &Run, shape: &MapShape, queue: Queue, complete: bool) -> 
                 scope.spawn(|| -> Result<(), EngineError> {
                     while let Some((company, unit)) = queue.next()? {
                         let shown = company.as_ref().map(|c| c.display().into_owned()).unwrap_or_default();
-                        let id = store.begin_partition(run.run_id, &shape.name, &shown, [&shape.apps[0], &shape.apps[1]])?;
                         // A shared company's writes are fenced by its item's epoch.
-                        let fenced = unit.as_ref().map(|u| ctx.fenced(&u.fence));
+                        let fenced = unit.as_ref().map(|u| ctx.for_unit(u));
                         let ctx = fenced.as_ref().unwrap_or(ctx);
                         let resolved = company.map(|code| Company::resolve(&ctx.apps, shape, code)).transpose();
+                        // A big company of a shared sync is cut into chunks of keys, which any worker takes.
+                        if let (Ok(company), Some(unit), Some(rows)) = (&resolved, &unit, queue.chunk_rows()) {
+                            if unit.chunk.is_none() {
+                                let bounds = chunks::chunk_bounds(ctx, shape, company, rows)?;
+                                if !bounds.is_empty() {
+                                    queue.split(unit, &bounds)?;
+                                    continue;
+                                }
+                            }
+                        }
+                        let id = store.begin_partition(run.run_id, &shape.name, &shown, [&shape.apps[0], &shape.apps[1]])?;
+                        let span = unit.as_ref().and_then(queue::span_of);
+                        // A chunk's cleanup waits for its company's last chunk (`queue.finish`).
+                        let whole = complete && span.is_none();
                         let (counts, error) = match resolved {
-                            Ok(company) => partition::sync_partition(ctx, shape, company, complete, writers),
+                            Ok(company) => partition::sync_partition(ctx, shape, company, span, whole, writers),
                             Err(e) => (Counts::default(), Some(e)),
                         };
                         if let Some(unit) = unit {
-                            queue.finish(ctx, unit, error.as_ref().map(|e| e.to_string()));
+                            queue.finish(ctx, unit, error.as_ref().map(|e| e.to_string()), run.run_id, &shape.name, complete);
                         }
                         let status = match (&error, counts.failed_total()) {
                             (Some(_), _) => RunStatus::Failed,

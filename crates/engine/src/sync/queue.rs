@@ -2,11 +2,13 @@
 //! the items of a sync job shared with the other workers of a PostgreSQL
 //! store (dualsync_state's work.rs), taken one at a time.
 
+use crate::pipeline::partition::KeySpan;
 use crate::pipeline::record::Record;
 use crate::pipeline::Context;
 use crate::EngineError;
-use dualsync_model::Value;
-use dualsync_state::{StateError, StateStore, SyncJob, Unit, Worker};
+use dualsync_model::row::{key_from_text, key_to_json};
+use dualsync_model::{Key, Value};
+use dualsync_state::{ChunkDone, StateError, StateStore, SyncJob, Unit, Worker};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,16 +20,24 @@ const WAIT_FOR_OTHERS: Duration = Duration::from_millis(200);
 pub(crate) struct SharedJob {
     pub worker: Worker,
     pub job: SyncJob,
+    /// Companies with more rows than this are synced a chunk of keys at a time.
+    pub chunk_rows: u64,
 }
 
 impl SharedJob {
     /// Joins the open job of this selection of maps and companies (made if there is none).
-    pub fn join(store: &StateStore, worker: Worker, maps: &[String], companies: &[String]) -> Result<SharedJob, EngineError> {
+    pub fn join(
+        store: &StateStore,
+        worker: Worker,
+        maps: &[String],
+        companies: &[String],
+        chunk_rows: u64,
+    ) -> Result<SharedJob, EngineError> {
         let (mut maps, mut companies) = (maps.to_vec(), companies.to_vec());
         maps.sort();
         companies.sort();
         let selection = serde_json::json!({ "maps": maps, "companies": companies }).to_string();
-        Ok(SharedJob { job: store.open_sync_job(&selection)?, worker })
+        Ok(SharedJob { job: store.open_sync_job(&selection)?, worker, chunk_rows })
     }
 }
 
@@ -88,27 +98,65 @@ impl<'a> Queue<'a> {
         }
     }
 
+    /// How many rows a company of this shared pass may have before it is
+    /// split into chunks (None: this process's own queue never splits).
+    pub fn chunk_rows(&self) -> Option<u64> {
+        match self {
+            Queue::Local(_) => None,
+            Queue::Shared { shared, .. } => Some(shared.chunk_rows),
+        }
+    }
+
+    /// Splits a company item this worker holds into chunks at `bounds`,
+    /// which any worker then takes; an error when the item was taken over.
+    pub fn split(&self, unit: &Unit, bounds: &[Key]) -> Result<(), EngineError> {
+        let Queue::Shared { store, shared, .. } = self else { return Ok(()) };
+        let bounds: Vec<String> = bounds.iter().map(|k| key_to_json(k)).collect();
+        if store.split_sync_item(&shared.worker, unit, &bounds)? {
+            Ok(())
+        } else {
+            Err(EngineError::State(StateError::Lost(lost(unit))))
+        }
+    }
+
     /// Marks a shared item done once the recorder has stored everything sent
     /// for it (its merge bases, which the next stage reads in any process),
-    /// without waiting for that here. Losing it to another worker meanwhile
-    /// fails the run.
-    pub fn finish(&self, ctx: &Context, unit: Unit, stopped: Option<String>) {
+    /// without waiting for that here. The last chunk of a company also
+    /// finishes the company (`complete`: cleans it up as a full pass does).
+    /// Losing the item to another worker meanwhile fails the run.
+    pub fn finish(&self, ctx: &Context, unit: Unit, stopped: Option<String>, run_id: i64, map: &str, complete: bool) {
         let Queue::Shared { store, shared, .. } = self else { return };
-        let (store, worker) = (store.clone(), shared.worker.clone());
+        let (store, worker, map) = (store.clone(), shared.worker.clone(), map.to_string());
         ctx.send(Record::After(Box::new(move |stored| {
             if !stored {
                 return Ok(()); // left open: the run fails, and the next run of the job does it again
             }
-            if store.finish_sync_item(&worker, &unit, stopped.as_deref())? {
-                return Ok(());
+            let finished = match unit.chunk {
+                Some(_) => store.finish_sync_chunk(&worker, &unit, &map, run_id, stopped.as_deref(), complete)? != ChunkDone::Lost,
+                None => store.finish_sync_item(&worker, &unit, stopped.as_deref())?,
+            };
+            if finished {
+                Ok(())
+            } else {
+                Err(StateError::Lost(lost(&unit)))
             }
-            Err(StateError::Lost(format!(
-                "company {} of {} was taken over by another worker before this one finished it (was this process paused?); \
-                 the taker syncs it again, and nothing of this process's writes landed after the takeover",
-                unit.company, unit.step
-            )))
         })));
     }
+}
+
+/// What a worker says when a unit it held was taken over.
+fn lost(unit: &Unit) -> String {
+    let chunk = unit.chunk.as_ref().map(|c| format!(" (chunk {})", c.number)).unwrap_or_default();
+    format!(
+        "company {}{chunk} of {} was taken over by another worker before this one finished it (was this process paused?); \
+         the taker syncs it again, and nothing of this process's writes landed after the takeover",
+        unit.company, unit.step
+    )
+}
+
+/// A chunk's keys: after the first, up to the second.
+pub(crate) fn span_of(unit: &Unit) -> Option<KeySpan> {
+    unit.chunk.as_ref().map(|c| (c.after.as_deref().map(key_from_text), c.upto.as_deref().map(key_from_text)))
 }
 
 fn shown(company: &Option<Value>) -> String {

@@ -43,10 +43,17 @@ pub struct StateConfig {
     /// How long a PostgreSQL store's lease lasts without renewal: how soon
     /// another process takes over from one that died.
     pub lease_seconds: u64,
+    /// Rows per chunk of a company that `sync` processes sharing a
+    /// PostgreSQL store split between them (a company with more rows is
+    /// synced a key range at a time).
+    pub chunk_rows: u64,
 }
 
 /// `[state] lease_seconds` when the config gives none.
 pub const DEFAULT_LEASE_SECONDS: u64 = 15;
+
+/// `[state] chunk_rows` when the config gives none.
+pub const DEFAULT_CHUNK_ROWS: u64 = 1_000_000;
 
 #[derive(Clone, Debug)]
 pub struct AppConfig {

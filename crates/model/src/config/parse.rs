@@ -134,14 +134,15 @@ impl Reader<'_> {
         let mut url = DEFAULT_STATE_URL.to_string();
         let mut password_env = None;
         let mut lease_seconds = super::DEFAULT_LEASE_SECONDS;
+        let mut chunk_rows = super::DEFAULT_CHUNK_ROWS;
         match value {
             None => {}
             Some(Toml::Table(t)) => {
                 self.unknown_keys(
                     t,
                     "state",
-                    &["url", "password_env", "lease_seconds"],
-                    "[state] takes url, password_env and lease_seconds",
+                    &["url", "password_env", "lease_seconds", "chunk_rows"],
+                    "[state] takes url, password_env, lease_seconds and chunk_rows",
                 );
                 if let Some(u) = self.string(t, "url", "state") {
                     url = u;
@@ -154,6 +155,15 @@ impl Reader<'_> {
                         "state.lease_seconds",
                         "must be a whole number of seconds from 2 to 3600",
                         format!("remove it for the default ({})", super::DEFAULT_LEASE_SECONDS),
+                    ),
+                }
+                match t.get("chunk_rows") {
+                    None => {}
+                    Some(Toml::Integer(n)) if *n >= 100 => chunk_rows = *n as u64,
+                    Some(_) => self.err(
+                        "state.chunk_rows",
+                        "must be a whole number of rows, 100 or more",
+                        format!("remove it for the default ({})", super::DEFAULT_CHUNK_ROWS),
                     ),
                 }
             }
@@ -177,7 +187,7 @@ impl Reader<'_> {
                 DatabaseUrl::Sqlite(base_dir.join(".dualsync/state.db"))
             }
         };
-        StateConfig { url, password_env, lease_seconds }
+        StateConfig { url, password_env, lease_seconds, chunk_rows }
     }
 
     fn apps(&mut self, value: Option<&Toml>, base_dir: &Path) -> Vec<AppConfig> {

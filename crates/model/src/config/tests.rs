@@ -189,3 +189,17 @@ fn the_state_lease_is_a_setting_with_bounds() {
         assert!(e.message.contains("from 2 to 3600"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn the_chunk_size_of_a_shared_sync_is_a_setting_with_a_floor() {
+    assert_eq!(parse(DESIGN_EXAMPLE).unwrap().state.chunk_rows, DEFAULT_CHUNK_ROWS);
+    let set = DESIGN_EXAMPLE.replace("url = \"sqlite://.dualsync/state.db\"", "url = \"sqlite://.dualsync/state.db\"\nchunk_rows = 250000");
+    assert_eq!(parse(&set).unwrap().state.chunk_rows, 250_000);
+    for bad in ["0", "99", "-5", "\"1M\""] {
+        let text = DESIGN_EXAMPLE
+            .replace("url = \"sqlite://.dualsync/state.db\"", &format!("url = \"sqlite://.dualsync/state.db\"\nchunk_rows = {bad}"));
+        let e = only_error(&text);
+        assert_eq!(e.path, "state.chunk_rows", "{bad}: {e}");
+        assert!(e.message.contains("100 or more"), "{bad}: {e}");
+    }
+}

@@ -4,7 +4,9 @@
 //! with the most processes, one is killed mid-way and the time its companies
 //! take to move to the others is measured.
 //!
-//! Where the time goes is measured too: the CPU seconds of the dualsync
+//! A company of more than 250,000 rows is split into chunks of that many
+//! keys, so that `--companies 1` measures several processes sharing one
+//! company. Where the time goes is measured too: the CPU seconds of the dualsync
 //! processes against those of the whole machine over the same wall time
 //! (on one machine, the rest is mostly the database servers).
 
@@ -19,6 +21,10 @@ use std::time::{Duration, Instant};
 
 /// The lease of the bench's workers: a killed one is taken over after it.
 const LEASE_SECONDS: u64 = 5;
+
+/// Companies with more rows are shared by the processes a chunk at a time
+/// (`--companies 1` shows one company's rows split between them).
+const CHUNK_ROWS: u64 = 250_000;
 
 struct Shared {
     seconds: f64,
@@ -107,7 +113,7 @@ fn shared_sync(
         let maps = profile.map(table, table, &args.threading, args.workers);
         let config = dir.join("dualsync.toml");
         let text = format!(
-            "[state]\nurl = \"{}\"\nlease_seconds = {LEASE_SECONDS}\n[apps.a]\nurl = \"{}\"\n[apps.b]\nurl = \"{}\"\n{maps}",
+            "[state]\nurl = \"{}\"\nlease_seconds = {LEASE_SECONDS}\nchunk_rows = {CHUNK_ROWS}\n[apps.a]\nurl = \"{}\"\n[apps.b]\nurl = \"{}\"\n{maps}",
             state.url, source.url, target.url
         );
         std::fs::write(&config, text)?;

@@ -10,7 +10,8 @@ SELECT setval('lease_epochs', coalesce((SELECT max(epoch) FROM leases), 0) + 1);
 -- `leases` (unit 'worker:<owner>', with its command), and the units of work
 -- it holds live as long as that lease. A unit is one group of lookup-linked
 -- maps for live apply (job NULL), or one (sync job, stage, map pass, company)
--- item. A claim bumps the unit's epoch: the fencing token of the app writes
+-- item; a company too big for one is split into chunks of its key range,
+-- items of their own under it (parent), and is done when they all are. A claim bumps the unit's epoch: the fencing token of the app writes
 -- made for it, checked against the apps' dualsync_fence row of the unit.
 CREATE TABLE work_items (
     id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -26,8 +27,15 @@ CREATE TABLE work_items (
     takeovers   BIGINT NOT NULL DEFAULT 0, -- claims of a unit whose holder had died
     done_by     TEXT,
     done_at     TIMESTAMPTZ,
-    message     TEXT                    -- why a sync item stopped early, if it did
+    message     TEXT,                   -- why a sync item stopped early, if it did
+    run_id      BIGINT,                 -- the run that finished it
+    split       BOOLEAN NOT NULL DEFAULT false, -- a company split into chunks (never claimed again)
+    parent      BIGINT,                 -- a chunk's company item
+    chunk       BIGINT,                 -- a chunk's number, in key order
+    after_key   TEXT,                   -- a chunk's keys: after this one (JSON; NULL: from the first)
+    upto_key    TEXT                    -- and up to this one (NULL: to the last)
 );
+CREATE INDEX work_items_chunks ON work_items(parent) WHERE parent IS NOT NULL;
 CREATE INDEX work_items_open ON work_items(job, stage, step) WHERE done_at IS NULL;
 CREATE INDEX work_items_by_owner ON work_items(owner) WHERE owner IS NOT NULL;
 
@@ -64,3 +72,9 @@ END $$;
 
 CREATE TRIGGER dualsync_fence BEFORE INSERT OR UPDATE OR DELETE ON work_items FOR EACH STATEMENT EXECUTE FUNCTION dualsync_fenced_write();
 CREATE TRIGGER dualsync_fence BEFORE INSERT OR UPDATE OR DELETE ON sync_jobs FOR EACH STATEMENT EXECUTE FUNCTION dualsync_fenced_write();
+
+-- Merge bases and errors say which chunk of a shared sync recorded them: a
+-- company's cleanup keeps only those of the attempt that finished each chunk
+-- (an attempt cut short by a crash may have recorded keys that are gone since).
+ALTER TABLE key_state ADD COLUMN chunk_item BIGINT;
+ALTER TABLE errors ADD COLUMN chunk_item BIGINT;
