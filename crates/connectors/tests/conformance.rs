@@ -1,7 +1,7 @@
 //! The connector conformance suite: every case runs against SQLite,
 //! PostgreSQL and MariaDB alike, each on a fresh database.
 
-use dualsync_connectors::{Connection, FetchRequest, ScanRequest, Selection, WriteBatch, WriteOp};
+use dualsync_connectors::{Connection, FetchRequest, KeyRange, ScanRequest, Selection, WriteBatch, WriteOp};
 use dualsync_model::{Filter, Row, TypeClass, Value};
 use dualsync_testkit::{Kind, TestDb, ALL};
 
@@ -89,6 +89,7 @@ fn scans_stream_in_binary_key_order_in_batches() {
                 table: "s".into(),
                 filter: Some(Filter::parse("n >= 4").unwrap()),
                 equals: vec![("co".into(), t("C1"))],
+                range: None,
             },
             columns: vec!["n".into()],
             order_by: vec!["k".into()],
@@ -236,6 +237,62 @@ fn every_type_of_the_mapping_round_trips() {
     });
 }
 
+/// A chunk of a big partition: the keys after one bound and up to the next,
+/// compared as the scan sorts them (bytes for text), on one or two columns.
+#[test]
+fn a_key_range_selects_the_keys_between_its_bounds_in_sort_order() {
+    each_kind(|kind, db, _| {
+        db.exec("CREATE TABLE r (co {key} NOT NULL, k {key} NOT NULL, n {int} NOT NULL, PRIMARY KEY (co, k, n))");
+        let conn = dualsync_connectors::open(&db.database_url(), None).unwrap();
+        let mut conn = conn.connect().unwrap();
+        let texts = ["b", "C", "a", "é", "Z", " a", "10", "9", "a b", "ab", "Ω", "😀"];
+        let rows: Vec<Row> = texts.iter().flat_map(|k| (1..=3).map(|n| vec![t("X"), t(k), Value::Int(n)])).collect();
+        let mut batch = insert("r", &["co", "k", "n"], rows.clone());
+        batch.key_columns = vec!["co".into(), "k".into(), "n".into()];
+        assert!(conn.write(&batch).unwrap().failures.is_empty());
+        let mut keys: Vec<Vec<Value>> = rows.iter().map(|r| vec![r[1].clone(), r[2].clone()]).collect();
+        keys.sort_by(|a, b| a[0].key_cmp(&b[0]).then(a[1].key_cmp(&b[1])));
+        let scan = |conn: &mut dyn Connection, after: Option<Vec<Value>>, upto: Option<Vec<Value>>| {
+            let columns = vec!["k".to_string(), "n".to_string()];
+            let range = KeyRange { columns: columns.clone(), after, upto };
+            let request = ScanRequest {
+                selection: Selection { table: "r".into(), filter: None, equals: vec![("co".into(), t("X"))], range: Some(range) },
+                columns: columns.clone(),
+                order_by: columns,
+                batch_size: 5,
+            };
+            let mut got = Vec::new();
+            conn.scan(&request, &mut |rows| {
+                got.extend(rows);
+                true
+            })
+            .unwrap();
+            got
+        };
+        // Cut after every 7th key: the chunks hold every key once, in order.
+        let bounds: Vec<Vec<Value>> = keys.iter().skip(6).step_by(7).cloned().collect();
+        let mut chunks = Vec::new();
+        for i in 0..=bounds.len() {
+            let after = i.checked_sub(1).map(|j| bounds[j].clone());
+            chunks.extend(scan(conn.as_mut(), after, bounds.get(i).cloned()));
+        }
+        assert_eq!(chunks, keys, "{kind:?}: the chunks put together are the keys in order");
+        // A bound between keys of one text (the second column decides).
+        let middle = scan(conn.as_mut(), Some(vec![t("a"), Value::Int(2)]), Some(vec![t("ab"), Value::Int(1)]));
+        assert_eq!(
+            middle,
+            vec![
+                vec![t("a"), Value::Int(3)],
+                vec![t("a b"), Value::Int(1)],
+                vec![t("a b"), Value::Int(2)],
+                vec![t("a b"), Value::Int(3)],
+                vec![t("ab"), Value::Int(1)]
+            ],
+            "{kind:?}"
+        );
+    });
+}
+
 #[test]
 fn fetch_finds_rows_by_keys_of_one_or_several_columns() {
     each_kind(|kind, db, _| {
@@ -247,7 +304,7 @@ fn fetch_finds_rows_by_keys_of_one_or_several_columns() {
         batch.key_columns = vec!["co".into(), "k".into()];
         conn.write(&batch).unwrap();
         let request = FetchRequest {
-            selection: Selection { table: "f".into(), filter: None, equals: vec![("co".into(), t("B"))] },
+            selection: Selection { table: "f".into(), filter: None, equals: vec![("co".into(), t("B"))], range: None },
             columns: vec!["n".into()],
             match_columns: vec!["k".into()],
             keys: vec![vec![t("k3")], vec![t("k30")], vec![t("k31")], vec![t("missing")]],
