@@ -48,6 +48,9 @@ pub struct Chunk {
     pub number: i64,
     pub after: Option<String>,
     pub upto: Option<String>,
+    /// No key of it can have a merge base: its company had none when it was
+    /// split, and this is its first attempt (the chunks' keys are disjoint).
+    pub fresh: bool,
 }
 
 /// What finishing a chunk left to do.
@@ -146,7 +149,8 @@ impl StateStore {
     /// Splits a company item this worker holds into chunks at these key
     /// bounds (JSON keys, in key order): chunk 0 up to the first bound, the
     /// last after the last one. False when the item is no longer this worker's.
-    pub fn split_sync_item(&self, worker: &Worker, unit: &Unit, bounds: &[String]) -> Result<bool, StateError> {
+    /// `fresh`: the company has no merge bases yet (its chunks need not look any up).
+    pub fn split_sync_item(&self, worker: &Worker, unit: &Unit, bounds: &[String], fresh: bool) -> Result<bool, StateError> {
         let mut db = self.db();
         db.batch("BEGIN")?;
         let split = (|| {
@@ -156,12 +160,12 @@ impl StateStore {
             )?;
             if n == 1 {
                 db.execute(
-                    "INSERT INTO work_items (unit, job, stage, step, company, parent, chunk, after_key, upto_key)
-                     SELECT p.unit || ' #' || i, p.job, p.stage, p.step, p.company, p.id, i, b[i], b[i + 1]
+                    "INSERT INTO work_items (unit, job, stage, step, company, parent, chunk, after_key, upto_key, fresh)
+                     SELECT p.unit || ' #' || i, p.job, p.stage, p.step, p.company, p.id, i, b[i], b[i + 1], ?3
                      FROM work_items p, string_to_array(?2, chr(31)) AS b, generate_series(0, cardinality(string_to_array(?2, chr(31)))) AS i
                      WHERE p.id = ?1
                      ON CONFLICT (unit) DO NOTHING",
-                    &[P::Int(unit.id), P::Text(&bounds.join(&SEP.to_string()))],
+                    &[P::Int(unit.id), P::Text(&bounds.join(&SEP.to_string())), P::Bool(fresh)],
                 )?;
             }
             Ok(n == 1)
@@ -303,7 +307,7 @@ impl StateStore {
 
     fn held_live_units(&self, worker: &Worker, joined: &str) -> Result<Vec<Unit>, StateError> {
         let rows = self.db().query(
-            "SELECT id, step, company, epoch, parent, chunk, after_key, upto_key FROM work_items
+            "SELECT id, step, company, epoch, parent, chunk, after_key, upto_key, 'false' FROM work_items
              WHERE owner = ?1 AND job IS NULL AND step = ANY(string_to_array(?2, chr(31))) ORDER BY id",
             &[P::Text(&worker.owner), P::Text(joined)],
         )?;
@@ -323,7 +327,7 @@ impl StateStore {
             "UPDATE work_items i SET owner = ?1, epoch = nextval('lease_epochs'), claimed_at = now(), claims = claims + 1,
                     takeovers = takeovers + CASE WHEN i.owner IS NULL THEN 0 ELSE 1 END
              WHERE i.id IN (SELECT i.id FROM work_items i WHERE {filter} AND {FREE} ORDER BY i.id LIMIT ?{limit} FOR UPDATE SKIP LOCKED)
-             RETURNING i.id, i.step, i.company, i.epoch, i.parent, i.chunk, i.after_key, i.upto_key"
+             RETURNING i.id, i.step, i.company, i.epoch, i.parent, i.chunk, i.after_key, i.upto_key, (i.fresh AND i.claims = 1)::text"
         );
         let mut all = vec![P::Text(&worker.owner)];
         all.extend_from_slice(params);
@@ -336,7 +340,9 @@ impl StateStore {
 fn unit_of(worker: &Worker, row: &[Cell]) -> Unit {
     let id = row[0].int();
     let chunk = match row[4] {
-        Cell::Int(parent) => Some(Chunk { parent, number: row[5].int(), after: row[6].opt_text(), upto: row[7].opt_text() }),
+        Cell::Int(parent) => {
+            Some(Chunk { parent, number: row[5].int(), after: row[6].opt_text(), upto: row[7].opt_text(), fresh: row[8].text() == "true" })
+        }
         _ => None,
     };
     Unit {

@@ -68,6 +68,7 @@ impl<'a> Join<'a> {
         senders: Vec<SyncSender<Vec<PendingOp>>>,
     ) -> Result<Self, EngineError> {
         let bases = match &ctx.store {
+            Some(_) if ctx.without_bases => None,
             Some(store) if store.partition_key_count(&shape.name, company_shown)? > 0 => Some(store.clone()),
             _ => None,
         };

@@ -109,6 +109,8 @@ pub(crate) struct Context {
     pub allow_deletes: bool,
     /// The chunk of a shared sync this context syncs: its bases and errors are noted as its.
     pub chunk: Option<i64>,
+    /// No key of the partition can have a merge base (a fresh chunk): none are looked up.
+    pub without_bases: bool,
 }
 
 impl Context {
@@ -140,6 +142,7 @@ impl Context {
             store: self.store.clone(),
             allow_deletes: self.allow_deletes,
             chunk: unit.chunk.as_ref().map(|_| unit.id),
+            without_bases: unit.chunk.as_ref().is_some_and(|c| c.fresh),
         }
     }
 }

@@ -141,6 +141,7 @@ pub fn plan(config: &Config, apps: &Apps, only: &[String]) -> Result<Plan, Engin
         store,
         allow_deletes: true,
         chunk: None,
+        without_bases: false,
     };
     let started = Instant::now();
     let mut seen = Vec::new();

@@ -119,6 +119,7 @@ pub fn run_sync(
         store: Some(store.clone()),
         allow_deletes: options.allow_deletes,
         chunk: None,
+        without_bases: false,
     };
     let mut report = SyncReport { run_id, job: shared.as_ref().map(|s| s.job.clone()), partitions: Vec::new(), warnings: Vec::new() };
     let run = Run { ctx: &ctx, store: store.clone(), run_id, options, observer, shared: shared.as_ref() };
@@ -241,7 +242,7 @@ fn run_partitions(run: &Run, shape: &MapShape, queue: Queue, complete: bool) -> 
                             if unit.chunk.is_none() {
                                 let bounds = chunks::chunk_bounds(ctx, shape, company, rows)?;
                                 if !bounds.is_empty() {
-                                    queue.split(unit, &bounds)?;
+                                    queue.split(unit, &shape.name, &bounds)?;
                                     continue;
                                 }
                             }

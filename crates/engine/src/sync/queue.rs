@@ -109,10 +109,11 @@ impl<'a> Queue<'a> {
 
     /// Splits a company item this worker holds into chunks at `bounds`,
     /// which any worker then takes; an error when the item was taken over.
-    pub fn split(&self, unit: &Unit, bounds: &[Key]) -> Result<(), EngineError> {
+    pub fn split(&self, unit: &Unit, map: &str, bounds: &[Key]) -> Result<(), EngineError> {
         let Queue::Shared { store, shared, .. } = self else { return Ok(()) };
         let bounds: Vec<String> = bounds.iter().map(|k| key_to_json(k)).collect();
-        if store.split_sync_item(&shared.worker, unit, &bounds)? {
+        let fresh = store.partition_key_count(map, &unit.company)? == 0;
+        if store.split_sync_item(&shared.worker, unit, &bounds, fresh)? {
             Ok(())
         } else {
             Err(EngineError::State(StateError::Lost(lost(unit))))

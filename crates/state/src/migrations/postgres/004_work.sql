@@ -33,7 +33,8 @@ CREATE TABLE work_items (
     parent      BIGINT,                 -- a chunk's company item
     chunk       BIGINT,                 -- a chunk's number, in key order
     after_key   TEXT,                   -- a chunk's keys: after this one (JSON; NULL: from the first)
-    upto_key    TEXT                    -- and up to this one (NULL: to the last)
+    upto_key    TEXT,                   -- and up to this one (NULL: to the last)
+    fresh       BOOLEAN NOT NULL DEFAULT false -- a chunk of a company that had no merge bases when it was split
 );
 CREATE INDEX work_items_chunks ON work_items(parent) WHERE parent IS NOT NULL;
 CREATE INDEX work_items_open ON work_items(job, stage, step) WHERE done_at IS NULL;
