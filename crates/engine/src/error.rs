@@ -24,4 +24,7 @@ pub enum EngineError {
     /// The data breaks an assumption the merge relies on (keys out of order).
     #[error("{0}")]
     Data(String),
+    /// A run asked to stop (SIGTERM) stopped between units of work.
+    #[error("{0}")]
+    Stopped(String),
 }

@@ -13,14 +13,19 @@ use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
-/// Set by SIGINT or SIGTERM: the loop finishes the batch in flight, saves its cursors and returns.
-static STOP: AtomicBool = AtomicBool::new(false);
+/// Set by SIGINT or SIGTERM: the loop finishes the batch in flight, saves its cursors and returns;
+/// a sync finishes the companies under way and hands the others back.
+pub static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn request_stop(_signal: libc::c_int) {
-    STOP.store(true, SeqCst);
+    // A second signal does not wait: it ends the process at once (as a kill does, losing nothing).
+    if STOP.swap(true, SeqCst) {
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(130) };
+    }
 }
 
-fn stop_on_signals() {
+pub fn stop_on_signals() {
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, request_stop as *const () as libc::sighandler_t);
@@ -123,8 +128,7 @@ pub fn run(cli: &Cli, config: &Config, args: &RunArgs) -> CliResult {
 /// `dualsync sync` on started maps: their captured changes, once.
 pub fn catch_up(cli: &Cli, config: &Config, apps: &Apps, maps: Vec<String>) -> Result<LiveReport, crate::exit::CliError> {
     let options = LiveOptions { once: true, maps, ..Default::default() };
-    let never = AtomicBool::new(false);
-    Ok(live::run_live(config, apps, &options, &never, &Lines { quiet: cli.quiet || is_json(cli.format) })?)
+    Ok(live::run_live(config, apps, &options, &STOP, &Lines { quiet: cli.quiet || is_json(cli.format) })?)
 }
 
 pub fn print_live_report(cli: &Cli, report: &LiveReport) {

@@ -17,6 +17,8 @@ use std::time::Instant;
 /// status of the whole (`full` is null when the full diff stopped with an error).
 pub fn sync(cli: &Cli, config: &Config, args: &SyncArgs) -> CliResult {
     let apps = dualsync_engine::Apps::open(config)?;
+    // SIGTERM (or Ctrl-C) lets the companies under way finish and hands the rest back.
+    super::live::stop_on_signals();
     let modes = sync_modes(config, &args.maps, args.full)?;
     let (started, full) = (modes.incremental, modes.full);
     // Both kinds of run in JSON: their reports are collected and printed as one document.
@@ -33,7 +35,12 @@ pub fn sync(cli: &Cli, config: &Config, args: &SyncArgs) -> CliResult {
         status = report.status();
     }
     if modes.any_full {
-        let options = SyncOptions { maps: full, companies: args.companies.clone(), allow_deletes: args.allow_deletes };
+        let options = SyncOptions {
+            maps: full,
+            companies: args.companies.clone(),
+            allow_deletes: args.allow_deletes,
+            stop: Some(&super::live::STOP),
+        };
         let progress = Progress::new(cli.quiet || is_json(cli.format));
         let began = Instant::now();
         let result = run_sync(config, &apps, &options, &progress, progress.rows.clone()).map_err(CliError::from);

@@ -242,6 +242,33 @@ fn a_million_rows_synced_by_three_processes_with_one_killed_end_as_one_process_l
     assert!(rows(&f.crm, "acct").starts_with(&format!("{} rows", COMPANIES * (ROWS + ROWS / 10))), "{}", rows(&f.crm, "acct"));
 }
 
+/// SIGTERM: the companies under way finish, the others are handed back at
+/// once (nothing waits for a lease to run out), and the other process
+/// finishes the job.
+#[test]
+fn a_sync_process_stopped_with_sigterm_hands_its_companies_back_at_once() {
+    let Some(f) = fixture(&["acct"]) else { return };
+    load(&f.erp, &f.crm, 30, ROWS_PER_COMPANY);
+    let mut procs: Vec<Child> = (0..2).map(|i| spawn(&f.w, &["sync"], &format!("sync{i}"))).collect();
+    wait_for_store(&f.w, &f.state);
+    wait_until(&f.w, "a few companies are done", Duration::from_secs(60), || {
+        number(&f.state, "SELECT count(*) FROM work_items WHERE done_at IS NOT NULL") >= 3
+    });
+    let mut stopped = procs.remove(0);
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(stopped.id() as i32, libc::SIGTERM) };
+    let status = stopped.wait().unwrap();
+    let err = read(&f.w, "sync0.err");
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("stopped by a signal") && err.contains("go on with them"), "{err}");
+    assert_eq!(held_by(&f.state, stopped.id()), "", "it holds nothing once it has ended");
+    let other = procs[0].wait().unwrap();
+    assert!(other.success(), "{}", read(&f.w, "sync1.err"));
+    assert_eq!(number(&f.state, "SELECT count(*) FROM work_items WHERE done_at IS NULL"), 0);
+    assert_eq!(number(&f.state, "SELECT count(*) FROM work_items WHERE takeovers > 0"), 0, "nothing waited for a lease to run out");
+    assert_eq!(rows(&f.erp, "acct"), rows(&f.crm, "acct"));
+}
+
 #[test]
 fn a_sync_job_left_unfinished_is_joined_again_and_only_its_open_companies_run() {
     let Some(f) = fixture(&["acct"]) else { return };

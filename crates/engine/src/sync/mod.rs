@@ -20,7 +20,7 @@ use dualsync_model::config::Threading;
 use dualsync_model::Config;
 use dualsync_state::{Counts, RunStatus, StateStore};
 use queue::{Queue, SharedJob};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug, Default)]
@@ -31,6 +31,14 @@ pub struct SyncOptions {
     pub companies: Vec<String>,
     /// Deletes past the mass-delete guard (`max_delete_percent`) are confirmed.
     pub allow_deletes: bool,
+    /// Set to stop (SIGTERM): the companies under way finish, no other starts.
+    pub stop: Option<&'static AtomicBool>,
+}
+
+impl SyncOptions {
+    fn stopping(&self) -> bool {
+        self.stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+    }
 }
 
 /// What a sync reports as it goes (the CLI draws progress from it).
@@ -136,6 +144,19 @@ pub fn run_sync(
                 report.warnings.extend(warnings);
             }
             let _ = ctx.wait_for_records(); // a refused record fails the run when the recorder finishes
+            if options.stopping() {
+                return Err(EngineError::Stopped(match &shared {
+                    Some(s) => format!(
+                        "stopped by a signal: the companies under way were finished and recorded, the others handed back; \
+                         the other processes of sync job {} go on with them, or the next `dualsync sync` of the same maps \
+                         resumes the job where it stopped",
+                        s.job.id
+                    ),
+                    None => "stopped by a signal: the companies under way were finished and recorded; run `dualsync sync` \
+                             again to sync the rest (what is already in both apps is found unchanged)"
+                        .into(),
+                }));
+            }
         }
         if let Some(shared) = &shared {
             store.end_sync_job(shared.job.id)?;
@@ -231,7 +252,7 @@ fn run_partitions(run: &Run, shape: &MapShape, queue: Queue, complete: bool) -> 
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 scope.spawn(|| -> Result<(), EngineError> {
-                    while let Some((company, unit)) = queue.next()? {
+                    while let Some((company, unit)) = queue.next(run.options.stop)? {
                         let shown = company.as_ref().map(|c| c.display().into_owned()).unwrap_or_default();
                         // A shared company's writes are fenced by its item's epoch.
                         let fenced = unit.as_ref().map(|u| ctx.for_unit(u));

@@ -10,6 +10,7 @@ use dualsync_model::row::{key_from_text, key_to_json};
 use dualsync_model::{Key, Value};
 use dualsync_state::{ChunkDone, StateError, StateStore, SyncJob, Unit, Worker};
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -80,10 +81,16 @@ impl<'a> Queue<'a> {
 
     /// The next company to sync, with the unit of work it is (shared), or None
     /// once every company of the pass is done, here or by another worker.
-    pub fn next(&self) -> Result<Option<(Option<Value>, Option<Unit>)>, EngineError> {
+    /// Once `stop` is set, None at once: the companies under way finish, no other starts.
+    pub fn next(&self, stop: Option<&AtomicBool>) -> Result<Option<(Option<Value>, Option<Unit>)>, EngineError> {
+        let stopping = || stop.is_some_and(|s| s.load(SeqCst));
         match self {
+            _ if stopping() => Ok(None),
             Queue::Local(queue) => Ok(queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front().map(|c| (c, None))),
             Queue::Shared { store, shared, stage, step, companies } => loop {
+                if stopping() {
+                    return Ok(None);
+                }
                 if let Some(unit) = store.claim_sync_item(&shared.worker, shared.job.id, *stage, step)? {
                     // A company another worker found and this one did not (its rows came meanwhile) is named as text.
                     let company = companies.get(&unit.company).cloned().unwrap_or_else(|| Some(Value::Text(unit.company.clone())));
