@@ -5,6 +5,8 @@
 //!   long as its worker lives; each worker takes a fair share of them.
 //! - **Sync**: one unit per (job, stage, map pass, company), taken one at a
 //!   time by whichever worker is free, and marked done with the data synced.
+//!   A big company is split into key-range chunks, units of their own; the
+//!   company is done (and cleaned up) with its last chunk.
 //!
 //! A unit is free when nobody holds it or its holder's worker lease has run
 //! out, on the store's clock. Claims take free units with `FOR UPDATE SKIP
