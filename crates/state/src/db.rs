@@ -41,6 +41,12 @@ impl Cell {
             _ => String::new(),
         }
     }
+    pub fn opt_int(&self) -> Option<i64> {
+        match self {
+            Cell::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
     pub fn opt_text(&self) -> Option<String> {
         match self {
             Cell::Text(s) => Some(s.clone()),

@@ -185,7 +185,6 @@ impl StateStore {
     /// of a PostgreSQL store (free ones too, with their epoch and takeovers),
     /// or the process that holds a SQLite store's lock.
     pub fn holders(&self, state: &StateConfig) -> Result<Vec<Holder>, StateError> {
-        let utc = |c: &str| format!("to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')");
         match &state.url {
             DatabaseUrl::Postgres(_) => {
                 let sql = format!(
@@ -200,10 +199,7 @@ impl StateStore {
                     .into_iter()
                     .map(|r| Holder {
                         unit: r[0].text(),
-                        pid: match r[1] {
-                            Cell::Int(p) => Some(p),
-                            _ => None,
-                        },
+                        pid: r[1].opt_int(),
                         host: r[2].opt_text(),
                         command: r[3].opt_text(),
                         since: r[4].opt_text(),
@@ -257,19 +253,40 @@ impl StateStore {
         if let Some(holder) = lease_holder_in(&mut db)? {
             return Ok(Some(holder));
         }
-        let workers = db.query(&format!("SELECT command, pid, host FROM leases WHERE {LIVE_WORKER} ORDER BY since"), &[])?;
-        Ok(workers.first().map(|w| {
-            format!("`dualsync {}` (PID {} on host {}, and {} worker(s) in all)", w[0].text(), w[1].int(), w[2].text(), workers.len())
-        }))
+        worker_in_the_way(&mut db, |_| true)
     }
+}
+
+/// A timestamp column as UTC ISO 8601 text, in SQL.
+fn utc(column: &str) -> String {
+    format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")
+}
+
+/// The first live worker whose command `in_the_way` refuses, described for a refusal.
+fn worker_in_the_way(db: &mut crate::db::Db, in_the_way: impl Fn(&str) -> bool) -> Result<Option<String>, StateError> {
+    let workers =
+        db.query(&format!("SELECT command, pid, host, {} FROM leases WHERE {LIVE_WORKER} ORDER BY since", utc("expires_at")), &[])?;
+    Ok(workers.iter().find(|w| in_the_way(&w[0].text())).map(|w| {
+        format!(
+            "`dualsync {}` (PID {} on host {}, one of {} worker(s) sharing the store; its lease runs until {} unless renewed: \
+             if that process died, the store is free then)",
+            w[0].text(),
+            w[1].int(),
+            w[2].text(),
+            workers.len(),
+            w[3].text()
+        )
+    }))
 }
 
 /// Who holds a PostgreSQL store's own lease, while it is live.
 fn lease_holder_in(db: &mut crate::db::Db) -> Result<Option<String>, StateError> {
     let rows = db.query(
-        "SELECT pid, host, command, to_char(since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-                to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), epoch
-         FROM leases WHERE unit = 'store' AND owner IS NOT NULL AND expires_at > now()",
+        &format!(
+            "SELECT pid, host, command, {}, {}, epoch FROM leases WHERE unit = 'store' AND owner IS NOT NULL AND expires_at > now()",
+            utc("since"),
+            utc("expires_at")
+        ),
         &[],
     )?;
     Ok(rows.first().map(|row| match &row[..] {
@@ -489,23 +506,8 @@ fn claim_in(
     if store_live == "true" {
         return Ok(Err(lease_holder_in(db)?.unwrap_or_else(|| "another dualsync process".into())));
     }
-    let workers = db.query(
-        &format!(
-            "SELECT command, pid, host, to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
-             FROM leases WHERE {LIVE_WORKER} ORDER BY since"
-        ),
-        &[],
-    )?;
-    if let Some(w) = workers.iter().find(|w| !shared || w[0].text() != command) {
-        return Ok(Err(format!(
-            "`dualsync {}` (PID {} on host {}, one of {} worker(s) sharing the store; its lease runs until {} unless renewed: \
-             if that process died, the store is free then)",
-            w[0].text(),
-            w[1].int(),
-            w[2].text(),
-            workers.len(),
-            w[3].text()
-        )));
+    if let Some(holder) = worker_in_the_way(db, |theirs| !shared || theirs != command)? {
+        return Ok(Err(holder));
     }
     // Whoever died holding work is fenced now: its store sessions by its lease's new epoch, its
     // app writes by the new epochs of its units (raised in the apps by the caller).

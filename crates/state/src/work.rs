@@ -266,11 +266,7 @@ impl StateStore {
         let mine = self.held_live_units(worker, &joined)?;
         let keep = if all { units.len() } else { self.fair_share(worker, &joined, units.len())? };
         if mine.len() > keep {
-            let extra: Vec<String> = mine[keep..].iter().map(|u| u.id.to_string()).collect();
-            self.db().execute(
-                "UPDATE work_items SET owner = NULL WHERE owner = ?1 AND id::text = ANY(string_to_array(?2, ','))",
-                &[P::Text(&worker.owner), P::Text(&extra.join(","))],
-            )?;
+            self.release_units(worker, &mine[keep..])?;
             return Ok(mine[..keep].to_vec());
         }
         let filter = "job IS NULL AND step = ANY(string_to_array(?2, chr(31)))";
@@ -297,7 +293,7 @@ impl StateStore {
         Ok(if starving || total % workers == 0 { even } else { even + 1 })
     }
 
-    /// Hands live units back (a catch-up that is over).
+    /// Hands units back, unfinished (a catch-up that is over, a share above the even one).
     pub fn release_units(&self, worker: &Worker, units: &[Unit]) -> Result<(), StateError> {
         let ids: Vec<String> = units.iter().map(|u| u.id.to_string()).collect();
         self.db().execute(
@@ -341,12 +337,13 @@ impl StateStore {
 
 fn unit_of(worker: &Worker, row: &[Cell]) -> Unit {
     let id = row[0].int();
-    let chunk = match row[4] {
-        Cell::Int(parent) => {
-            Some(Chunk { parent, number: row[5].int(), after: row[6].opt_text(), upto: row[7].opt_text(), fresh: row[8].text() == "true" })
-        }
-        _ => None,
-    };
+    let chunk = row[4].opt_int().map(|parent| Chunk {
+        parent,
+        number: row[5].int(),
+        after: row[6].opt_text(),
+        upto: row[7].opt_text(),
+        fresh: row[8].text() == "true",
+    });
     Unit {
         id,
         step: row[1].text(),
@@ -391,10 +388,7 @@ impl StateStore {
         Ok(rows
             .iter()
             .map(|r| WorkUnit {
-                job: match r[0] {
-                    Cell::Int(j) => Some(j),
-                    _ => None,
-                },
+                job: r[0].opt_int(),
                 step: r[1].text(),
                 company: r[2].text(),
                 holder: r[3].opt_text(),
@@ -402,10 +396,7 @@ impl StateStore {
                 claims: r[5].int(),
                 takeovers: r[6].int(),
                 done: r[7].text() == "true",
-                chunk: match r[8] {
-                    Cell::Int(n) => Some(n),
-                    _ => None,
-                },
+                chunk: r[8].opt_int(),
             })
             .collect())
     }
