@@ -26,6 +26,7 @@ mod text;
 mod types_matrix;
 
 use crate::util::Workspace;
+use std::process::{Child, Command, Stdio};
 
 pub const ERP: &str = "
     CREATE TABLE grp (co TEXT NOT NULL, code TEXT NOT NULL, label TEXT, PRIMARY KEY (co, code));
@@ -121,6 +122,32 @@ pub fn apps() -> Workspace {
 /// Totals of a `sync --format json` run: (inserted, updated) per side, failed, unchanged.
 pub fn totals(run: &crate::util::Run) -> serde_json::Value {
     run.json()["totals"].clone()
+}
+
+/// Starts dualsync in the background in `w` with `args`, its output in `LOG.out` and `LOG.err`.
+pub fn spawn(w: &Workspace, args: &[&str], log: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_dualsync"))
+        .current_dir(w.dir.path())
+        .env_remove("DUALSYNC_CONFIG")
+        .args(args)
+        .stdout(Stdio::from(std::fs::File::create(w.path(&format!("{log}.out"))).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(w.path(&format!("{log}.err"))).unwrap()))
+        .spawn()
+        .expect("start dualsync")
+}
+
+/// Runs `sync` until the state store lets it in: while another process holds
+/// it (`in use by`), again every 100 ms, until `limit` after `since`.
+pub fn sync_when_free(w: &Workspace, since: std::time::Instant, limit: std::time::Duration) -> crate::util::Run {
+    loop {
+        let next = w.run(&["sync"]);
+        if next.code == 0 {
+            return next;
+        }
+        assert!(next.stderr.contains("in use by"), "{}\n{}", next.stdout, next.stderr);
+        assert!(since.elapsed() < limit, "no takeover within the lease and then some");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 pub fn written(run: &crate::util::Run) -> u64 {

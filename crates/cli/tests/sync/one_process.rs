@@ -5,24 +5,17 @@
 //! holder is taken over once it expires, and a holder paused past it stops
 //! by itself when it wakes. (scale_out.rs: several processes of one command.)
 
-use super::{apps, CONFIG};
+use super::{apps, spawn, sync_when_free, CONFIG};
 use crate::util::Workspace;
 use dualsync_testkit::{Kind, TestDb};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// The fixture's state store (the default path).
 const STORE: &str = ".dualsync/state.db";
 
 fn spawn_run(w: &Workspace) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_dualsync"))
-        .current_dir(w.dir.path())
-        .env_remove("DUALSYNC_CONFIG")
-        .args(["run", "--poll-ms", "20"])
-        .stdout(Stdio::from(std::fs::File::create(w.path("run.out")).unwrap()))
-        .stderr(Stdio::from(std::fs::File::create(w.path("run.err")).unwrap()))
-        .spawn()
-        .expect("start dualsync run")
+    spawn(w, &["run", "--poll-ms", "20"], "run")
 }
 
 /// Waits until the store names `pid` as its holder.
@@ -137,15 +130,7 @@ fn a_postgres_store_is_held_by_a_lease_taken_over_when_its_holder_dies_or_stalls
     let killed_at = Instant::now();
     signal(&run, libc::SIGKILL);
     wait_exit(&mut run);
-    loop {
-        let next = w.run(&["sync"]);
-        if next.code == 0 {
-            break;
-        }
-        assert!(next.stderr.contains("in use by"), "{}", next.stderr);
-        assert!(killed_at.elapsed() < Duration::from_secs(2 + 4), "no takeover within the lease and then some");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    sync_when_free(&w, killed_at, Duration::from_secs(2 + 4));
     assert_eq!(state.texts("SELECT count(*)::text FROM leases WHERE owner IS NOT NULL"), vec![Some("0".to_string())], "handed back");
     let workers = w.run(&["workers", "--format", "json"]).json();
     let killed = workers["workers"].as_array().unwrap().iter().find(|l| l["pid"] == run.id()).expect("the killed worker's row");
@@ -268,14 +253,7 @@ fn a_holder_cut_off_from_the_postgres_store_stops_by_its_deadline_and_another_ta
     w.exec("erp.db", "INSERT INTO grp VALUES ('C1', 'G1', 'one')");
     assert_eq!(w.run(&["start", "groups"]).code, 0);
 
-    let mut holder = Command::new(env!("CARGO_BIN_EXE_dualsync"))
-        .current_dir(w.dir.path())
-        .env_remove("DUALSYNC_CONFIG")
-        .args(["--config", "via-proxy.toml", "run", "--poll-ms", "20"])
-        .stdout(Stdio::from(std::fs::File::create(w.path("holder.out")).unwrap()))
-        .stderr(Stdio::from(std::fs::File::create(w.path("holder.err")).unwrap()))
-        .spawn()
-        .unwrap();
+    let mut holder = spawn(&w, &["--config", "via-proxy.toml", "run", "--poll-ms", "20"], "holder");
     wait_lease(&state, holder.id());
     proxy.cut.store(true, std::sync::atomic::Ordering::Relaxed);
     let cut_at = Instant::now();
@@ -295,13 +273,5 @@ fn a_holder_cut_off_from_the_postgres_store_stops_by_its_deadline_and_another_ta
     assert!(err.contains("lost its lease") && err.contains("not renewed in time"), "{err}");
     assert!(stopped_after < Duration::from_secs(2), "the holder must stop within its lease: {stopped_after:?}");
     // Another process takes over once the lease has run out on the server's clock.
-    loop {
-        let next = w.run(&["sync"]);
-        if next.code == 0 {
-            break;
-        }
-        assert!(next.stderr.contains("in use by"), "{}", next.stderr);
-        assert!(cut_at.elapsed() < Duration::from_secs(2 + 4), "no takeover within the lease and then some");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    sync_when_free(&w, cut_at, Duration::from_secs(2 + 4));
 }

@@ -4,9 +4,10 @@
 //! units it held, which move to the others once its lease runs out, and the
 //! apps end as one process would have left them.
 
+use super::spawn;
 use crate::util::Workspace;
 use dualsync_testkit::{Kind, TestDb};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 const COMPANIES: usize = 50;
@@ -49,17 +50,6 @@ fn app_pair(tables: &[&str]) -> Option<(TestDb, TestDb, String)> {
         ));
     }
     Some((erp, crm, config))
-}
-
-fn spawn(w: &Workspace, args: &[&str], log: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_dualsync"))
-        .current_dir(w.dir.path())
-        .env_remove("DUALSYNC_CONFIG")
-        .args(args)
-        .stdout(Stdio::from(std::fs::File::create(w.path(&format!("{log}.out"))).unwrap()))
-        .stderr(Stdio::from(std::fs::File::create(w.path(&format!("{log}.err"))).unwrap()))
-        .spawn()
-        .expect("start dualsync")
 }
 
 fn read(w: &Workspace, file: &str) -> String {
@@ -289,14 +279,7 @@ fn a_sync_job_left_unfinished_is_joined_again_and_only_its_open_companies_run() 
     assert!(done_before < 20, "killed too late to test anything: {done_before} done");
 
     // The next sync of the same selection joins the job once the killed one's lease has run out.
-    let next = loop {
-        let next = f.w.run(&["sync"]);
-        if next.code == 0 {
-            break next;
-        }
-        assert!(next.stderr.contains("in use by"), "{}\n{}", next.stdout, next.stderr);
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let next = super::sync_when_free(&f.w, Instant::now(), Duration::from_secs(2 + 4));
     assert!(next.stdout.contains(&format!("{done_before} of its 20 items were done by earlier processes")), "{}", next.stdout);
     assert_eq!(ran_again(&f.state), held, "only the companies held at the kill ran again");
     assert_eq!(
