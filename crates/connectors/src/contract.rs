@@ -109,6 +109,7 @@ pub trait Connection: Send {
     /// Up to `limit` committed changes of `table` after `after`, in order, and
     /// the cursor after the last one. A change is returned once all changes
     /// before it are readable, so a cursor never passes one that commits late.
+    /// A cursor from [`Connection::install_log_capture`] reads the log.
     fn read_changes(&mut self, _table: &str, _after: &Cursor, _limit: usize) -> Result<(Vec<Change>, Cursor), ConnectorError> {
         Err(not_built("change capture"))
     }
@@ -129,6 +130,43 @@ pub trait Connection: Send {
     /// The number of changes of the table after `after` (lag, for `status`).
     fn pending_changes(&mut self, _table: &str, _after: &Cursor) -> Result<u64, ConnectorError> {
         Ok(0)
+    }
+
+    /// What log capture (reading the database's own log instead of
+    /// triggers) needs here that the server or the user lacks, each with the
+    /// fix. Empty when it is ready.
+    fn log_capture_missing(&mut self) -> Result<Vec<String>, ConnectorError> {
+        Ok(vec!["this kind of database has no log dualsync can read: it keeps trigger capture".into()])
+    }
+
+    /// Advice on log capture that does not stop it (a WAL limit, say).
+    fn log_capture_advice(&mut self) -> Result<Vec<String>, ConnectorError> {
+        Ok(Vec::new())
+    }
+
+    /// Sets up log capture of a table for one reader (a map's side): the
+    /// reader's own place in the log, kept by the database (a replication
+    /// slot) or by the cursor alone (a binary log). Kept when it exists.
+    /// Returns a cursor before every change committed from now on; reading
+    /// the table's changes with it ([`Connection::read_changes`]) reads the log.
+    fn install_log_capture(&mut self, _spec: &CaptureSpec, _reader: &str) -> Result<Cursor, ConnectorError> {
+        Err(not_built("log capture"))
+    }
+
+    /// Removes the reader's log capture of the table (its slot), if any.
+    fn remove_log_capture(&mut self, _table: &str, _reader: &str) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    /// The columns the reader's log capture of the table records, or None where none is set up.
+    fn log_capture_of(&mut self, _table: &str, _reader: &str) -> Result<Option<Vec<String>>, ConnectorError> {
+        Ok(None)
+    }
+
+    /// How much log the database keeps for the reader, in bytes, and its
+    /// state as the database names it (None where it keeps none for it).
+    fn log_retained(&mut self, _table: &str, _reader: &str) -> Result<Option<(u64, String)>, ConnectorError> {
+        Ok(None)
     }
 
     /// Fences this connection's writes with `fence` (see [`Fence`]): raises
@@ -168,10 +206,18 @@ pub struct CaptureSpec {
     pub columns: Vec<String>,
 }
 
-/// A position in a database's change table, as the database defines it
-/// (opaque to the engine, which only stores it and hands it back).
+/// A position in a database's change table or log, as the database defines
+/// it (opaque to the engine, which stores it and hands it back; a log
+/// cursor starts with `log:`, see [`Cursor::reads_log`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Cursor(pub String);
+
+impl Cursor {
+    /// Whether the cursor reads the database's log (else a trigger change table).
+    pub fn reads_log(&self) -> bool {
+        crate::log::is_log_cursor(self)
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChangeKind {

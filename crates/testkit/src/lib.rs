@@ -106,9 +106,28 @@ fn sweep_postgres(c: &mut postgres::Client) {
     DONE.call_once(|| {
         let Ok(rows) = c.query("SELECT datname FROM pg_database WHERE datname LIKE 'dualsync\\_t%'", &[]) else { return };
         for name in rows.iter().map(|r| r.get::<_, String>(0)).filter(|n| is_leftover(n)) {
-            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            drop_postgres(c, &name);
         }
     });
+}
+
+/// Drops a test database and the replication slots in it (which would keep it):
+/// their sessions are ended first, since an active slot cannot be dropped.
+fn drop_postgres(c: &mut postgres::Client, name: &str) {
+    for _ in 0..50 {
+        let _ = c.execute(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL",
+            &[&name],
+        );
+        let _ =
+            c.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active", &[&name]);
+        let left = c.query_one("SELECT count(*) FROM pg_replication_slots WHERE database = $1", &[&name]).map(|r| r.get::<_, i64>(0));
+        if left.map_or(true, |n| n == 0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
 }
 
 fn sweep_mysql(c: &mut mysql::Conn) {
@@ -217,7 +236,7 @@ impl Drop for TestDb {
             Kind::Sqlite => {}
             Kind::Postgres => {
                 if let Ok(mut c) = postgres::Client::connect(&postgres_admin(), postgres::NoTls) {
-                    let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+                    drop_postgres(&mut c, &self.name);
                 }
             }
             Kind::Mariadb => {

@@ -8,10 +8,13 @@
 mod binary;
 mod capture;
 mod describe;
+mod logical;
 mod tls;
 mod values;
 mod write;
 
+use crate::log::stream::Streams;
+use crate::log::LogCursor;
 use crate::select::{self, Build, SelectRows};
 use crate::sql::{double_quote, select, Dialect};
 use crate::{
@@ -22,6 +25,7 @@ use describe::PgTable;
 use dualsync_model::{Row, TableSchema, Value};
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// Keys per point query (each key is one bound parameter per key column).
 const KEYS_PER_QUERY: usize = 1000;
@@ -29,6 +33,8 @@ const KEYS_PER_QUERY: usize = 1000;
 pub struct PostgresConnector {
     config: postgres::Config,
     location: String,
+    /// The log streams of this database's readers, shared by its connections.
+    streams: Arc<Streams>,
 }
 
 impl PostgresConnector {
@@ -40,7 +46,7 @@ impl PostgresConnector {
             config.password(p);
         }
         config.application_name("dualsync");
-        Ok(PostgresConnector { config, location })
+        Ok(PostgresConnector { config, location, streams: Arc::default() })
     }
 }
 
@@ -76,7 +82,18 @@ impl Connector for PostgresConnector {
         // its instant in UTC (`…+00:00`), so apps in different zones agree and other
         // databases receive UTC; a value without offset written into one is taken as UTC.
         client.batch_execute("SET dualsync.origin = 'dualsync'; SET TIME ZONE 'UTC'").map_err(db_error)?;
-        Ok(Box::new(PgConnection { client, tables: HashMap::new(), listening: false, fence: None }))
+        // Where the WAL is logical, log capture may read it: every write transaction then marks itself as dualsync's.
+        let marks_writes = client.query_one("SELECT current_setting('wal_level') = 'logical'", &[]).map_err(db_error)?.get(0);
+        Ok(Box::new(PgConnection {
+            client,
+            tables: HashMap::new(),
+            listening: false,
+            fence: None,
+            marks_writes,
+            streams: self.streams.clone(),
+            config: self.config.clone(),
+            location: self.location.clone(),
+        }))
     }
 }
 
@@ -105,6 +122,12 @@ pub struct PgConnection {
     listening: bool,
     /// Checked by every write transaction, once set.
     fence: Option<crate::Fence>,
+    /// Whether write transactions carry dualsync's logical message (log capture skips them).
+    marks_writes: bool,
+    streams: Arc<Streams>,
+    /// To open replication sessions.
+    config: postgres::Config,
+    location: String,
 }
 
 /// The dialect of one table: parameters are cast to its columns' types.
@@ -245,19 +268,60 @@ impl Connection for PgConnection {
     }
 
     fn read_changes(&mut self, table: &str, after: &Cursor, limit: usize) -> Result<(Vec<Change>, Cursor), ConnectorError> {
-        capture::read(&mut self.client, table, after, limit)
+        match LogCursor::parse(after)? {
+            Some(log) => logical::read(&mut self.client, &self.streams, &self.config, &self.location, &log, limit),
+            None => capture::read(&mut self.client, table, after, limit),
+        }
     }
 
+    /// Log readers' slots are moved on by their streams, not here.
     fn trim_changes(&mut self, table: &str, readers: &[Cursor]) -> Result<u64, ConnectorError> {
-        capture::trim(&mut self.client, table, readers)
+        let triggers: Vec<Cursor> = readers.iter().filter(|c| !c.reads_log()).cloned().collect();
+        capture::trim(&mut self.client, table, &triggers)
     }
 
+    /// Log readers' backlog is told in bytes of WAL (`log_retained`), not in changes.
     fn pending_changes(&mut self, table: &str, after: &Cursor) -> Result<u64, ConnectorError> {
+        if after.reads_log() {
+            return Ok(0);
+        }
         capture::pending(&mut self.client, table, after)
     }
 
     fn wait_for_changes(&mut self, timeout: std::time::Duration) -> Result<bool, ConnectorError> {
+        if self.streams.any() {
+            // Log streams ring as changes arrive; trigger capture notifies.
+            if self.streams.wait(timeout / 2) {
+                return Ok(true);
+            }
+            return capture::wait(&mut self.client, &mut self.listening, timeout / 2);
+        }
         capture::wait(&mut self.client, &mut self.listening, timeout)
+    }
+
+    fn log_capture_missing(&mut self) -> Result<Vec<String>, ConnectorError> {
+        logical::missing(&mut self.client)
+    }
+
+    fn log_capture_advice(&mut self) -> Result<Vec<String>, ConnectorError> {
+        logical::advice(&mut self.client)
+    }
+
+    fn install_log_capture(&mut self, spec: &CaptureSpec, reader: &str) -> Result<Cursor, ConnectorError> {
+        self.table(&spec.table)?;
+        logical::install(&mut self.client, spec, &logical::slot_name(&self.config, &spec.table, reader))
+    }
+
+    fn remove_log_capture(&mut self, table: &str, reader: &str) -> Result<(), ConnectorError> {
+        logical::remove(&mut self.client, &self.streams, table, &logical::slot_name(&self.config, table, reader))
+    }
+
+    fn log_capture_of(&mut self, table: &str, reader: &str) -> Result<Option<Vec<String>>, ConnectorError> {
+        logical::capture_of(&mut self.client, table, &logical::slot_name(&self.config, table, reader))
+    }
+
+    fn log_retained(&mut self, table: &str, reader: &str) -> Result<Option<(u64, String)>, ConnectorError> {
+        logical::retained(&mut self.client, &logical::slot_name(&self.config, table, reader))
     }
 
     fn privileges(&mut self, table: &str) -> Result<crate::Privileges, ConnectorError> {
@@ -292,13 +356,13 @@ impl Connection for PgConnection {
     fn probe(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         self.table(&batch.table)?;
         let table = self.tables[&batch.table].clone();
-        write::write_batch(&mut self.client, &table, batch, self.fence.as_ref(), crate::Finish::Rollback)
+        write::write_batch(&mut self.client, &table, batch, self.fence.as_ref(), self.marks_writes, crate::Finish::Rollback)
     }
 
     fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         self.table(&batch.table)?;
         let table = self.tables[&batch.table].clone();
-        write::write_batch(&mut self.client, &table, batch, self.fence.as_ref(), crate::Finish::Commit)
+        write::write_batch(&mut self.client, &table, batch, self.fence.as_ref(), self.marks_writes, crate::Finish::Commit)
     }
 
     fn set_fence(&mut self, fence: crate::Fence) -> Result<(), ConnectorError> {

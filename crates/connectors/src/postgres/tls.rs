@@ -12,6 +12,11 @@ use std::sync::Arc;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub fn connector() -> MakeRustlsConnect {
+    MakeRustlsConnect::new((*client_config()).clone())
+}
+
+/// The TLS settings of every session, replication sessions included.
+pub fn client_config() -> Arc<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -19,7 +24,7 @@ pub fn connector() -> MakeRustlsConnect {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
         .with_no_client_auth();
-    MakeRustlsConnect::new(config)
+    Arc::new(config)
 }
 
 /// Accepts the server's certificate without checking who issued it (libpq's

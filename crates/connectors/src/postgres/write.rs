@@ -22,6 +22,7 @@ pub fn write_batch(
     table: &PgTable,
     batch: &WriteBatch,
     fence: Option<&Fence>,
+    marked: bool,
     finish: Finish,
 ) -> Result<WriteOutcome, ConnectorError> {
     let converted = utc_readings(table, batch);
@@ -36,6 +37,10 @@ pub fn write_batch(
         }
     }
     let mut tx = client.transaction().map_err(db_error)?;
+    if marked {
+        // First in the transaction: log capture skips the changes of a transaction that carries it.
+        tx.batch_execute(super::logical::MARK_TRANSACTION).map_err(db_error)?;
+    }
     if let Some(fence) = fence {
         // Shared: writers of every partition go on together; a new holder's raise waits for them.
         crate::fence::check(fence_epoch(&mut tx, &fence.store, "FOR SHARE")?, fence)?;

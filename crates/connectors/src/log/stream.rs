@@ -1,0 +1,234 @@
+//! A reader's log session on a thread of its own, with a bounded queue of
+//! the changes it decoded: the thread reads ahead while the engine merges
+//! and applies, and stops reading (the server keeps the log) when the
+//! engine falls behind, so memory stays flat whatever the backlog.
+//!
+//! The queue keeps a change until a read passes a cursor beyond it: the
+//! engine saves its cursor only after applying, and after a failure it reads
+//! again from the saved one. A stream nobody read for a while (a paused map,
+//! a map another process took over) ends and frees its session.
+
+use super::{LogEvent, LogPos, LogSource};
+use crate::{Change, ConnectorError, ErrorKind};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Changes a stream holds before it stops reading its session.
+const QUEUE_LIMIT: usize = 20_000;
+/// A stream nobody read for this long ends.
+const IDLE: Duration = Duration::from_secs(20);
+/// How long a read waits for its stream to reach the log's end of now.
+const CATCH_UP: Duration = Duration::from_secs(5);
+/// How often the thread tells the server what the reader has stored.
+const CONFIRM_EVERY: Duration = Duration::from_millis(500);
+
+/// The log streams of one connector, by stream id, and a bell that rings
+/// when any of them receives a change (live sync waits on it). Dropping it
+/// ends them all, freeing their sessions.
+#[derive(Default)]
+pub struct Streams {
+    streams: Mutex<HashMap<String, Arc<Stream>>>,
+    bell: Arc<Bell>,
+}
+
+impl Drop for Streams {
+    fn drop(&mut self) {
+        for stream in self.streams.get_mut().unwrap_or_else(|p| p.into_inner()).values() {
+            stream.stop.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Bell {
+    rung: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Bell {
+    fn ring(&self) {
+        *self.rung.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.cond.notify_all();
+    }
+}
+
+struct Stream {
+    state: Mutex<State>,
+    cond: Condvar,
+    stop: AtomicBool,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<(LogPos, Change)>,
+    /// Every change before this place is in the queue or was passed by a read.
+    passed: LogPos,
+    /// What the reader has stored, to confirm to the server.
+    stored: LogPos,
+    last_read: Option<Instant>,
+    /// Why the session ended, for the next read to report.
+    ended: Option<ConnectorError>,
+}
+
+/// What a read hands back: changes after the cursor, and the cursor after them.
+pub struct Read {
+    pub changes: Vec<(LogPos, Change)>,
+    pub next: LogPos,
+}
+
+impl Streams {
+    /// Up to `limit` changes after `after`, once the stream has reached
+    /// `end` (the log's end when the read began) or has `limit` changes to
+    /// give; `open` starts a session at `after` when the stream is not running.
+    pub fn read(
+        &self,
+        id: &str,
+        after: LogPos,
+        end: LogPos,
+        limit: usize,
+        open: impl FnOnce(LogPos) -> Result<Box<dyn LogSource>, ConnectorError>,
+    ) -> Result<Read, ConnectorError> {
+        let stream = self.running(id, after, open)?;
+        let mut state = stream.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.last_read = Some(Instant::now());
+        // The engine stored `after`: changes up to there are done with.
+        while state.queue.front().is_some_and(|(pos, _)| *pos <= after) {
+            state.queue.pop_front();
+        }
+        state.stored = state.stored.max(after);
+        stream.cond.notify_all();
+        let deadline = Instant::now() + CATCH_UP;
+        while state.ended.is_none() && state.passed < end && state.queue.len() < limit && Instant::now() < deadline {
+            state = stream.cond.wait_timeout(state, Duration::from_millis(50)).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        if let Some(e) = state.ended.take() {
+            drop(state);
+            self.streams.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+            return Err(e);
+        }
+        let changes: Vec<(LogPos, Change)> = state.queue.iter().filter(|(pos, _)| *pos > after).take(limit).cloned().collect();
+        let took_all = changes.len() == state.queue.iter().filter(|(pos, _)| *pos > after).count();
+        let last = changes.last().map(|(pos, _)| *pos).unwrap_or(after);
+        let next = if took_all { last.max(state.passed) } else { last };
+        Ok(Read { changes, next })
+    }
+
+    /// Waits up to `timeout` for any stream of this connector to receive a change.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let rung = self.bell.rung.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut rung, _) = self.bell.cond.wait_timeout_while(rung, timeout, |r| !*r).unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut *rung)
+    }
+
+    pub fn any(&self) -> bool {
+        !self.streams.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+
+    /// Ends a stream (its reader's log objects are being dropped).
+    pub fn close(&self, id: &str) {
+        if let Some(stream) = self.streams.lock().unwrap_or_else(|p| p.into_inner()).remove(id) {
+            stream.stop.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn running(
+        &self,
+        id: &str,
+        after: LogPos,
+        open: impl FnOnce(LogPos) -> Result<Box<dyn LogSource>, ConnectorError>,
+    ) -> Result<Arc<Stream>, ConnectorError> {
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = streams.get(id) {
+            let state = s.state.lock().unwrap_or_else(|p| p.into_inner());
+            // A stream that already dropped changes this read wants cannot serve it (a cursor went back).
+            let behind = state.queue.front().is_some_and(|(pos, _)| *pos > after) && state.stored > after;
+            drop(state);
+            if !behind && !s.stop.load(Ordering::SeqCst) {
+                return Ok(s.clone());
+            }
+            s.stop.store(true, Ordering::SeqCst);
+            streams.remove(id);
+        }
+        let source = open(after)?;
+        let stream = Arc::new(Stream {
+            state: Mutex::new(State { passed: after, stored: after, last_read: Some(Instant::now()), ..Default::default() }),
+            cond: Condvar::new(),
+            stop: AtomicBool::new(false),
+        });
+        let (s, bell) = (stream.clone(), self.bell.clone());
+        std::thread::Builder::new()
+            .name(format!("log {id}"))
+            .spawn(move || follow(s, bell, source))
+            .map_err(|e| ConnectorError::new(ErrorKind::Unavailable, format!("cannot start the log reader thread: {e}")))?;
+        streams.insert(id.to_string(), stream.clone());
+        Ok(stream)
+    }
+}
+
+/// The stream's thread: polls the session into the queue while there is room.
+fn follow(stream: Arc<Stream>, bell: Arc<Bell>, mut source: Box<dyn LogSource>) {
+    let mut events = Vec::new();
+    let mut confirmed = LogPos::default();
+    let mut last_confirm = Instant::now();
+    let outcome: Result<(), ConnectorError> = loop {
+        if stream.stop.load(Ordering::SeqCst) {
+            break Ok(());
+        }
+        let (full, stored, idle) = {
+            let state = stream.state.lock().unwrap_or_else(|p| p.into_inner());
+            (state.queue.len() >= QUEUE_LIMIT, state.stored, state.last_read.is_none_or(|t| t.elapsed() > IDLE))
+        };
+        if idle {
+            break Ok(());
+        }
+        // Confirm what the reader stored, at most twice a second, and now and
+        // then even when nothing moved: the server ends a silent session.
+        let due = last_confirm.elapsed() >= CONFIRM_EVERY && (stored > confirmed || last_confirm.elapsed() >= CONFIRM_EVERY * 20);
+        if due {
+            if let Err(e) = source.confirm(stored) {
+                break Err(e);
+            }
+            confirmed = stored;
+            last_confirm = Instant::now();
+        }
+        if full {
+            let state = stream.state.lock().unwrap_or_else(|p| p.into_inner());
+            drop(stream.cond.wait_timeout(state, Duration::from_millis(100)));
+            continue;
+        }
+        if let Err(e) = source.poll(Duration::from_millis(100), &mut events) {
+            break Err(e);
+        }
+        if events.is_empty() {
+            continue;
+        }
+        let mut state = stream.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut changed = false;
+        for event in events.drain(..) {
+            match event {
+                // A session reopened at an older place hands over again what the reader stored: skipped.
+                LogEvent::Change(pos, change) => {
+                    if pos > state.stored && state.queue.back().is_none_or(|(last, _)| pos > *last) {
+                        state.queue.push_back((pos, change));
+                        changed = true;
+                    }
+                }
+                LogEvent::Passed(pos) => state.passed = state.passed.max(pos),
+            }
+        }
+        drop(state);
+        stream.cond.notify_all();
+        if changed {
+            bell.ring();
+        }
+    };
+    let mut state = stream.state.lock().unwrap_or_else(|p| p.into_inner());
+    state.ended = Some(
+        outcome.err().unwrap_or_else(|| ConnectorError::new(ErrorKind::Unavailable, "the log reader stopped; reading again restarts it")),
+    );
+    stream.stop.store(true, Ordering::SeqCst);
+    drop(state);
+    stream.cond.notify_all();
+}

@@ -1,0 +1,138 @@
+//! Log capture on each database that has it: what the log gives (inserts,
+//! updates, key changes, deletes, in commit order), that dualsync's own
+//! writes are skipped, that a new reader resumes from a stored cursor, that
+//! a table whose deletes would not name the captured columns is refused
+//! with the fix, and that removing it leaves nothing behind.
+
+use dualsync_connectors::{CaptureSpec, ChangeKind, Connection, Cursor, WriteBatch, WriteOp};
+use dualsync_model::Value;
+use dualsync_testkit::{Kind, TestDb};
+
+fn t(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+const READER: &str = "items";
+
+fn spec() -> CaptureSpec {
+    CaptureSpec { table: "item".into(), columns: vec!["k".into(), "co".into()] }
+}
+
+/// Reads until `n` changes arrived (the stream delivers as the server sends), or 10 s passed.
+fn read_until(conn: &mut dyn Connection, from: &Cursor, n: usize) -> (Vec<(Vec<Value>, ChangeKind)>, Cursor) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = Vec::new();
+    let mut at = from.clone();
+    loop {
+        let (changes, next) = conn.read_changes("item", &at, 1000).unwrap();
+        seen.extend(changes.into_iter().map(|c| (c.values, c.kind)));
+        at = next;
+        if seen.len() >= n || std::time::Instant::now() > end {
+            return (seen, at);
+        }
+    }
+}
+
+fn log_kinds() -> Vec<TestDb> {
+    [Kind::Postgres].into_iter().filter_map(TestDb::new).collect()
+}
+
+#[test]
+fn the_log_gives_every_change_by_the_app_in_commit_order_and_none_by_dualsync() {
+    for db in log_kinds() {
+        let kind = db.kind;
+        db.exec("CREATE TABLE item (co {key} NOT NULL, k {key} NOT NULL, n {int}, PRIMARY KEY (co, k))");
+        let connector = dualsync_connectors::open(&db.database_url(), None).unwrap();
+        let mut conn = connector.connect().unwrap();
+        assert_eq!(conn.log_capture_missing().unwrap(), Vec::<String>::new(), "{kind:?}: CI's servers are set up for log capture");
+        let start = conn.install_log_capture(&spec(), READER).unwrap();
+        assert!(start.reads_log());
+        assert_eq!(conn.log_capture_of("item", READER).unwrap(), Some(vec!["k".to_string(), "co".to_string()]), "{kind:?}");
+        db.exec("INSERT INTO item VALUES ('C1', 'A', 1), ('C1', 'B', 2)");
+        db.exec("UPDATE item SET n = 5 WHERE k = 'A'");
+        db.exec("UPDATE item SET k = 'B2' WHERE k = 'B'");
+        db.exec("DELETE FROM item WHERE k = 'A'");
+        let (changes, next) = read_until(conn.as_mut(), &start, 6);
+        let key = |k: &str| vec![t(k), t("C1")];
+        assert_eq!(
+            changes,
+            vec![
+                (key("A"), ChangeKind::Insert),
+                (key("B"), ChangeKind::Insert),
+                (key("A"), ChangeKind::Update),
+                (key("B"), ChangeKind::Delete),
+                (key("B2"), ChangeKind::Update),
+                (key("A"), ChangeKind::Delete),
+            ],
+            "{kind:?}"
+        );
+        // dualsync's own writes, deletes included, do not come back.
+        let batch = WriteBatch {
+            table: "item".into(),
+            columns: vec!["co".into(), "k".into(), "n".into()],
+            key_columns: vec!["k".into()],
+            scope: vec![("co".into(), t("C1"))],
+            ops: vec![WriteOp::Insert(vec![t("C1"), t("Z"), Value::Int(1)]), WriteOp::Delete { key: vec![t("B2")] }],
+        };
+        assert!(conn.write(&batch).unwrap().failures.is_empty());
+        db.exec("INSERT INTO item VALUES ('C1', 'mark', 1)");
+        let (changes, next) = read_until(conn.as_mut(), &next, 1);
+        assert_eq!(changes, vec![(key("mark"), ChangeKind::Insert)], "{kind:?}: no echo of dualsync's writes");
+
+        // A transaction that commits late comes in its commit order, after a younger one.
+        let mut slow = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+        slow.batch_execute("BEGIN; INSERT INTO item VALUES ('C1', 'slow', 1)").unwrap();
+        db.exec("INSERT INTO item VALUES ('C1', 'fast', 1)");
+        let (changes, next) = read_until(conn.as_mut(), &next, 1);
+        assert_eq!(changes, vec![(key("fast"), ChangeKind::Insert)], "{kind:?}");
+        slow.batch_execute("COMMIT").unwrap();
+        let (changes, next) = read_until(conn.as_mut(), &next, 1);
+        assert_eq!(changes, vec![(key("slow"), ChangeKind::Insert)], "{kind:?}");
+
+        // Another process (a restart) resumes from the stored cursor: nothing again, nothing missed.
+        drop(conn);
+        drop(connector);
+        db.exec("INSERT INTO item VALUES ('C1', 'while down', 1)");
+        let connector = dualsync_connectors::open(&db.database_url(), None).unwrap();
+        let mut conn = connector.connect().unwrap();
+        let (changes, next) = read_until(conn.as_mut(), &next, 1);
+        assert_eq!(changes, vec![(key("while down"), ChangeKind::Insert)], "{kind:?}: resumed from the cursor");
+        let (changes, _) = conn.read_changes("item", &next, 1000).unwrap();
+        assert_eq!(changes.len(), 0, "{kind:?}: caught up");
+
+        conn.remove_log_capture("item", READER).unwrap();
+        assert_eq!(conn.log_capture_of("item", READER).unwrap(), None, "{kind:?}");
+        let err = conn.read_changes("item", &next, 10).unwrap_err();
+        assert!(err.message.contains("not in this database"), "{kind:?}: {err}");
+        assert_eq!(db.texts("SELECT count(*)::text FROM pg_replication_slots WHERE database = current_database()"), vec![Some("0".into())]);
+    }
+}
+
+#[test]
+fn a_table_whose_deletes_would_not_name_the_captured_columns_is_refused_with_the_fix() {
+    for db in log_kinds() {
+        db.exec("CREATE TABLE item (id {int} PRIMARY KEY, co {key} NOT NULL, k {key} NOT NULL)");
+        let connector = dualsync_connectors::open(&db.database_url(), None).unwrap();
+        let mut conn = connector.connect().unwrap();
+        let err = conn.install_log_capture(&spec(), READER).unwrap_err();
+        assert!(err.message.contains("REPLICA IDENTITY FULL"), "{err}");
+        assert!(err.message.contains("\"k\""), "names what is left out: {err}");
+        assert_eq!(conn.log_capture_of("item", READER).unwrap(), None);
+        db.exec("ALTER TABLE item REPLICA IDENTITY FULL");
+        let start = conn.install_log_capture(&spec(), READER).unwrap();
+        db.exec("INSERT INTO item VALUES (1, 'C1', 'A'); UPDATE item SET co = 'C2' WHERE id = 1; DELETE FROM item");
+        let (changes, _) = read_until(conn.as_mut(), &start, 4);
+        let kinds: Vec<(Vec<Value>, ChangeKind)> = changes;
+        assert_eq!(
+            kinds,
+            vec![
+                (vec![t("A"), t("C1")], ChangeKind::Insert),
+                (vec![t("A"), t("C1")], ChangeKind::Delete),
+                (vec![t("A"), t("C2")], ChangeKind::Update),
+                (vec![t("A"), t("C2")], ChangeKind::Delete),
+            ],
+            "a company change leaves the old company"
+        );
+        conn.remove_log_capture("item", READER).unwrap();
+    }
+}
