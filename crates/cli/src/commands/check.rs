@@ -12,6 +12,9 @@ pub fn check(cli: &Cli, config: &Config) -> CliResult {
     let apps = Apps::open(config)?;
     let maps = selected_maps(config, &[])?;
     let mut findings = preflight(config, &apps, &maps);
+    let (capture, capture_findings) = dualsync_engine::live::capture_choices(config, &apps);
+    findings.extend(capture_findings);
+    let capture_of = |app: &str| capture.iter().find(|(a, _)| a == app).map(|(_, c)| if c.log { "log" } else { "trigger" });
     // An existing state store is opened to prove it is readable; a new one is only announced.
     let state_exists = dualsync_state::StateStore::exists(&config.state);
     let opened = if state_exists { Some(dualsync_state::StateStore::open(&config.state)) } else { None };
@@ -26,7 +29,10 @@ pub fn check(cli: &Cli, config: &Config) -> CliResult {
     if is_json(cli.format) {
         print_json(&json!({
             "config": config.file.display().to_string(),
-            "apps": config.apps.iter().map(|a| json!({"name": a.name, "url": a.url.to_string()})).collect::<Vec<_>>(),
+            "apps": config.apps.iter().map(|a| json!({
+                "name": a.name, "url": a.url.to_string(),
+                "capture": if a.url.kind() == "sqlite" { Some("trigger") } else { capture_of(&a.name) },
+            })).collect::<Vec<_>>(),
             "maps": maps,
             "state_error": state.as_ref().map(|e| e.to_string()),
             "findings": findings.iter().map(|f| json!({
@@ -37,8 +43,13 @@ pub fn check(cli: &Cli, config: &Config) -> CliResult {
     } else {
         println!("config {}: {} apps, {} maps", config.file.display(), config.apps.len(), config.maps.len());
         for a in &config.apps {
-            let down = findings.iter().any(|f| f.map.is_none() && f.app == a.name);
-            println!("  app {:<8} {}  {}", a.name, a.url, if down { "UNREACHABLE" } else { "ok" });
+            let down = findings.iter().any(|f| f.map.is_none() && f.app == a.name && f.cause == Cause::Environment);
+            let capture = match (a.url.kind(), capture_of(&a.name)) {
+                ("sqlite", _) | (_, Some("trigger")) => ", changes captured by triggers",
+                (_, Some(_)) => ", changes read from the database's log",
+                _ => "",
+            };
+            println!("  app {:<8} {}  {}{}", a.name, a.url, if down { "UNREACHABLE" } else { "ok" }, if down { "" } else { capture });
         }
         let order = dualsync_engine::order::run_order(config, &[]);
         let stages: Vec<String> = order.stages.iter().map(|s| s.iter().map(|step| step.label()).collect::<Vec<_>>().join(", ")).collect();

@@ -49,6 +49,13 @@ pub fn start(cli: &Cli, config: &Config, args: &StartArgs) -> CliResult {
         }
     }
     if !is_json(cli.format) {
+        for (app, choice) in &report.capture {
+            match (choice.log, choice.why_not_log.first()) {
+                (true, _) => println!("{app}: changes are read from the database's log"),
+                (false, Some(_)) => println!("{app}: changes are captured by triggers (log capture: {})", choice.why_not_log.join("; ")),
+                (false, None) => println!("{app}: changes are captured by triggers"),
+            }
+        }
         println!(
             "map {} is running: capture is on in both apps{}; `dualsync run` keeps it in step",
             args.map,

@@ -17,9 +17,9 @@ pub fn status(cli: &Cli, config: &Config) -> CliResult {
     let mut rows = Vec::new();
     for m in &config.maps {
         let live = states.iter().find(|s| s.map == m.name);
-        let lag = match (live, &apps) {
-            (Some(_), Some(apps)) => lag_of(apps, &store, m),
-            _ => None,
+        let (lag, capture) = match (live, &apps) {
+            (Some(_), Some(apps)) => (lag_of(apps, &store, m), capture_of(apps, &store, m)),
+            _ => (None, Vec::new()),
         };
         let mine: Vec<_> = partitions.iter().filter(|p| p.map == m.name).collect();
         let mut counts = Counts::default();
@@ -34,6 +34,7 @@ pub fn status(cli: &Cli, config: &Config) -> CliResult {
             "state": live.map_or("stopped", |s| s.state.as_str()),
             "paused_because": live.and_then(|s| s.reason.clone()),
             "lag": lag,
+            "capture": capture,
             "open_conflicts": store.open_conflict_count(&m.name)?,
             "last_run": mine.first().map(|p| p.run_id),
             "last_run_at": last,
@@ -84,6 +85,17 @@ pub fn status(cli: &Cli, config: &Config) -> CliResult {
         ]);
     }
     print!("{}", t.render());
+    for r in &rows {
+        for c in r["capture"].as_array().into_iter().flatten().filter(|c| c["capture"] == "log") {
+            let mb = c["retained_bytes"].as_u64().unwrap_or(0) as f64 / 1e6;
+            let state = c["wal_status"].as_str().filter(|s| !s.is_empty()).map(|s| format!(" ({s})")).unwrap_or_default();
+            println!(
+                "{}: {} reads its log; its slot keeps {mb:.1} MB of WAL{state}",
+                r["map"].as_str().unwrap_or(""),
+                c["app"].as_str().unwrap_or("")
+            );
+        }
+    }
     for r in rows.iter().filter(|r| !r["paused_because"].is_null()) {
         println!("{} is paused: {}", r["map"].as_str().unwrap_or(""), r["paused_because"].as_str().unwrap_or(""));
     }
@@ -101,6 +113,26 @@ fn lag_of(apps: &Apps, store: &StateStore, m: &dualsync_model::config::MapConfig
         lag[s] = apps.connect(&side.app).ok()?.pending_changes(&side.table, &cursor).ok()?;
     }
     Some(lag)
+}
+
+/// Per app of a started map: how its changes are captured and, for the log,
+/// how much WAL its slot keeps on the server (`lost` there means the slot broke).
+fn capture_of(apps: &Apps, store: &StateStore, m: &dualsync_model::config::MapConfig) -> Vec<serde_json::Value> {
+    let Ok(cursors) = store.cursors(&m.name) else { return Vec::new() };
+    let mut out = Vec::new();
+    for side in &m.sides {
+        let Some(cursor) = cursors.get(&side.app) else { continue };
+        if !dualsync_connectors::Cursor(cursor.clone()).reads_log() {
+            out.push(json!({ "app": side.app, "capture": "trigger" }));
+            continue;
+        }
+        let retained = apps.connect(&side.app).ok().and_then(|mut c| c.log_retained(&side.table, &m.name).ok().flatten());
+        out.push(json!({
+            "app": side.app, "capture": "log",
+            "retained_bytes": retained.as_ref().map(|r| r.0), "wal_status": retained.map(|r| r.1),
+        }));
+    }
+    out
 }
 
 /// `dualsync workers`: who holds the state store, and how its lease stands.

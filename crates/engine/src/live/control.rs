@@ -1,6 +1,7 @@
 //! A map's live state: `start` (install capture, initial sync, running),
 //! `pause`, `resume`, `stop` (remove capture), and `resolve` for the conflict queue.
 
+use super::capture::{self, Choices};
 use super::changes::capture_spec;
 use crate::apps::in_app;
 use crate::shape::MapShape;
@@ -17,6 +18,8 @@ use std::sync::Arc;
 pub struct StartReport {
     /// The initial sync's report (None with `--skip-initial`).
     pub initial: Option<SyncReport>,
+    /// Per app of the map: how its changes are captured (and why not from the log, where not).
+    pub capture: Vec<(String, capture::Choice)>,
 }
 
 /// The named map, or the usage error `sync --map` gives for a name that is not in the config.
@@ -49,20 +52,25 @@ pub fn start_map(
     }
     let shape = MapShape::new(m, config);
     let mut marks = Vec::new();
+    let mut choices = Choices::default();
+    let mut chosen = Vec::new();
     for side in Side::BOTH {
         let app = &shape.apps[side];
+        let choice = choices.of(config, apps, app)?;
         let spec = capture_spec(&shape, side);
         let mut conn = apps.connect(app)?;
-        if let Some(columns) = conn.capture_of(&spec.table).map_err(in_app(apps, app))? {
-            if columns != spec.columns && shares_table(config, &store, map, app, &spec.table)? {
-                return Err(EngineError::Usage(format!(
-                    "{app}.{} is captured for another started map with columns {columns:?}; this map needs {:?}: one table takes part in started maps with the same key and company columns",
-                    spec.table, spec.columns
-                )));
+        if !choice.log {
+            if let Some(columns) = conn.capture_of(&spec.table).map_err(in_app(apps, app))? {
+                if columns != spec.columns && capture::triggers_shared(config, &store, map, app, &spec.table)? {
+                    return Err(EngineError::Usage(format!(
+                        "{app}.{} is captured for another started map with columns {columns:?}; this map needs {:?}: one table takes part in started maps with the same key and company columns, or use capture = \"log\"",
+                        spec.table, spec.columns
+                    )));
+                }
             }
         }
-        conn.install_capture(&spec).map_err(in_app(apps, app))?;
-        marks.push((app.clone(), conn.change_cursor().map_err(in_app(apps, app))?.0));
+        marks.push((app.clone(), capture::install(conn.as_mut(), &shape, side, choice.log).map_err(in_app(apps, app))?.0));
+        chosen.push((app.clone(), choice));
     }
     store.save_cursors(map, &marks.iter().map(|(a, c)| (a.as_str(), c.as_str())).collect::<Vec<_>>())?;
     let initial = if skip_initial {
@@ -72,7 +80,7 @@ pub fn start_map(
         Some(run_sync(config, apps, &options, observer, rows_done)?)
     };
     store.set_map_state(map, MapState::Running, None)?;
-    Ok(StartReport { initial })
+    Ok(StartReport { initial, capture: chosen })
 }
 
 /// `dualsync check`: each started map's capture is in place on both apps, recording the columns the map needs.
@@ -81,13 +89,17 @@ pub fn capture_findings(config: &Config, apps: &Apps, store: &StateStore) -> Res
     for state in store.map_states()? {
         let Some(m) = config.map(&state.map) else { continue };
         let shape = MapShape::new(m, config);
+        let cursors = store.cursors(&m.name)?;
         for side in Side::BOTH {
             let spec = capture_spec(&shape, side);
             let app = &shape.apps[side];
-            let problem = match apps.connect(app).and_then(|mut c| c.capture_of(&spec.table).map_err(in_app(apps, app))) {
+            let log = cursors.get(app).is_some_and(|c| dualsync_connectors::Cursor(c.clone()).reads_log());
+            let what = if log { "log capture" } else { "change capture" };
+            let found = apps.connect(app).and_then(|mut c| capture::installed(c.as_mut(), &shape, side, log).map_err(in_app(apps, app)));
+            let problem = match found {
                 Ok(Some(columns)) if columns == spec.columns => continue,
-                Ok(Some(columns)) => format!("capture on {} records {columns:?}, the map needs {:?}", spec.table, spec.columns),
-                Ok(None) => format!("map {} is {} but {app}.{} has no change capture", m.name, state.state.as_str(), spec.table),
+                Ok(Some(columns)) => format!("{what} on {} records {columns:?}, the map needs {:?}", spec.table, spec.columns),
+                Ok(None) => format!("map {} is {} but {app}.{} has no {what}", m.name, state.state.as_str(), spec.table),
                 Err(e) => format!("cannot read the capture state of {}: {e}", spec.table),
             };
             findings.push(crate::check::Finding {
@@ -103,14 +115,39 @@ pub fn capture_findings(config: &Config, apps: &Apps, store: &StateStore) -> Res
     Ok(findings)
 }
 
-/// Whether another started map reads this app's table.
-fn shares_table(config: &Config, store: &StateStore, map: &str, app: &str, table: &str) -> Result<bool, EngineError> {
-    Ok(store
-        .map_states()?
-        .iter()
-        .filter(|s| s.map != map)
-        .filter_map(|s| config.map(&s.map))
-        .any(|m| m.sides.iter().any(|s| s.app == app && s.table == table)))
+/// `dualsync check`: how each server app's changes are captured, and what
+/// stands in the way of the log (an error where `capture = "log"` asks for
+/// it, a warning where `auto` falls back to triggers). SQLite keeps triggers.
+pub fn capture_choices(config: &Config, apps: &Apps) -> (Vec<(String, capture::Choice)>, Vec<crate::check::Finding>) {
+    use crate::check::{Cause, Finding, Severity};
+    let mut choices = Choices::default();
+    let (mut out, mut findings) = (Vec::new(), Vec::new());
+    for app in config.apps.iter().filter(|a| a.url.kind() != "sqlite") {
+        let finding = |severity, message: String, hint: &str| Finding {
+            severity,
+            cause: Cause::Config,
+            map: None,
+            app: app.name.clone(),
+            message,
+            hint: hint.to_string(),
+        };
+        match choices.of(config, apps, &app.name) {
+            Ok(choice) => {
+                if !choice.log && app.capture == dualsync_model::config::Capture::Auto {
+                    findings.push(finding(
+                        Severity::Warning,
+                        format!("changes are captured by triggers, since log capture is not possible: {}", choice.why_not_log.join("; ")),
+                        "fix that to capture from the log, or set capture = \"trigger\" to keep triggers",
+                    ));
+                }
+                findings.extend(choice.advice.iter().map(|a| finding(Severity::Warning, a.clone(), "")));
+                out.push((app.name.clone(), choice));
+            }
+            Err(EngineError::Usage(message)) => findings.push(finding(Severity::Error, message, "")),
+            Err(_) => {} // an app that cannot be reached: preflight reports it
+        }
+    }
+    (out, findings)
 }
 
 pub fn pause_map(config: &Config, map: &str) -> Result<(), EngineError> {
@@ -131,17 +168,16 @@ fn set_state(config: &Config, map: &str, state: MapState) -> Result<(), EngineEr
     Ok(())
 }
 
-/// Removes capture from the map's tables (unless another started map reads
-/// one) and forgets the map's state and cursors. Its merge bases stay.
+/// Removes capture from the map's tables (its log capture, and its triggers
+/// unless another started map reads the table through them) and forgets
+/// the map's state and cursors. Its merge bases stay.
 pub fn stop_map(config: &Config, apps: &Apps, map: &str) -> Result<(), EngineError> {
     let m = map_of(config, map)?;
     let store = StateStore::open(&config.state)?;
-    for side in &m.sides {
-        if shares_table(config, &store, map, &side.app, &side.table)? {
-            continue;
+    for side in Side::BOTH {
+        for log in [true, false] {
+            capture::remove(config, &store, m, side, log, apps)?;
         }
-        let mut conn = apps.connect(&side.app)?;
-        conn.remove_capture(&side.table).map_err(in_app(apps, &side.app))?;
     }
     store.clear_map_state(map)?;
     Ok(())

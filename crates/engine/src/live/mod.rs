@@ -17,12 +17,14 @@
 //! On a PostgreSQL store, the processes of `run` share the maps: each
 //! applies the groups of lookup-linked maps it holds (units.rs).
 
+mod capture;
 pub mod changes;
 mod control;
 mod reconcile;
 mod units;
 
-pub use control::{capture_findings, pause_map, resolve_conflict, resume_map, start_map, stop_map, StartReport};
+pub use capture::{Choice, Choices};
+pub use control::{capture_choices, capture_findings, pause_map, resolve_conflict, resume_map, start_map, stop_map, StartReport};
 
 use crate::apps::in_app;
 use crate::order::run_order;
@@ -140,6 +142,7 @@ fn live_loop(
     let mut retry_at: HashMap<String, (Instant, Duration)> = HashMap::new();
     let mut partitions: HashMap<String, i64> = HashMap::new();
     let mut last_trim = Instant::now();
+    let mut choices = Choices::default();
     let all_notify = notifying_apps(config, apps).len() == config.apps.len();
     loop {
         let states = store.map_states()?;
@@ -171,7 +174,9 @@ fn live_loop(
                 }
             };
             let apps = fenced.as_ref().unwrap_or(apps);
-            match catch_up(config, apps, store, report.run_id, map, options.batch, stop) {
+            match switch_capture(config, apps, store, report.run_id, map, &mut choices, observer, options.batch, stop)
+                .and_then(|switched| Ok(add(switched, catch_up(config, apps, store, report.run_id, map, options.batch, stop)?)))
+            {
                 Ok((changes, counts)) => {
                     retry_at.remove(name);
                     if changes > 0 {
@@ -226,6 +231,44 @@ fn live_loop(
             wake.wait(if all_notify { options.poll.max(Duration::from_millis(500)) } else { options.poll });
         }
     }
+}
+
+fn add(mut a: (usize, Counts), b: (usize, Counts)) -> (usize, Counts) {
+    a.0 += b.0;
+    a.1.add(&b.1);
+    a
+}
+
+/// Switches the sides of a map whose capture is not the one asked for now
+/// (see capture.rs): the new capture starts, the old one is read to its end
+/// and removed, and reading goes on from the new one's start.
+#[allow(clippy::too_many_arguments)]
+fn switch_capture(
+    config: &Config,
+    apps: &Apps,
+    store: &StateStore,
+    run_id: i64,
+    map: &MapConfig,
+    choices: &mut Choices,
+    observer: &dyn LiveObserver,
+    batch: usize,
+    stop: &AtomicBool,
+) -> Result<(usize, Counts), EngineError> {
+    let mut drained = (0, Counts::default());
+    for (side, to_log) in capture::to_switch(config, apps, store, map, choices)? {
+        let app = &map.sides[side].app;
+        let start = capture::begin_switch(config, apps, map, side, to_log)?;
+        drained = add(drained, catch_up(config, apps, store, run_id, map, batch, stop)?);
+        if stop.load(SeqCst) {
+            // Not read to its end: the old capture stays, and the next run switches.
+            return Ok(drained);
+        }
+        capture::remove(config, store, map, side, !to_log, apps)?;
+        store.save_cursors(&map.name, &[(app, &start.0)])?;
+        let (from, to) = if to_log { ("triggers", "the database's log") } else { ("the database's log", "triggers") };
+        observer.problem(&map.name, &format!("{app}: change capture switched from {from} to {to}; nothing was lost on the way"));
+    }
+    Ok(drained)
 }
 
 /// Adds a round's work to the run's report and to its row per map, kept

@@ -63,6 +63,20 @@ pub struct AppConfig {
     pub password_env: Option<String>,
     /// File whose first line is the password.
     pub password_file: Option<PathBuf>,
+    /// How live sync captures the app's changes.
+    pub capture: Capture,
+}
+
+/// How changes are captured on an app.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Capture {
+    /// The database's log where the server allows it, else triggers.
+    #[default]
+    Auto,
+    /// The database's log (PostgreSQL logical decoding); refused where the server does not allow it.
+    Log,
+    /// Triggers that write a change table in the app's database.
+    Trigger,
 }
 
 /// Where a database lives. Relative SQLite paths are already resolved against

@@ -202,11 +202,32 @@ impl Reader<'_> {
                 self.err(&path, "an app must be a table", format!("write [apps.{name}] followed by url = ..."));
                 continue;
             };
-            self.unknown_keys(t, &path, &["url", "password_env", "password_file"], "an app takes url, password_env and password_file");
+            self.unknown_keys(
+                t,
+                &path,
+                &["url", "password_env", "password_file", "capture"],
+                "an app takes url, password_env, password_file and capture",
+            );
             let url = self.required_string(t, "url", &path, "add url = \"sqlite://PATH\" (or postgres://…, mysql://…)");
             let password_env = self.string(t, "password_env", &path);
             let password_file = self.string(t, "password_file", &path).map(|p| base_dir.join(p));
+            let capture = match self.string(t, "capture", &path).as_deref() {
+                None | Some("auto") => Capture::Auto,
+                Some("log") => Capture::Log,
+                Some("trigger") => Capture::Trigger,
+                Some(other) => {
+                    self.err(
+                        &join(&path, "capture"),
+                        format!("{other:?} is not a way of capturing changes"),
+                        "write capture = \"auto\" (the log where the server allows it), \"log\" or \"trigger\"",
+                    );
+                    Capture::Auto
+                }
+            };
             let Some(url) = url else { continue };
+            if capture == Capture::Log && url.starts_with("sqlite://") {
+                self.err(&join(&path, "capture"), "SQLite has no log dualsync can read", "remove capture (SQLite keeps triggers)");
+            }
             if url.contains('@') && redact_url(&url) != url {
                 self.err(
                     &join(&path, "url"),
@@ -215,7 +236,7 @@ impl Reader<'_> {
                 );
             }
             match DatabaseUrl::parse(&url, base_dir) {
-                Ok(url) => out.push(AppConfig { name: name.clone(), url, password_env, password_file }),
+                Ok(url) => out.push(AppConfig { name: name.clone(), url, password_env, password_file, capture }),
                 Err(e) => self.err(&join(&path, "url"), e, ""),
             }
         }
