@@ -1,6 +1,8 @@
 //! Change capture, incremental and live sync on real databases: inserts,
 //! updates and deletes both ways, no echo, each conflict policy, pause and
-//! resume, SIGTERM and SIGKILL of `dualsync run`, and concurrent writers.
+//! resume, SIGTERM and SIGKILL of `dualsync run`, and concurrent writers;
+//! on PostgreSQL with trigger capture and with log capture (`_from_the_log`),
+//! and switching a running map between the two.
 
 use crate::util::{test_seed, Rng, Run, Workspace};
 use dualsync_testkit::{Kind, TestDb};
@@ -13,11 +15,30 @@ const TABLE: &str = "CREATE TABLE item (k {key} PRIMARY KEY, name {text}, qty {i
 struct Pair {
     w: Workspace,
     db: [TestDb; 2],
+    /// Per side: whether its changes are read from the log (server apps with `capture = "log"`).
+    log: [bool; 2],
+}
+
+/// How the server apps of a pair capture changes (SQLite apps keep triggers).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Capture {
+    Trigger,
+    Log,
 }
 
 impl Pair {
     fn new(kinds: [Kind; 2], policy: &str, extra: &str) -> Option<Pair> {
+        Pair::capturing(kinds, Capture::Trigger, policy, extra)
+    }
+
+    fn capturing(kinds: [Kind; 2], capture: Capture, policy: &str, extra: &str) -> Option<Pair> {
         let db = [TestDb::new(kinds[0])?, TestDb::new(kinds[1])?];
+        let log = kinds.map(|k| k != Kind::Sqlite && capture == Capture::Log);
+        let setting = |side: usize| match (kinds[side], log[side]) {
+            (Kind::Sqlite, _) => "",
+            (_, true) => "capture = \"log\"",
+            (_, false) => "capture = \"trigger\"",
+        };
         for d in &db {
             d.exec(TABLE);
         }
@@ -29,9 +50,10 @@ url = "sqlite://state.db"
 
 [apps.a]
 url = "{}"
-
+{}
 [apps.b]
 url = "{}"
+{}
 
 [[maps]]
 name = "items"
@@ -54,9 +76,12 @@ b = "name"
 a = "qty"
 b = "qty"
 "#,
-            db[0].url, db[1].url
+            db[0].url,
+            setting(0),
+            db[1].url,
+            setting(1)
         ));
-        Some(Pair { w, db })
+        Some(Pair { w, db, log })
     }
 
     fn exec(&self, side: usize, sql: &str) {
@@ -72,7 +97,11 @@ b = "qty"
             .collect()
     }
 
+    /// Rows in a trigger side's change table (none on a side read from the log).
     fn changes(&self, side: usize) -> usize {
+        if self.log[side] {
+            return 0;
+        }
         self.count(side, "SELECT CAST(count(*) AS {cast_text}) FROM dualsync_changes")
     }
 
@@ -86,7 +115,7 @@ b = "qty"
     /// statements made, plus any echo of dualsync's writes (which a trim of the
     /// change table cannot hide). Call it after `start`, which creates the table.
     fn count_captures(&self) {
-        for d in &self.db {
+        for d in self.db.iter().zip(self.log).filter(|(_, log)| !log).map(|(d, _)| d) {
             let sql: &[&str] = match d.kind {
                 Kind::Sqlite => &["CREATE TABLE captured (n INTEGER NOT NULL); INSERT INTO captured VALUES (0);
                      CREATE TRIGGER count_captures AFTER INSERT ON dualsync_changes BEGIN UPDATE captured SET n = n + 1; END;"],
@@ -104,9 +133,9 @@ b = "qty"
         }
     }
 
-    /// Rows change capture inserted into each app's `dualsync_changes` since `count_captures`.
-    fn captured(&self) -> [usize; 2] {
-        [0, 1].map(|side| self.count(side, "SELECT CAST(n AS {cast_text}) FROM captured"))
+    /// Rows change capture inserted into each trigger app's `dualsync_changes` since `count_captures` (None for a side read from the log).
+    fn captured(&self) -> [Option<usize>; 2] {
+        [0, 1].map(|side| (!self.log[side]).then(|| self.count(side, "SELECT CAST(n AS {cast_text}) FROM captured")))
     }
 
     /// From now on, logs in `item_writes(op)` every row inserted into or updated in `item` of one app.
@@ -236,8 +265,13 @@ impl Pair {
     }
 }
 
-fn live_both_ways(kinds: [Kind; 2]) {
-    let Some(p) = Pair::new(kinds, "master", "") else { return };
+/// The changes `dualsync run` reported reading (`items: N changes → …` lines).
+fn changes_read(run_output: &str) -> usize {
+    run_output.lines().filter_map(|l| l.strip_prefix("items: ")?.split(' ').next()?.parse::<usize>().ok()).sum()
+}
+
+fn live_both_ways(kinds: [Kind; 2], capture: Capture) {
+    let Some(p) = Pair::capturing(kinds, capture, "master", "") else { return };
     p.exec(0, "INSERT INTO item VALUES ('k1', 'one', 1), ('k2', 'two', 2)");
     p.exec(1, "INSERT INTO item VALUES ('k3', 'three', 3)");
     p.ok(&["start", "items"]);
@@ -255,7 +289,8 @@ fn live_both_ways(kinds: [Kind; 2]) {
     p.converge(Some(&["k1|one|10", "k2|two (crm)|2", "k4|four \"quoted\", with comma|4", "k6||∅"]), Duration::from_secs(15));
     // No echo: capture recorded exactly the test's own changes. Each write of dualsync's commits with
     // whatever capture makes of it, so once converged an echo would already be counted here.
-    let own = [3, 4];
+    let own = [3, 4].map(Some);
+    let own = [0, 1].map(|s| own[s].filter(|_| !p.log[s]));
     assert_eq!(p.captured(), own, "dualsync's own writes were captured back (rows captured on a and b; the apps made {own:?})");
     // The change tables are trimmed once reconciled.
     let end = Instant::now() + Duration::from_secs(10);
@@ -265,7 +300,7 @@ fn live_both_ways(kinds: [Kind; 2]) {
     }
     let out = p.terminate(child);
     assert_eq!(p.captured(), own, "dualsync's own writes were captured back after converging:\n{out}");
-    assert!(out.contains("items:"), "{out}");
+    assert_eq!(changes_read(&out), 7, "run read exactly the apps' own 7 changes, none of its own writes:\n{out}");
     let status = p.ok(&["--format", "json", "status"]).json();
     assert_eq!(status["maps"][0]["state"], "running");
     assert_eq!(status["maps"][0]["lag"], serde_json::json!([0, 0]));
@@ -276,34 +311,49 @@ fn live_both_ways(kinds: [Kind; 2]) {
 
 #[test]
 fn live_sync_sqlite_to_sqlite() {
-    live_both_ways([Kind::Sqlite, Kind::Sqlite]);
+    live_both_ways([Kind::Sqlite, Kind::Sqlite], Capture::Trigger);
 }
 
 #[test]
 fn live_sync_postgres_to_postgres() {
-    live_both_ways([Kind::Postgres, Kind::Postgres]);
+    live_both_ways([Kind::Postgres, Kind::Postgres], Capture::Trigger);
+}
+
+#[test]
+fn live_sync_postgres_to_postgres_from_the_log() {
+    live_both_ways([Kind::Postgres, Kind::Postgres], Capture::Log);
 }
 
 #[test]
 fn live_sync_sqlite_to_postgres() {
-    live_both_ways([Kind::Sqlite, Kind::Postgres]);
+    live_both_ways([Kind::Sqlite, Kind::Postgres], Capture::Trigger);
+}
+
+#[test]
+fn live_sync_sqlite_to_postgres_from_the_log() {
+    live_both_ways([Kind::Sqlite, Kind::Postgres], Capture::Log);
 }
 
 #[test]
 fn live_sync_mariadb_to_sqlite() {
-    live_both_ways([Kind::Mariadb, Kind::Sqlite]);
+    live_both_ways([Kind::Mariadb, Kind::Sqlite], Capture::Trigger);
 }
 
 #[test]
 fn incremental_sync_writes_only_changed_keys_and_never_echoes() {
-    for kinds in [[Kind::Sqlite, Kind::Sqlite], [Kind::Postgres, Kind::Sqlite]] {
-        let Some(p) = Pair::new(kinds, "master", "") else { return };
+    let cases = [
+        ([Kind::Sqlite, Kind::Sqlite], Capture::Trigger),
+        ([Kind::Postgres, Kind::Sqlite], Capture::Trigger),
+        ([Kind::Postgres, Kind::Sqlite], Capture::Log),
+    ];
+    for (kinds, capture) in cases {
+        let Some(p) = Pair::capturing(kinds, capture, "master", "") else { return };
         p.exec(0, "INSERT INTO item VALUES ('k1', 'one', 1), ('k2', 'two', 2)");
         p.ok(&["start", "items"]);
         assert_eq!((p.changes(0), p.changes(1)), (0, 0), "the initial sync's writes are not captured");
         p.count_captures();
         p.exec(0, "UPDATE item SET name = 'ONE' WHERE k = 'k1'");
-        assert_eq!(p.changes(0), 1);
+        assert_eq!(p.changes(0), usize::from(!p.log[0]));
         // A PostgreSQL change is read once every older write transaction on the server (other tests' too) has ended.
         let end = Instant::now() + Duration::from_secs(15);
         let run = loop {
@@ -317,13 +367,13 @@ fn incremental_sync_writes_only_changed_keys_and_never_echoes() {
         assert_eq!(run["maps"][0]["updated"], serde_json::json!([0, 1]), "{run}");
         assert_eq!(p.dump(1), vec!["k1|ONE|1", "k2|two|2"]);
         // Counted by a trigger on the change tables: a capture that a sync reconciled and trimmed still counts.
-        assert_eq!(p.captured(), [1, 0], "the write into b was not captured as b's change ({kinds:?})");
+        assert_eq!(p.captured(), [(!p.log[0]).then_some(1), Some(0)], "the write into b was not captured as b's change ({kinds:?})");
         let again = p.ok(&["--format", "json", "sync"]).json();
         assert_eq!(again["maps"], serde_json::json!([]), "a second sync reads no change: {again}");
         // --full still diffs everything.
         let full = p.ok(&["--format", "json", "sync", "--full"]).json();
         assert_eq!(full["totals"]["unchanged"], 2, "{full}");
-        assert_eq!(p.captured(), [1, 0], "nothing dualsync wrote was captured ({kinds:?})");
+        assert_eq!(p.captured(), [(!p.log[0]).then_some(1), Some(0)], "nothing dualsync wrote was captured ({kinds:?})");
     }
 }
 
@@ -421,7 +471,17 @@ b = "name"
 
 #[test]
 fn a_paused_map_queues_its_changes_and_applies_them_on_resume() {
-    let Some(p) = Pair::new([Kind::Sqlite, Kind::Postgres], "master", "") else { return };
+    paused_map_case([Kind::Sqlite, Kind::Postgres], Capture::Trigger);
+}
+
+/// The paused map's changes wait in the slot, which keeps the WAL for them.
+#[test]
+fn a_paused_map_queues_its_changes_and_applies_them_on_resume_from_the_log() {
+    paused_map_case([Kind::Postgres, Kind::Sqlite], Capture::Log);
+}
+
+fn paused_map_case(kinds: [Kind; 2], capture: Capture) {
+    let Some(p) = Pair::capturing(kinds, capture, "master", "") else { return };
     // A second map keeps flowing while `items` is paused: its rows arriving prove that `run` is at work.
     for d in &p.db {
         d.exec("CREATE TABLE other (k {key} PRIMARY KEY, name {text})");
@@ -456,11 +516,16 @@ fn a_paused_map_queues_its_changes_and_applies_them_on_resume() {
     flow();
     flow();
     assert_eq!(p.dump(1), Vec::<String>::new(), "a paused map writes nothing");
-    assert_eq!(p.count(0, "SELECT CAST(count(*) AS {cast_text}) FROM dualsync_changes WHERE tbl = 'item'"), 6, "its changes wait");
     let status = p.ok(&["--format", "json", "status"]).json();
     assert_eq!(status["maps"][0]["map"], "items");
     assert_eq!(status["maps"][0]["state"], "paused");
-    assert_eq!(status["maps"][0]["lag"], serde_json::json!([6, 0]));
+    if p.log[0] {
+        assert_eq!(status["maps"][0]["capture"][0]["capture"], "log", "{status}");
+        assert!(status["maps"][0]["capture"][0]["retained_bytes"].as_u64().unwrap() > 0, "the slot keeps the WAL: {status}");
+    } else {
+        assert_eq!(p.count(0, "SELECT CAST(count(*) AS {cast_text}) FROM dualsync_changes WHERE tbl = 'item'"), 6, "its changes wait");
+        assert_eq!(status["maps"][0]["lag"], serde_json::json!([6, 0]));
+    }
     assert_eq!(status["maps"][1]["state"], "running", "{status}");
     p.ok(&["resume", "items"]);
     // k1 predates capture (skipped initial sync): it stays on a only.
@@ -474,7 +539,17 @@ fn a_paused_map_queues_its_changes_and_applies_them_on_resume() {
 
 #[test]
 fn sigterm_and_sigkill_of_run_lose_nothing_and_double_nothing() {
-    let Some(p) = Pair::new([Kind::Sqlite, Kind::Postgres], "master", "") else { return };
+    sigkill_case([Kind::Sqlite, Kind::Postgres], Capture::Trigger);
+}
+
+/// Killed mid-stream, `run` resumes from the slot's confirmed place and the saved cursor.
+#[test]
+fn sigterm_and_sigkill_of_run_lose_nothing_and_double_nothing_from_the_log() {
+    sigkill_case([Kind::Postgres, Kind::Sqlite], Capture::Log);
+}
+
+fn sigkill_case(kinds: [Kind; 2], capture: Capture) {
+    let Some(p) = Pair::capturing(kinds, capture, "master", "") else { return };
     p.ok(&["start", "items"]);
     // Only dualsync writes into b: every row it inserts or updates there is logged.
     p.count_item_writes(1);
@@ -509,7 +584,7 @@ fn sigterm_and_sigkill_of_run_lose_nothing_and_double_nothing() {
     p.converge(None, Duration::from_secs(30));
     p.terminate(child);
     assert_eq!(p.dump(1).len(), 5000);
-    assert_eq!(p.db[1].texts("SELECT CAST(qty AS TEXT) FROM item WHERE k = 'k00042'"), vec![Some("1000042".to_string())]);
+    assert_eq!(p.db[1].texts("SELECT CAST(qty AS {cast_text}) FROM item WHERE k = 'k00042'"), vec![Some("1000042".to_string())]);
     // Applied once: each row inserted into b once, and each of the 100 updated rows updated once.
     assert_eq!(p.item_writes(1), (5000, 100), "rows inserted into and updated in b by dualsync");
 }
@@ -587,7 +662,16 @@ fn random_writer(db: &TestDb, seed: u64, until: Instant) -> usize {
 /// Concurrent writers on both apps while `dualsync run` runs, then quiet: the apps end identical.
 #[test]
 fn random_concurrent_writers_on_both_apps_end_identical() {
-    let Some(p) = Pair::new([Kind::Sqlite, Kind::Postgres], "latest", "") else { return };
+    random_writers_case(Capture::Trigger);
+}
+
+#[test]
+fn random_concurrent_writers_on_both_apps_end_identical_from_the_log() {
+    random_writers_case(Capture::Log);
+}
+
+fn random_writers_case(capture: Capture) {
+    let Some(p) = Pair::capturing([Kind::Sqlite, Kind::Postgres], capture, "latest", "") else { return };
     let seed = test_seed();
     let seconds = std::env::var("DUALSYNC_RANDOM_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
     // Straight to stderr: the seed must be seen to repeat a failure (DUALSYNC_TEST_SEED).
@@ -613,7 +697,16 @@ fn random_concurrent_writers_on_both_apps_end_identical() {
 /// `start` while both apps keep changing: every change made during the initial sync arrives.
 #[test]
 fn changes_made_during_the_initial_sync_are_not_lost() {
-    let Some(p) = Pair::new([Kind::Sqlite, Kind::Postgres], "master", "") else { return };
+    initial_sync_case(Capture::Trigger);
+}
+
+#[test]
+fn changes_made_during_the_initial_sync_are_not_lost_from_the_log() {
+    initial_sync_case(Capture::Log);
+}
+
+fn initial_sync_case(capture: Capture) {
+    let Some(p) = Pair::capturing([Kind::Sqlite, Kind::Postgres], capture, "master", "") else { return };
     let rows = |prefix: &str, n: usize| (0..n).map(|i| format!("('{prefix}{i:05}', 'n{i}', {i})")).collect::<Vec<_>>().join(", ");
     p.exec(0, &format!("INSERT INTO item VALUES {}", rows("a", 20_000)));
     p.exec(1, &format!("INSERT INTO item VALUES {}", rows("b", 20_000)));
@@ -655,8 +748,13 @@ fn changes_made_during_the_initial_sync_are_not_lost() {
 
 #[test]
 fn an_import_into_a_started_map_reaches_the_other_app_without_capture() {
-    for kinds in [[Kind::Sqlite, Kind::Sqlite], [Kind::Postgres, Kind::Sqlite]] {
-        let Some(p) = Pair::new(kinds, "master", "") else { return };
+    let cases = [
+        ([Kind::Sqlite, Kind::Sqlite], Capture::Trigger),
+        ([Kind::Postgres, Kind::Sqlite], Capture::Trigger),
+        ([Kind::Postgres, Kind::Sqlite], Capture::Log),
+    ];
+    for (kinds, capture) in cases {
+        let Some(p) = Pair::capturing(kinds, capture, "master", "") else { return };
         p.exec(0, "INSERT INTO item VALUES ('k1', 'old', 1)");
         p.ok(&["start", "items"]);
         std::fs::write(p.w.path("in.csv"), "k,name,qty\nk1,\"new, \"\"quoted\"\"\",2\nk2,,3\nk3,\"\",\n").unwrap();
@@ -708,4 +806,79 @@ b = "name"
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert_eq!(run.json()["propagated"]["inserted"], serde_json::json!([0, 1]), "{}", run.stdout);
     assert_eq!(w.count("b.db", "SELECT count(*) FROM item WHERE co = 'C1' AND k = 'k2' AND name = 'no company yet'"), 1);
+}
+
+/// A running map switched from triggers to the log and back, with writes
+/// going on the whole time: every write arrives once.
+#[test]
+fn switching_capture_on_a_running_map_loses_nothing() {
+    let Some(p) = Pair::capturing([Kind::Postgres, Kind::Sqlite], Capture::Trigger, "master", "") else { return };
+    p.ok(&["start", "items"]);
+    p.count_item_writes(1);
+    let config = std::fs::read_to_string(p.w.path("dualsync.toml")).unwrap();
+    let mut next = 0;
+    let mut write = |n: usize| {
+        for _ in 0..n {
+            p.exec(0, &format!("INSERT INTO item VALUES ('k{next:04}', 'n', {next})"));
+            next += 1;
+        }
+    };
+    for (round, capture) in ["log", "trigger", "log"].into_iter().enumerate() {
+        let child = p.spawn_run();
+        write(50);
+        p.wait_count(1, "SELECT CAST(count(*) AS {cast_text}) FROM item", 50 * (2 * round + 1), Duration::from_secs(20));
+        p.terminate(child);
+        // Writes while no process runs, then the config asks for the other capture.
+        write(50);
+        p.w.config(&config.replace("capture = \"trigger\"", &format!("capture = \"{capture}\"")));
+        let check = p.ok(&["--format", "json", "check"]).json();
+        assert_eq!(check["apps"][0]["capture"], capture, "{check}");
+        let child = p.spawn_run();
+        p.wait_count(1, "SELECT CAST(count(*) AS {cast_text}) FROM item", 50 * (2 * round + 2), Duration::from_secs(20));
+        let out = p.terminate(child);
+        assert!(out.contains("change capture switched"), "{out}");
+        let status = p.ok(&["--format", "json", "status"]).json();
+        assert_eq!(status["maps"][0]["capture"][0]["capture"], capture, "{status}");
+    }
+    p.converge(None, Duration::from_secs(10));
+    assert_eq!(p.item_writes(1), (300, 0), "each row inserted into b once, none twice");
+    // Back on the log: the triggers and their change table rows are gone, the slot is in place.
+    assert_eq!(p.count(0, "SELECT CAST(count(*) AS {cast_text}) FROM pg_trigger WHERE tgname LIKE 'dualsync%'"), 0);
+    assert_eq!(p.count(0, "SELECT CAST(count(*) AS {cast_text}) FROM pg_replication_slots WHERE database = current_database()"), 1);
+    p.ok(&["stop", "items"]);
+    assert_eq!(
+        p.count(0, "SELECT CAST(count(*) AS {cast_text}) FROM pg_replication_slots WHERE database = current_database()"),
+        0,
+        "stop drops the slot"
+    );
+    assert_eq!(p.count(0, "SELECT CAST(count(*) AS {cast_text}) FROM pg_publication"), 0, "stop drops the publication");
+}
+
+/// The replication session is cut while `run` is live (the server ended it,
+/// a network drop): `run` opens it again from the slot and loses nothing.
+#[test]
+fn a_cut_replication_session_resumes_from_the_slot() {
+    let Some(p) = Pair::capturing([Kind::Postgres, Kind::Sqlite], Capture::Log, "master", "") else { return };
+    p.ok(&["start", "items"]);
+    p.count_item_writes(1);
+    let child = p.spawn_run();
+    for round in 0..3 {
+        for i in 0..100 {
+            p.exec(0, &format!("INSERT INTO item VALUES ('k{round}-{i:03}', 'n', {i})"));
+        }
+        p.exec(0, "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = current_database() AND active_pid IS NOT NULL");
+    }
+    p.wait_count(1, "SELECT CAST(count(*) AS {cast_text}) FROM item", 300, Duration::from_secs(30));
+    p.terminate(child);
+    assert_eq!(p.item_writes(1), (300, 0), "each row inserted once");
+}
+
+#[test]
+fn capture_log_on_a_server_that_cannot_is_refused_and_sqlite_keeps_triggers() {
+    let Some(p) = Pair::capturing([Kind::Sqlite, Kind::Sqlite], Capture::Log, "master", "") else { return };
+    let config = std::fs::read_to_string(p.w.path("dualsync.toml")).unwrap();
+    p.w.config(&config.replacen("[apps.b]", "capture = \"log\"\n[apps.b]", 1));
+    let run = p.run(&["check"]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("apps.a.capture") && run.stderr.contains("SQLite has no log"), "{}", run.stderr);
 }
