@@ -259,6 +259,9 @@ pub struct BenchArgs {
     /// Live sync instead: capture's cost, the sustained rate over --rows captured updates, and latency at --rate for --seconds.
     #[arg(long)]
     pub live: bool,
+    /// With --live: how the source app's changes are captured: trigger, log, or both (each on databases of its own).
+    #[arg(long, default_value = "both", value_parser = ["trigger", "log", "both"])]
+    pub capture: String,
     /// Changes per second the --live writer commits (one per transaction).
     #[arg(long, default_value_t = 1000)]
     pub rate: u64,

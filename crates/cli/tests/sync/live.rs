@@ -882,3 +882,24 @@ fn capture_log_on_a_server_that_cannot_is_refused_and_sqlite_keeps_triggers() {
     assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("apps.a.capture") && run.stderr.contains("SQLite has no log"), "{}", run.stderr);
 }
+
+/// Under `capture = "auto"`, a table whose deletes would not name the map's
+/// key in the log (the key is not its replica identity) keeps triggers, and
+/// `start` says why; the map works all the same.
+#[test]
+fn auto_capture_keeps_triggers_where_the_log_would_not_name_the_key() {
+    let Some(p) = Pair::capturing([Kind::Postgres, Kind::Sqlite], Capture::Trigger, "master", "") else { return };
+    p.exec(0, "DROP TABLE item; CREATE TABLE item (id serial PRIMARY KEY, k text NOT NULL UNIQUE, name text, qty bigint)");
+    let config = std::fs::read_to_string(p.w.path("dualsync.toml")).unwrap();
+    p.w.config(&config.replace("capture = \"trigger\"", ""));
+    p.exec(0, "INSERT INTO item (k, name, qty) VALUES ('k1', 'one', 1)");
+    let start = p.ok(&["start", "items"]);
+    assert!(start.stdout.contains("keeps trigger capture") && start.stdout.contains("REPLICA IDENTITY FULL"), "{}", start.stdout);
+    let status = p.ok(&["--format", "json", "status"]).json();
+    assert_eq!(status["maps"][0]["capture"][0]["capture"], "trigger", "{status}");
+    let child = p.spawn_run();
+    p.exec(0, "DELETE FROM item WHERE k = 'k1'; INSERT INTO item (k, name, qty) VALUES ('k2', 'two', 2)");
+    p.converge(Some(&["k2|two|2"]), Duration::from_secs(15));
+    let out = p.terminate(child);
+    assert!(!out.contains("switched"), "run leaves the table on triggers: {out}");
+}

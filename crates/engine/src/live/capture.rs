@@ -20,11 +20,11 @@ use crate::apps::in_app;
 use crate::shape::MapShape;
 use crate::side::Side;
 use crate::{Apps, EngineError};
-use dualsync_connectors::{Connection, Cursor};
+use dualsync_connectors::{Connection, Cursor, ErrorKind};
 use dualsync_model::config::{Capture, MapConfig};
 use dualsync_model::Config;
 use dualsync_state::StateStore;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// What an app uses, and why where it is not what was asked.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,6 +40,9 @@ pub struct Choice {
 #[derive(Default)]
 pub struct Choices {
     decided: HashMap<String, Choice>,
+    /// Tables of `auto` apps whose log capture the table itself refused
+    /// (its replica identity): they keep triggers.
+    on_triggers: HashSet<(String, String)>,
 }
 
 impl Choices {
@@ -64,6 +67,32 @@ impl Choices {
         };
         self.decided.insert(app.to_string(), choice.clone());
         Ok(choice)
+    }
+
+    /// Whether a table of an app is read from the log.
+    fn wants_log(&mut self, config: &Config, apps: &Apps, app: &str, table: &str) -> Result<bool, EngineError> {
+        Ok(self.of(config, apps, app)?.log && !self.on_triggers.contains(&(app.to_string(), table.to_string())))
+    }
+
+    /// Sets up capture of a map's side as the app asks. Under `auto`, a table
+    /// whose log capture the table itself refuses (deletes would not name the
+    /// captured columns) keeps triggers; the reason comes back as a note.
+    pub fn install(&mut self, config: &Config, apps: &Apps, shape: &MapShape, side: Side) -> Result<(Cursor, Option<String>), EngineError> {
+        let (app, table) = (&shape.apps[side], &shape.tables[side]);
+        let log = self.wants_log(config, apps, app, table)?;
+        let mut conn = apps.connect(app)?;
+        match install(conn.as_mut(), shape, side, log) {
+            Err(e) if log && e.kind == ErrorKind::Schema && self.is_auto(config, app) => {
+                self.on_triggers.insert((app.clone(), table.clone()));
+                let cursor = install(conn.as_mut(), shape, side, false).map_err(in_app(apps, app))?;
+                Ok((cursor, Some(format!("{app}.{table} keeps trigger capture: {}", e.message))))
+            }
+            other => Ok((other.map_err(in_app(apps, app))?, None)),
+        }
+    }
+
+    fn is_auto(&self, config: &Config, app: &str) -> bool {
+        config.apps.iter().any(|a| a.name == app && a.capture == Capture::Auto)
     }
 }
 
@@ -136,7 +165,7 @@ pub fn to_switch(
     for side in Side::BOTH {
         let app = &map.sides[side].app;
         let Some(saved) = cursors.get(app) else { continue };
-        let wanted = choices.of(config, apps, app)?.log;
+        let wanted = choices.wants_log(config, apps, app, &map.sides[side].table)?;
         if Cursor(saved.clone()).reads_log() != wanted {
             out.push((side, wanted));
         }
@@ -144,10 +173,22 @@ pub fn to_switch(
     Ok(out)
 }
 
-/// Step 1 of a switch: the new capture's start cursor (see the module's comment).
-pub fn begin_switch(config: &Config, apps: &Apps, map: &MapConfig, side: Side, to_log: bool) -> Result<Cursor, EngineError> {
+/// Step 1 of a switch: the new capture's start cursor (see the module's
+/// comment), or None where `auto` finds the table cannot be read from the
+/// log after all (it keeps triggers: the note says why).
+pub fn begin_switch(
+    config: &Config,
+    apps: &Apps,
+    map: &MapConfig,
+    side: Side,
+    to_log: bool,
+    choices: &mut Choices,
+) -> Result<(Option<Cursor>, Option<String>), EngineError> {
     let shape = MapShape::new(map, config);
-    let app = &shape.apps[side];
-    let mut conn = apps.connect(app)?;
-    install(conn.as_mut(), &shape, side, to_log).map_err(in_app(apps, app))
+    let (cursor, note) = choices.install(config, apps, &shape, side)?;
+    let used_log = cursor.reads_log();
+    if used_log != to_log {
+        return Ok((None, note));
+    }
+    Ok((Some(cursor), note))
 }

@@ -56,7 +56,7 @@ pub fn start_map(
     let mut chosen = Vec::new();
     for side in Side::BOTH {
         let app = &shape.apps[side];
-        let choice = choices.of(config, apps, app)?;
+        let mut choice = choices.of(config, apps, app)?;
         let spec = capture_spec(&shape, side);
         let mut conn = apps.connect(app)?;
         if !choice.log {
@@ -69,7 +69,13 @@ pub fn start_map(
                 }
             }
         }
-        marks.push((app.clone(), capture::install(conn.as_mut(), &shape, side, choice.log).map_err(in_app(apps, app))?.0));
+        drop(conn);
+        let (cursor, note) = choices.install(config, apps, &shape, side)?;
+        if let Some(note) = note {
+            choice.log = false;
+            choice.why_not_log.push(note);
+        }
+        marks.push((app.clone(), cursor.0));
         chosen.push((app.clone(), choice));
     }
     store.save_cursors(map, &marks.iter().map(|(a, c)| (a.as_str(), c.as_str())).collect::<Vec<_>>())?;

@@ -257,7 +257,11 @@ fn switch_capture(
     let mut drained = (0, Counts::default());
     for (side, to_log) in capture::to_switch(config, apps, store, map, choices)? {
         let app = &map.sides[side].app;
-        let start = capture::begin_switch(config, apps, map, side, to_log)?;
+        let (start, note) = capture::begin_switch(config, apps, map, side, to_log, choices)?;
+        if let Some(note) = note {
+            observer.problem(&map.name, &note);
+        }
+        let Some(start) = start else { continue };
         drained = add(drained, catch_up(config, apps, store, run_id, map, batch, stop)?);
         if stop.load(SeqCst) {
             // Not read to its end: the old capture stays, and the next run switches.

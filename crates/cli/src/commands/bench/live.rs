@@ -1,13 +1,16 @@
 //! `dualsync bench --live`: what live sync costs and how fast it is.
 //!
 //! 1. Capture's cost to the application: the same `UPDATE` of every row of
-//!    the source app, timed without and with the capture triggers.
+//!    the source app (and 2,000 one-row transactions), timed without and
+//!    with capture on.
 //! 2. Sustained rate: those captured updates, applied by `dualsync run` in
 //!    batches (changes per second until the target holds them all).
 //! 3. Latency: a writer commits one insert at a time at `--rate` per second
 //!    for `--seconds`; an observer polls the target every millisecond. Each
 //!    change's latency is commit on the source → visible on the target.
 //!
+//! Each capture `--capture` names (trigger, log, or both; log where the
+//! source is a server) runs the three phases on databases of its own.
 //! For PostgreSQL → PostgreSQL, PostgreSQL's own logical replication
 //! (publication and subscription between two databases) runs the same
 //! phases 2 and 3 in the same run as the baseline; it needs `wal_level = logical`.
@@ -133,16 +136,70 @@ pub fn bench_live(args: &BenchArgs, dir: &Path, servers: &Servers, say: &dyn Fn(
     super::baseline::generate(&generated, n, 1)?;
     let csv = dir.join("rows.csv");
     super::baseline::export_csv(&generated, &csv)?;
-    let a = source_app(BenchProfile::Plain, args.source, "dualsync_live_a", dir, servers, &generated, &csv)?;
-    let b = BenchApp::create(args.target, "dualsync_live_b", dir, servers)?;
     let mut report = json!({"source": format!("{:?}", args.source).to_lowercase(), "target": format!("{:?}", args.target).to_lowercase(),
                             "rows": n, "rate": args.rate, "seconds": args.seconds});
-    let result = (|| -> Result<()> {
-        let config = dir.join("dualsync.toml");
+    let captures: Vec<&str> = match (args.capture.as_str(), args.source) {
+        (_, Kind::Sqlite) => vec!["trigger"],
+        ("both", _) => vec!["trigger", "log"],
+        (one, _) => vec![one],
+    };
+    let mut measured = Vec::new();
+    for capture in captures {
+        let (result, json) = live_with(args, dir, servers, &generated, &csv, capture, say)?;
+        report[capture] = json;
+        measured.push(result);
+    }
+    if args.source == Kind::Postgres && args.target == Kind::Postgres {
+        match logical_replication(args, dir, servers, &generated, &csv) {
+            Ok(baseline) => {
+                say(line(&baseline));
+                for m in &measured {
+                    say(format!(
+                        "  ratio {} / logical replication: p99 {:.2}×, sustained rate {:.2}×",
+                        m.label,
+                        m.p99_ms / baseline.p99_ms,
+                        m.changes_per_second / baseline.changes_per_second
+                    ));
+                }
+                report["logical_replication"] = baseline.json();
+            }
+            Err(e) => {
+                say(format!("  baseline logical replication: not measured: {e:#}"));
+                report["logical_replication_error"] = json!(format!("{e:#}"));
+            }
+        }
+    }
+    report["ok"] = json!(true);
+    Ok(report)
+}
+
+/// The three phases with the source app's changes captured by `capture`, on databases of their own.
+fn live_with(
+    args: &BenchArgs,
+    dir: &Path,
+    servers: &Servers,
+    generated: &Path,
+    csv: &Path,
+    capture: &str,
+    say: &dyn Fn(String),
+) -> Result<(LiveResult, serde_json::Value)> {
+    let n = args.rows;
+    let a = source_app(BenchProfile::Plain, args.source, "dualsync_live_a", dir, servers, generated, csv)?;
+    let b = BenchApp::create(args.target, "dualsync_live_b", dir, servers)?;
+    let mut report = json!({});
+    let config = dir.join("dualsync.toml");
+    let result = (|| -> Result<LiveResult> {
         let _ = std::fs::remove_file(dir.join("state.db"));
+        let setting = |app: &BenchApp| if app.kind == Kind::Sqlite { String::new() } else { format!("capture = \"{capture}\"\n") };
         std::fs::write(
             &config,
-            format!("[state]\nurl = \"sqlite://state.db\"\n[apps.a]\nurl = \"{}\"\n[apps.b]\nurl = \"{}\"\n{MAP}", a.url, b.url),
+            format!(
+                "[state]\nurl = \"sqlite://state.db\"\n[apps.a]\nurl = \"{}\"\n{}[apps.b]\nurl = \"{}\"\n{}{MAP}",
+                a.url,
+                setting(&a),
+                b.url,
+                setting(&b)
+            ),
         )?;
         let mut source = Conn::open(&a)?;
         // What an application's transactions of one row each pay, and a bulk update.
@@ -158,11 +215,11 @@ pub fn bench_live(args: &BenchArgs, dir: &Path, servers: &Servers, say: &dyn Fn(
         let small_with = one_row_updates(&mut source)?;
         let with = timed(|| source.exec("UPDATE items SET qty = -7"))?;
         say(format!(
-            "  capture cost: one UPDATE of {n} rows on the app {without:.2}s without triggers, {with:.2}s with: ratio {:.2}×",
+            "  {capture} capture cost: one UPDATE of {n} rows on the app {without:.2}s without capture, {with:.2}s with: ratio {:.2}×",
             with / without
         ));
         say(format!(
-            "  capture cost: {SMALL_TRANSACTIONS} one-row UPDATE transactions {small_without:.2}s without triggers, {small_with:.2}s with: ratio {:.2}×",
+            "  {capture} capture cost: {SMALL_TRANSACTIONS} one-row UPDATE transactions {small_without:.2}s without capture, {small_with:.2}s with: ratio {:.2}×",
             small_with / small_without
         ));
         report["capture_small_transactions_ratio"] = json!(small_with / small_without);
@@ -171,37 +228,20 @@ pub fn bench_live(args: &BenchArgs, dir: &Path, servers: &Servers, say: &dyn Fn(
         report["capture_cost_ratio"] = json!(with / without);
 
         let run = spawn_run(&config, dir)?;
-        let measured = measure(&a, &b, args, "dualsync run", n);
+        let measured = measure(&a, &b, args, &format!("dualsync run ({capture})"), n);
         let peak = stop_run(run)?;
         let measured = measured?;
         say(line(&measured));
         say(format!("  dualsync run peak RSS {:.0} MB", peak as f64 / 1024.0));
-        report["dualsync"] = measured.json();
-        report["dualsync"]["peak_rss_mb"] = json!(peak as f64 / 1024.0);
-        if args.source == Kind::Postgres && args.target == Kind::Postgres {
-            match logical_replication(args, dir, servers, &generated, &csv) {
-                Ok(baseline) => {
-                    say(line(&baseline));
-                    say(format!(
-                        "  ratio dualsync / logical replication: p99 {:.2}×, sustained rate {:.2}×",
-                        measured.p99_ms / baseline.p99_ms,
-                        measured.changes_per_second / baseline.changes_per_second
-                    ));
-                    report["logical_replication"] = baseline.json();
-                }
-                Err(e) => {
-                    say(format!("  baseline logical replication: not measured: {e:#}"));
-                    report["logical_replication_error"] = json!(format!("{e:#}"));
-                }
-            }
-        }
-        Ok(())
+        report["run"] = measured.json();
+        report["run"]["peak_rss_mb"] = json!(peak as f64 / 1024.0);
+        Ok(measured)
     })();
+    // Stopping the map drops its replication slots, which would keep the databases from being dropped.
+    let _ = dualsync(&config, &["stop", "items"]);
     a.drop_database();
     b.drop_database();
-    result?;
-    report["ok"] = json!(true);
-    Ok(report)
+    Ok((result?, report))
 }
 
 fn line(r: &LiveResult) -> String {
