@@ -36,3 +36,25 @@ fn bench_customers_sqlite_to_postgres_is_verified() {
     assert_eq!(report["target"], "postgres", "{report}");
     assert_eq!(report["baselines"][0]["label"], "psql \\copy from CSV", "{report}");
 }
+
+/// `bench --live` on PostgreSQL: both captures and the logical replication
+/// baseline run, every change sent is seen, and `stop` leaves no slot behind.
+#[test]
+fn bench_live_postgres_measures_both_captures_against_logical_replication() {
+    let Some(server) = TestDb::new(Kind::Postgres) else { return };
+    let w = Workspace::new();
+    let args = ["--format", "json", "bench", "--live", "--rows", "2000", "--rate", "200", "--seconds", "1"];
+    let run = w.run(&[&args[..], &["--source", "postgres", "--target", "postgres", "--postgres", &server.url]].concat());
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    for capture in ["trigger", "log"] {
+        assert_eq!(report[capture]["run"]["changes_sent"], 200, "{report}");
+        assert_eq!(report[capture]["run"]["changes_seen"], 200, "{capture}: {report}");
+        assert!(report[capture]["capture_cost_ratio"].as_f64().unwrap() > 0.0, "{report}");
+    }
+    assert_eq!(report["logical_replication"]["changes_seen"], 200, "{report}");
+    assert_eq!(
+        server.texts("SELECT count(*)::text FROM pg_replication_slots WHERE database LIKE 'dualsync\\_live%'"),
+        vec![Some("0".into())]
+    );
+}

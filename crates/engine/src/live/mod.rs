@@ -35,7 +35,7 @@ use dualsync_connectors::{Cursor, ErrorKind};
 use dualsync_model::config::MapConfig;
 use dualsync_model::Config;
 use dualsync_state::{Counts, MapState, RunStatus, StateStore};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -143,6 +143,7 @@ fn live_loop(
     let mut partitions: HashMap<String, i64> = HashMap::new();
     let mut last_trim = Instant::now();
     let mut choices = Choices::default();
+    let mut slot_warnings = HashSet::new();
     let all_notify = notifying_apps(config, apps).len() == config.apps.len();
     loop {
         let states = store.map_states()?;
@@ -224,6 +225,7 @@ fn live_loop(
         }
         if last_trim.elapsed() > Duration::from_secs(2) {
             trim(config, apps, store, observer);
+            watch_slots(config, apps, store, observer, &mut slot_warnings)?;
             last_trim = Instant::now();
         }
         if !worked {
@@ -431,6 +433,58 @@ fn check_alert(store: &StateStore, map: &MapConfig, observer: &dyn LiveObserver)
         );
         store.set_map_state(&map.name, MapState::Paused, Some(&reason))?;
         observer.paused(&map.name, &reason);
+    }
+    Ok(())
+}
+
+/// Watches the replication slots of running maps. One the server is about
+/// to drop (`wal_status` unreserved: its WAL is beyond
+/// `max_slot_wal_keep_size`) is warned of once: the map keeps reading, which
+/// is what can save it. One whose WAL the server dropped (lost) pauses its
+/// map: changes were missed, and a person must start it again.
+fn watch_slots(
+    config: &Config,
+    apps: &Apps,
+    store: &StateStore,
+    observer: &dyn LiveObserver,
+    warned: &mut HashSet<String>,
+) -> Result<(), EngineError> {
+    for state in store.map_states()?.into_iter().filter(|s| s.state == MapState::Running) {
+        let Some(map) = config.map(&state.map) else { continue };
+        let cursors = store.cursors(&map.name)?;
+        for side in &map.sides {
+            if !cursors.get(&side.app).is_some_and(|c| Cursor(c.clone()).reads_log()) {
+                continue;
+            }
+            let Ok(Some((bytes, status))) =
+                apps.connect(&side.app).and_then(|mut c| c.log_retained(&side.table, &map.name).map_err(in_app(apps, &side.app)))
+            else {
+                continue;
+            };
+            let reason = match status.as_str() {
+                "unreserved" => {
+                    if warned.insert(format!("{}\u{0}{}", map.name, side.app)) {
+                        observer.problem(
+                            &map.name,
+                            &format!(
+                                "{}'s replication slot keeps {:.0} MB of WAL, beyond max_slot_wal_keep_size: the server drops it at a checkpoint \
+                                 unless the map catches up first; find why it fell behind",
+                                side.app,
+                                bytes as f64 / 1e6
+                            ),
+                        );
+                    }
+                    continue;
+                }
+                "lost" => format!(
+                    "{}'s replication slot lost WAL the map had not read: changes were missed; `dualsync stop {}` then `dualsync start {}` reconciles both apps again",
+                    side.app, map.name, map.name
+                ),
+                _ => continue,
+            };
+            store.set_map_state(&map.name, MapState::Paused, Some(&reason))?;
+            observer.paused(&map.name, &reason);
+        }
     }
     Ok(())
 }

@@ -64,6 +64,11 @@ impl BenchApp {
             Kind::Postgres => {
                 let mut admin =
                     postgres::Client::connect(&servers.postgres, postgres::NoTls).context("connecting to PostgreSQL (--postgres)")?;
+                // A replication slot an earlier bench left in the database would keep it from being dropped.
+                admin.execute(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active",
+                    &[&name],
+                )?;
                 // Two statements: DROP DATABASE cannot run inside the implicit transaction of a batch.
                 admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
                 admin.batch_execute(&format!("CREATE DATABASE {name}"))?;

@@ -198,11 +198,11 @@ pub fn read(
     after: &LogCursor,
     limit: usize,
 ) -> Result<(Vec<Change>, Cursor), ConnectorError> {
-    let (columns, table) = slot_capture(client, &after.stream)?;
     // The log's end now: the read returns once the stream has passed it.
     let end: String = client.query_one("SELECT pg_current_wal_flush_lsn()::text", &[]).map_err(db_error)?.get(0);
     let end = LogPos::new(parse_lsn(&end)?, 0);
     let read = streams.read(&after.stream, after.pos, end, limit, |from| {
+        let (columns, table) = slot_capture(client, &after.stream)?;
         let session = start_session(config, location, &after.stream, from.major).map_err(|e| slot_error(e, &table))?;
         Ok(Box::new(PgLogSource { session, decoder: pgoutput::Decoder::new(columns), received: from.major, confirmed: 0 })
             as Box<dyn LogSource>)
@@ -280,7 +280,8 @@ impl LogSource for PgLogSource {
                     }
                 }
             }
-            wait = Duration::from_millis(1);
+            // Then only what has arrived already: a socket timeout is coarse (a jiffy, 4 ms), a non-blocking read is not.
+            wait = Duration::ZERO;
         }
         Ok(())
     }

@@ -25,6 +25,8 @@ pub struct Session {
     tcp: Option<TcpStream>,
     unix: Option<std::os::unix::net::UnixStream>,
     location: String,
+    /// The read mode the socket is in (see `set_timeout`).
+    waiting: Option<Option<Duration>>,
 }
 
 /// What the server sent in CopyData.
@@ -83,7 +85,7 @@ impl Session {
                 }
             }
         }
-        let mut session = Session { socket, buffer: Vec::new(), tcp, unix, location: location.to_string() };
+        let mut session = Session { socket, buffer: Vec::new(), tcp, unix, location: location.to_string(), waiting: None };
         session.start_up(config)?;
         Ok(session)
     }
@@ -205,18 +207,26 @@ impl Session {
         self.socket.write_all(bytes).and_then(|_| self.socket.flush()).map_err(|e| io_error(&self.location, e))
     }
 
+    /// How reads wait: blocking (None), up to a time, or not at all (zero).
     fn set_timeout(&mut self, wait: Option<Duration>) -> Result<(), ConnectorError> {
+        if self.waiting == Some(wait) {
+            return Ok(());
+        }
+        let nonblocking = wait.is_some_and(|w| w.is_zero());
+        let timeout = if nonblocking { None } else { wait };
         let r = match (&self.tcp, &self.unix) {
-            (Some(t), _) => t.set_read_timeout(wait),
-            (_, Some(u)) => u.set_read_timeout(wait),
+            (Some(t), _) => t.set_nonblocking(nonblocking).and_then(|_| t.set_read_timeout(timeout)),
+            (_, Some(u)) => u.set_nonblocking(nonblocking).and_then(|_| u.set_read_timeout(timeout)),
             _ => Ok(()),
         };
-        r.map_err(|e| io_error(&self.location, e))
+        r.map_err(|e| io_error(&self.location, e))?;
+        self.waiting = Some(wait);
+        Ok(())
     }
 
     /// One whole message (tag, body); with `wait`, None when none arrived in time.
     fn message(&mut self, wait: Option<Duration>) -> Result<Option<(u8, Vec<u8>)>, ConnectorError> {
-        self.set_timeout(wait.map(|w| w.max(Duration::from_millis(1))))?;
+        self.set_timeout(wait)?;
         loop {
             if self.buffer.len() >= 5 {
                 let len = be_i32(&self.buffer, 1) as usize;
