@@ -4,6 +4,7 @@
 //! a table whose deletes would not name the captured columns is refused
 //! with the fix, and that removing it leaves nothing behind.
 
+use dualsync_connectors::log::{LogCursor, LogPos};
 use dualsync_connectors::{CaptureSpec, ChangeKind, Connection, Cursor, WriteBatch, WriteOp};
 use dualsync_model::Value;
 use dualsync_testkit::{Kind, TestDb};
@@ -25,6 +26,21 @@ fn read_until(conn: &mut dyn Connection, from: &Cursor, n: usize) -> (Vec<(Vec<V
     let mut at = from.clone();
     loop {
         let (changes, next) = conn.read_changes("item", &at, 1000).unwrap();
+        seen.extend(changes.into_iter().map(|c| (c.values, c.kind)));
+        at = next;
+        if seen.len() >= n || std::time::Instant::now() > end {
+            return (seen, at);
+        }
+    }
+}
+
+/// Reads with `limit` until `n` changes arrived, or 10 s passed.
+fn read_until_limit(conn: &mut dyn Connection, from: &Cursor, n: usize, limit: usize) -> (Vec<(Vec<Value>, ChangeKind)>, Cursor) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = Vec::new();
+    let mut at = from.clone();
+    loop {
+        let (changes, next) = conn.read_changes("item", &at, limit).unwrap();
         seen.extend(changes.into_iter().map(|c| (c.values, c.kind)));
         at = next;
         if seen.len() >= n || std::time::Instant::now() > end {
@@ -127,6 +143,41 @@ fn the_log_gives_every_change_by_the_app_in_commit_order_and_none_by_dualsync() 
         let (changes, _) = conn.read_changes("item", &next, 1000).unwrap();
         assert_eq!(changes.len(), 0, "{kind:?}: caught up");
 
+        // A reader that stopped within a transaction takes the rest of it after a restart, and nothing twice.
+        db.exec("INSERT INTO item VALUES ('C1', 't1', 1), ('C1', 't2', 1), ('C1', 't3', 1)");
+        let (changes, mid) = read_until_limit(conn.as_mut(), &next, 1, 1);
+        assert_eq!(changes, vec![(key("t1"), ChangeKind::Insert)], "{kind:?}");
+        drop(conn);
+        drop(connector);
+        let connector = dualsync_connectors::open(&db.database_url(), None).unwrap();
+        let mut conn = connector.connect().unwrap();
+        let (changes, next) = read_until(conn.as_mut(), &mid, 2);
+        assert_eq!(changes, vec![(key("t2"), ChangeKind::Insert), (key("t3"), ChangeKind::Insert)], "{kind:?}: the rest, once");
+        let (changes, next) = conn.read_changes("item", &next, 1000).unwrap();
+        assert_eq!(changes.len(), 0, "{kind:?}: caught up");
+
+        if kind == Kind::Mariadb {
+            // Where skip_replication cannot be set (MySQL), dualsync's transactions write an echo row first: skipped too.
+            let mut session = Session::open(&db);
+            session.run(
+                "START TRANSACTION; INSERT INTO dualsync_log_echo (id, n) VALUES (CONNECTION_ID(), 1) ON DUPLICATE KEY UPDATE n = n + 1; \
+                 INSERT INTO item VALUES ('C1', 'echo', 1); COMMIT",
+            );
+            // The log moves on to a new file.
+            db.exec("FLUSH BINARY LOGS");
+            db.exec("INSERT INTO item VALUES ('C1', 'next file', 1)");
+            let (changes, later) = read_until(conn.as_mut(), &next, 1);
+            assert_eq!(changes, vec![(key("next file"), ChangeKind::Insert)], "no echo, and on across files");
+            let log = |c: &Cursor| LogCursor::parse(c).unwrap().unwrap();
+            assert!(log(&later).pos.major >> 32 > log(&next).pos.major >> 32, "{later:?} is in a later file than {next:?}");
+            // A place in a file the server no longer has (file 0): the map must be restarted.
+            let gone = LogCursor { stream: log(&next).stream, pos: LogPos::new(4, 0) }.to_cursor();
+            let fresh = dualsync_connectors::open(&db.database_url(), None).unwrap();
+            let err = fresh.connect().unwrap().read_changes("item", &gone, 10).unwrap_err();
+            assert_eq!(err.kind, dualsync_connectors::ErrorKind::Schema, "{err}");
+            assert!(err.message.contains("must be restarted"), "{err}");
+        }
+
         conn.remove_log_capture("item", READER).unwrap();
         assert_eq!(conn.log_capture_of("item", READER).unwrap(), None, "{kind:?}");
         let err = conn.read_changes("item", &next, 10).unwrap_err();
@@ -170,5 +221,25 @@ fn a_table_whose_deletes_would_not_name_the_captured_columns_is_refused_with_the
             "{kind:?}: a company change leaves the old company"
         );
         conn.remove_log_capture("item", READER).unwrap();
+    }
+}
+
+#[test]
+fn values_come_typed_as_trigger_capture_records_them() {
+    for db in log_kinds() {
+        let kind = db.kind;
+        db.exec("CREATE TABLE num (id {int} PRIMARY KEY, amount {decimal} NOT NULL, name {key} NOT NULL, r {real})");
+        if kind == Kind::Postgres {
+            db.exec("ALTER TABLE num REPLICA IDENTITY FULL");
+        }
+        let connector = dualsync_connectors::open(&db.database_url(), None).unwrap();
+        let mut conn = connector.connect().unwrap();
+        let columns = ["id", "amount", "name", "r"].map(String::from).to_vec();
+        let start = conn.install_log_capture(&CaptureSpec { table: "num".into(), columns }, "nums").unwrap();
+        db.exec("INSERT INTO num VALUES (7, 1.50, 'x', 0.25)");
+        let (changes, _) = read_until(conn.as_mut(), &start, 1);
+        let values = vec![Value::Int(7), Value::Decimal("1.50".into()), t("x"), Value::Float(0.25)];
+        assert_eq!(changes, vec![(values, ChangeKind::Insert)], "{kind:?}");
+        conn.remove_log_capture("num", "nums").unwrap();
     }
 }
