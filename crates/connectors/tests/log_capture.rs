@@ -243,3 +243,54 @@ fn values_come_typed_as_trigger_capture_records_them() {
         conn.remove_log_capture("num", "nums").unwrap();
     }
 }
+
+/// Drops the test's user whatever happens.
+struct User<'a>(&'a TestDb, String);
+
+impl Drop for User<'_> {
+    fn drop(&mut self) {
+        self.0.exec(&format!("DROP USER IF EXISTS {}", self.1));
+    }
+}
+
+#[test]
+fn mariadb_names_the_grants_log_capture_lacks() {
+    let Some(db) = TestDb::new(Kind::Mariadb) else { return };
+    let name = format!("dualsync_lc{}", std::process::id());
+    let user = User(&db, format!("'{name}'@'127.0.0.1'"));
+    let database = db.url.rsplit('/').next().unwrap().to_string();
+    db.exec(&format!("CREATE USER {}", user.1));
+    db.exec(&format!("GRANT ALL ON `{database}`.* TO {}", user.1));
+    db.exec("CREATE TABLE item (co {key} NOT NULL, k {key} NOT NULL, n {int}, PRIMARY KEY (co, k))");
+    let (scheme, rest) = db.url.split_once("://").unwrap();
+    let url = format!("{scheme}://{name}@{}", rest.split_once('@').map_or(rest, |(_, host)| host));
+    let url = dualsync_model::config::DatabaseUrl::parse(&url, std::path::Path::new("/")).unwrap();
+    let connector = dualsync_connectors::open(&url, None).unwrap();
+    let mut conn = connector.connect().unwrap();
+    let missing = conn.log_capture_missing().unwrap();
+    for grant in ["REPLICATION SLAVE", "BINLOG MONITOR"] {
+        let statement = format!("`GRANT {grant} ON *.* TO {}`", user.1);
+        assert!(missing.iter().any(|m| m.contains(&statement)), "{statement} in {missing:?}");
+    }
+    let err = conn.install_log_capture(&spec(), READER).unwrap_err();
+    assert_eq!(err.kind, dualsync_connectors::ErrorKind::Unsupported, "{err}");
+
+    db.exec(&format!("GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO {}", user.1));
+    let mut conn = connector.connect().unwrap();
+    assert_eq!(conn.log_capture_missing().unwrap(), Vec::<String>::new());
+    let start = conn.install_log_capture(&spec(), READER).unwrap();
+    // The user's own writes (skip_replication needs no privilege) do not come back; the app's do.
+    let batch = WriteBatch {
+        table: "item".into(),
+        columns: vec!["co".into(), "k".into(), "n".into()],
+        key_columns: vec!["k".into()],
+        scope: vec![("co".into(), t("C1"))],
+        ops: vec![WriteOp::Insert(vec![t("C1"), t("Z"), Value::Int(1)])],
+    };
+    assert!(conn.write(&batch).unwrap().failures.is_empty());
+    db.exec("INSERT INTO item VALUES ('C1', 'A', 1)");
+    let (changes, _) = read_until(conn.as_mut(), &start, 1);
+    assert_eq!(changes, vec![(vec![t("A"), t("C1")], ChangeKind::Insert)]);
+    assert_eq!(db.texts("SELECT CAST(count(*) AS CHAR) FROM dualsync_log_echo"), vec![Some("0".into())], "skip_replication, no echo row");
+    conn.remove_log_capture("item", READER).unwrap();
+}
