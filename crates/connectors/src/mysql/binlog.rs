@@ -66,7 +66,12 @@ const GTID_STANDALONE: u8 = 1;
 
 /// The server's current end of the binary log, as a position.
 pub fn end(conn: &mut Conn) -> Result<(String, u64), ConnectorError> {
-    let row: Option<mysql::Row> = conn.query_first("SHOW MASTER STATUS").map_err(status_error)?;
+    let row: Option<mysql::Row> = match conn.query_first("SHOW MASTER STATUS") {
+        // MySQL 8.4 knows only its new name.
+        Err(mysql::Error::MySqlError(e)) if e.code == 1064 => conn.query_first("SHOW BINARY LOG STATUS"),
+        other => other,
+    }
+    .map_err(status_error)?;
     let row = row.ok_or_else(|| ConnectorError::new(ErrorKind::Unsupported, "the binary log is off (log_bin): log capture needs it"))?;
     let file: Option<String> = row.get_opt(0).and_then(|r| r.ok());
     let pos: Option<u64> = row.get_opt(1).and_then(|r| r.ok());
@@ -113,7 +118,7 @@ fn variables(conn: &mut Conn, names: &[&str]) -> Result<std::collections::HashMa
 
 /// What log capture needs that the server or the user lacks, each with its fix.
 pub fn missing(conn: &mut Conn) -> Result<Vec<String>, ConnectorError> {
-    let vars = variables(conn, &["log_bin", "binlog_format", "binlog_row_image", "version"])?;
+    let vars = variables(conn, &["log_bin", "binlog_format", "binlog_row_image", "version", "binlog_transaction_compression"])?;
     let get = |n: &str| vars.get(n).map(String::as_str).unwrap_or("");
     let mariadb = get("version").to_ascii_lowercase().contains("mariadb");
     let mut out = Vec::new();
@@ -136,6 +141,13 @@ pub fn missing(conn: &mut Conn) -> Result<Vec<String>, ConnectorError> {
             get("binlog_row_image")
         ));
     }
+    if get("binlog_transaction_compression").eq_ignore_ascii_case("ON") {
+        out.push(
+            "binlog_transaction_compression is ON (MySQL): dualsync cannot read compressed transactions; \
+             run `SET GLOBAL binlog_transaction_compression = OFF` and set it in the server's configuration"
+                .to_string(),
+        );
+    }
     let user: Option<String> = conn.query_first("SELECT CURRENT_USER()").map_err(db_error)?;
     let user = user.unwrap_or_default();
     let (name, host) = user.rsplit_once('@').unwrap_or((&user, "%"));
@@ -147,8 +159,8 @@ pub fn missing(conn: &mut Conn) -> Result<Vec<String>, ConnectorError> {
         out.push(format!("user {grantee} may not read the binary log: run `GRANT REPLICATION SLAVE ON *.* TO {grantee}`"));
     }
     // SHOW MASTER STATUS needs BINLOG MONITOR (MariaDB 10.5+) or REPLICATION CLIENT (MySQL); SUPER no longer implies it.
-    if let Err(mysql::Error::MySqlError(e)) = conn.query_drop("SHOW MASTER STATUS") {
-        if e.code == 1227 || e.code == 1142 || e.code == 1044 {
+    if let Err(e) = end(conn) {
+        if e.message.contains("denied") || e.message.contains("privilege") {
             let privilege = if mariadb { "BINLOG MONITOR" } else { "REPLICATION CLIENT" };
             out.push(format!("user {grantee} may not see the binary log's position: run `GRANT {privilege} ON *.* TO {grantee}`"));
         }
@@ -307,7 +319,7 @@ impl BinlogSource {
         let (tx, rx) = sync_channel(4096);
         let stop = Arc::new(AtomicBool::new(false));
         let seq = file_seq(&file)?;
-        let mut decoder = Decoder { database, table, columns, meta, file, seq, pos, txn: None, info: None, passed: 0, ddl_seen: false };
+        let mut decoder = Decoder { database, table, columns, meta, file, seq, pos, txn: None, info: None, passed: 0, group: None };
         let thread_stop = stop.clone();
         std::thread::Builder::new()
             .name(format!("binlog {stream}"))
@@ -426,7 +438,8 @@ struct Decoder {
     info: Option<TableInfo>,
     /// The last `Passed` sent.
     passed: u64,
-    ddl_seen: bool,
+    /// Where MySQL's current group began (its GTID event).
+    group: Option<u64>,
 }
 
 impl Decoder {
@@ -462,6 +475,11 @@ impl Decoder {
     ) -> Result<(), ConnectorError> {
         let h = event.header();
         let flags = h.flags_raw();
+        if h.event_type_raw() == HEARTBEAT_EVENT {
+            // The log is quiet here (its position is the server's, not taken: ours is).
+            self.pass(out);
+            return Ok(());
+        }
         let start = self.here();
         // Within a file positions only grow: a resent format description (position 0, or its old place) moves nothing.
         let log_pos = h.log_pos() as u64;
@@ -476,10 +494,6 @@ impl Decoder {
             let d = event.data();
             let standalone = d.len() > 12 && d[12] & GTID_STANDALONE != 0;
             self.txn = Some(Txn { start, ordinal: 0, ours: flags & SKIP_REPLICATION != 0, standalone });
-            return Ok(());
-        }
-        if h.event_type_raw() == HEARTBEAT_EVENT {
-            self.pass(out);
             return Ok(());
         }
         let data = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| event.read_data())) {
@@ -511,19 +525,27 @@ impl Decoder {
                     // A dummy event standing for one this session did not ask for.
                 } else if upper == "BEGIN" || upper.starts_with("START TRANS") {
                     if self.txn.is_none() {
+                        // MySQL's transaction starts at its GTID event, before BEGIN.
+                        let start = self.group.take().unwrap_or(start);
                         self.txn = Some(Txn { start, ordinal: 0, ours: flags & SKIP_REPLICATION != 0, standalone: false });
                     }
                 } else if upper == "COMMIT" || upper == "ROLLBACK" {
                     // ROLLBACK: a mixed transaction whose non-transactional changes did happen.
                     self.txn = None;
+                    self.group = None;
                 } else if self.txn.as_ref().is_none_or(|t| t.standalone) {
                     // DDL: the table's columns may have changed.
                     self.info = None;
-                    self.ddl_seen = true;
                     self.txn = None;
+                    self.group = None;
                 }
             }
-            EventData::XidEvent(_) => self.txn = None,
+            EventData::XidEvent(_) => {
+                self.txn = None;
+                self.group = None;
+            }
+            // MySQL: a group (a transaction, or a DDL statement) starts here.
+            EventData::GtidEvent(_) | EventData::AnonymousGtidEvent(_) => self.group = Some(start),
             EventData::RowsEvent(rows) => {
                 let tme = binlog
                     .get_tme(rows.table_id())
@@ -553,7 +575,7 @@ impl Decoder {
 
     /// Between transactions, the place reached is passed.
     fn pass(&mut self, out: &mut Vec<LogEvent>) {
-        if self.txn.is_none() && self.here() != self.passed {
+        if self.txn.is_none() && self.group.is_none() && self.here() != self.passed {
             self.passed = self.here();
             out.push(LogEvent::Passed(LogPos::new(self.passed, 0)));
         }
@@ -578,6 +600,7 @@ impl Decoder {
             self.info = Some(self.table_info(tme)?);
         }
         // A row event outside BEGIN (a non-transactional table without GTIDs) is its own transaction.
+        let start = self.group.unwrap_or(start);
         let txn = self.txn.get_or_insert(Txn { start, ordinal: 0, ours: false, standalone: false });
         let info = self.info.as_ref().expect("described above");
         let table = &self.table;
