@@ -234,11 +234,10 @@ pub fn capture_of(conn: &mut Conn, table: &str, id: &str) -> Result<Option<Vec<S
 /// The captured columns and the table of a stream.
 fn registered(conn: &mut Conn, id: &str) -> Result<(Vec<String>, String), ConnectorError> {
     let gone = || ConnectorError::new(ErrorKind::Schema, format!("the log capture {id} is not in this database (dualsync_log_capture)"));
-    if !has_registry(conn)? {
-        return Err(gone());
-    }
-    let row: Option<(String, String)> =
-        conn.exec_first("SELECT columns, tbl FROM dualsync_log_capture WHERE stream = ?", (id,)).map_err(db_error)?;
+    let row: Option<(String, String)> = match conn.exec_first("SELECT columns, tbl FROM dualsync_log_capture WHERE stream = ?", (id,)) {
+        Err(mysql::Error::MySqlError(e)) if e.code == 1146 => return Err(gone()),
+        other => other.map_err(db_error)?,
+    };
     let (columns, table) = row.ok_or_else(gone)?;
     Ok((serde_json::from_str(&columns).map_err(|_| gone())?, table))
 }

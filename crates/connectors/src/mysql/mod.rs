@@ -63,11 +63,6 @@ impl Connector for MysqlConnector {
         5_000
     }
 
-    /// Log streams ring as changes arrive (trigger capture is polled: its wait just sleeps).
-    fn notifies(&self) -> bool {
-        true
-    }
-
     fn connect(&self) -> Result<Box<dyn Connection>, ConnectorError> {
         let conn = mysql::Conn::new(self.opts.clone()).map_err(|e| {
             let hint = match &e {
@@ -313,6 +308,8 @@ impl Connection for MyConnection {
         capture::pending(&mut self.conn, table, after)
     }
 
+    /// Not a notifying connector (`notifies` is false): trigger capture is
+    /// polled, and so is the log, whose streams ring here all the same.
     fn wait_for_changes(&mut self, timeout: std::time::Duration) -> Result<bool, ConnectorError> {
         if self.streams.any() {
             return Ok(self.streams.wait(timeout));
