@@ -21,9 +21,11 @@
 //! than REPLICATE would not apply dualsync's writes.
 //!
 //! Column names come from `information_schema.COLUMNS` (by position) unless
-//! the table map carries them (`binlog_row_metadata = FULL`); a table whose
-//! column count or types no longer match its log events (an ALTER since) is
-//! a schema error.
+//! the table map carries them (`binlog_row_metadata = FULL`). Read by
+//! position, events older than an ALTER still map when columns were added at
+//! the end; a table whose columns no longer fit its older events (dropped,
+//! moved, retyped) is a schema error (and two same-typed columns swapped
+//! would go unseen: FULL metadata avoids both).
 
 use super::db_error;
 use crate::log::stream::Streams;
@@ -168,22 +170,30 @@ pub fn missing(conn: &mut Conn) -> Result<Vec<String>, ConnectorError> {
     Ok(out)
 }
 
-/// Advice that does not stop log capture: a log expiry shorter than a day.
+/// Advice that does not stop log capture: a log expiry shorter than a day,
+/// and column names left out of the log.
 pub fn advice(conn: &mut Conn) -> Result<Vec<String>, ConnectorError> {
-    let vars = variables(conn, &["binlog_expire_logs_seconds", "expire_logs_days"])?;
+    let vars = variables(conn, &["binlog_expire_logs_seconds", "expire_logs_days", "binlog_row_metadata"])?;
     let seconds = match vars.get("binlog_expire_logs_seconds").and_then(|s| s.parse::<f64>().ok()) {
         Some(s) if s > 0.0 => s,
         _ => vars.get("expire_logs_days").and_then(|d| d.parse::<f64>().ok()).unwrap_or(0.0) * 86_400.0,
     };
-    Ok(if seconds > 0.0 && seconds < 86_400.0 {
-        vec![format!(
+    let mut out = Vec::new();
+    if seconds > 0.0 && seconds < 86_400.0 {
+        out.push(format!(
             "the binary log is kept only {} s (binlog_expire_logs_seconds): a map paused for longer loses its place and must be restarted; \
              keep it at least a day",
             seconds as u64
-        )]
-    } else {
-        Vec::new()
-    })
+        ));
+    }
+    if vars.get("binlog_row_metadata").is_some_and(|m| !m.eq_ignore_ascii_case("FULL")) {
+        out.push(
+            "binlog_row_metadata is not FULL: the log does not name columns, so a map behind in the log when a column is dropped, \
+             moved or retyped must be restarted; `SET GLOBAL binlog_row_metadata = FULL` avoids it"
+                .to_string(),
+        );
+    }
+    Ok(out)
 }
 
 /// Records the reader's captured columns and returns the cursor at the log's end now.
@@ -715,9 +725,12 @@ impl Decoder {
                 })
                 .collect()
         } else {
-            if schema.len() != ncols {
+            // Columns added since (at the end, as ADD COLUMN puts them) are not in older events.
+            if schema.len() < ncols {
                 return Err(changed(format!("{ncols} columns in the log, {} now", schema.len())));
             }
+            let mut schema = schema;
+            schema.truncate(ncols);
             for (c, &t) in schema.iter().zip(&types) {
                 if !type_compatible(&c.data_type, t) {
                     return Err(changed(format!("column {:?} is {t:?} in the log, {} now", c.name, c.data_type)));
