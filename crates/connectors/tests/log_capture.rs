@@ -163,11 +163,14 @@ fn the_log_gives_every_change_by_the_app_in_commit_order_and_none_by_dualsync() 
                 "START TRANSACTION; INSERT INTO dualsync_log_echo (id, n) VALUES (CONNECTION_ID(), 1) ON DUPLICATE KEY UPDATE n = n + 1; \
                  INSERT INTO item VALUES ('C1', 'echo', 1); COMMIT",
             );
+            // An XA transaction is taken at its PREPARE, and its COMMIT ends nothing twice.
+            session.run("XA START 'dualsync'; INSERT INTO item VALUES ('C1', 'xa', 1); XA END 'dualsync'; XA PREPARE 'dualsync'; XA COMMIT 'dualsync'");
             // The log moves on to a new file.
             db.exec("FLUSH BINARY LOGS");
             db.exec("INSERT INTO item VALUES ('C1', 'next file', 1)");
-            let (changes, later) = read_until(conn.as_mut(), &next, 1);
-            assert_eq!(changes, vec![(key("next file"), ChangeKind::Insert)], "no echo, and on across files");
+            let (changes, later) = read_until(conn.as_mut(), &next, 2);
+            let expected = vec![(key("xa"), ChangeKind::Insert), (key("next file"), ChangeKind::Insert)];
+            assert_eq!(changes, expected, "no echo, and on across files");
             let log = |c: &Cursor| LogCursor::parse(c).unwrap().unwrap();
             assert!(log(&later).pos.major >> 32 > log(&next).pos.major >> 32, "{later:?} is in a later file than {next:?}");
             // A place in a file the server no longer has (file 0): the map must be restarted.

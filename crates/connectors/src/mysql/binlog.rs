@@ -538,8 +538,9 @@ impl Decoder {
                         let start = self.group.take().unwrap_or(start);
                         self.txn = Some(Txn { start, ordinal: 0, ours: flags & SKIP_REPLICATION != 0, standalone: false });
                     }
-                } else if upper == "COMMIT" || upper == "ROLLBACK" {
+                } else if upper == "COMMIT" || upper == "ROLLBACK" || upper.starts_with("XA COMMIT") || upper.starts_with("XA ROLLBACK") {
                     // ROLLBACK: a mixed transaction whose non-transactional changes did happen.
+                    // XA COMMIT/ROLLBACK of a prepared transaction: its own group, after the changes.
                     self.txn = None;
                     self.group = None;
                 } else if self.txn.as_ref().is_none_or(|t| t.standalone) {
@@ -550,6 +551,12 @@ impl Decoder {
                 }
             }
             EventData::XidEvent(_) => {
+                self.txn = None;
+                self.group = None;
+            }
+            // An XA transaction's changes are logged at its PREPARE, which ends their group: they are
+            // taken then (an XA ROLLBACK after PREPARE is not undone here).
+            EventData::XaPrepareLogEvent(_) => {
                 self.txn = None;
                 self.group = None;
             }
