@@ -159,10 +159,8 @@ fn the_log_gives_every_change_by_the_app_in_commit_order_and_none_by_dualsync() 
         if kind == Kind::Mariadb {
             // Where skip_replication cannot be set (MySQL), dualsync's transactions write an echo row first: skipped too.
             let mut session = Session::open(&db);
-            session.run(
-                "START TRANSACTION; INSERT INTO dualsync_log_echo (id, n) VALUES (CONNECTION_ID(), 1) ON DUPLICATE KEY UPDATE n = n + 1; \
-                 INSERT INTO item VALUES ('C1', 'echo', 1); COMMIT",
-            );
+            let mark = dualsync_connectors::mysql::MARK_TRANSACTION;
+            session.run(&format!("START TRANSACTION; {mark}; INSERT INTO item VALUES ('C1', 'echo', 1); COMMIT"));
             // An XA transaction is taken at its PREPARE, and its COMMIT ends nothing twice.
             session.run("XA START 'dualsync'; INSERT INTO item VALUES ('C1', 'xa', 1); XA END 'dualsync'; XA PREPARE 'dualsync'; XA COMMIT 'dualsync'");
             // The log moves on to a new file.

@@ -8,6 +8,8 @@ mod describe;
 mod values;
 mod write;
 
+pub use binlog::MARK_TRANSACTION;
+
 use crate::log::stream::Streams;
 use crate::log::LogCursor;
 use crate::select::{self, Build, SelectRows};
