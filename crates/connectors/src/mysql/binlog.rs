@@ -310,6 +310,8 @@ struct BinlogSource {
     stop: Arc<AtomicBool>,
     opts: Opts,
     dump_id: u32,
+    /// The session's end, told after the events before it.
+    failed: Option<ConnectorError>,
 }
 
 impl BinlogSource {
@@ -336,12 +338,17 @@ impl BinlogSource {
             .name(format!("binlog {stream}"))
             .spawn(move || decoder.run(binlog, tx, thread_stop))
             .map_err(|e| ConnectorError::new(ErrorKind::Unavailable, format!("cannot start the binlog reader thread: {e}")))?;
-        Ok(BinlogSource { rx, stop, opts: opts.clone(), dump_id })
+        Ok(BinlogSource { rx, stop, opts: opts.clone(), dump_id, failed: None })
     }
 }
 
 impl LogSource for BinlogSource {
+    /// What arrived within `wait`, up to a batch; an error that follows
+    /// events is told at the next poll, after they are handed over.
     fn poll(&mut self, wait: Duration, out: &mut Vec<LogEvent>) -> Result<(), ConnectorError> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         let first = match self.rx.recv_timeout(wait) {
             Ok(e) => e,
             Err(RecvTimeoutError::Timeout) => return Ok(()),
@@ -350,9 +357,16 @@ impl LogSource for BinlogSource {
         out.push(first?);
         while out.len() < 5000 {
             match self.rx.try_recv() {
-                Ok(e) => out.push(e?),
+                Ok(Ok(e)) => out.push(e),
+                Ok(Err(e)) => {
+                    self.failed = Some(e);
+                    break;
+                }
                 Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => return Err(ended()),
+                Err(TryRecvError::Disconnected) => {
+                    self.failed = Some(ended());
+                    break;
+                }
             }
         }
         Ok(())
