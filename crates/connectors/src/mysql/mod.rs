@@ -2,11 +2,16 @@
 //! silently. Reads stream rows in `<charset>_bin` order; inserts go in
 //! multi-row statements (see `write.rs`).
 
+mod binlog;
 mod capture;
 mod describe;
 mod values;
 mod write;
 
+pub use binlog::MARK_TRANSACTION;
+
+use crate::log::stream::Streams;
+use crate::log::LogCursor;
 use crate::select::{self, Build, SelectRows};
 use crate::sql::{select, Dialect};
 use crate::{
@@ -17,6 +22,7 @@ use describe::MyTable;
 use dualsync_model::{Row, TableSchema, Value};
 use mysql::prelude::Queryable;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 const KEYS_PER_QUERY: usize = 1000;
 
@@ -28,6 +34,8 @@ const SESSION: &str =
 pub struct MysqlConnector {
     opts: mysql::Opts,
     location: String,
+    /// The log streams of this database's readers, shared by its connections.
+    streams: Arc<Streams>,
 }
 
 impl MysqlConnector {
@@ -40,7 +48,7 @@ impl MysqlConnector {
         if let Some(p) = password {
             builder = builder.pass(Some(p));
         }
-        Ok(MysqlConnector { opts: builder.into(), location })
+        Ok(MysqlConnector { opts: builder.into(), location, streams: Arc::default() })
     }
 }
 
@@ -66,8 +74,29 @@ impl Connector for MysqlConnector {
             };
             ConnectorError::new(ErrorKind::Unavailable, format!("cannot connect to {}: {e}; {hint}", self.location))
         })?;
-        Ok(Box::new(MyConnection { conn, tables: HashMap::new(), fence: None }))
+        let mut conn = conn;
+        let marks_writes = mark_writes(&mut conn)?;
+        Ok(Box::new(MyConnection {
+            conn,
+            tables: HashMap::new(),
+            fence: None,
+            marks_writes,
+            streams: self.streams.clone(),
+            opts: self.opts.clone(),
+        }))
     }
+}
+
+/// Where the binary log is on, log capture may read it: the session's
+/// writes are marked as dualsync's. `skip_replication` marks every event of
+/// the session (MariaDB, no privilege needed); where it cannot be set
+/// (MySQL), returns true: each write transaction then writes the echo row.
+fn mark_writes(conn: &mut mysql::Conn) -> Result<bool, ConnectorError> {
+    let log_bin: Option<i64> = conn.query_first("SELECT @@log_bin").map_err(db_error)?;
+    if log_bin.unwrap_or(0) == 0 {
+        return Ok(false);
+    }
+    Ok(conn.query_drop("SET SESSION skip_replication = 1").is_err())
 }
 
 pub struct MyConnection {
@@ -75,6 +104,11 @@ pub struct MyConnection {
     tables: HashMap<String, MyTable>,
     /// Checked by every write transaction, once set.
     fence: Option<crate::Fence>,
+    /// Whether write transactions write the echo row (log capture skips them).
+    marks_writes: bool,
+    streams: Arc<Streams>,
+    /// To open binlog sessions.
+    opts: mysql::Opts,
 }
 
 struct MyDialect<'a> {
@@ -223,12 +257,12 @@ impl Connection for MyConnection {
 
     fn probe(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         let table = self.table(&batch.table)?.clone();
-        write::write_batch(&mut self.conn, &table, batch, self.fence.as_ref(), crate::Finish::Rollback)
+        write::write_batch(&mut self.conn, &table, batch, self.fence.as_ref(), self.marks_writes, crate::Finish::Rollback)
     }
 
     fn write(&mut self, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
         let table = self.table(&batch.table)?.clone();
-        write::write_batch(&mut self.conn, &table, batch, self.fence.as_ref(), crate::Finish::Commit)
+        write::write_batch(&mut self.conn, &table, batch, self.fence.as_ref(), self.marks_writes, crate::Finish::Commit)
     }
 
     fn set_fence(&mut self, fence: crate::Fence) -> Result<(), ConnectorError> {
@@ -257,15 +291,71 @@ impl Connection for MyConnection {
     }
 
     fn read_changes(&mut self, table: &str, after: &Cursor, limit: usize) -> Result<(Vec<Change>, Cursor), ConnectorError> {
-        capture::read(&mut self.conn, table, after, limit)
+        match LogCursor::parse(after)? {
+            Some(log) => binlog::read(&mut self.conn, &self.streams, &self.opts, &log, limit),
+            None => capture::read(&mut self.conn, table, after, limit),
+        }
     }
 
+    /// The binary log is kept by the server's expiry, not by readers: nothing to trim for log readers.
     fn trim_changes(&mut self, table: &str, readers: &[Cursor]) -> Result<u64, ConnectorError> {
-        capture::trim(&mut self.conn, table, readers)
+        let triggers: Vec<Cursor> = readers.iter().filter(|c| !c.reads_log()).cloned().collect();
+        capture::trim(&mut self.conn, table, &triggers)
     }
 
     fn pending_changes(&mut self, table: &str, after: &Cursor) -> Result<u64, ConnectorError> {
+        if after.reads_log() {
+            return Ok(0);
+        }
         capture::pending(&mut self.conn, table, after)
+    }
+
+    /// Not a notifying connector (`notifies` is false): trigger capture is
+    /// polled, and so is the log, whose streams ring here all the same.
+    fn wait_for_changes(&mut self, timeout: std::time::Duration) -> Result<bool, ConnectorError> {
+        if self.streams.any() {
+            return Ok(self.streams.wait(timeout));
+        }
+        std::thread::sleep(timeout);
+        Ok(false)
+    }
+
+    fn log_capture_missing(&mut self) -> Result<Vec<String>, ConnectorError> {
+        binlog::missing(&mut self.conn)
+    }
+
+    fn log_capture_advice(&mut self) -> Result<Vec<String>, ConnectorError> {
+        binlog::advice(&mut self.conn)
+    }
+
+    fn install_log_capture(&mut self, spec: &CaptureSpec, reader: &str) -> Result<Cursor, ConnectorError> {
+        let table = self.table(&spec.table)?;
+        if let Some(c) = spec.columns.iter().find(|c| table.column(c).is_none()) {
+            return Err(ConnectorError::new(ErrorKind::Schema, format!("table {:?} has no column {c:?} to capture", spec.table)));
+        }
+        let id = self.stream_id(&spec.table, reader)?;
+        binlog::install(&mut self.conn, spec, &id)
+    }
+
+    fn remove_log_capture(&mut self, table: &str, reader: &str) -> Result<(), ConnectorError> {
+        let id = self.stream_id(table, reader)?;
+        binlog::remove(&mut self.conn, &self.streams, &id)
+    }
+
+    fn log_capture_of(&mut self, table: &str, reader: &str) -> Result<Option<Vec<String>>, ConnectorError> {
+        let id = self.stream_id(table, reader)?;
+        binlog::capture_of(&mut self.conn, table, &id)
+    }
+}
+
+impl MyConnection {
+    /// The reader's stream of a table in this database (one binary log serves every database of the server).
+    fn stream_id(&self, table: &str, reader: &str) -> Result<String, ConnectorError> {
+        let database = self
+            .opts
+            .get_db_name()
+            .ok_or_else(|| ConnectorError::new(ErrorKind::Unsupported, "log capture needs the database named in the url"))?;
+        Ok(crate::log::stream_id(&format!("{database}\u{0}{reader}"), table))
     }
 }
 

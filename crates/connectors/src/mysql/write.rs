@@ -18,10 +18,19 @@ pub fn write_batch(
     table: &MyTable,
     batch: &WriteBatch,
     fence: Option<&Fence>,
+    marks_writes: bool,
     finish: Finish,
 ) -> Result<WriteOutcome, ConnectorError> {
     let mut outcome = WriteOutcome::default();
     let mut tx = conn.start_transaction(TxOpts::default()).map_err(db_error)?;
+    if marks_writes {
+        // Log capture skips the transaction (the echo table exists once log capture is set up).
+        match tx.query_drop(super::binlog::MARK_TRANSACTION) {
+            Ok(()) => {}
+            Err(mysql::Error::MySqlError(e)) if e.code == 1146 => {}
+            Err(e) => return Err(db_error(e)),
+        }
+    }
     if let Some(fence) = fence {
         // Shared: writers of every partition go on together; a new holder's raise waits for them.
         crate::fence::check(fence_epoch(&mut tx, &fence.store, "LOCK IN SHARE MODE")?, fence)?;

@@ -73,7 +73,7 @@ pub enum Capture {
     /// The database's log where the server allows it, else triggers.
     #[default]
     Auto,
-    /// The database's log (PostgreSQL logical decoding); refused where the server does not allow it.
+    /// The database's log (PostgreSQL logical decoding, the MySQL/MariaDB binary log); refused where the server does not allow it.
     Log,
     /// Triggers that write a change table in the app's database.
     Trigger,
