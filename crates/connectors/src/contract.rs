@@ -107,8 +107,10 @@ pub trait Connection: Send {
     }
 
     /// Up to `limit` committed changes of `table` after `after`, in order, and
-    /// the cursor after the last one. A change is returned once all changes
-    /// before it are readable, so a cursor never passes one that commits late.
+    /// the cursor after the last one. A change is returned once it and all
+    /// changes before it are readable by a new read of the table, so a cursor
+    /// never passes one that commits late, and the engine, which reads the
+    /// rows as they are now, never reads a row before its change is visible.
     /// A cursor from [`Connection::install_log_capture`] reads the log.
     fn read_changes(&mut self, _table: &str, _after: &Cursor, _limit: usize) -> Result<(Vec<Change>, Cursor), ConnectorError> {
         Err(not_built("change capture"))

@@ -295,3 +295,40 @@ fn mariadb_names_the_grants_log_capture_lacks() {
     assert_eq!(db.texts("SELECT CAST(count(*) AS CHAR) FROM dualsync_log_echo"), vec![Some("0".into())], "skip_replication, no echo row");
     conn.remove_log_capture("item", READER).unwrap();
 }
+
+/// Another database of the server writes big records all the while (WAL
+/// flushed in the middle of records): no change of the table is passed over
+/// while the stream reads as it goes. (A keepalive's position can fall within
+/// a commit record not yet decoded; a cursor moved there once lost the change.)
+#[test]
+fn a_busy_server_never_hides_a_change() {
+    let Some(db) = TestDb::new(Kind::Postgres) else { return };
+    let Some(other) = TestDb::new(Kind::Postgres) else { return };
+    db.exec("CREATE TABLE item (co {key} NOT NULL, k {key} NOT NULL, n {int}, PRIMARY KEY (co, k))");
+    other.exec("CREATE TABLE noise (t text)");
+    let connector = dualsync_connectors::open(&db.database_url(), None).unwrap();
+    let mut conn = connector.connect().unwrap();
+    let mut at = conn.install_log_capture(&spec(), READER).unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let mut seen = 0;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut noise = postgres::Client::connect(&other.url, postgres::NoTls).unwrap();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                noise.batch_execute("INSERT INTO noise SELECT repeat(md5(random()::text), 300) FROM generate_series(1, 20)").unwrap();
+            }
+        });
+        let mut app = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+        for i in 0..400 {
+            app.batch_execute(&format!("INSERT INTO item VALUES ('C1', 'k{i}', {i})")).unwrap();
+            let (changes, next) = conn.read_changes("item", &at, 1000).unwrap();
+            seen += changes.len();
+            at = next;
+        }
+        let (changes, _) = read_until(conn.as_mut(), &at, 400 - seen);
+        seen += changes.len();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    assert_eq!(seen, 400, "every insert read once");
+    conn.remove_log_capture("item", READER).unwrap();
+}

@@ -68,11 +68,22 @@ pub fn is_log_cursor(cursor: &Cursor) -> bool {
 #[derive(Debug)]
 pub enum LogEvent {
     /// A committed change of the reader's table, at its place in the log.
-    Change(LogPos, Change),
+    Change(Logged),
     /// Every change before this place has been handed over: a reader that
     /// took them all may move its cursor here (the log moved on without
     /// touching its table).
     Passed(LogPos),
+}
+
+/// A change as the log gave it.
+#[derive(Clone, Debug)]
+pub struct Logged {
+    pub pos: LogPos,
+    pub change: Change,
+    /// Its transaction's id where the database has one the reader can ask
+    /// about (PostgreSQL: the log can give a commit before it is visible to
+    /// other sessions), else 0.
+    pub txn: u32,
 }
 
 /// One replication session on a database's log, for one reader's table.

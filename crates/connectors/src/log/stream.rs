@@ -8,8 +8,8 @@
 //! again from the saved one. A stream nobody read for a while (a paused map,
 //! a map another process took over) ends and frees its session.
 
-use super::{LogEvent, LogPos, LogSource};
-use crate::{Change, ConnectorError, ErrorKind};
+use super::{LogEvent, LogPos, LogSource, Logged};
+use crate::{ConnectorError, ErrorKind};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -62,31 +62,35 @@ struct Stream {
 
 #[derive(Default)]
 struct State {
-    queue: VecDeque<(LogPos, Change)>,
+    queue: VecDeque<Logged>,
     /// Every change before this place is in the queue or was passed by a read.
     passed: LogPos,
     /// What the reader has stored, to confirm to the server.
     stored: LogPos,
     last_read: Option<Instant>,
+    /// When a read last asked where the log ends (see `end_due`).
+    end_asked: Option<Instant>,
     /// Why the session ended, for the next read to report.
     ended: Option<ConnectorError>,
 }
 
 /// What a read hands back: changes after the cursor, and the cursor after them.
 pub struct Read {
-    pub changes: Vec<(LogPos, Change)>,
+    pub changes: Vec<Logged>,
     pub next: LogPos,
 }
 
 impl Streams {
-    /// Up to `limit` changes after `after`, once the stream has reached
-    /// `end` (the log's end when the read began) or has `limit` changes to
-    /// give; `open` starts a session at `after` when the stream is not running.
+    /// Up to `limit` changes after `after`. With `end` (a place in the log
+    /// the read knows is committed: the log's end when it began), it first
+    /// waits until the stream has passed it or has `limit` changes to give;
+    /// without, it gives what has arrived. `open` starts a session at
+    /// `after` when the stream is not running.
     pub fn read(
         &self,
         id: &str,
         after: LogPos,
-        end: LogPos,
+        end: Option<LogPos>,
         limit: usize,
         open: impl FnOnce(LogPos) -> Result<Box<dyn LogSource>, ConnectorError>,
     ) -> Result<Read, ConnectorError> {
@@ -94,12 +98,13 @@ impl Streams {
         let mut state = stream.state.lock().unwrap_or_else(|p| p.into_inner());
         state.last_read = Some(Instant::now());
         // The engine stored `after`: changes up to there are done with.
-        while state.queue.front().is_some_and(|(pos, _)| *pos <= after) {
+        while state.queue.front().is_some_and(|l| l.pos <= after) {
             state.queue.pop_front();
         }
         state.stored = state.stored.max(after);
         stream.cond.notify_all();
         let deadline = Instant::now() + CATCH_UP;
+        let end = end.unwrap_or_default();
         while state.ended.is_none() && state.passed < end && state.queue.len() < limit && Instant::now() < deadline {
             state = stream.cond.wait_timeout(state, Duration::from_millis(50)).unwrap_or_else(|p| p.into_inner()).0;
         }
@@ -108,9 +113,9 @@ impl Streams {
             self.streams.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
             return Err(e);
         }
-        let changes: Vec<(LogPos, Change)> = state.queue.iter().filter(|(pos, _)| *pos > after).take(limit).cloned().collect();
-        let took_all = changes.len() == state.queue.iter().filter(|(pos, _)| *pos > after).count();
-        let last = changes.last().map(|(pos, _)| *pos).unwrap_or(after);
+        let changes: Vec<Logged> = state.queue.iter().filter(|l| l.pos > after).take(limit).cloned().collect();
+        let took_all = changes.len() == state.queue.iter().filter(|l| l.pos > after).count();
+        let last = changes.last().map(|l| l.pos).unwrap_or(after);
         let next = if took_all { last.max(state.passed) } else { last };
         Ok(Read { changes, next })
     }
@@ -124,6 +129,22 @@ impl Streams {
 
     pub fn any(&self) -> bool {
         !self.streams.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+
+    /// Whether a read after `after` should first learn where the log ends
+    /// (a database that must write to say so asks only now and then): when
+    /// the stream is not running yet (a first read catches up to now), or
+    /// has nothing after `after` and was last told more than `every` ago.
+    pub fn end_due(&self, id: &str, after: LogPos, every: Duration) -> bool {
+        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(stream) = streams.get(id) else { return true };
+        let mut state = stream.state.lock().unwrap_or_else(|p| p.into_inner());
+        let waiting = state.queue.back().is_some_and(|l| l.pos > after);
+        let due = !waiting && state.end_asked.is_none_or(|t| t.elapsed() >= every);
+        if due {
+            state.end_asked = Some(Instant::now());
+        }
+        due || stream.stop.load(Ordering::SeqCst)
     }
 
     /// Ends a stream (its reader's log objects are being dropped).
@@ -143,7 +164,7 @@ impl Streams {
         if let Some(s) = streams.get(id) {
             let state = s.state.lock().unwrap_or_else(|p| p.into_inner());
             // A stream that already dropped changes this read wants cannot serve it (a cursor went back).
-            let behind = state.queue.front().is_some_and(|(pos, _)| *pos > after) && state.stored > after;
+            let behind = state.queue.front().is_some_and(|l| l.pos > after) && state.stored > after;
             drop(state);
             if !behind && !s.stop.load(Ordering::SeqCst) {
                 return Ok(s.clone());
@@ -209,9 +230,9 @@ fn follow(stream: Arc<Stream>, bell: Arc<Bell>, mut source: Box<dyn LogSource>) 
         for event in events.drain(..) {
             match event {
                 // A session reopened at an older place hands over again what the reader stored: skipped.
-                LogEvent::Change(pos, change) => {
-                    if pos > state.stored && state.queue.back().is_none_or(|(last, _)| pos > *last) {
-                        state.queue.push_back((pos, change));
+                LogEvent::Change(logged) => {
+                    if logged.pos > state.stored && state.queue.back().is_none_or(|last| logged.pos > last.pos) {
+                        state.queue.push_back(logged);
                         changed = true;
                     }
                 }

@@ -29,7 +29,7 @@
 
 use super::db_error;
 use crate::log::stream::Streams;
-use crate::log::{LogCursor, LogEvent, LogPos, LogSource};
+use crate::log::{LogCursor, LogEvent, LogPos, LogSource, Logged};
 use crate::{CaptureSpec, Change, ChangeKind, ConnectorError, Cursor, ErrorKind};
 use dualsync_model::Value;
 use mysql::binlog::events::{EventData, OptionalMetaExtractor, RowsEventData, TableMapEvent};
@@ -266,14 +266,40 @@ pub fn read(
     let (columns, table) = registered(conn, &after.stream)?;
     let (file, pos) = end(conn)?;
     let end = LogPos::new(major(file_seq(&file)?, pos), 0);
-    let read = streams.read(&after.stream, after.pos, end, limit, |from| {
+    let (key_columns, key_table) = (columns.clone(), table.clone());
+    let read = streams.read(&after.stream, after.pos, Some(end), limit, |from| {
         let start = file_named(&file, from.major >> 32);
         check_not_purged(conn, &start)?;
         let source = BinlogSource::open(opts, &after.stream, table, columns, start, from.major & 0xFFFF_FFFF)?;
         Ok(Box::new(source) as Box<dyn LogSource>)
     })?;
+    let changes: Vec<Change> = read.changes.into_iter().map(|l| l.change).collect();
+    wait_for_commits(conn, &key_table, &key_columns, &changes)?;
     let next = LogCursor { stream: after.stream.clone(), pos: read.next }.to_cursor();
-    Ok((read.changes.into_iter().map(|(_, c)| c).collect(), next))
+    Ok((changes, next))
+}
+
+/// A transaction is in the binary log before InnoDB commits it (the log is
+/// written first, then the engine commits), and the engine reads the rows as
+/// they are now: a shared-lock read of the changed keys waits for any
+/// writer still holding them, so once it returns, their commits are visible.
+fn wait_for_commits(conn: &mut Conn, table: &str, columns: &[String], changes: &[Change]) -> Result<(), ConnectorError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let row = format!("({})", vec!["?"; columns.len()].join(", "));
+    let names = columns.iter().map(|c| super::backtick(c)).collect::<Vec<_>>().join(", ");
+    let mut tx = conn.start_transaction(mysql::TxOpts::default()).map_err(super::db_error)?;
+    for chunk in changes.chunks(500) {
+        let sql = format!(
+            "SELECT 1 FROM {} WHERE ({names}) IN ({}) LOCK IN SHARE MODE",
+            super::backtick(table),
+            vec![row.as_str(); chunk.len()].join(", ")
+        );
+        let params: Vec<mysql::Value> = chunk.iter().flat_map(|c| c.values.iter().take(columns.len()).map(super::values::param)).collect();
+        tx.exec_drop(sql, params).map_err(super::db_error)?;
+    }
+    tx.commit().map_err(super::db_error)
 }
 
 fn purged(file: &str) -> ConnectorError {
@@ -659,7 +685,11 @@ impl Decoder {
         };
         let mut push = |kind: ChangeKind, values: Vec<Value>| {
             txn.ordinal += 1;
-            out.push(LogEvent::Change(LogPos::new(txn.start, txn.ordinal), Change { values, kind, at_micros }));
+            out.push(LogEvent::Change(Logged {
+                pos: LogPos::new(txn.start, txn.ordinal),
+                change: Change { values, kind, at_micros },
+                txn: 0,
+            }));
         };
         for row in rows.rows(tme) {
             let (before, after) = row.map_err(|e| malformed(format!("a row of {table:?}: {e}")))?;

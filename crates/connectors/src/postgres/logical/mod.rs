@@ -18,9 +18,13 @@ mod session;
 
 pub use pgoutput::MARK_TRANSACTION;
 
+/// How often a reader with nothing to read writes a tick to learn where
+/// the log ends (it moves an idle table's slot on; see `pgoutput::TICK`).
+const TICK_EVERY: Duration = Duration::from_secs(1);
+
 use super::db_error;
 use crate::log::stream::Streams;
-use crate::log::{stream_id, LogCursor, LogEvent, LogPos, LogSource};
+use crate::log::{stream_id, LogCursor, LogEvent, LogPos, LogSource, Logged};
 
 /// The slot and publication of a reader's table in one database (slot names are the server's, not the database's).
 pub fn slot_name(config: &postgres::Config, table: &str, reader: &str) -> String {
@@ -198,17 +202,57 @@ pub fn read(
     after: &LogCursor,
     limit: usize,
 ) -> Result<(Vec<Change>, Cursor), ConnectorError> {
-    // The log's end now: the read returns once the stream has passed it.
-    let end: String = client.query_one("SELECT pg_current_wal_flush_lsn()::text", &[]).map_err(db_error)?.get(0);
-    let end = LogPos::new(parse_lsn(&end)?, 0);
+    // A first read (`sync` on a started map) catches up to now; later ones give what has arrived, and
+    // now and then, with nothing to give, learn where the log ends so that an idle slot moves on.
+    let end = if streams.end_due(&after.stream, after.pos, TICK_EVERY) {
+        let tick: String = client.query_one(pgoutput::EMIT_TICK, &[]).map_err(db_error)?.get(0);
+        Some(LogPos::new(parse_lsn(&tick)?, 0))
+    } else {
+        None
+    };
     let read = streams.read(&after.stream, after.pos, end, limit, |from| {
         let (columns, table) = slot_capture(client, &after.stream)?;
         let session = start_session(config, location, &after.stream, from.major).map_err(|e| slot_error(e, &table))?;
         Ok(Box::new(PgLogSource { session, decoder: pgoutput::Decoder::new(columns), received: from.major, confirmed: 0 })
             as Box<dyn LogSource>)
     })?;
+    wait_until_visible(client, &read.changes)?;
     let next = LogCursor { stream: after.stream.clone(), pos: read.next }.to_cursor();
-    Ok((read.changes.into_iter().map(|(_, c)| c).collect(), next))
+    Ok((read.changes.into_iter().map(|l| l.change).collect(), next))
+}
+
+/// The log gives a transaction once its commit is in the WAL, which can be
+/// a moment before other sessions see it; the engine reads the rows as they
+/// are now, so it waits until every given transaction is visible to a new
+/// snapshot (ids of 32 bits, placed in the epoch of the snapshot's xmax).
+fn wait_until_visible(client: &mut postgres::Client, changes: &[Logged]) -> Result<(), ConnectorError> {
+    let mut txns: Vec<i64> = changes.iter().map(|l| l.txn as i64).collect();
+    txns.sort_unstable();
+    txns.dedup();
+    if txns.is_empty() {
+        return Ok(());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let visible: bool = client
+            .query_one(
+                "WITH s AS (SELECT pg_current_snapshot() AS snap, pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax)
+                 SELECT coalesce(bool_and(pg_visible_in_snapshot(
+                     (CASE WHEN ((s.xmax >> 32) << 32 | x) > s.xmax THEN ((s.xmax >> 32) - 1) << 32 | x ELSE (s.xmax >> 32) << 32 | x END)::text::xid8,
+                     s.snap)), true)
+                 FROM s, unnest($1::bigint[]) x",
+                &[&txns],
+            )
+            .map_err(db_error)?
+            .get(0);
+        if visible {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(ConnectorError::new(ErrorKind::Busy, "transactions the log gave are still not visible after 30 s; reading again"));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// A replication session streaming the slot from `from`. A slot still held
@@ -270,11 +314,8 @@ impl LogSource for PgLogSource {
                     self.decoder.decode(&message, out)?;
                 }
                 Some(session::Frame::Keepalive { wal_end, reply }) => {
+                    // Not a place passed: it can fall within a commit record still being decoded.
                     self.received = self.received.max(wal_end);
-                    // Between transactions, the keepalive's place is passed: nothing before it is left to send.
-                    if !self.decoder.in_transaction() {
-                        out.push(LogEvent::Passed(LogPos::new(wal_end, 0)));
-                    }
                     if reply {
                         self.session.status(self.received, self.confirmed)?;
                     }

@@ -9,7 +9,7 @@
 //! change may be handed on as soon as it arrives.
 
 use super::session::{be_i32, be_u64};
-use crate::log::{LogEvent, LogPos};
+use crate::log::{LogEvent, LogPos, Logged};
 use crate::{Change, ChangeKind, ConnectorError, ErrorKind};
 use dualsync_model::Value;
 use std::collections::HashMap;
@@ -19,6 +19,17 @@ const MARKER: &str = "dualsync";
 
 /// What dualsync's write transactions run first, to carry the marker.
 pub const MARK_TRANSACTION: &str = "SELECT pg_logical_emit_message(true, 'dualsync', '')";
+
+/// The prefix of the message a reader writes (outside any transaction) to
+/// learn where the log ends: once the stream hands it over, every
+/// transaction that committed before it has been handed over too, since
+/// the log is decoded in order and a commit record ends before the next
+/// record begins. A keepalive's position does not say as much (it can fall
+/// within a commit record not yet decoded).
+const TICK: &str = "dualsync-tick";
+
+/// Writes a tick and returns its place in the log.
+pub const EMIT_TICK: &str = "SELECT pg_logical_emit_message(false, 'dualsync-tick', '')::text";
 
 /// Microseconds from 1970 to 2000, PostgreSQL's epoch.
 const EPOCH_2000: i64 = 946_684_800_000_000;
@@ -30,6 +41,7 @@ struct Relation {
 
 struct Txn {
     commit: u64,
+    xid: u32,
     at_micros: i64,
     ordinal: u64,
     ours: bool,
@@ -101,18 +113,14 @@ impl Decoder {
         Decoder { columns, relations: HashMap::new(), txn: None }
     }
 
-    /// Whether a transaction is being received (its end not yet seen).
-    pub fn in_transaction(&self) -> bool {
-        self.txn.is_some()
-    }
-
     pub fn decode(&mut self, message: &[u8], out: &mut Vec<LogEvent>) -> Result<(), ConnectorError> {
         let mut m = Bytes { b: message, at: 1 };
         match message.first() {
             Some(b'B') => {
                 let commit = m.u64()?;
                 let at = m.u64()? as i64;
-                self.txn = Some(Txn { commit, at_micros: at + EPOCH_2000, ordinal: 0, ours: false });
+                let xid = m.i32()? as u32;
+                self.txn = Some(Txn { commit, xid, at_micros: at + EPOCH_2000, ordinal: 0, ours: false });
             }
             Some(b'C') => {
                 let _flags = m.u8()?;
@@ -123,10 +131,12 @@ impl Decoder {
             }
             Some(b'M') => {
                 let flags = m.u8()?;
-                let _lsn = m.u64()?;
+                let lsn = m.u64()?;
                 let prefix = m.cstr()?;
-                if let (1, Some(txn)) = (flags & 1, self.txn.as_mut()) {
-                    txn.ours |= prefix == MARKER;
+                match (flags & 1, self.txn.as_mut()) {
+                    (1, Some(txn)) => txn.ours |= prefix == MARKER,
+                    (0, _) if prefix == TICK => out.push(LogEvent::Passed(LogPos::new(lsn, 0))),
+                    _ => {}
                 }
             }
             Some(b'R') => {
@@ -190,7 +200,8 @@ impl Decoder {
             return Ok(());
         }
         txn.ordinal += 1;
-        out.push(LogEvent::Change(LogPos::new(txn.commit, txn.ordinal), Change { values, kind, at_micros: txn.at_micros }));
+        let change = Change { values, kind, at_micros: txn.at_micros };
+        out.push(LogEvent::Change(Logged { pos: LogPos::new(txn.commit, txn.ordinal), change, txn: txn.xid }));
         Ok(())
     }
 
@@ -305,7 +316,7 @@ mod tests {
         let kinds: Vec<_> = out
             .iter()
             .map(|e| match e {
-                LogEvent::Change(pos, c) => format!("{}:{} {:?} {:?}", pos.major, pos.ordinal, c.kind, c.values),
+                LogEvent::Change(l) => format!("{}:{} {:?} {:?}", l.pos.major, l.pos.ordinal, l.change.kind, l.change.values),
                 LogEvent::Passed(pos) => format!("passed {}", pos.major),
             })
             .collect();
@@ -328,5 +339,14 @@ mod tests {
         d.decode(&update(None, &["3", "B"]), &mut out).unwrap();
         assert!(out.is_empty(), "dualsync's own transaction is skipped");
         assert!(MARK_TRANSACTION.contains(&format!("'{MARKER}'")));
+        assert!(EMIT_TICK.contains(&format!("'{TICK}'")));
+        let mut tick = vec![b'M', 0];
+        tick.extend(300u64.to_be_bytes());
+        tick.extend(b"dualsync-tick\0");
+        tick.extend(0i32.to_be_bytes());
+        d.decode(&commit, &mut out).unwrap();
+        out.clear();
+        d.decode(&tick, &mut out).unwrap();
+        assert!(matches!(out[..], [LogEvent::Passed(LogPos { major: 300, ordinal: 0 })]), "a tick is a place passed");
     }
 }
