@@ -15,8 +15,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// Changes a stream holds before it stops reading its session.
-const QUEUE_LIMIT: usize = 20_000;
+/// Changes a stream holds before it stops reading its session: the batch the
+/// engine is applying (kept until its cursor is saved) and the next ones,
+/// read ahead meanwhile (a few MB).
+const QUEUE_LIMIT: usize = 64_000;
+/// How long a read waits for the rest of a transaction that is arriving.
+const REST_OF_TRANSACTION: Duration = Duration::from_millis(50);
 /// A stream nobody read for this long ends.
 const IDLE: Duration = Duration::from_secs(20);
 /// How long a read waits for its stream to reach the log's end of now.
@@ -107,6 +111,15 @@ impl Streams {
         let end = end.unwrap_or_default();
         while state.ended.is_none() && state.passed < end && state.queue.len() < limit && Instant::now() < deadline {
             state = stream.cond.wait_timeout(state, Duration::from_millis(50)).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        // A big transaction is arriving (changes past the last end of one): whole batches apply faster.
+        let rest = Instant::now() + REST_OF_TRANSACTION;
+        while state.ended.is_none()
+            && state.queue.len() < limit
+            && state.queue.back().is_some_and(|l| l.pos > state.passed)
+            && Instant::now() < rest
+        {
+            state = stream.cond.wait_timeout(state, Duration::from_millis(5)).unwrap_or_else(|p| p.into_inner()).0;
         }
         if let Some(e) = state.ended.take() {
             drop(state);
