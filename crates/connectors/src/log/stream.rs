@@ -25,6 +25,9 @@ const REST_OF_TRANSACTION: Duration = Duration::from_millis(50);
 const IDLE: Duration = Duration::from_secs(20);
 /// How long a read waits for its stream to reach the log's end of now.
 const CATCH_UP: Duration = Duration::from_secs(5);
+/// How long a first read waits (a new session may decode much of the log
+/// before it reaches the end: `sync` on a started map must get all of it).
+const FIRST_CATCH_UP: Duration = Duration::from_secs(120);
 /// How often the thread tells the server what the reader has stored.
 const CONFIRM_EVERY: Duration = Duration::from_millis(500);
 
@@ -78,6 +81,17 @@ struct State {
     ended: Option<ConnectorError>,
 }
 
+/// Where a read waits for its stream to get to.
+#[derive(Clone, Copy, Debug)]
+pub struct End {
+    /// A place in the log the read knows is committed (the log's end when it began).
+    pub pos: LogPos,
+    /// Whether the read must get there (a first read: an error after
+    /// `FIRST_CATCH_UP` rather than fewer changes than were committed), or
+    /// only tries to (a later one: what arrived after `CATCH_UP`).
+    pub must_reach: bool,
+}
+
 /// What a read hands back: changes after the cursor, and the cursor after them.
 pub struct Read {
     pub changes: Vec<Logged>,
@@ -85,16 +99,15 @@ pub struct Read {
 }
 
 impl Streams {
-    /// Up to `limit` changes after `after`. With `end` (a place in the log
-    /// the read knows is committed: the log's end when it began), it first
-    /// waits until the stream has passed it or has `limit` changes to give;
-    /// without, it gives what has arrived. `open` starts a session at
-    /// `after` when the stream is not running.
+    /// Up to `limit` changes after `after`. With `end`, it first waits until
+    /// the stream has passed it or has `limit` changes to give; without, it
+    /// gives what has arrived. `open` starts a session at `after` when the
+    /// stream is not running.
     pub fn read(
         &self,
         id: &str,
         after: LogPos,
-        end: Option<LogPos>,
+        end: Option<End>,
         limit: usize,
         open: impl FnOnce(LogPos) -> Result<Box<dyn LogSource>, ConnectorError>,
     ) -> Result<Read, ConnectorError> {
@@ -107,10 +120,20 @@ impl Streams {
         }
         state.stored = state.stored.max(after);
         stream.cond.notify_all();
-        let deadline = Instant::now() + CATCH_UP;
-        let end = end.unwrap_or_default();
+        let must_reach = end.is_some_and(|e| e.must_reach);
+        let deadline = Instant::now() + if must_reach { FIRST_CATCH_UP } else { CATCH_UP };
+        let end = end.map(|e| e.pos).unwrap_or_default();
         while state.ended.is_none() && state.passed < end && state.queue.len() < limit && Instant::now() < deadline {
             state = stream.cond.wait_timeout(state, Duration::from_millis(50)).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        if must_reach && state.ended.is_none() && state.passed < end && state.queue.len() < limit {
+            return Err(ConnectorError::new(
+                ErrorKind::Busy,
+                format!(
+                    "the log reader has not reached the log's end of {} s ago yet (the server is still decoding up to it); reading goes on",
+                    FIRST_CATCH_UP.as_secs()
+                ),
+            ));
         }
         // A big transaction is arriving (changes past the last end of one): whole batches apply faster.
         let rest = Instant::now() + REST_OF_TRANSACTION;
@@ -142,6 +165,11 @@ impl Streams {
 
     pub fn any(&self) -> bool {
         !self.streams.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+
+    /// Whether no stream runs under this id (the next read is a first one).
+    pub fn is_new(&self, id: &str) -> bool {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner()).get(id).is_none_or(|s| s.stop.load(Ordering::SeqCst))
     }
 
     /// Whether a read after `after` should first learn where the log ends

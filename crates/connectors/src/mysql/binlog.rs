@@ -28,7 +28,7 @@
 //! would go unseen: FULL metadata avoids both).
 
 use super::db_error;
-use crate::log::stream::Streams;
+use crate::log::stream::{End, Streams};
 use crate::log::{LogCursor, LogEvent, LogPos, LogSource, Logged};
 use crate::{CaptureSpec, Change, ChangeKind, ConnectorError, Cursor, ErrorKind};
 use dualsync_model::Value;
@@ -267,6 +267,7 @@ pub fn read(
     let (file, pos) = end(conn)?;
     let end = LogPos::new(major(file_seq(&file)?, pos), 0);
     let (key_columns, key_table) = (columns.clone(), table.clone());
+    let end = End { pos: end, must_reach: streams.is_new(&after.stream) };
     let read = streams.read(&after.stream, after.pos, Some(end), limit, |from| {
         let start = file_named(&file, from.major >> 32);
         check_not_purged(conn, &start)?;

@@ -23,7 +23,7 @@ pub use pgoutput::MARK_TRANSACTION;
 const TICK_EVERY: Duration = Duration::from_secs(1);
 
 use super::db_error;
-use crate::log::stream::Streams;
+use crate::log::stream::{End, Streams};
 use crate::log::{stream_id, LogCursor, LogEvent, LogPos, LogSource, Logged};
 
 /// The slot and publication of a reader's table in one database (slot names are the server's, not the database's).
@@ -204,9 +204,10 @@ pub fn read(
 ) -> Result<(Vec<Change>, Cursor), ConnectorError> {
     // A first read (`sync` on a started map) catches up to now; later ones give what has arrived, and
     // now and then, with nothing to give, learn where the log ends so that an idle slot moves on.
-    let end = if streams.end_due(&after.stream, after.pos, TICK_EVERY) {
+    let first = streams.is_new(&after.stream);
+    let end = if first || streams.end_due(&after.stream, after.pos, TICK_EVERY) {
         let tick: String = client.query_one(pgoutput::EMIT_TICK, &[]).map_err(db_error)?.get(0);
-        Some(LogPos::new(parse_lsn(&tick)?, 0))
+        Some(End { pos: LogPos::new(parse_lsn(&tick)?, 0), must_reach: first })
     } else {
         None
     };
