@@ -9,6 +9,7 @@ url = "sqlite://.dualsync/state.db"
 
 # Two apps: any names. Relative SQLite paths start at this file's folder.
 # Passwords never go in this file: use password_env = "VAR" or password_file = "PATH".
+# On a server, live sync reads the database's log where it may (capture = "auto"; or "log", "trigger").
 [apps.erp]
 url = "sqlite://erp.db"
 
