@@ -332,3 +332,34 @@ fn a_busy_server_never_hides_a_change() {
     assert_eq!(seen, 400, "every insert read once");
     conn.remove_log_capture("item", READER).unwrap();
 }
+
+/// A short-lived process (a `sync`) moves its slot on to what it stored
+/// before it ends: else every run would read from the slot's first place and
+/// the server would keep the WAL from there.
+#[test]
+fn a_process_that_ends_confirms_what_it_stored() {
+    let Some(db) = TestDb::new(Kind::Postgres) else { return };
+    db.exec("CREATE TABLE item (co {key} NOT NULL, k {key} NOT NULL, n {int}, PRIMARY KEY (co, k))");
+    let confirmed = || db.texts("SELECT (confirmed_flush_lsn - '0/0')::text FROM pg_replication_slots WHERE database = current_database()");
+    let start = {
+        let connector = dualsync_connectors::open(&db.database_url(), None).unwrap();
+        connector.connect().unwrap().install_log_capture(&spec(), READER).unwrap()
+    };
+    let before = confirmed();
+    db.exec("INSERT INTO item VALUES ('C1', 'a', 1), ('C1', 'b', 2)");
+    let stored = {
+        let connector = dualsync_connectors::open(&db.database_url(), None).unwrap();
+        let mut conn = connector.connect().unwrap();
+        let (changes, next) = read_until(conn.as_mut(), &start, 2);
+        assert_eq!(changes.len(), 2);
+        // The engine saved `next`; the next read says so (and finds nothing more).
+        let (more, _) = conn.read_changes("item", &next, 1000).unwrap();
+        assert!(more.is_empty());
+        next
+    };
+    let lsn: u64 = dualsync_connectors::log::LogCursor::parse(&stored).unwrap().unwrap().pos.major;
+    let after: u64 = confirmed()[0].as_deref().unwrap().parse::<f64>().unwrap() as u64;
+    assert!(after >= lsn && confirmed() != before, "the slot was confirmed up to the stored cursor ({lsn}): {after}");
+    let connector = dualsync_connectors::open(&db.database_url(), None).unwrap();
+    connector.connect().unwrap().remove_log_capture("item", READER).unwrap();
+}

@@ -41,9 +41,18 @@ pub struct Streams {
 }
 
 impl Drop for Streams {
+    /// Ends every stream and waits for its thread, which confirms what the
+    /// reader stored before it closes: a short-lived process (`sync`) moves
+    /// its slots on too, or they would keep the WAL from their first place.
     fn drop(&mut self) {
-        for stream in self.streams.get_mut().unwrap_or_else(|p| p.into_inner()).values() {
+        let streams = self.streams.get_mut().unwrap_or_else(|p| p.into_inner());
+        for stream in streams.values() {
             stream.stop.store(true, Ordering::SeqCst);
+        }
+        for stream in streams.values() {
+            if let Some(thread) = stream.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                let _ = thread.join();
+            }
         }
     }
 }
@@ -65,6 +74,7 @@ struct Stream {
     state: Mutex<State>,
     cond: Condvar,
     stop: AtomicBool,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 #[derive(Default)]
@@ -218,12 +228,14 @@ impl Streams {
             state: Mutex::new(State { passed: after, stored: after, last_read: Some(Instant::now()), ..Default::default() }),
             cond: Condvar::new(),
             stop: AtomicBool::new(false),
+            thread: Mutex::new(None),
         });
         let (s, bell) = (stream.clone(), self.bell.clone());
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(format!("log {id}"))
             .spawn(move || follow(s, bell, source))
             .map_err(|e| ConnectorError::new(ErrorKind::Unavailable, format!("cannot start the log reader thread: {e}")))?;
+        *stream.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
         streams.insert(id.to_string(), stream.clone());
         Ok(stream)
     }
@@ -286,6 +298,11 @@ fn follow(stream: Arc<Stream>, bell: Arc<Bell>, mut source: Box<dyn LogSource>) 
             bell.ring();
         }
     };
+    let stored = stream.state.lock().unwrap_or_else(|p| p.into_inner()).stored;
+    if outcome.is_ok() && stored > confirmed {
+        // The last word to the server: what the reader stored (a session that already failed cannot take it).
+        let _ = source.confirm(stored);
+    }
     let mut state = stream.state.lock().unwrap_or_else(|p| p.into_inner());
     state.ended = Some(
         outcome.err().unwrap_or_else(|| ConnectorError::new(ErrorKind::Unavailable, "the log reader stopped; reading again restarts it")),
