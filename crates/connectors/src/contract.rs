@@ -160,6 +160,11 @@ pub trait Connection: Send {
         Ok(())
     }
 
+    /// Ends this process's session on the reader's log (another process
+    /// applies the reader's map now): the database keeps the reader's place,
+    /// and the next holder's session may start at once.
+    fn release_log_capture(&mut self, _table: &str, _reader: &str) {}
+
     /// The columns the reader's log capture of the table records, or None where none is set up.
     fn log_capture_of(&mut self, _table: &str, _reader: &str) -> Result<Option<Vec<String>>, ConnectorError> {
         Ok(None)

@@ -342,6 +342,12 @@ impl Connection for MyConnection {
         binlog::remove(&mut self.conn, &self.streams, &id)
     }
 
+    fn release_log_capture(&mut self, table: &str, reader: &str) {
+        if let Ok(id) = self.stream_id(table, reader) {
+            self.streams.close(&id);
+        }
+    }
+
     fn log_capture_of(&mut self, table: &str, reader: &str) -> Result<Option<Vec<String>>, ConnectorError> {
         let id = self.stream_id(table, reader)?;
         binlog::capture_of(&mut self.conn, table, &id)

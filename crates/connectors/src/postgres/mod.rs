@@ -316,6 +316,10 @@ impl Connection for PgConnection {
         logical::remove(&mut self.client, &self.streams, table, &logical::slot_name(&self.config, table, reader))
     }
 
+    fn release_log_capture(&mut self, table: &str, reader: &str) {
+        self.streams.close(&logical::slot_name(&self.config, table, reader));
+    }
+
     fn log_capture_of(&mut self, table: &str, reader: &str) -> Result<Option<Vec<String>>, ConnectorError> {
         logical::capture_of(&mut self.client, table, &logical::slot_name(&self.config, table, reader))
     }

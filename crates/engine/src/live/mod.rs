@@ -149,7 +149,8 @@ fn live_loop(
         let states = store.map_states()?;
         if let Some(units) = units.as_mut() {
             let started: Vec<String> = states.iter().map(|s| s.map.clone()).collect();
-            units.balance(store, &started)?;
+            let handed_back = units.balance(store, &started)?;
+            release_logs(config, apps, &handed_back);
         }
         let mut worked = false;
         for name in order {
@@ -195,7 +196,8 @@ fn live_loop(
                     // Another worker holds the map now: its writes carry on from the saved cursors.
                     observer.problem(name, &format!("{e}; this process leaves the map to the worker that took it over"));
                     if let Some(units) = units.as_mut() {
-                        units.lost(name);
+                        let lost = units.lost(name);
+                        release_logs(config, apps, &lost);
                     }
                     if options.once {
                         return Err(e);
@@ -231,6 +233,18 @@ fn live_loop(
         if !worked {
             // With every app notifying, polling is only a safety net.
             wake.wait(if all_notify { options.poll.max(Duration::from_millis(500)) } else { options.poll });
+        }
+    }
+}
+
+/// Ends this process's log sessions of maps another worker applies now, so
+/// that the new holder's session on the same slot can start at once.
+fn release_logs(config: &Config, apps: &Apps, maps: &[String]) {
+    for map in maps.iter().filter_map(|m| config.map(m)) {
+        for side in &map.sides {
+            if let Ok(mut conn) = apps.connect(&side.app) {
+                conn.release_log_capture(&side.table, &map.name);
+            }
         }
     }
 }

@@ -28,15 +28,17 @@ impl LiveUnits {
 
     /// Takes (or hands back) groups to hold this worker's share of those with
     /// a started map, a third of a lease after the last time at most.
-    pub fn balance(&mut self, store: &StateStore, started: &[String]) -> Result<(), EngineError> {
+    /// Returns the maps it no longer holds.
+    pub fn balance(&mut self, store: &StateStore, started: &[String]) -> Result<Vec<String>, EngineError> {
         if self.balanced_at.is_some_and(|at| at.elapsed() < self.worker.ttl / 3) {
-            return Ok(());
+            return Ok(Vec::new());
         }
+        let before: Vec<String> = self.held.keys().cloned().collect();
         let wanted: Vec<String> = self.groups.iter().filter(|g| g.iter().any(|m| started.contains(m))).map(|g| g.join(", ")).collect();
         let units = store.balance_live_units(&self.worker, &wanted, self.all)?;
         self.held = units.into_iter().flat_map(|u| u.step.split(", ").map(|m| (m.to_string(), u.clone())).collect::<Vec<_>>()).collect();
         self.balanced_at = Some(Instant::now());
-        Ok(())
+        Ok(before.into_iter().filter(|m| !self.held.contains_key(m)).collect())
     }
 
     /// The unit under which this worker applies `map`, if it holds it.
@@ -44,12 +46,16 @@ impl LiveUnits {
         self.held.get(map)
     }
 
-    /// Forgets a unit another worker took over; the next balance says what is held.
-    pub fn lost(&mut self, map: &str) {
+    /// Forgets a unit another worker took over; the next balance says what
+    /// is held. Returns the maps of the unit.
+    pub fn lost(&mut self, map: &str) -> Vec<String> {
+        let mut gone = Vec::new();
         if let Some(unit) = self.held.get(map).cloned() {
+            gone = self.held.iter().filter(|(_, u)| u.id == unit.id).map(|(m, _)| m.clone()).collect();
             self.held.retain(|_, u| u.id != unit.id);
         }
         self.balanced_at = None;
+        gone
     }
 
     /// Hands every held unit back (the end of a one-off catch-up).
