@@ -315,7 +315,7 @@ impl LogSource for PgLogSource {
                     self.decoder.decode(&message, out)?;
                 }
                 Some(session::Frame::Keepalive { wal_end, reply }) => {
-                    // Not a place passed: it can fall within a commit record still being decoded.
+                    // Not a place passed: nothing promises every commit before it was sent (see pgoutput's TICK).
                     self.received = self.received.max(wal_end);
                     if reply {
                         self.session.status(self.received, self.confirmed)?;

@@ -24,8 +24,8 @@ pub const MARK_TRANSACTION: &str = "SELECT pg_logical_emit_message(true, 'dualsy
 /// learn where the log ends: once the stream hands it over, every
 /// transaction that committed before it has been handed over too, since
 /// the log is decoded in order and a commit record ends before the next
-/// record begins. A keepalive's position does not say as much (it can fall
-/// within a commit record not yet decoded).
+/// record begins. A keepalive's position is the sender's, which the protocol
+/// does not promise lies after every commit it has yet to send.
 const TICK: &str = "dualsync-tick";
 
 /// Writes a tick and returns its place in the log.
