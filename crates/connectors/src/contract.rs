@@ -222,7 +222,7 @@ pub struct Cursor(pub String);
 impl Cursor {
     /// Whether the cursor reads the database's log (else a trigger change table).
     pub fn reads_log(&self) -> bool {
-        crate::log::is_log_cursor(self)
+        crate::log::is_log_position(&self.0)
     }
 }
 

@@ -121,8 +121,10 @@ fn capture_of(apps: &Apps, store: &StateStore, m: &dualsync_model::config::MapCo
     let Ok(cursors) = store.cursors(&m.name) else { return Vec::new() };
     let mut out = Vec::new();
     for side in &m.sides {
-        let Some(cursor) = cursors.get(&side.app) else { continue };
-        if !dualsync_connectors::Cursor(cursor.clone()).reads_log() {
+        if !cursors.contains_key(&side.app) {
+            continue;
+        }
+        if !dualsync_engine::live::side_reads_log(&cursors, &side.app) {
             out.push(json!({ "app": side.app, "capture": "trigger" }));
             continue;
         }

@@ -59,9 +59,9 @@ impl LogCursor {
     }
 }
 
-/// Whether a cursor reads the log (else a trigger change table).
-pub fn is_log_cursor(cursor: &Cursor) -> bool {
-    cursor.0.starts_with(PREFIX)
+/// Whether a saved cursor position reads the log (else a trigger change table).
+pub fn is_log_position(position: &str) -> bool {
+    position.starts_with(PREFIX)
 }
 
 /// What a log source hands the stream.

@@ -159,8 +159,9 @@ impl Streams {
             self.streams.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
             return Err(e);
         }
-        let changes: Vec<Logged> = state.queue.iter().filter(|l| l.pos > after).take(limit).cloned().collect();
-        let took_all = changes.len() == state.queue.iter().filter(|l| l.pos > after).count();
+        // Popped up to `after` above, and kept in order: the queue holds only changes after it.
+        let changes: Vec<Logged> = state.queue.iter().take(limit).cloned().collect();
+        let took_all = changes.len() == state.queue.len();
         let last = changes.last().map(|l| l.pos).unwrap_or(after);
         let next = if took_all { last.max(state.passed) } else { last };
         Ok(Read { changes, next })

@@ -53,7 +53,7 @@ const TRIGGERS: [(&str, &str, &str); 3] = [
 
 const NOT_DUALSYNC: &str = "current_setting('dualsync.origin', true) IS DISTINCT FROM 'dualsync'";
 
-fn literal(s: &str) -> String {
+pub(super) fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 

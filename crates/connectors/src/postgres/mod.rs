@@ -166,6 +166,11 @@ impl Dialect for PgDialect<'_> {
 }
 
 impl PgConnection {
+    /// The replication slot (and publication) of a reader's table in this database.
+    fn slot(&self, table: &str, reader: &str) -> String {
+        logical::slot_name(&self.config, table, reader)
+    }
+
     fn table(&mut self, name: &str) -> Result<&PgTable, ConnectorError> {
         if !self.tables.contains_key(name) {
             let t = describe::describe(&mut self.client, name)?;
@@ -309,23 +314,27 @@ impl Connection for PgConnection {
 
     fn install_log_capture(&mut self, spec: &CaptureSpec, reader: &str) -> Result<Cursor, ConnectorError> {
         self.table(&spec.table)?;
-        logical::install(&mut self.client, spec, &logical::slot_name(&self.config, &spec.table, reader))
+        let slot = self.slot(&spec.table, reader);
+        logical::install(&mut self.client, spec, &slot)
     }
 
     fn remove_log_capture(&mut self, table: &str, reader: &str) -> Result<(), ConnectorError> {
-        logical::remove(&mut self.client, &self.streams, table, &logical::slot_name(&self.config, table, reader))
+        let slot = self.slot(table, reader);
+        logical::remove(&mut self.client, &self.streams, table, &slot)
     }
 
     fn release_log_capture(&mut self, table: &str, reader: &str) {
-        self.streams.close(&logical::slot_name(&self.config, table, reader));
+        self.streams.close(&self.slot(table, reader));
     }
 
     fn log_capture_of(&mut self, table: &str, reader: &str) -> Result<Option<Vec<String>>, ConnectorError> {
-        logical::capture_of(&mut self.client, table, &logical::slot_name(&self.config, table, reader))
+        let slot = self.slot(table, reader);
+        logical::capture_of(&mut self.client, table, &slot)
     }
 
     fn log_retained(&mut self, table: &str, reader: &str) -> Result<Option<(u64, String)>, ConnectorError> {
-        logical::retained(&mut self.client, &logical::slot_name(&self.config, table, reader))
+        let slot = self.slot(table, reader);
+        logical::retained(&mut self.client, &slot)
     }
 
     fn privileges(&mut self, table: &str) -> Result<crate::Privileges, ConnectorError> {

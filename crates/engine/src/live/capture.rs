@@ -136,15 +136,18 @@ pub fn remove(config: &Config, store: &StateStore, map: &MapConfig, side: Side, 
     conn.remove_capture(table).map_err(in_app(apps, app))
 }
 
+/// Whether a started map's side on `app` reads the log, by its saved cursor.
+pub fn side_reads_log(cursors: &HashMap<String, String>, app: &str) -> bool {
+    cursors.get(app).is_some_and(|c| dualsync_connectors::log::is_log_position(c))
+}
+
 /// Whether another started map reads this app's table through triggers.
 pub fn triggers_shared(config: &Config, store: &StateStore, map: &str, app: &str, table: &str) -> Result<bool, EngineError> {
     for state in store.map_states()?.iter().filter(|s| s.map != map) {
         let Some(other) = config.map(&state.map) else { continue };
         let cursors = store.cursors(&other.name)?;
-        let reads = other
-            .sides
-            .iter()
-            .any(|s| s.app == app && s.table == table && cursors.get(app).is_some_and(|c| !Cursor(c.clone()).reads_log()));
+        let reads =
+            other.sides.iter().any(|s| s.app == app && s.table == table && cursors.contains_key(app) && !side_reads_log(&cursors, app));
         if reads {
             return Ok(true);
         }
@@ -164,9 +167,11 @@ pub fn to_switch(
     let mut out = Vec::new();
     for side in Side::BOTH {
         let app = &map.sides[side].app;
-        let Some(saved) = cursors.get(app) else { continue };
+        if !cursors.contains_key(app) {
+            continue;
+        }
         let wanted = choices.wants_log(config, apps, app, &map.sides[side].table)?;
-        if Cursor(saved.clone()).reads_log() != wanted {
+        if side_reads_log(&cursors, app) != wanted {
             out.push((side, wanted));
         }
     }

@@ -99,7 +99,7 @@ pub fn capture_findings(config: &Config, apps: &Apps, store: &StateStore) -> Res
         for side in Side::BOTH {
             let spec = capture_spec(&shape, side);
             let app = &shape.apps[side];
-            let log = cursors.get(app).is_some_and(|c| dualsync_connectors::Cursor(c.clone()).reads_log());
+            let log = capture::side_reads_log(&cursors, app);
             let what = if log { "log capture" } else { "change capture" };
             let found = apps.connect(app).and_then(|mut c| capture::installed(c.as_mut(), &shape, side, log).map_err(in_app(apps, app)));
             let problem = match found {

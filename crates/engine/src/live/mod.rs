@@ -23,7 +23,7 @@ mod control;
 mod reconcile;
 mod units;
 
-pub use capture::{Choice, Choices};
+pub use capture::{side_reads_log, Choice, Choices};
 pub use control::{capture_choices, capture_findings, pause_map, resolve_conflict, resume_map, start_map, stop_map, StartReport};
 
 use crate::apps::in_app;
@@ -467,7 +467,7 @@ fn watch_slots(
         let Some(map) = config.map(&state.map) else { continue };
         let cursors = store.cursors(&map.name)?;
         for side in &map.sides {
-            if !cursors.get(&side.app).is_some_and(|c| Cursor(c.clone()).reads_log()) {
+            if !capture::side_reads_log(&cursors, &side.app) {
                 continue;
             }
             let Ok(Some((bytes, status))) =

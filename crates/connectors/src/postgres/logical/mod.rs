@@ -22,6 +22,7 @@ pub use pgoutput::MARK_TRANSACTION;
 /// the log ends (it moves an idle table's slot on; see `pgoutput::TICK`).
 const TICK_EVERY: Duration = Duration::from_secs(1);
 
+use super::capture::literal;
 use super::db_error;
 use crate::log::stream::{End, Streams};
 use crate::log::{stream_id, LogCursor, LogEvent, LogPos, LogSource, Logged};
@@ -332,10 +333,6 @@ impl LogSource for PgLogSource {
         self.confirmed = self.confirmed.max(pos.major);
         self.session.status(self.received, self.confirmed)
     }
-}
-
-fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// `16/B374D848` as a number.
