@@ -363,3 +363,39 @@ fn a_process_that_ends_confirms_what_it_stored() {
     let connector = dualsync_connectors::open(&db.database_url(), None).unwrap();
     connector.connect().unwrap().remove_log_capture("item", READER).unwrap();
 }
+
+/// What `sync` on a started map does: a new process reads in batches until
+/// one comes back short. Every change committed before its first read must
+/// be in those batches, even while the server is still sending them: later
+/// reads wait for the log's end the first one found, not only the first.
+#[test]
+fn reading_until_a_short_batch_gets_every_change_committed_before_the_first_read() {
+    for db in log_kinds() {
+        let kind = db.kind;
+        db.exec("CREATE TABLE item (co {key} NOT NULL, k {key} NOT NULL, n {int}, PRIMARY KEY (co, k))");
+        let start = {
+            let connector = dualsync_connectors::open(&db.database_url(), None).unwrap();
+            connector.connect().unwrap().install_log_capture(&spec(), READER).unwrap()
+        };
+        // Many small transactions: the server sends them one by one as it decodes.
+        let mut app = Session::open(&db);
+        const N: usize = 3000;
+        for chunk in (0..N).collect::<Vec<_>>().chunks(500) {
+            let sql: String = chunk.iter().map(|i| format!("BEGIN; INSERT INTO item VALUES ('C1', 'k{i}', {i}); COMMIT;")).collect();
+            app.run(sql.trim_end_matches(';'));
+        }
+        let connector = dualsync_connectors::open(&db.database_url(), None).unwrap();
+        let mut conn = connector.connect().unwrap();
+        let (mut seen, mut at) = (0, start);
+        loop {
+            let (changes, next) = conn.read_changes("item", &at, 100).unwrap();
+            seen += changes.len();
+            at = next;
+            if changes.len() < 100 {
+                break;
+            }
+        }
+        assert_eq!(seen, N, "{kind:?}: the reads until a short one gave every change committed before them");
+        conn.remove_log_capture("item", READER).unwrap();
+    }
+}

@@ -23,9 +23,7 @@ const QUEUE_LIMIT: usize = 64_000;
 const REST_OF_TRANSACTION: Duration = Duration::from_millis(50);
 /// A stream nobody read for this long ends.
 const IDLE: Duration = Duration::from_secs(20);
-/// How long a read waits for its stream to reach the log's end of now.
-const CATCH_UP: Duration = Duration::from_secs(5);
-/// How long a first read waits (a new session may decode much of the log
+/// How long reads wait for the log's end a first read found (a new session may decode much of the log
 /// before it reaches the end: `sync` on a started map must get all of it).
 const FIRST_CATCH_UP: Duration = Duration::from_secs(120);
 /// How often the thread tells the server what the reader has stored.
@@ -89,16 +87,21 @@ struct State {
     end_asked: Option<Instant>,
     /// Why the session ended, for the next read to report.
     ended: Option<ConnectorError>,
+    /// Where a first read found the log's end: reads wait for the stream to
+    /// pass it (`End::must_reach`), so that reading on until a read comes
+    /// back short gets every change committed before the first one began.
+    must_pass: LogPos,
 }
 
-/// Where a read waits for its stream to get to.
+/// Where the log ended when a read began.
 #[derive(Clone, Copy, Debug)]
 pub struct End {
     /// A place in the log the read knows is committed (the log's end when it began).
     pub pos: LogPos,
-    /// Whether the read must get there (a first read: an error after
-    /// `FIRST_CATCH_UP` rather than fewer changes than were committed), or
-    /// only tries to (a later one: what arrived after `CATCH_UP`).
+    /// Whether reads must get there (a first read: they wait, and fail after
+    /// `FIRST_CATCH_UP` rather than give fewer changes than were committed),
+    /// or are only told (a later one: the stream passes it in its own time,
+    /// which moves an idle slot on, and the read gives what has arrived).
     pub must_reach: bool,
 }
 
@@ -109,10 +112,10 @@ pub struct Read {
 }
 
 impl Streams {
-    /// Up to `limit` changes after `after`. With `end`, it first waits until
-    /// the stream has passed it or has `limit` changes to give; without, it
-    /// gives what has arrived. `open` starts a session at `after` when the
-    /// stream is not running.
+    /// Up to `limit` changes after `after`. Until the stream has passed the
+    /// end a first read found (`End::must_reach`), it first waits for that
+    /// or for `limit` changes to give; afterwards it gives what has arrived.
+    /// `open` starts a session at `after` when the stream is not running.
     pub fn read(
         &self,
         id: &str,
@@ -130,13 +133,14 @@ impl Streams {
         }
         state.stored = state.stored.max(after);
         stream.cond.notify_all();
-        let must_reach = end.is_some_and(|e| e.must_reach);
-        let deadline = Instant::now() + if must_reach { FIRST_CATCH_UP } else { CATCH_UP };
-        let end = end.map(|e| e.pos).unwrap_or_default();
-        while state.ended.is_none() && state.passed < end && state.queue.len() < limit && Instant::now() < deadline {
+        if let Some(end) = end.filter(|e| e.must_reach) {
+            state.must_pass = state.must_pass.max(end.pos);
+        }
+        let deadline = Instant::now() + FIRST_CATCH_UP;
+        while state.ended.is_none() && state.passed < state.must_pass && state.queue.len() < limit && Instant::now() < deadline {
             state = stream.cond.wait_timeout(state, Duration::from_millis(50)).unwrap_or_else(|p| p.into_inner()).0;
         }
-        if must_reach && state.ended.is_none() && state.passed < end && state.queue.len() < limit {
+        if state.ended.is_none() && state.passed < state.must_pass && state.queue.len() < limit {
             return Err(ConnectorError::new(
                 ErrorKind::Busy,
                 format!(

@@ -28,7 +28,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 /// Keys per point query (each key is one bound parameter per key column).
+use std::time::Duration;
+
 const KEYS_PER_QUERY: usize = 1000;
+/// How long a wait for changes listens to log streams alone before it looks
+/// for a trigger's notification (the longest a notified change can wait then).
+const BELL_SLICE: Duration = Duration::from_millis(10);
 
 pub struct PostgresConnector {
     config: postgres::Config,
@@ -295,11 +300,18 @@ impl Connection for PgConnection {
 
     fn wait_for_changes(&mut self, timeout: std::time::Duration) -> Result<bool, ConnectorError> {
         if self.streams.any() {
-            // Log streams ring as changes arrive; trigger capture notifies.
-            if self.streams.wait(timeout / 2) {
-                return Ok(true);
+            // Log streams ring as changes arrive; trigger capture notifies. Both are
+            // watched the whole time: the bell in short slices, with a look at the
+            // notifications between them, so that neither waits behind the other.
+            let deadline = std::time::Instant::now() + timeout;
+            loop {
+                if self.streams.wait(BELL_SLICE) || capture::wait(&mut self.client, &mut self.listening, Duration::ZERO)? {
+                    return Ok(true);
+                }
+                if std::time::Instant::now() >= deadline {
+                    return Ok(false);
+                }
             }
-            return capture::wait(&mut self.client, &mut self.listening, timeout / 2);
         }
         capture::wait(&mut self.client, &mut self.listening, timeout)
     }

@@ -212,12 +212,14 @@ pub fn read(
     } else {
         None
     };
-    let read = streams.read(&after.stream, after.pos, end, limit, |from| {
-        let (columns, table) = slot_capture(client, &after.stream)?;
-        let session = start_session(config, location, &after.stream, from.major).map_err(|e| slot_error(e, &table))?;
-        Ok(Box::new(PgLogSource { session, decoder: pgoutput::Decoder::new(columns), received: from.major, confirmed: 0 })
-            as Box<dyn LogSource>)
-    })?;
+    let read = streams
+        .read(&after.stream, after.pos, end, limit, |from| {
+            let (columns, table) = slot_capture(client, &after.stream)?;
+            let session = start_session(config, location, &after.stream, from.major).map_err(|e| slot_error(e, &table))?;
+            Ok(Box::new(PgLogSource { session, decoder: pgoutput::Decoder::new(columns), received: from.major, confirmed: 0 })
+                as Box<dyn LogSource>)
+        })
+        .map_err(|e| lost_slot(client, &after.stream, e))?;
     wait_until_visible(client, &read.changes)?;
     let next = LogCursor { stream: after.stream.clone(), pos: read.next }.to_cursor();
     Ok((read.changes.into_iter().map(|l| l.change).collect(), next))
@@ -270,6 +272,27 @@ fn start_session(config: &postgres::Config, location: &str, slot: &str, from: u6
             Err(e) => return Err(e),
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A stream that failed because the server dropped WAL its slot still
+/// needed (beyond `max_slot_wal_keep_size`) will never read again: changes
+/// were missed, which waiting cannot mend. Said as such (a Schema error: the
+/// capture is broken), not as a server to retry.
+fn lost_slot(client: &mut postgres::Client, id: &str, e: ConnectorError) -> ConnectorError {
+    if e.kind != ErrorKind::Unavailable {
+        return e;
+    }
+    match retained(client, id) {
+        Ok(Some((_, status))) if status == "lost" => ConnectorError::new(
+            ErrorKind::Schema,
+            format!(
+                "replication slot {id} lost WAL it had not read: the server removed it (the slot kept more than max_slot_wal_keep_size), \
+                 so changes were missed ({})",
+                e.message
+            ),
+        ),
+        _ => e,
     }
 }
 
