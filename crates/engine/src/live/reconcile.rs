@@ -38,9 +38,50 @@ pub struct Batch<'a> {
 /// deeper links are set by the rows' own changes.
 const MAX_PULL_DEPTH: usize = 8;
 
+/// Keys of a big batch are reconciled this many at a time, the next chunk's
+/// rows read while the current one is written (see `reconcile_pipelined`).
+const PIPELINE_CHUNK: usize = 2500;
+
+/// Both apps' rows of some keys, by key hash, as they were read.
+struct Fetched {
+    found: [HashMap<[u8; 16], CommonRow>; 2],
+}
+
 impl Batch<'_> {
     pub fn reconcile(&self, company: Option<Company>, keys: Vec<ChangedKey>) -> Result<Counts, EngineError> {
-        self.reconcile_within(company, keys, &HashSet::new())
+        // A lookup resolves against rows an earlier chunk may be writing: such maps go one chunk at a time.
+        if keys.len() < 2 * PIPELINE_CHUNK || self.shape.lookups.iter().any(Option::is_some) {
+            return self.reconcile_within(company, keys, &HashSet::new());
+        }
+        self.reconcile_pipelined(company, keys)
+    }
+
+    /// A big batch in chunks, each chunk's rows read while the one before is
+    /// merged, written and recorded: the apps read and write side by side.
+    /// The keys of a batch are distinct, so a chunk's writes touch the keys
+    /// of the next only through a key change; then the next is read again
+    /// once they are in, as it would have been read one chunk at a time.
+    fn reconcile_pipelined(&self, company: Option<Company>, keys: Vec<ChangedKey>) -> Result<Counts, EngineError> {
+        let mut counts = Counts::default();
+        let mut chunks = chunks(keys, PIPELINE_CHUNK).into_iter().peekable();
+        let Some(first) = chunks.peek() else { return Ok(counts) };
+        let mut fetched = fetch(self.apps, self.shape, &company, first)?;
+        while let Some(current) = chunks.next() {
+            let next = chunks.peek();
+            let (done, ahead) = std::thread::scope(|scope| {
+                let ahead = next.map(|next| scope.spawn(|| fetch(self.apps, self.shape, &company, next)));
+                let done = self.reconcile_fetched(company.clone(), current, fetched, &HashSet::new());
+                (done, ahead.map(|a| a.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))))
+            });
+            let (done, written) = done?;
+            counts.add(&done);
+            let Some(next) = next else { break };
+            fetched = match ahead {
+                Some(Ok(rows)) if !next.iter().any(|k| written.contains(&content_hash(&k.key))) => rows,
+                _ => fetch(self.apps, self.shape, &company, next)?,
+            };
+        }
+        Ok(counts)
     }
 
     /// `outer`: the (map, key) pairs of the batches that pulled this one in.
@@ -50,23 +91,29 @@ impl Batch<'_> {
         keys: Vec<ChangedKey>,
         outer: &HashSet<(String, String)>,
     ) -> Result<Counts, EngineError> {
+        let fetched = fetch(self.apps, self.shape, &company, &keys)?;
+        Ok(self.reconcile_fetched(company, keys, fetched, outer)?.0)
+    }
+
+    /// Merges, writes and records keys whose rows were read; also gives the
+    /// hashes of the keys it wrote.
+    fn reconcile_fetched(
+        &self,
+        company: Option<Company>,
+        keys: Vec<ChangedKey>,
+        fetched: Fetched,
+        outer: &HashSet<(String, String)>,
+    ) -> Result<(Counts, HashSet<[u8; 16]>), EngineError> {
         let (shape, apps) = (self.shape, self.apps);
         let mut counts = Counts::default();
         let shown = Company::shown(&company);
+        let Fetched { mut found } = fetched;
+        for side in Side::BOTH {
+            counts.read[side] += found[side].len() as u64;
+        }
         let mut conns = [apps.connect(&shape.apps[0])?, apps.connect(&shape.apps[1])?];
         let wanted: Vec<_> = keys.iter().map(|k| k.key.clone()).collect();
-        let mut found: [HashMap<[u8; 16], CommonRow>; 2] = [HashMap::new(), HashMap::new()];
-        for side in Side::BOTH {
-            let mut reader = SideReader::new(side, company.clone());
-            if !reader.has_company(shape) {
-                continue;
-            }
-            let rows = reader.fetch(conns[side].as_mut(), shape, wanted.clone()).map_err(in_app(apps, &shape.apps[side]))?;
-            counts.read[side] += rows.len() as u64;
-            for row in rows {
-                found[side].insert(content_hash(shape.key_positions.iter().map(|&p| &row.values[p])), row);
-            }
-        }
+        let mut written: HashSet<[u8; 16]> = HashSet::new();
         let key_json: Vec<String> = keys.iter().map(|k| key_to_json(&k.key)).collect();
         let bases = self.store.key_bases(&shape.name, &shown, &key_json)?;
 
@@ -94,6 +141,8 @@ impl Batch<'_> {
             let key = if m.decision.key.is_empty() { changed.key } else { m.decision.key };
             for (side, write) in [(0, w0), (1, w1)] {
                 if let Some(write) = write {
+                    // The row's key as read, and as captured (the same row where the app compares keys loosely).
+                    written.extend([h, content_hash(&key)]);
                     pending[side].push(PendingOp { key: key.clone(), write, base: BaseUpdate::Untracked });
                 }
             }
@@ -163,7 +212,7 @@ impl Batch<'_> {
             errors.extend(applied.errors);
         }
         self.record(&shown, new_bases, &failed, &waiting, errors, conflicts)?;
-        Ok(counts)
+        Ok((counts, written))
     }
 
     /// Reconciles first the rows this batch refers to that the target app
@@ -278,6 +327,27 @@ impl Batch<'_> {
         }
         Ok(())
     }
+}
+
+/// Both apps' rows with these keys, read side by side: two servers, or two
+/// sessions of one, answer at once, which halves a batch's wait for them.
+fn fetch(apps: &Apps, shape: &MapShape, company: &Option<Company>, keys: &[ChangedKey]) -> Result<Fetched, EngineError> {
+    let wanted: Vec<dualsync_model::Key> = keys.iter().map(|k| k.key.clone()).collect();
+    let side_rows = |side: Side| -> Result<HashMap<[u8; 16], CommonRow>, EngineError> {
+        let mut reader = SideReader::new(side, company.clone());
+        if !reader.has_company(shape) {
+            return Ok(HashMap::new());
+        }
+        let mut conn = apps.connect(&shape.apps[side])?;
+        let rows = reader.fetch(conn.as_mut(), shape, wanted.clone()).map_err(in_app(apps, &shape.apps[side]))?;
+        Ok(rows.into_iter().map(|row| (content_hash(shape.key_positions.iter().map(|&p| &row.values[p])), row)).collect())
+    };
+    let (a, b) = std::thread::scope(|scope| {
+        let on_b = scope.spawn(|| side_rows(Side::B));
+        let on_a = side_rows(Side::A);
+        (on_a, on_b.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    });
+    Ok(Fetched { found: [a?, b?] })
 }
 
 /// The writes that set deferred lookups (key, column, value), one update per
