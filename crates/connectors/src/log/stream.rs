@@ -23,8 +23,9 @@ const QUEUE_LIMIT: usize = 64_000;
 const REST_OF_TRANSACTION: Duration = Duration::from_millis(50);
 /// A stream nobody read for this long ends.
 const IDLE: Duration = Duration::from_secs(20);
-/// How long reads wait for the log's end a first read found (a new session may decode much of the log
-/// before it reaches the end: `sync` on a started map must get all of it).
+/// How long reads wait for the log's end a first read found (a new session
+/// may decode much of the log before it reaches the end: `sync` on a
+/// started map must get all of it).
 const FIRST_CATCH_UP: Duration = Duration::from_secs(120);
 /// How often the thread tells the server what the reader has stored.
 const CONFIRM_EVERY: Duration = Duration::from_millis(500);

@@ -26,10 +26,9 @@ use dualsync_model::{Row, TableSchema, Value};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Keys per point query (each key is one bound parameter per key column).
-use std::time::Duration;
-
 const KEYS_PER_QUERY: usize = 1000;
 /// How long a wait for changes listens to log streams alone before it looks
 /// for a trigger's notification (the longest a notified change can wait then).
@@ -298,17 +297,17 @@ impl Connection for PgConnection {
         capture::pending(&mut self.client, table, after)
     }
 
-    fn wait_for_changes(&mut self, timeout: std::time::Duration) -> Result<bool, ConnectorError> {
+    fn wait_for_changes(&mut self, timeout: Duration) -> Result<bool, ConnectorError> {
         if self.streams.any() {
             // Log streams ring as changes arrive; trigger capture notifies. Both are
             // watched the whole time: the bell in short slices, with a look at the
             // notifications between them, so that neither waits behind the other.
-            let deadline = std::time::Instant::now() + timeout;
+            let deadline = Instant::now() + timeout;
             loop {
                 if self.streams.wait(BELL_SLICE) || capture::wait(&mut self.client, &mut self.listening, Duration::ZERO)? {
                     return Ok(true);
                 }
-                if std::time::Instant::now() >= deadline {
+                if Instant::now() >= deadline {
                     return Ok(false);
                 }
             }
