@@ -964,3 +964,64 @@ fn a_big_batch_is_reconciled_in_chunks_and_loses_nothing() {
 fn a_big_batch_is_reconciled_in_chunks_and_loses_nothing_from_the_log() {
     big_batch_case([Kind::Postgres, Kind::Postgres], Capture::Log);
 }
+
+/// The command that restarts a kind's server, from the environment: the
+/// restart tests are ignored by `cargo test` (a restart would break the tests
+/// running beside them) and `.ci/run` runs them alone afterwards with it set.
+fn restart_command(kind: Kind) -> Option<String> {
+    let var = match kind {
+        Kind::Postgres => "DUALSYNC_TEST_RESTART_POSTGRES",
+        _ => "DUALSYNC_TEST_RESTART_MARIADB",
+    };
+    match std::env::var(var) {
+        Ok(command) if !command.trim().is_empty() => Some(command),
+        _ => {
+            assert!(std::env::var("CI").is_err(), "{var} is not set: .ci/run sets it to the command that restarts the server");
+            eprintln!("SKIPPED: {var} is not set (the command that restarts the server)");
+            None
+        }
+    }
+}
+
+/// The server of both apps restarts while `run` streams its log: `run` waits
+/// for it, reads on from its saved place in the log, and every change lands
+/// once (each row inserted into b once, each updated row updated once).
+fn server_restart_case(kind: Kind) {
+    let Some(restart) = restart_command(kind) else { return };
+    let Some(p) = Pair::capturing([kind, kind], Capture::Log, "master", "") else { return };
+    p.ok(&["start", "items"]);
+    p.count_item_writes(1);
+    let writer = |from: usize, to: usize| {
+        for batch in (from..to).step_by(100) {
+            let values: Vec<String> = (batch..batch + 100).map(|i| format!("('k{i:05}', 'name {i}', {i})")).collect();
+            p.exec(0, &format!("INSERT INTO item VALUES {}", values.join(", ")));
+        }
+    };
+    let on_b = "SELECT CAST(count(*) AS {cast_text}) FROM item";
+    let child = p.spawn_run();
+    writer(0, 1000);
+    p.wait_count(1, on_b, 1000, Duration::from_secs(30));
+    // Committed while `run` applies them; the restart cuts in.
+    writer(1000, 3000);
+    let restarted = Command::new("bash").args(["-c", &restart]).output().unwrap();
+    assert!(restarted.status.success(), "restarting the server with {restart:?}: {}", String::from_utf8_lossy(&restarted.stderr));
+    writer(3000, 4000);
+    p.exec(0, "UPDATE item SET qty = qty + 1000000 WHERE k < 'k00100'");
+    p.converge(None, Duration::from_secs(120));
+    let out = p.terminate(child);
+    assert_eq!(p.dump(1).len(), 4000);
+    assert_eq!(p.db[1].texts("SELECT CAST(qty AS {cast_text}) FROM item WHERE k = 'k00042'"), vec![Some("1000042".to_string())]);
+    assert_eq!(p.item_writes(1), (4000, 100), "rows inserted into and updated in b by dualsync:\n{out}");
+}
+
+#[test]
+#[ignore = "restarts PostgreSQL: .ci/run runs it alone after the suite"]
+fn a_postgres_restart_while_run_reads_the_log_loses_nothing_and_doubles_nothing() {
+    server_restart_case(Kind::Postgres);
+}
+
+#[test]
+#[ignore = "restarts MariaDB: .ci/run runs it alone after the suite"]
+fn a_mariadb_restart_while_run_reads_the_log_loses_nothing_and_doubles_nothing() {
+    server_restart_case(Kind::Mariadb);
+}

@@ -212,14 +212,20 @@ pub fn read(
     } else {
         None
     };
-    let read = streams
-        .read(&after.stream, after.pos, end, limit, |from| {
+    let mut attempts = 0;
+    let read = loop {
+        let read = streams.read(&after.stream, after.pos, end, limit, |from| {
             let (columns, table) = slot_capture(client, &after.stream)?;
             let session = start_session(config, location, &after.stream, from.major).map_err(|e| slot_error(e, &table))?;
             Ok(Box::new(PgLogSource { session, decoder: pgoutput::Decoder::new(columns), received: from.major, confirmed: 0 })
                 as Box<dyn LogSource>)
-        })
-        .map_err(|e| lost_slot(client, &after.stream, e))?;
+        });
+        match read {
+            // The failed stream is gone: the next attempt opens a session at the slot's new restart point.
+            Err(e) if e.message.ends_with(session::WAL_MOVED_ON) && attempts < 3 => attempts += 1,
+            read => break read.map_err(|e| lost_slot(client, &after.stream, e))?,
+        }
+    };
     wait_until_visible(client, &read.changes)?;
     let next = LogCursor { stream: after.stream.clone(), pos: read.next }.to_cursor();
     Ok((read.changes.into_iter().map(|l| l.change).collect(), next))
@@ -280,7 +286,7 @@ fn start_session(config: &postgres::Config, location: &str, slot: &str, from: u6
 /// were missed, which waiting cannot mend. Said as such (a Schema error: the
 /// capture is broken), not as a server to retry.
 fn lost_slot(client: &mut postgres::Client, id: &str, e: ConnectorError) -> ConnectorError {
-    if e.kind != ErrorKind::Unavailable {
+    if !matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Busy) {
         return e;
     }
     match retained(client, id) {

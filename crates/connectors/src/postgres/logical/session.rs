@@ -268,6 +268,10 @@ impl Session {
             "42704" | "42501" => ErrorKind::Schema,
             // The slot is in use by another session (a process that is ending).
             "55006" => ErrorKind::Busy,
+            // A WAL file the session was reading was removed (see `WAL_MOVED_ON`).
+            "58P01" => {
+                return ConnectorError::new(ErrorKind::Busy, format!("{} (replication session): {message}; {WAL_MOVED_ON}", self.location))
+            }
             _ => ErrorKind::Unavailable,
         };
         ConnectorError::new(kind, format!("{} (replication session): {message}", self.location))
@@ -281,6 +285,14 @@ impl Session {
         ConnectorError::new(ErrorKind::Unavailable, format!("replication session with {}: authentication failed: {e}", self.location))
     }
 }
+
+/// Said of a session whose WAL was removed under it. Seen on PostgreSQL 15
+/// under many sessions and forced checkpoints (tests creating databases side
+/// by side): a new session re-reading a slot from far back moves the slot's
+/// restart point past the WAL it is still reading, and a checkpoint removes
+/// that WAL. Nothing the slot needs is gone (a slot that lost WAL is
+/// `lost`): a new session starts from the slot's new restart point.
+pub const WAL_MOVED_ON: &str = "the slot moved on while the session read it: a new session reads on";
 
 pub fn be_i32(b: &[u8], at: usize) -> i32 {
     i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
