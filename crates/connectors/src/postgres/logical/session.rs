@@ -286,12 +286,12 @@ impl Session {
     }
 }
 
-/// Said of a session whose WAL was removed under it. Seen on PostgreSQL 15
-/// under many sessions and forced checkpoints (tests creating databases side
-/// by side): a new session re-reading a slot from far back moves the slot's
-/// restart point past the WAL it is still reading, and a checkpoint removes
-/// that WAL. Nothing the slot needs is gone (a slot that lost WAL is
-/// `lost`): a new session starts from the slot's new restart point.
+/// Said of a session whose WAL was removed under it. Seen once on PostgreSQL
+/// 15 under many sessions and forced checkpoints (tests creating databases
+/// side by side): a session re-reading a slot from far back failed on a
+/// segment a checkpoint had just removed, while the slot was not `lost`, so
+/// its restart point had moved past that segment. A new session starts from
+/// the slot's restart point; a slot that did lose WAL is reported as `lost`.
 pub const WAL_MOVED_ON: &str = "the slot moved on while the session read it: a new session reads on";
 
 pub fn be_i32(b: &[u8], at: usize) -> i32 {
