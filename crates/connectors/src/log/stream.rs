@@ -140,6 +140,8 @@ impl Streams {
         let deadline = Instant::now() + FIRST_CATCH_UP;
         while state.ended.is_none() && state.passed < state.must_pass && state.queue.len() < limit && Instant::now() < deadline {
             state = stream.cond.wait_timeout(state, Duration::from_millis(50)).unwrap_or_else(|p| p.into_inner()).0;
+            // A read waiting for a session still decoding far back is not an idle reader.
+            state.last_read = Some(Instant::now());
         }
         if state.ended.is_none() && state.passed < state.must_pass && state.queue.len() < limit {
             return Err(ConnectorError::new(
