@@ -158,6 +158,14 @@ b = "qty"
         sql.iter().for_each(|s| d.exec(s));
     }
 
+    /// Rows `k<from>`…`k<to - 1>` into a, a statement per 100.
+    fn insert_items(&self, from: usize, to: usize) {
+        for batch in (from..to).step_by(100) {
+            let values: Vec<String> = (batch..batch + 100).map(|i| format!("('k{i:05}', 'name {i}', {i})")).collect();
+            self.exec(0, &format!("INSERT INTO item VALUES {}", values.join(", ")));
+        }
+    }
+
     /// Rows inserted into and updated in `item` of one app since `count_item_writes`.
     fn item_writes(&self, side: usize) -> (usize, usize) {
         let n = |op: &str| self.count(side, &format!("SELECT CAST(count(*) AS {{cast_text}}) FROM item_writes WHERE op = '{op}'"));
@@ -567,12 +575,7 @@ fn sigkill_case(kinds: [Kind; 2], capture: Capture) {
     p.ok(&["start", "items"]);
     // Only dualsync writes into b: every row it inserts or updates there is logged.
     p.count_item_writes(1);
-    let writer = |from: usize, to: usize| {
-        for batch in (from..to).step_by(100) {
-            let values: Vec<String> = (batch..batch + 100).map(|i| format!("('k{i:05}', 'name {i}', {i})")).collect();
-            p.exec(0, &format!("INSERT INTO item VALUES {}", values.join(", ")));
-        }
-    };
+    let writer = |from: usize, to: usize| p.insert_items(from, to);
     let on_b = "SELECT CAST(count(*) AS {cast_text}) FROM item";
     let child = p.spawn_run();
     writer(0, 100);
@@ -991,12 +994,7 @@ fn server_restart_case(kind: Kind) {
     let Some(p) = Pair::capturing([kind, kind], Capture::Log, "master", "") else { return };
     p.ok(&["start", "items"]);
     p.count_item_writes(1);
-    let writer = |from: usize, to: usize| {
-        for batch in (from..to).step_by(100) {
-            let values: Vec<String> = (batch..batch + 100).map(|i| format!("('k{i:05}', 'name {i}', {i})")).collect();
-            p.exec(0, &format!("INSERT INTO item VALUES {}", values.join(", ")));
-        }
-    };
+    let writer = |from: usize, to: usize| p.insert_items(from, to);
     let on_b = "SELECT CAST(count(*) AS {cast_text}) FROM item";
     let child = p.spawn_run();
     writer(0, 1000);
