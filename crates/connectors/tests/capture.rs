@@ -26,8 +26,8 @@ fn read_all(conn: &mut dyn Connection, from: &Cursor) -> (Vec<(Vec<Value>, Chang
     (changes.into_iter().map(|c| (c.values, c.kind)).collect(), next)
 }
 
-/// A PostgreSQL reader waits for every older write transaction on the server
-/// (other tests' too) before it reads: retry a little.
+/// A PostgreSQL reader waits for every older write transaction in its
+/// database before it reads: retry a little.
 fn read_until(conn: &mut dyn Connection, from: &Cursor, n: usize) -> (Vec<(Vec<Value>, ChangeKind)>, Cursor) {
     let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
@@ -120,4 +120,26 @@ fn a_cursor_never_passes_a_change_that_commits_late() {
         let keys: Vec<Value> = seen.into_iter().map(|(v, _)| v[0].clone()).collect();
         assert_eq!(keys, vec![t("slow"), t("fast")], "{kind:?}");
     }
+}
+
+/// A write transaction left open in another database of the same PostgreSQL
+/// server (a bulk load of another app, say) does not hold capture back: only
+/// this database's transactions can write into its change table.
+#[test]
+fn an_open_transaction_in_another_database_does_not_delay_capture() {
+    let Some(db) = TestDb::new(Kind::Postgres) else { return };
+    let Some(other) = TestDb::new(Kind::Postgres) else { return };
+    db.exec("CREATE TABLE item (co {key} NOT NULL, k {key} NOT NULL, n {int}, PRIMARY KEY (co, k))");
+    other.exec("CREATE TABLE busy (n {int})");
+    let connector = dualsync_connectors::open(&db.database_url(), None).unwrap();
+    let mut conn = connector.connect().unwrap();
+    conn.install_capture(&CaptureSpec { table: "item".into(), columns: vec!["k".into(), "co".into()] }).unwrap();
+    let start = conn.change_cursor().unwrap();
+    let mut long = postgres::Client::connect(&other.url, postgres::NoTls).unwrap();
+    long.batch_execute("BEGIN; INSERT INTO busy VALUES (1)").unwrap();
+    db.exec("INSERT INTO item VALUES ('C1', 'k1', 1)");
+    // Retried only for transactions that end between the snapshot and the statistics read.
+    let (seen, _) = read_until(conn.as_mut(), &start, 1);
+    long.batch_execute("COMMIT").unwrap();
+    assert_eq!(seen.len(), 1, "the change is read while another database's transaction is open: {seen:?}");
 }

@@ -372,7 +372,7 @@ fn incremental_sync_writes_only_changed_keys_and_never_echoes() {
         p.count_captures();
         p.exec(0, "UPDATE item SET name = 'ONE' WHERE k = 'k1'");
         assert_eq!(p.changes(0), usize::from(!p.log[0]));
-        // A PostgreSQL change is read once every older write transaction on the server (other tests' too) has ended.
+        // A PostgreSQL change is read once every older write transaction in its database has ended.
         let end = Instant::now() + Duration::from_secs(15);
         let run = loop {
             let run = p.ok(&["--format", "json", "sync"]).json();
@@ -743,7 +743,7 @@ fn initial_sync_case(capture: Capture) {
         writes
     });
     assert!(writes > 5, "the writer ran during the initial sync ({writes} rounds)");
-    // Incremental syncs until both hold the same (a PostgreSQL change waits for older write transactions on the server).
+    // Incremental syncs until both hold the same (a PostgreSQL change waits for older write transactions in its database).
     let end = Instant::now() + Duration::from_secs(20);
     loop {
         p.ok(&["sync"]);

@@ -230,7 +230,7 @@ impl Apps {
 
 impl Apps {
     /// Incremental syncs until every captured change is read: a change becomes
-    /// readable once older write transactions on its server have ended (on
+    /// readable once older write transactions in its database have ended (on
     /// MariaDB, about a second after it was made).
     fn catch_up(&self, seed: u64, step: usize) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

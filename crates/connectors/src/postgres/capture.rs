@@ -5,10 +5,11 @@
 //!
 //! Sequence numbers are taken before commit, so they do not arrive in commit
 //! order. Each change also records its transaction id, and a reader takes only
-//! changes of transactions older than the oldest one still running
-//! (`pg_snapshot_xmin`): those have all committed or aborted, so the cursor
-//! (transaction id, sequence) never passes a change that commits later. A
-//! long transaction on the app delays capture until it ends; it loses nothing.
+//! changes of transactions older than the oldest one that may still write into
+//! this database ([`HORIZON`]): those have all committed or aborted, so the
+//! cursor (transaction id, sequence) never passes a change that commits later.
+//! A long transaction on the app's database delays capture until it ends; it
+//! loses nothing. One in another database of the server does not delay it.
 //!
 //! dualsync's connections set `dualsync.origin = 'dualsync'`; the triggers'
 //! WHEN clause skips their statements without calling any function.
@@ -20,6 +21,26 @@ use dualsync_model::row::key_from_text;
 use std::time::Duration;
 
 pub const CHANNEL: &str = "dualsync_changes";
+
+/// The transaction id below which every transaction that can write into this
+/// database has ended: the oldest id the snapshot sees running, leaving out
+/// those `pg_stat_activity` shows are of sessions of another database (a
+/// session writes only into its own), else the snapshot's `xmax`.
+///
+/// Which of the two is read first does not matter: an id shown as another
+/// database's is never ours, and one not shown (a session too new, a prepared
+/// transaction, statistics we may not see) only holds the horizon back. The
+/// server-wide `pg_snapshot_xmin` would let any long transaction of another
+/// database, a bulk load say, hold capture back until it ends.
+const HORIZON: &str = "(WITH s AS (SELECT pg_current_snapshot() AS snap)
+     SELECT coalesce(
+       (SELECT x FROM s, pg_snapshot_xip(s.snap) x
+         WHERE x::text::bigint % 4294967296 NOT IN (
+           SELECT a.backend_xid::text::bigint FROM pg_stat_activity a
+            WHERE a.backend_xid IS NOT NULL
+              AND a.datid IS DISTINCT FROM (SELECT oid FROM pg_database WHERE datname = current_database()))
+         ORDER BY x LIMIT 1),
+       (SELECT pg_snapshot_xmax(snap) FROM s)))";
 
 const SETUP: &str = r#"
 CREATE TABLE IF NOT EXISTS dualsync_changes (
@@ -177,13 +198,13 @@ pub fn cursor(client: &mut postgres::Client) -> Result<Cursor, ConnectorError> {
 pub fn read(client: &mut postgres::Client, table: &str, after: &Cursor, limit: usize) -> Result<(Vec<Change>, Cursor), ConnectorError> {
     require_setup(client)?;
     let (xid, seq) = parse(after)?;
+    let query = format!(
+        "SELECT xid::text, seq, key, op, at FROM dualsync_changes
+         WHERE tbl = $1 AND (xid, seq) > ($2::text::xid8, $3) AND xid < {HORIZON}
+         ORDER BY xid, seq LIMIT $4"
+    );
     let rows = client
-        .query(
-            "SELECT xid::text, seq, key, op, at FROM dualsync_changes
-             WHERE tbl = $1 AND (xid, seq) > ($2::text::xid8, $3) AND xid < pg_snapshot_xmin(pg_current_snapshot())
-             ORDER BY xid, seq LIMIT $4",
-            &[&table, &xid, &seq, &(limit as i64)],
-        )
+        .query(&query, &[&table, &xid, &seq, &(limit as i64)])
         .map_err(db_error)?;
     let mut last = after.clone();
     let mut out = Vec::with_capacity(rows.len());
