@@ -59,6 +59,11 @@ pub enum Command {
     Stop { map: String },
     /// Live sync of every running map until SIGINT/SIGTERM.
     Run(RunArgs),
+    /// Live sync (as `run`) plus the operators' HTTP service: REST API, metrics, health checks.
+    Serve(ServeArgs),
+    /// API tokens for `serve`: create, list, revoke.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// The conflict queue: keys changed on both apps (open ones; --all for settled ones too).
     Conflicts(ConflictsArgs),
     /// Settle a queued conflict: the named app's row wins whole.
@@ -166,6 +171,50 @@ pub struct RunArgs {
     /// Changes read per app and round.
     #[arg(long, default_value_t = 5000)]
     pub batch: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The address the HTTP service listens on (loopback unless --insecure-listen).
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    pub listen: std::net::SocketAddr,
+    /// Listen on a non-loopback address without TLS (only behind a proxy that terminates TLS, or on a trusted network).
+    #[arg(long)]
+    pub insecure_listen: bool,
+    /// Log lines as text for people, or JSON for log shippers (to standard error; RUST_LOG filters).
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// Unknown tokens one client address may present per minute; past that it gets 429 until the minute ends.
+    #[arg(long, default_value_t = 10)]
+    pub auth_failures_per_minute: u32,
+    #[command(flatten)]
+    pub live: RunArgs,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Make a token: it is printed once, and only its SHA-256 is stored.
+    Create {
+        /// A name to know it by (who or what uses it).
+        #[arg(long)]
+        name: String,
+        /// viewer reads; operator also acts on maps, errors and conflicts; admin also manages tokens.
+        #[arg(long)]
+        role: String,
+        /// When it expires: days (90d), hours (12h) or weeks (4w). Never, if not given.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// The tokens, their roles and when they were last used (never their secrets).
+    List,
+    /// Revoke a token at once.
+    Revoke { name: String },
 }
 
 #[derive(Args, Debug)]

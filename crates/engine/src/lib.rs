@@ -23,6 +23,7 @@ mod pipeline;
 pub mod plan;
 mod shape;
 pub mod side;
+pub mod status;
 pub mod sync;
 
 pub use apps::{Apps, Pooled};

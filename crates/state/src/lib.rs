@@ -10,12 +10,15 @@ mod db;
 mod live;
 mod owner;
 mod records;
+mod service;
 mod time;
 mod work;
 
 pub use live::{ConflictRecord, MapState, MapStateRecord, NewConflict};
 pub use owner::{Holder, StoreClaim, Token};
 pub use records::*;
+pub use service::{Activity, ApiToken, NewToken};
+pub use time::days_from_now;
 pub use work::{fence_unit, Chunk, ChunkDone, SyncJob, Unit, WorkUnit, Worker};
 
 use db::{Cell, Db, P};
@@ -30,12 +33,14 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/001_initial.sql"),
     include_str!("migrations/sqlite/002_live.sql"),
     include_str!("migrations/sqlite/003_owner.sql"),
+    include_str!("migrations/sqlite/004_service.sql"),
 ];
 const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/001_initial.sql"),
     include_str!("migrations/postgres/002_live.sql"),
     include_str!("migrations/postgres/003_leases.sql"),
     include_str!("migrations/postgres/004_work.sql"),
+    include_str!("migrations/postgres/005_service.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +61,9 @@ pub enum StateError {
     Sqlite(#[from] rusqlite::Error),
     #[error("state store: {0}")]
     Postgres(String),
+    /// A request the store's contents refuse (a name in use, say); the message says what to do.
+    #[error("{0}")]
+    Refused(String),
     /// Work this process held was taken over by another.
     #[error("{0}")]
     Lost(String),
@@ -250,7 +258,7 @@ impl StateStore {
         )
     }
 
-    /// The conditions of an error query (its parameters are `?1`…`?3`, see `error_params`).
+    /// The conditions of an error query (its parameters are `?1`…`?7`, see `error_params`).
     fn error_conditions(query: &ErrorQuery) -> String {
         let ids = if query.ids.is_empty() {
             String::new()
@@ -258,12 +266,24 @@ impl StateStore {
             format!(" AND id IN ({})", query.ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "))
         };
         format!(
-            "WHERE (CAST(?1 AS TEXT) IS NULL OR map = ?1) AND (CAST(?2 AS BIGINT) IS NULL OR run_id = ?2) AND (?3 OR status = 'open'){ids}"
+            "WHERE (CAST(?1 AS TEXT) IS NULL OR map = ?1) AND (CAST(?2 AS BIGINT) IS NULL OR run_id = ?2) AND (?3 OR status = 'open')
+               AND (CAST(?4 AS TEXT) IS NULL OR company = ?4)
+               AND (CAST(?5 AS TEXT) IS NULL OR source_app = ?5 OR target_app = ?5)
+               AND (CAST(?6 AS TEXT) IS NULL OR column_name = ?6)
+               AND (CAST(?7 AS BIGINT) IS NULL OR id > ?7){ids}"
         )
     }
 
-    fn error_params(query: &ErrorQuery) -> [P<'_>; 3] {
-        [P::OptText(query.map.as_deref()), P::OptInt(query.run), P::Bool(query.include_resolved)]
+    fn error_params(query: &ErrorQuery) -> [P<'_>; 7] {
+        [
+            P::OptText(query.map.as_deref()),
+            P::OptInt(query.run),
+            P::Bool(query.include_resolved),
+            P::OptText(query.company.as_deref()),
+            P::OptText(query.app.as_deref()),
+            P::OptText(query.column.as_deref()),
+            P::OptInt(query.after_id),
+        ]
     }
 
     /// How many errors the query selects (its limit aside).
@@ -276,7 +296,7 @@ impl StateStore {
         let limit = query.limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
         let rows = self.db().query(
             &format!(
-                "SELECT id, run_id, map, company, source_app, target_app, key, column_name, value, message, attempts, status, first_seen, last_seen
+                "SELECT id, run_id, map, company, source_app, target_app, key, column_name, value, message, attempts, status, first_seen, last_seen, note
                  FROM errors {} ORDER BY id{limit}",
                 Self::error_conditions(query)
             ),
@@ -301,6 +321,7 @@ impl StateStore {
                 status: r[11].text(),
                 first_seen: r[12].text(),
                 last_seen: r[13].text(),
+                note: r[14].opt_text(),
             })
             .collect())
     }

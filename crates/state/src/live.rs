@@ -211,7 +211,19 @@ impl StateStore {
             clause.push("status = 'open'");
         }
         let params: Vec<P<'_>> = map.into_iter().map(P::Text).collect();
-        self.conflicts_where(&clause.join(" AND "), &params)
+        self.conflicts_where(&format!("{} ORDER BY id", clause.join(" AND ")), &params)
+    }
+
+    /// A page of conflicts: those numbered after `after`, at most `limit`, oldest first.
+    pub fn conflicts_page(
+        &self,
+        map: Option<&str>,
+        include_resolved: bool,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<ConflictRecord>, StateError> {
+        let clause = format!("(CAST(?1 AS TEXT) IS NULL OR map = ?1) AND (?2 OR status = 'open') AND id > ?3 ORDER BY id LIMIT {limit}");
+        self.conflicts_where(&clause, &[P::OptText(map), P::Bool(include_resolved), P::Int(after)])
     }
 
     pub fn conflict(&self, id: i64) -> Result<Option<ConflictRecord>, StateError> {
@@ -226,7 +238,7 @@ impl StateStore {
         let rows = self.db().query(
             &format!(
                 "SELECT id, map, company, key, columns, value_0, value_1, policy, resolution, status, detected_at, resolved_at
-                 FROM conflicts WHERE {clause} ORDER BY id"
+                 FROM conflicts WHERE {clause}"
             ),
             params,
         )?;

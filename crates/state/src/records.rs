@@ -80,6 +80,12 @@ pub struct ErrorQuery {
     pub run: Option<i64>,
     pub ids: Vec<i64>,
     pub include_resolved: bool,
+    pub company: Option<String>,
+    /// Rows read from or written into this app.
+    pub app: Option<String>,
+    pub column: Option<String>,
+    /// Only errors numbered after this one (keyset paging).
+    pub after_id: Option<i64>,
     /// At most this many, the oldest first.
     pub limit: Option<usize>,
 }
@@ -94,6 +100,8 @@ pub struct ErrorRecord {
     pub status: String,
     pub first_seen: String,
     pub last_seen: String,
+    /// Why an operator skipped it.
+    pub note: Option<String>,
 }
 
 impl std::ops::Deref for ErrorRecord {
@@ -111,7 +119,7 @@ impl ErrorRecord {
             "key": serde_json::from_str::<serde_json::Value>(&self.key).unwrap_or_else(|_| self.key.clone().into()),
             "column": self.column, "value": self.value, "message": self.message,
             "attempts": self.attempts, "status": self.status,
-            "first_seen": self.first_seen, "last_seen": self.last_seen,
+            "first_seen": self.first_seen, "last_seen": self.last_seen, "note": self.note,
         })
     }
 }

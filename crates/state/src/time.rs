@@ -15,6 +15,12 @@ pub fn minutes_ago(minutes: u64) -> String {
     format_unix_millis(since.as_millis() as i64 - minutes as i64 * 60_000)
 }
 
+/// The instant `days` from now, in the same form (a token's expiry).
+pub fn days_from_now(days: u32) -> String {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    format_unix_millis(since.as_millis() as i64 + i64::from(days) * 86_400_000)
+}
+
 fn format_unix_millis(ms: i64) -> String {
     let (days, rest) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
     let (y, m, d) = civil_from_days(days);

@@ -123,7 +123,7 @@ fn effect(c: &Counts) -> String {
 pub fn run(cli: &Cli, config: &Config, args: &RunArgs) -> CliResult {
     let apps = Apps::open(config)?;
     stop_on_signals();
-    let options = LiveOptions { poll: Duration::from_millis(args.poll_ms), batch: args.batch, once: false, maps: Vec::new() };
+    let options = LiveOptions { poll: Duration::from_millis(args.poll_ms), batch: args.batch, ..Default::default() };
     if !cli.quiet && !is_json(cli.format) {
         println!("live sync of every running map; stop with Ctrl-C or SIGTERM (the batch in flight finishes first)");
     }

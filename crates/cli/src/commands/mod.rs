@@ -8,6 +8,7 @@ mod init;
 mod live;
 mod migrate;
 mod plan;
+mod serve;
 mod status;
 mod sync;
 
@@ -34,6 +35,8 @@ pub fn run(cli: &Cli) -> CliResult {
         Command::Resume { map } => live::resume(&load(cli)?, map),
         Command::Stop { map } => live::stop(&load(cli)?, map),
         Command::Run(args) => live::run(cli, &load(cli)?, args),
+        Command::Serve(args) => serve::serve(&load(cli)?, args),
+        Command::Token(command) => serve::token(cli, &load(cli)?, command),
         Command::Conflicts(args) => live::conflicts(cli, &load(cli)?, args),
         Command::Resolve(args) => live::resolve(&load(cli)?, args),
         Command::Status => status::status(cli, &load(cli)?),

@@ -203,9 +203,7 @@ pub fn read(client: &mut postgres::Client, table: &str, after: &Cursor, limit: u
          WHERE tbl = $1 AND (xid, seq) > ($2::text::xid8, $3) AND xid < {HORIZON}
          ORDER BY xid, seq LIMIT $4"
     );
-    let rows = client
-        .query(&query, &[&table, &xid, &seq, &(limit as i64)])
-        .map_err(db_error)?;
+    let rows = client.query(&query, &[&table, &xid, &seq, &(limit as i64)]).map_err(db_error)?;
     let mut last = after.clone();
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {

@@ -37,7 +37,7 @@ use dualsync_model::Config;
 use dualsync_state::{Counts, MapState, RunStatus, StateStore};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug)]
@@ -50,11 +50,15 @@ pub struct LiveOptions {
     pub once: bool,
     /// Only these maps (all running maps when empty).
     pub maps: Vec<String>,
+    /// Held while a map's round is applied, so that what else the process
+    /// does to the apps (the service's retries, resolutions, starts) runs
+    /// between rounds, never beside one.
+    pub exclusive: Option<Arc<Mutex<()>>>,
 }
 
 impl Default for LiveOptions {
     fn default() -> Self {
-        LiveOptions { poll: Duration::from_millis(10), batch: 5000, once: false, maps: Vec::new() }
+        LiveOptions { poll: Duration::from_millis(10), batch: 5000, once: false, maps: Vec::new(), exclusive: None }
     }
 }
 
@@ -176,6 +180,7 @@ fn live_loop(
                 }
             };
             let apps = fenced.as_ref().unwrap_or(apps);
+            let _round = options.exclusive.as_ref().map(|m| m.lock().unwrap_or_else(|p| p.into_inner()));
             match switch_capture(config, apps, store, report.run_id, map, &mut choices, observer, options.batch, stop)
                 .and_then(|switched| Ok(add(switched, catch_up(config, apps, store, report.run_id, map, options.batch, stop)?)))
             {

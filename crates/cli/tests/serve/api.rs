@@ -1,0 +1,192 @@
+//! The API at work on real apps: maps, pause and resume, the error log with
+//! its filters and pages, retry and skip, conflicts, activity, metrics, and
+//! bad requests that get a JSON 4xx and change nothing.
+
+use super::Served;
+use dualsync_testkit::Kind;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// Polls a GET until `done` holds for its JSON answer.
+fn wait_for(s: &Served, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let reply = s.get(path, &s.viewer);
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+        let body = reply.json();
+        if done(&body) {
+            return body;
+        }
+        assert!(Instant::now() < end, "{what} within 30 s: {body}\n{}", s.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn failed_rows_are_listed_retried_and_skipped_through_the_api() {
+    for kinds in [[Kind::Sqlite, Kind::Sqlite], [Kind::Sqlite, Kind::Postgres]] {
+        let Some(mut s) = Served::start(kinds, "master") else { return };
+        let maps = s.get("/api/v1/maps", &s.viewer).json();
+        assert_eq!(maps["total"], 1, "{maps}");
+        assert_eq!(maps["items"][0]["map"], "items");
+        assert_eq!(maps["items"][0]["state"], "running");
+        assert_eq!(maps["items"][0]["keys_synced"], 3, "{maps}");
+
+        // Two names too long for b: the live loop logs both.
+        s.db[0].exec("INSERT INTO item VALUES ('k4', 'much too long a name', 4), ('k5', 'also far too long', 5)");
+        let errors = wait_for(&s, "/api/v1/errors?map=items", "two errors", |b| b["items"].as_array().unwrap().len() == 2);
+        let ids: Vec<i64> = errors["items"].as_array().unwrap().iter().map(|e| e["id"].as_i64().unwrap()).collect();
+        assert_eq!(errors["items"][0]["key"], json!(["k4"]), "{errors}");
+        assert_eq!(errors["items"][0]["target_app"], "b");
+        assert_eq!(s.get("/api/v1/errors?app=b", &s.viewer).json()["items"].as_array().unwrap().len(), 2);
+        assert_eq!(s.get("/api/v1/errors?app=zzz", &s.viewer).json()["items"], json!([]));
+        assert_eq!(s.get("/api/v1/errors?company=nope", &s.viewer).json()["items"], json!([]));
+        let first = s.get("/api/v1/errors?limit=1", &s.viewer).json();
+        assert_eq!(first["items"].as_array().unwrap().len(), 1);
+        assert_eq!(first["next_after"], ids[0]);
+        let second = s.get(&format!("/api/v1/errors?limit=1&after={}", ids[0]), &s.viewer).json();
+        assert_eq!(second["items"][0]["id"], ids[1]);
+        assert_eq!(second["next_after"], Value::Null, "the last page says so");
+        let map = s.get("/api/v1/maps/items", &s.viewer).json();
+        assert_eq!((map["open_errors"].as_i64(), map["errors_last_hour"].as_i64()), (Some(2), Some(2)), "{map}");
+
+        // Paused, a fix in app a waits; a retry takes it across at once.
+        assert_eq!(s.post("/api/v1/maps/items/pause", &s.operator, "").json()["state"], "paused");
+        s.db[0].exec("UPDATE item SET name = 'k4 fixed' WHERE k = 'k4'");
+        let retried = s.post(&format!("/api/v1/errors/{}/retry", ids[0]), &s.operator, "");
+        assert_eq!(retried.status, 200, "{}", retried.body);
+        assert_eq!(retried.json()["synced"], 1, "{}", retried.body);
+        assert!(s.dump(1).contains(&"k4|k4 fixed|4".to_string()), "{:?}", s.dump(1));
+        let again = s.post(&format!("/api/v1/errors/{}/retry", ids[0]), &s.operator, "");
+        assert_eq!(again.status, 409, "a resolved error is not retried: {}", again.body);
+
+        // The other row is left as it is, with why.
+        let skipped = s.post(&format!("/api/v1/errors/{}/skip", ids[1]), &s.operator, r#"{"reason": "the CRM keeps short names"}"#);
+        assert_eq!(skipped.status, 200, "{}", skipped.body);
+        assert_eq!(s.get("/api/v1/errors", &s.viewer).json()["items"], json!([]), "no open errors");
+        let all = s.get("/api/v1/errors?status=all", &s.viewer).json();
+        let states: Vec<&str> = all["items"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
+        assert_eq!(states, ["resolved", "skipped"], "{all}");
+        assert_eq!(all["items"][1]["note"], "the CRM keeps short names");
+        assert_eq!(s.post("/api/v1/maps/items/resume", &s.operator, "").json()["state"], "running");
+        s.db[0].exec("UPDATE item SET qty = 44 WHERE k = 'k4'");
+        s.wait_for_row(1, "k4|k4 fixed|44");
+
+        // The activity log says who did what, newest first.
+        let activity = s.get("/api/v1/activity?actor=otto", &s.viewer).json();
+        let done: Vec<String> = activity["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| format!("{} {}: {}", a["action"].as_str().unwrap(), a["target"].as_str().unwrap(), a["result"].as_str().unwrap()))
+            .collect();
+        assert_eq!(done.len(), 5, "{done:?}");
+        assert_eq!(done[0], "resume map items: running");
+        assert!(done[1].starts_with("skip error") && done[1].ends_with("skipped: the CRM keeps short names"), "{done:?}");
+        assert!(done[2].contains("refused (409)"), "{done:?}");
+        assert!(done[3].starts_with("retry error") && done[3].contains("1 synced, 0 still failing"), "{done:?}");
+        assert_eq!(done[4], "pause map items: paused");
+        let out = s.stop();
+        for token in [&s.admin, &s.operator, &s.viewer] {
+            assert!(!out.contains(token.as_str()), "a token in the log:\n{out}");
+        }
+    }
+}
+
+#[test]
+fn a_conflict_is_shown_with_both_rows_and_resolved_through_the_api() {
+    let Some(mut s) = Served::start([Kind::Sqlite, Kind::Postgres], "manual") else { return };
+    s.post("/api/v1/maps/items/pause", &s.operator, "");
+    s.db[0].exec("UPDATE item SET name = 'from a' WHERE k = 'k1'");
+    s.db[1].exec("UPDATE item SET name = 'from b', qty = 2 WHERE k = 'k1'");
+    s.post("/api/v1/maps/items/resume", &s.operator, "");
+    let list = wait_for(&s, "/api/v1/conflicts", "the conflict queued", |b| b["items"].as_array().unwrap().len() == 1);
+    let c = &list["items"][0];
+    assert_eq!(c["key"], json!(["k1"]), "{list}");
+    assert_eq!(c["columns"], json!(["name"]));
+    assert_eq!(c["status"], "open");
+    assert!(c["rows"]["a"].to_string().contains("from a") && c["rows"]["b"].to_string().contains("from b"), "{list}");
+    assert_eq!(s.dump(0)[0], "k1|from a|1", "nothing is written while it waits");
+    let id = c["id"].as_i64().unwrap();
+    let bad = s.post(&format!("/api/v1/conflicts/{id}/resolve"), &s.operator, r#"{"take": "c"}"#);
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.error().contains("has apps a and b"), "{}", bad.body);
+    let resolved = s.post(&format!("/api/v1/conflicts/{id}/resolve"), &s.operator, r#"{"take": "b"}"#);
+    assert_eq!(resolved.status, 200, "{}", resolved.body);
+    assert_eq!(resolved.json()["resolved"], true, "{}", resolved.body);
+    assert_eq!(s.dump(0)[0], "k1|from b|2");
+    assert_eq!(s.dump(1)[0], "k1|from b|2");
+    assert_eq!(s.get("/api/v1/conflicts", &s.viewer).json()["items"], json!([]));
+    assert_eq!(s.get("/api/v1/conflicts?status=all", &s.viewer).json()["items"][0]["status"], "resolved");
+    let twice = s.post(&format!("/api/v1/conflicts/{id}/resolve"), &s.operator, r#"{"take": "a"}"#);
+    assert_eq!(twice.status, 409, "{}", twice.body);
+    s.stop();
+}
+
+#[test]
+fn bad_requests_get_a_json_4xx_and_change_nothing() {
+    let Some(mut s) = Served::start([Kind::Sqlite, Kind::Sqlite], "master") else { return };
+    let op = s.operator.clone();
+    let cases: &[(&str, &str, Option<&str>, u16, &str)] = &[
+        ("GET", "/api/v1/maps/nomap", None, 404, "no map \"nomap\" in the config; the maps are: items"),
+        ("GET", "/api/v1/maps?state=sleeping", None, 400, "running, paused or stopped"),
+        ("GET", "/api/v1/maps?limit=100000000", None, 400, "a page holds 1 to 1000"),
+        ("GET", "/api/v1/errors?limit=0", None, 400, "a page holds 1 to 1000"),
+        ("GET", "/api/v1/errors?limit=abc", None, 400, "the query string"),
+        ("GET", "/api/v1/errors?after=x", None, 400, "the query string"),
+        ("GET", "/api/v1/errors?status=closed", None, 400, "pick open or all"),
+        ("GET", "/api/v1/conflicts?status=closed", None, 400, "pick open or all"),
+        ("POST", "/api/v1/errors/1/skip", Some("{not json"), 400, "the request body"),
+        ("POST", "/api/v1/errors/1/skip", Some(r#"{"why": "x"}"#), 422, "the request body"),
+        ("POST", "/api/v1/errors/1/skip", Some(r#"{"reason": "  "}"#), 400, "needs a reason"),
+        ("POST", "/api/v1/errors/1/skip", None, 415, "the request body"),
+        ("POST", "/api/v1/errors/abc/retry", None, 400, "the path"),
+        ("POST", "/api/v1/errors/retry", Some(r#"{"map": 5}"#), 422, "the request body"),
+        ("POST", "/api/v1/errors/retry", Some(r#"{"mapp": "items"}"#), 422, "unknown field"),
+        ("POST", "/api/v1/conflicts/1/resolve", Some("[]"), 422, "the request body"),
+        ("GET", "/api/v1/nothing", None, 404, "the API is under /api/v1"),
+        ("DELETE", "/api/v1/maps", None, 405, "DELETE is not allowed"),
+    ];
+    for &(method, path, body, status, says) in cases {
+        let reply = s.call(method, path, Some(&op), body);
+        assert_eq!(reply.status, status, "{method} {path} {body:?}: {}", reply.body);
+        assert!(reply.head.to_ascii_lowercase().contains("content-type: application/json"), "{method} {path}: {}", reply.head);
+        assert!(reply.error().contains(says), "{method} {path} {body:?}: {}", reply.body);
+    }
+    assert_eq!(s.get("/api/v1/maps/items", &s.viewer).json()["state"], "running", "nothing changed");
+    assert_eq!(s.w.count("state.db", "SELECT count(*) FROM activity WHERE actor = 'otto'"), 0, "no action was taken");
+    assert_eq!(s.get("/api/v1/maps/items", &s.viewer).status, 200, "the service still answers");
+    s.stop();
+}
+
+#[test]
+fn metrics_count_what_the_live_loop_applied_and_logs_can_be_json() {
+    let Some(mut s) = Served::start([Kind::Postgres, Kind::Sqlite], "master") else { return };
+    s.stop();
+    s.serve(&["--log-format", "json"]);
+    s.db[0].exec("UPDATE item SET qty = 10 WHERE k = 'k1'");
+    s.db[0].exec("DELETE FROM item WHERE k = 'k3'");
+    s.wait_for_row(1, "k1|one|10");
+    let end = Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        let text = s.get("/metrics", &s.viewer).body;
+        if text.contains(r#"operation="delete"} 1"#) || Instant::now() > end {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for line in [
+        r#"dualsync_changes_applied_total{map="items",app="b",operation="update"} 1"#,
+        r#"dualsync_changes_applied_total{map="items",app="b",operation="delete"} 1"#,
+        r#"dualsync_backlog_rows{map="items",app="a"} 0"#,
+        r#"dualsync_map_state{map="items",state="running"} 1"#,
+        "dualsync_state_store_up 1",
+        "# TYPE dualsync_http_requests_total counter",
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
+    let out = s.stop();
+    let lines: Vec<Value> = out.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).expect("a JSON log line")).collect();
+    assert!(lines.iter().any(|l| l["fields"]["message"] == "applied" && l["fields"]["map"] == "items"), "{out}");
+    assert!(lines.iter().any(|l| l["fields"]["message"] == "request" && l["fields"]["path"] == "/metrics"), "{out}");
+}
