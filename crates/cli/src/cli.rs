@@ -181,6 +181,12 @@ pub struct ServeArgs {
     /// Listen on a non-loopback address without TLS (only behind a proxy that terminates TLS, or on a trusted network).
     #[arg(long)]
     pub insecure_listen: bool,
+    /// Serve HTTPS: the server's certificate chain, PEM (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key, PEM.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Log lines as text for people, or JSON for log shippers (to standard error; RUST_LOG filters).
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,

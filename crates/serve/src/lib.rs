@@ -18,6 +18,7 @@ pub mod auth;
 mod health;
 mod metrics;
 mod service;
+pub mod tls;
 
 pub use api::ApiDoc;
 
@@ -41,6 +42,8 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// Listen beyond loopback without TLS (behind a proxy that terminates it).
     pub insecure_listen: bool,
+    /// Serve HTTPS with this certificate and key.
+    pub tls: Option<tls::TlsFiles>,
     /// The live loop's poll interval and batch (as `dualsync run`).
     pub poll: Duration,
     pub batch: usize,
@@ -51,11 +54,12 @@ pub struct ServeOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(
-        "--listen {0} is not a loopback address: tokens would cross the network in clear text. TLS in dualsync itself is \
-         not built yet: listen on 127.0.0.1 behind a proxy that terminates TLS, or pass --insecure-listen if the network \
-         is trusted"
+        "--listen {0} is not a loopback address: tokens would cross the network in clear text. Give --tls-cert and \
+         --tls-key, or pass --insecure-listen if a proxy in front terminates TLS"
     )]
     NeedsTls(SocketAddr),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("cannot listen on {listen}: {source} (is another process on that port? pick another with --listen)")]
     Bind { listen: SocketAddr, source: std::io::Error },
     #[error("the HTTP service stopped: {0}")]
@@ -73,11 +77,12 @@ pub fn serve(
     config: Config,
     options: &ServeOptions,
     stop: &'static AtomicBool,
-    listening: impl FnOnce(SocketAddr),
+    listening: impl FnOnce(SocketAddr, &str),
 ) -> Result<(), ServeError> {
-    if !options.listen.ip().is_loopback() && !options.insecure_listen {
+    if !options.listen.ip().is_loopback() && !options.insecure_listen && options.tls.is_none() {
         return Err(ServeError::NeedsTls(options.listen));
     }
+    let acceptor = options.tls.as_ref().map(tls::acceptor).transpose()?;
     // Held for the whole service: the live loop and the API's actions nest in it.
     let claim = StateStore::join(&config.state, "serve")?;
     let live_apps = Apps::open(&config)?;
@@ -91,14 +96,16 @@ pub fn serve(
         exclusive: exclusive.clone(),
         metrics: Default::default(),
         limiter: auth::Limiter::new(options.auth_failures_per_minute),
+        https: acceptor.is_some(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(ServeError::Http)?;
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(options.listen))
         .map_err(|source| ServeError::Bind { listen: options.listen, source })?;
     let listen = listener.local_addr().map_err(ServeError::Http)?;
-    tracing::info!(%listen, "serving: the API at http://{listen}/api/v1, metrics at /metrics");
-    listening(listen);
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    tracing::info!(%listen, "serving: the API at {scheme}://{listen}/api/v1, metrics at /metrics");
+    listening(listen, scheme);
     let live_options = LiveOptions { poll: options.poll, batch: options.batch, exclusive: Some(exclusive), ..Default::default() };
     let (http, live) = std::thread::scope(|scope| {
         let service_ref = &service;
@@ -112,10 +119,14 @@ pub fn serve(
             stop.store(true, SeqCst);
             result
         });
+        let app = router(service.clone());
         let http = runtime.block_on(async {
-            axum::serve(listener, router(service.clone()).into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(until(stop))
-                .await
+            match acceptor {
+                Some(acceptor) => tls::serve(listener, acceptor, app, stop).await,
+                None => {
+                    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(until(stop)).await
+                }
+            }
         });
         stop.store(true, SeqCst);
         (http, live.join())
@@ -129,7 +140,7 @@ pub fn serve(
     http.map_err(ServeError::Http)
 }
 
-async fn until(stop: &'static AtomicBool) {
+pub(crate) async fn until(stop: &'static AtomicBool) {
     while !stop.load(SeqCst) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

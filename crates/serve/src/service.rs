@@ -18,6 +18,8 @@ pub struct Service {
     pub exclusive: Arc<Mutex<()>>,
     pub metrics: Metrics,
     pub limiter: Limiter,
+    /// Served over TLS (the dashboard's cookie is then `Secure`).
+    pub https: bool,
 }
 
 impl Service {

@@ -16,15 +16,16 @@ pub fn serve(config: &Config, args: &ServeArgs) -> CliResult {
     let options = ServeOptions {
         listen: args.listen,
         insecure_listen: args.insecure_listen,
+        tls: args.tls_cert.clone().zip(args.tls_key.clone()).map(|(cert, key)| dualsync_serve::tls::TlsFiles { cert, key }),
         poll: Duration::from_millis(args.live.poll_ms),
         batch: args.live.batch,
         auth_failures_per_minute: args.auth_failures_per_minute,
     };
-    let listening = |at| println!("listening on http://{at} (the API under /api/v1); stop with Ctrl-C or SIGTERM");
+    let listening = |at, scheme: &str| println!("listening on {scheme}://{at} (the API under /api/v1); stop with Ctrl-C or SIGTERM");
     match dualsync_serve::serve(config.clone(), &options, &super::live::STOP, listening) {
         Ok(()) => Ok(OK),
         Err(ServeError::Engine(e)) => Err(e.into()),
-        Err(e @ ServeError::NeedsTls(_)) => Err(usage(e.to_string())),
+        Err(e @ (ServeError::NeedsTls(_) | ServeError::Tls(_))) => Err(usage(e.to_string())),
         Err(e) => Err(anyhow::Error::from(e).into()),
     }
 }

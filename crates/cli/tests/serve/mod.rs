@@ -4,6 +4,7 @@
 
 mod api;
 mod auth;
+mod tls;
 
 use crate::util::{Run, Workspace};
 use dualsync_testkit::{Kind, TestDb};
@@ -110,7 +111,10 @@ b = "qty"
         let end = Instant::now() + Duration::from_secs(60);
         self.port = loop {
             let out = std::fs::read_to_string(self.w.path("serve.out")).unwrap_or_default();
-            let port = out.lines().find_map(|l| l.strip_prefix("listening on http://127.0.0.1:")?.split(' ').next()?.parse().ok());
+            let port = out.lines().find_map(|l| {
+                let at = l.strip_prefix("listening on http://").or_else(|| l.strip_prefix("listening on https://"))?;
+                at.split(' ').next()?.rsplit(':').next()?.parse().ok()
+            });
             if let Some(port) = port {
                 break port;
             }
