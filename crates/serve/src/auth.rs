@@ -118,7 +118,7 @@ impl Limiter {
     }
 
     /// Seconds until the address may try again, if it is held back now.
-    fn held_back(&self, ip: IpAddr) -> Option<u64> {
+    pub fn held_back(&self, ip: IpAddr) -> Option<u64> {
         let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let (since, n) = failures.get(&ip)?;
         let left = WINDOW.checked_sub(since.elapsed())?;
@@ -138,37 +138,97 @@ impl Limiter {
     }
 }
 
+/// The dashboard's session cookie: the token itself, which scripts cannot read
+/// (`HttpOnly`) and other sites cannot make the browser send (`SameSite=Strict`).
+pub const COOKIE: &str = "dualsync_token";
+
+/// How a request presented its token.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Presented {
+    Header,
+    Cookie,
+}
+
 /// The token from `Authorization: Bearer …`, or from the dashboard's cookie.
-fn presented(request: &Request) -> Option<String> {
+fn presented(request: &Request) -> Option<(String, Presented)> {
     let headers = request.headers();
     if let Some(v) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        return v.strip_prefix("Bearer ").map(|t| t.trim().to_string());
+        return v.strip_prefix("Bearer ").map(|t| (t.trim().to_string(), Presented::Header));
     }
     headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix("dualsync_token=").map(str::to_string))
+        .find_map(|c| c.trim().strip_prefix(COOKIE).and_then(|v| v.strip_prefix('=')).map(|t| (t.to_string(), Presented::Cookie)))
 }
 
-/// The check: a usable token of a role high enough, or 401/403/429 with a JSON body.
-pub async fn require_token(State(service): State<Arc<Service>>, request: Request, next: Next) -> Result<Response, ApiError> {
-    let ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    if let Some(seconds) = service.limiter.held_back(ip) {
+/// A change made with the cookie must come from a page of this service: its
+/// `Origin` (or `Referer`) names this host. `SameSite=Strict` already keeps
+/// other sites' requests from carrying the cookie; this is the second lock.
+fn same_origin(request: &Request) -> bool {
+    let headers = request.headers();
+    let Some(host) = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()) else { return false };
+    let from = headers.get(axum::http::header::ORIGIN).or_else(|| headers.get(axum::http::header::REFERER)).and_then(|v| v.to_str().ok());
+    from.and_then(|f| f.split_once("://")).map(|(_, rest)| rest.split('/').next() == Some(host)).unwrap_or(false)
+}
+
+/// What the check needs of a request, read before any wait (a request cannot
+/// be held across one: its body is not `Sync`).
+pub struct Asked {
+    ip: IpAddr,
+    presented: Option<(String, Presented)>,
+    needed: Role,
+    reads: bool,
+    same_origin: bool,
+}
+
+impl Asked {
+    pub fn of(request: &Request) -> Asked {
+        Asked {
+            ip: request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            presented: presented(request),
+            needed: Role::needed(request.method(), request.uri().path()),
+            reads: request.method() == Method::GET || request.method() == Method::HEAD,
+            same_origin: same_origin(request),
+        }
+    }
+}
+
+/// The caller of a request, checked: a usable token of a role high enough.
+pub async fn authenticate(service: &Arc<Service>, asked: Asked) -> Result<Actor, ApiError> {
+    if let Some(seconds) = service.limiter.held_back(asked.ip) {
         service.metrics.auth_failed();
         return Err(ApiError::too_many(seconds));
     }
-    let Some(secret) = presented(&request) else {
+    let Some((secret, how)) = asked.presented else {
         service.metrics.auth_failed();
         return Err(ApiError::unauthorized(
             "this needs a token: send `Authorization: Bearer TOKEN` (make one with `dualsync token create`)",
         ));
     };
+    let token = check_secret(service, asked.ip, secret).await?;
+    let role = Role::parse(&token.role).unwrap_or(Role::Viewer);
+    if role < asked.needed {
+        return Err(ApiError::forbidden(format!(
+            "token {:?} is a {} token; this needs the {} role",
+            token.name,
+            role.as_str(),
+            asked.needed.as_str()
+        )));
+    }
+    if how == Presented::Cookie && !asked.reads && !asked.same_origin {
+        return Err(ApiError::forbidden("a change made with the dashboard's cookie must come from the dashboard's own pages"));
+    }
+    Ok(Actor { name: token.name, role })
+}
+
+/// The stored token a secret belongs to, if it is usable; unknown secrets count against the address.
+pub async fn check_secret(service: &Arc<Service>, ip: IpAddr, secret: String) -> Result<ApiToken, ApiError> {
     let hash = sha256_hex(&secret);
-    let token = crate::service::blocking(&service, move |s| Ok(s.store.token_by_hash(&hash)?)).await?;
-    let token = match token {
-        Some(t) if t.usable() => t,
+    let token = crate::service::blocking(service, move |s| Ok(s.store.token_by_hash(&hash)?)).await?;
+    match token {
+        Some(t) if t.usable() => Ok(t),
         found => {
             if found.is_none() {
                 service.limiter.failed(ip);
@@ -179,21 +239,15 @@ pub async fn require_token(State(service): State<Arc<Service>>, request: Request
                 Some(_) => "this token has expired",
                 None => "this token is not known here",
             };
-            return Err(ApiError::unauthorized(format!("{why}: ask an admin for a token (`dualsync token create`)")));
+            Err(ApiError::unauthorized(format!("{why}: ask an admin for a token (`dualsync token create`)")))
         }
-    };
-    let role = Role::parse(&token.role).unwrap_or(Role::Viewer);
-    let needed = Role::needed(request.method(), request.uri().path());
-    if role < needed {
-        return Err(ApiError::forbidden(format!(
-            "token {:?} is a {} token; this needs the {} role",
-            token.name,
-            role.as_str(),
-            needed.as_str()
-        )));
     }
-    let mut request = request;
-    request.extensions_mut().insert(Actor { name: token.name, role });
+}
+
+/// The API's check: 401/403/429 with a JSON body.
+pub async fn require_token(State(service): State<Arc<Service>>, mut request: Request, next: Next) -> Result<Response, ApiError> {
+    let actor = authenticate(&service, Asked::of(&request)).await?;
+    request.extensions_mut().insert(actor);
     Ok(next.run(request).await)
 }
 

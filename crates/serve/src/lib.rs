@@ -15,6 +15,7 @@
 
 mod api;
 pub mod auth;
+mod dashboard;
 mod health;
 mod metrics;
 mod service;
@@ -150,6 +151,7 @@ pub(crate) async fn until(stop: &'static AtomicBool) {
 fn router(service: Arc<Service>) -> Router {
     let guarded = api::routes().route("/metrics", get(scrape)).route_layer(from_fn_with_state(service.clone(), auth::require_token));
     Router::new()
+        .merge(dashboard::routes(service.clone()))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/v1/openapi.json", get(openapi))

@@ -146,3 +146,36 @@ fn a_non_loopback_listen_needs_tls_or_a_deliberate_flag() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("not a loopback address") && run.stderr.contains("--insecure-listen"), "{}", run.stderr);
 }
+
+#[test]
+fn the_dashboard_cookie_is_strict_and_changes_need_its_own_pages() {
+    let Some(mut s) = Served::start([Kind::Sqlite, Kind::Sqlite], "master") else { return };
+    let port = s.port;
+    let page = super::http_with(port, "GET", "/", &[], None);
+    assert_eq!(page.status, 303, "no session: to the login page");
+    assert!(page.head.to_ascii_lowercase().contains("location: /login"), "{}", page.head);
+    let form = format!("token={}", s.operator);
+    let login = super::http_with(port, "POST", "/login", &[("Content-Type", "application/x-www-form-urlencoded")], Some(&form));
+    assert_eq!(login.status, 303, "{}", login.body);
+    let set = login.head.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie:")).expect("a cookie").to_string();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    let cookie = format!("dualsync_token={}", s.operator);
+    let overview = super::http_with(port, "GET", "/", &[("Cookie", &cookie)], None);
+    assert_eq!(overview.status, 200);
+    assert!(overview.body.contains("otto (operator)") && overview.body.contains(">items</a>"), "{}", overview.body);
+    assert!(overview.head.to_ascii_lowercase().contains("content-security-policy: default-src 'self'"), "{}", overview.head);
+    assert!(!overview.body.contains("http://") && !overview.body.contains("https://"), "nothing is fetched from elsewhere");
+    // Reads with the cookie work; changes need this service's own origin.
+    assert_eq!(super::http_with(port, "GET", "/api/v1/maps", &[("Cookie", &cookie)], None).status, 200);
+    let here = format!("http://127.0.0.1:{port}");
+    for (origin, status) in [(None, 403), (Some("https://evil.example"), 403), (Some(here.as_str()), 200)] {
+        let mut headers = vec![("Cookie", cookie.as_str())];
+        headers.extend(origin.map(|o| ("Origin", o)));
+        let reply = super::http_with(port, "POST", "/api/v1/maps/items/pause", &headers, None);
+        assert_eq!(reply.status, status, "origin {origin:?}: {}", reply.body);
+    }
+    let bad = super::http_with(port, "POST", "/login", &[("Content-Type", "application/x-www-form-urlencoded")], Some("token=dst_nope"));
+    assert_eq!(bad.status, 401);
+    assert!(bad.body.contains("not known here") && !bad.head.to_ascii_lowercase().contains("set-cookie"), "{}", bad.body);
+    s.stop();
+}

@@ -4,6 +4,7 @@
 
 mod api;
 mod auth;
+mod browser;
 mod tls;
 
 use crate::util::{Run, Workspace};
@@ -199,16 +200,22 @@ pub fn ok(w: &Workspace, args: &[&str]) -> Run {
 
 /// One HTTP/1.1 request on its own connection.
 pub fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Reply {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    let json = body.is_some_and(|b| !b.is_empty());
+    let headers: Vec<(&str, &str)> = headers.into_iter().chain(json.then_some(("Content-Type", "application/json"))).collect();
+    http_with(port, method, path, &headers, body)
+}
+
+/// One HTTP/1.1 request with these headers (Host and Content-Length are added).
+pub fn http_with(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to serve");
     stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
-    if let Some(t) = token {
-        request += &format!("Authorization: Bearer {t}\r\n");
+    for (name, value) in headers {
+        request += &format!("{name}: {value}\r\n");
     }
     let body = body.unwrap_or("");
-    if !body.is_empty() {
-        request += "Content-Type: application/json\r\n";
-    }
     request += &format!("Content-Length: {}\r\n\r\n{body}", body.len());
     stream.write_all(request.as_bytes()).unwrap();
     let mut raw = Vec::new();
