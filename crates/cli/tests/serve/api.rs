@@ -190,3 +190,33 @@ fn metrics_count_what_the_live_loop_applied_and_logs_can_be_json() {
     assert!(lines.iter().any(|l| l["fields"]["message"] == "applied" && l["fields"]["map"] == "items"), "{out}");
     assert!(lines.iter().any(|l| l["fields"]["message"] == "request" && l["fields"]["path"] == "/metrics"), "{out}");
 }
+
+#[test]
+fn the_error_log_exports_whole_as_csv_and_json() {
+    let Some(mut s) = Served::start([Kind::Sqlite, Kind::Sqlite], "master") else { return };
+    // More errors than one page of the export, one of them with a quote, a comma and a line break.
+    let tricky = "say \"hi\", then\nbye";
+    let rows: Vec<String> = (0..1500).map(|i| format!("('x{i:04}', 'a name too long {i}', {i})")).collect();
+    s.db[0].exec(&format!("INSERT INTO item VALUES {}", rows.join(", ")));
+    s.db[0].exec(&format!("INSERT INTO item VALUES ('y', '{}', 0)", tricky.replace('\'', "''")));
+    let end = Instant::now() + Duration::from_secs(60);
+    while s.w.count("state.db", "SELECT count(*) FROM errors") < 1501 {
+        assert!(Instant::now() < end, "1,501 errors logged: {}", s.output());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let csv = s.get("/api/v1/errors/export?format=csv", &s.viewer);
+    assert_eq!(csv.status, 200, "{}", csv.body);
+    assert!(csv.head.to_ascii_lowercase().contains("content-type: text/csv"), "{}", csv.head);
+    let mut reader = csv::Reader::from_reader(csv.body.as_bytes());
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), 1501);
+    assert_eq!(reader.headers().unwrap().get(8), Some("value"));
+    assert!(records.iter().any(|r| r.get(8) == Some(tricky)), "the value with a quote, comma and line break survives");
+    let json = s.get("/api/v1/errors/export?format=json&map=items", &s.viewer).json();
+    let ids: Vec<i64> = json.as_array().unwrap().iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids.len(), 1501);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "each error once, oldest first");
+    assert_eq!(s.get("/api/v1/errors/export?format=json&map=nomap", &s.viewer).json(), json!([]));
+    assert_eq!(s.get("/api/v1/errors/export?format=xml", &s.viewer).status, 400);
+    s.stop();
+}

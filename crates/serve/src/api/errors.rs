@@ -27,11 +27,11 @@ pub struct ErrorFilter {
     /// Only errors numbered after this one: the `next_after` of the page before.
     after: Option<i64>,
     /// Errors per page (1 to 1000, 100 unless given).
-    limit: Option<usize>,
+    pub limit: Option<usize>,
 }
 
 impl ErrorFilter {
-    fn query(&self) -> Result<ErrorQuery, ApiError> {
+    pub fn query(&self) -> Result<ErrorQuery, ApiError> {
         let include_resolved = match self.status.as_deref() {
             None | Some("open") => false,
             Some("all") => true,

@@ -5,6 +5,7 @@
 mod activity;
 mod conflicts;
 mod errors;
+mod export;
 mod maps;
 mod tokens;
 
@@ -29,6 +30,7 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/api/v1/maps/{map}/pause", post(maps::pause))
         .route("/api/v1/maps/{map}/resume", post(maps::resume))
         .route("/api/v1/errors", get(errors::list))
+        .route("/api/v1/errors/export", get(export::errors))
         .route("/api/v1/errors/retry", post(errors::retry_matching))
         .route("/api/v1/errors/{id}/retry", post(errors::retry_one))
         .route("/api/v1/errors/{id}/skip", post(errors::skip))
@@ -44,7 +46,7 @@ pub fn routes() -> Router<Arc<Service>> {
     info(title = "dualsync", description = "The operators' API of dualsync serve: maps, the error log, conflicts, activity and tokens."),
     paths(
         maps::list, maps::one, maps::pause, maps::resume,
-        errors::list, errors::retry_one, errors::retry_matching, errors::skip,
+        errors::list, export::errors, errors::retry_one, errors::retry_matching, errors::skip,
         conflicts::list, conflicts::resolve,
         activity::list,
         tokens::list, tokens::create, tokens::revoke,

@@ -198,23 +198,27 @@ pub fn errors(s: &Service, f: &ErrorFilter) -> Result<String, ApiError> {
         .collect();
     let next = if more {
         let last = found.last().map_or(0, |e| e.id);
-        let keep = |k: &str, v: &Option<String>| v.as_deref().map(|v| format!("&{k}={}", url_part(v))).unwrap_or_default();
-        format!(
-            r#"<p><a href="/errors?after={last}{}{}{}{}{}">Next page →</a></p>"#,
-            keep("map", &f.map),
-            keep("company", &f.company),
-            keep("app", &f.app),
-            keep("column", &f.column),
-            keep("status", &f.status)
-        )
+        format!(r#"<p><a href="/errors?after={last}{}">Next page →</a></p>"#, filter_query(f))
     } else {
         String::new()
     };
+    let filters = filter_query(f);
+    let export = format!(
+        r#"<p>Export what this filter selects: <a href="/api/v1/errors/export?format=csv{filters}" download>CSV</a> · <a href="/api/v1/errors/export?format=json{filters}" download>JSON</a></p>"#
+    );
     let heads = ["Id", "Map", "Company", "Key", "From → into", "Column", "Value", "Message", "Tries", "Status", ""];
     Ok(format!(
-        "{filter}{}{next}<p class=\"hint\">Retry reads the row from its source app now and writes it; fix the row in that app first.</p>",
+        "{filter}{}{next}{export}<p class=\"hint\">Retry reads the row from its source app now and writes it; fix the row in that app first.</p>",
         table(&heads, &rows, "No errors match.")
     ))
+}
+
+/// The filter as `&key=value` pairs, for links that keep it.
+fn filter_query(f: &ErrorFilter) -> String {
+    [("map", &f.map), ("company", &f.company), ("app", &f.app), ("column", &f.column), ("status", &f.status)]
+        .iter()
+        .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| format!("&{k}={}", url_part(v))))
+        .collect()
 }
 
 #[derive(Deserialize, Default)]
