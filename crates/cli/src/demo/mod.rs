@@ -46,30 +46,53 @@ pub fn demo(cli: &Cli, args: &DemoArgs) -> CliResult {
         &SyncArgs { maps: vec![], companies: vec![], full: false, allow_deletes: false },
     )?;
     if !json {
-        let c = format!("--config {}", config_path.display());
-        println!("\nWhat happened: both apps now hold the same companies, currencies, groups, customers, vendors, warehouses, locations and contacts,");
-        println!("the ERP won every customer conflict (it is the map's master), e-mail addresses flowed CRM → ERP only, credit limits ERP → CRM only,");
-        println!("and hard text (quotes, newlines, emoji, right-to-left, 12,000-character notes) arrived byte for byte.");
-        println!("The failed rows are on purpose: names too long or missing for the CRM, a payment term without translation, a group that exists nowhere.");
-        println!("\nNext:");
-        println!("  dualsync {c} errors          # every failed row, with its key, column, value and the database's message");
-        println!("  dualsync {c} sync            # again: writes nothing, only the same rows fail");
-        println!(
-            "  sqlite3 {} \"UPDATE CustomersV3 SET Name = 'Short name' WHERE Name IS NULL OR length(Name) > 160\"",
-            dir.join("erp.db").display()
-        );
-        println!("  dualsync {c} retry           # the fixed rows sync; the rest stay in the log");
-        println!("  dualsync {c} status");
-        println!("\nLive sync (every change, both ways, as it happens):");
-        println!("  dualsync {c} start customers --skip-initial   # capture on in both apps (the initial sync above is done)");
-        println!("  dualsync {c} run                              # leave it running; Ctrl-C stops it");
-        println!(
-            "  sqlite3 {} \"UPDATE account SET name = 'Renamed in the CRM' WHERE accountnumber = 'C000000'\"   # in another terminal: the ERP follows",
-            dir.join("crm.db").display()
-        );
+        let token = demo_token(&config)?;
+        print_next_steps(dir, &config_path, &token);
     }
     // Rows refused on purpose are the point of the demo, not its failure.
     Ok(if synced == ROWS_FAILED { OK } else { synced })
+}
+
+/// An admin token for the demo's dashboard, in the demo's own state store.
+fn demo_token(config: &dualsync_model::Config) -> Result<String, crate::exit::CliError> {
+    let store = dualsync_state::StateStore::open(&config.state)?;
+    let (secret, _) = dualsync_serve::auth::create_token(&store, "demo", dualsync_serve::auth::Role::Admin, None)
+        .map_err(|e| crate::exit::CliError::from(anyhow::Error::from(e)))?;
+    Ok(secret)
+}
+
+/// What to try next, as commands that work exactly as printed: this very
+/// binary by its path (`cargo run` puts none on the PATH), and the sqlite3
+/// shell only where it is installed.
+fn print_next_steps(dir: &Path, config_path: &Path, token: &str) {
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "dualsync".into());
+    let quote = |s: String| if s.contains([' ', '\'', '"']) { format!("'{}'", s.replace('\'', "'\\''")) } else { s };
+    let bin = format!("{} --config {}", quote(exe), quote(config_path.display().to_string()));
+    let sqlite3 = std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|d| d.join("sqlite3").is_file()));
+    let db = |name: &str| quote(dir.join(name).display().to_string());
+    println!("\nWhat happened: both apps now hold the same companies, currencies, groups, customers, vendors, warehouses, locations and contacts,");
+    println!("the ERP won every customer conflict (it is the map's master), e-mail addresses flowed CRM → ERP only, credit limits ERP → CRM only,");
+    println!("and hard text (quotes, newlines, emoji, right-to-left, 12,000-character notes) arrived byte for byte.");
+    println!("The failed rows are on purpose: names too long or missing for the CRM, a payment term without translation, a group that exists nowhere.");
+    println!("\nNext:");
+    println!("  {bin} errors          # every failed row, with its key, column, value and the database's message");
+    println!("  {bin} sync            # again: writes nothing, only the same rows fail");
+    if sqlite3 {
+        println!("  sqlite3 {} \"UPDATE CustomersV3 SET Name = 'Short name' WHERE Name IS NULL OR length(Name) > 160\"", db("erp.db"));
+        println!("  {bin} retry           # the fixed rows sync; the rest stay in the log");
+    }
+    println!("  {bin} status");
+    println!("\nLive sync, with the dashboard (every change, both ways, as it happens):");
+    println!("  {bin} start customers --skip-initial   # capture on in both apps (the initial sync above is done)");
+    println!("  {bin} serve                            # live sync plus the dashboard; Ctrl-C stops it");
+    println!("  then open http://127.0.0.1:7700/ and log in with this admin token (made for the demo, shown once):");
+    println!("  {token}");
+    if sqlite3 {
+        println!(
+            "  sqlite3 {} \"UPDATE account SET name = 'Renamed in the CRM' WHERE accountnumber = 'C000000'\"   # in another terminal: the ERP follows",
+            db("crm.db")
+        );
+    }
 }
 
 fn prepare_dir(dir: &Path) -> Result<(), crate::exit::CliError> {

@@ -7,6 +7,14 @@ fn the_demo_syncs_and_a_second_sync_changes_nothing() {
     assert_eq!(demo.code, 0, "{}{}", demo.stdout, demo.stderr);
     assert!(demo.stdout.contains("0 errors, 0 warnings"), "check passes: {}", demo.stdout);
     assert!(demo.stdout.contains("rows failed"), "the demo's refused rows are reported: {}", demo.stdout);
+    // Its next steps name this binary by its path, and end with the service and a token that works.
+    let exe = env!("CARGO_BIN_EXE_dualsync");
+    assert!(demo.stdout.contains(&format!("{exe} --config d/dualsync.toml serve")), "{}", demo.stdout);
+    let token = demo.stdout.lines().map(str::trim).find(|l| l.starts_with("dst_")).expect("a token for the dashboard");
+    let tokens = run_in(&w.path("d"), &["--format", "json", "token", "list"]).json();
+    assert_eq!(tokens[0]["name"], "demo", "{tokens}");
+    assert_eq!(tokens[0]["role"], "admin");
+    assert_eq!(token.len(), 68);
     let dir = w.path("d");
     let again = run_in(&dir, &["--format", "json", "sync"]);
     assert_eq!(again.code, 3, "the same rows still fail: {}", again.stderr);
