@@ -323,6 +323,10 @@ pub struct BenchArgs {
     /// How long the --live writer writes.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// With --live: measure the sustained rate and latency again with `dualsync serve` applying
+    /// (its API and /metrics read every second meanwhile), against `run` in the same run.
+    #[arg(long)]
+    pub serve: bool,
     /// A CSV import of --rows rows into app a (--source kind) with its map stopped, then started (b: --target kind).
     #[arg(long)]
     pub import: bool,

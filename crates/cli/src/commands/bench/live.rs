@@ -103,6 +103,7 @@ impl Conn {
 }
 
 pub struct LiveResult {
+    /// What applied the changes (and how they were captured).
     pub label: String,
     pub changes_per_second: f64,
     pub p50_ms: f64,
@@ -244,6 +245,30 @@ fn live_with(
         say(format!("  dualsync run peak RSS {:.0} MB", peak as f64 / 1024.0));
         report["run"] = measured.json();
         report["run"]["peak_rss_mb"] = json!(peak as f64 / 1024.0);
+        if args.serve {
+            let served = super::serve::measure_serve(
+                &config,
+                dir,
+                &mut |sql| source.exec(sql),
+                &|| {
+                    arrived(&b, -7, n)?;
+                    gone_live(&b)
+                },
+                &|label| measure(&a, &b, args, &format!("{label} ({capture})"), n),
+            )?;
+            say(line(&served.result));
+            say(format!(
+                "  ratio serve / run ({capture}): sustained rate {:.2}×, p50 {:.2}×, p99 {:.2}× ({} API and metrics reads meanwhile, peak RSS {:.0} MB)",
+                served.result.changes_per_second / measured.changes_per_second,
+                served.result.p50_ms / measured.p50_ms,
+                served.result.p99_ms / measured.p99_ms,
+                served.reads,
+                served.peak_kib as f64 / 1024.0
+            ));
+            report["serve"] = served.result.json();
+            report["serve"]["api_reads"] = json!(served.reads);
+            report["serve"]["peak_rss_mb"] = json!(served.peak_kib as f64 / 1024.0);
+        }
         Ok(measured)
     })();
     // Stopping the map drops its replication slots, which would keep the databases from being dropped.
@@ -286,7 +311,7 @@ fn spawn_run(config: &Path, dir: &Path) -> Result<Child> {
 }
 
 /// SIGTERM, then the exit status and the peak RSS (KiB).
-fn stop_run(run: Child) -> Result<i64> {
+pub(super) fn stop_run(run: Child) -> Result<i64> {
     // SAFETY: a signal to our own child.
     unsafe {
         libc::kill(run.id() as i32, libc::SIGTERM);
@@ -300,7 +325,7 @@ fn stop_run(run: Child) -> Result<i64> {
 
 /// Phases 2 and 3 against whatever carries `a`'s changes to `b`: the captured
 /// `qty = -8` updates (just committed) must arrive, then the fixed-rate inserts.
-fn measure(a: &BenchApp, b: &BenchApp, args: &BenchArgs, label: &str, n: u64) -> Result<LiveResult> {
+pub(super) fn measure(a: &BenchApp, b: &BenchApp, args: &BenchArgs, label: &str, n: u64) -> Result<LiveResult> {
     let t = Instant::now();
     arrived(b, -8, n).with_context(|| label.to_string())?;
     let changes_per_second = n as f64 / t.elapsed().as_secs_f64();
@@ -317,6 +342,19 @@ fn measure(a: &BenchApp, b: &BenchApp, args: &BenchArgs, label: &str, n: u64) ->
         seen: latencies.len(),
         sent,
     })
+}
+
+/// Waits until the fixed-rate rows of an earlier measurement are gone from `b`.
+fn gone_live(b: &BenchApp) -> Result<()> {
+    let mut target = Conn::open(b)?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while target.count("SELECT count(*) FROM items WHERE company = 'LIVE'")? > 0 {
+        if Instant::now() > deadline {
+            bail!("the delete of the live rows did not arrive on the target within 10 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
 }
 
 /// Waits until `n` rows of `b` have `qty`.

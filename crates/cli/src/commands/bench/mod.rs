@@ -10,6 +10,7 @@ mod baseline;
 mod customers;
 mod live;
 mod processes;
+mod serve;
 
 pub use app::Kind;
 
