@@ -12,10 +12,19 @@ use serde_json::{json, Value};
 /// started), open conflicts, the last run over its companies, keys synced,
 /// and errors (open; seen in the last hour and day).
 pub fn map_statuses(config: &Config, store: &StateStore, apps: Option<&Apps>) -> Result<Vec<Value>, EngineError> {
+    statuses_of(config, store, apps, None)
+}
+
+/// The same for one map of the config (None if it has none of that name).
+pub fn map_status(config: &Config, store: &StateStore, apps: Option<&Apps>, map: &str) -> Result<Option<Value>, EngineError> {
+    Ok(statuses_of(config, store, apps, Some(map))?.pop())
+}
+
+fn statuses_of(config: &Config, store: &StateStore, apps: Option<&Apps>, only: Option<&str>) -> Result<Vec<Value>, EngineError> {
     let partitions = store.last_partitions()?;
     let states = store.map_states()?;
     let mut rows = Vec::new();
-    for m in &config.maps {
+    for m in config.maps.iter().filter(|m| only.is_none_or(|name| m.name == name)) {
         let live = states.iter().find(|s| s.map == m.name);
         let (lag, capture) = match (live, apps) {
             (Some(_), Some(apps)) => (lag_of(apps, store, m), capture_of(apps, store, m)),

@@ -98,6 +98,7 @@ pub fn serve(
         metrics: Default::default(),
         limiter: auth::Limiter::new(options.auth_failures_per_minute),
         https: acceptor.is_some(),
+        figures: Default::default(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(ServeError::Http)?;
     let listener = runtime
@@ -168,7 +169,8 @@ async fn openapi() -> impl IntoResponse {
 }
 
 async fn scrape(State(service): State<Arc<Service>>) -> Result<Response, api::ApiError> {
-    let text = service::blocking(&service, |s| Ok(s.metrics.render(s))).await?;
+    let figures = service::map_figures(&service).await;
+    let text = service.metrics.render(figures.as_deref().map(Vec::as_slice));
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
 }
 

@@ -2,7 +2,6 @@
 //! applies (it is their `LiveObserver`), gauges read from the state store and
 //! the apps when scraped (at most every few seconds), and the service's own.
 
-use crate::service::Service;
 use dualsync_engine::live::LiveObserver;
 use dualsync_model::Config;
 use dualsync_state::Counts;
@@ -10,7 +9,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 #[derive(Default)]
 pub struct Metrics {
@@ -28,12 +26,7 @@ pub struct Metrics {
     /// (method, status) → requests answered.
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     auth_failures: AtomicU64,
-    /// The last scrape's gauges, and when they were read.
-    gauges: Mutex<Option<(Instant, String)>>,
 }
-
-/// Gauges read from the apps are read again only after this.
-const GAUGES_FOR: Duration = Duration::from_secs(5);
 
 fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K, by: u64) {
     *map.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_default() += by;
@@ -48,8 +41,8 @@ impl Metrics {
         bump(&self.requests, (method.to_string(), status), 1);
     }
 
-    /// The text of a scrape.
-    pub fn render(&self, service: &Service) -> String {
+    /// The text of a scrape: the counters, and gauges from the maps' figures (None: the store did not answer).
+    pub fn render(&self, figures: Result<&[serde_json::Value], &crate::api::ApiError>) -> String {
         let mut out = String::new();
         counter(
             &mut out,
@@ -95,28 +88,17 @@ impl Metrics {
         let _ = writeln!(out, "# HELP dualsync_auth_failures_total Requests refused for a missing, unknown, expired or revoked token.");
         let _ = writeln!(out, "# TYPE dualsync_auth_failures_total counter");
         let _ = writeln!(out, "dualsync_auth_failures_total {}", self.auth_failures.load(Relaxed));
-        out.push_str(&self.gauges(service));
+        out.push_str(&gauges(figures));
         out
-    }
-
-    fn gauges(&self, service: &Service) -> String {
-        let mut cached = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, text)) = cached.as_ref().filter(|(at, _)| at.elapsed() < GAUGES_FOR) {
-            let _ = at;
-            return text.clone();
-        }
-        let text = read_gauges(service);
-        *cached = Some((Instant::now(), text.clone()));
-        text
     }
 }
 
-fn read_gauges(service: &Service) -> String {
+fn gauges(figures: Result<&[serde_json::Value], &crate::api::ApiError>) -> String {
     let mut out = String::new();
-    let rows = match dualsync_engine::status::map_statuses(&service.config, &service.store, Some(&service.apps)) {
+    let rows = match figures {
         Ok(rows) => rows,
         Err(e) => {
-            tracing::warn!(error = %e, "metrics: the state store could not be read");
+            tracing::warn!(error = %e.message, "metrics: the state store could not be read");
             let _ = writeln!(out, "# HELP dualsync_state_store_up Whether the state store answered the last scrape.");
             let _ = writeln!(out, "# TYPE dualsync_state_store_up gauge\ndualsync_state_store_up 0");
             return out;
@@ -126,7 +108,7 @@ fn read_gauges(service: &Service) -> String {
     let _ = writeln!(out, "# TYPE dualsync_state_store_up gauge\ndualsync_state_store_up 1");
     let _ = writeln!(out, "# HELP dualsync_backlog_rows Captured changes not yet applied, by map and the app they were captured in.");
     let _ = writeln!(out, "# TYPE dualsync_backlog_rows gauge");
-    for r in &rows {
+    for r in rows {
         if let Some(lag) = r["lag"].as_array() {
             for (i, n) in lag.iter().enumerate() {
                 let app = r["apps"][i].as_str().unwrap_or("");
@@ -140,12 +122,12 @@ fn read_gauges(service: &Service) -> String {
         ("dualsync_open_conflicts", "Conflicts waiting for a person, by map.", "open_conflicts"),
     ] {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for r in &rows {
+        for r in rows {
             let _ = writeln!(out, "{name}{{map=\"{}\"}} {}", esc(r["map"].as_str().unwrap_or("")), r[field].as_i64().unwrap_or(0));
         }
     }
     let _ = writeln!(out, "# HELP dualsync_map_state 1 for the state each map is in.\n# TYPE dualsync_map_state gauge");
-    for r in &rows {
+    for r in rows {
         for state in ["running", "paused", "stopped"] {
             let on = u8::from(r["state"].as_str() == Some(state));
             let _ = writeln!(out, "dualsync_map_state{{map=\"{}\",state=\"{state}\"}} {on}", esc(r["map"].as_str().unwrap_or("")));

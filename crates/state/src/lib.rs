@@ -258,49 +258,56 @@ impl StateStore {
         )
     }
 
-    /// The conditions of an error query (its parameters are `?1`…`?7`, see `error_params`).
-    fn error_conditions(query: &ErrorQuery) -> String {
-        let ids = if query.ids.is_empty() {
-            String::new()
-        } else {
-            format!(" AND id IN ({})", query.ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "))
+    /// The conditions of an error query and their parameters: only the filters
+    /// given, each a plain comparison, so that the store can use its indexes
+    /// (an `id > after` page of a million errors starts at `after`).
+    fn error_conditions<'a>(query: &'a ErrorQuery) -> (String, Vec<P<'a>>) {
+        let mut clauses = Vec::new();
+        let mut params: Vec<P<'_>> = Vec::new();
+        let mut add = |clause: &str, param: P<'a>| {
+            params.push(param);
+            clauses.push(clause.replace('?', &format!("?{}", params.len())));
         };
-        format!(
-            "WHERE (CAST(?1 AS TEXT) IS NULL OR map = ?1) AND (CAST(?2 AS BIGINT) IS NULL OR run_id = ?2) AND (?3 OR status = 'open')
-               AND (CAST(?4 AS TEXT) IS NULL OR company = ?4)
-               AND (CAST(?5 AS TEXT) IS NULL OR source_app = ?5 OR target_app = ?5)
-               AND (CAST(?6 AS TEXT) IS NULL OR column_name = ?6)
-               AND (CAST(?7 AS BIGINT) IS NULL OR id > ?7){ids}"
-        )
-    }
-
-    fn error_params(query: &ErrorQuery) -> [P<'_>; 7] {
-        [
-            P::OptText(query.map.as_deref()),
-            P::OptInt(query.run),
-            P::Bool(query.include_resolved),
-            P::OptText(query.company.as_deref()),
-            P::OptText(query.app.as_deref()),
-            P::OptText(query.column.as_deref()),
-            P::OptInt(query.after_id),
-        ]
+        for (column, value) in [("map", &query.map), ("company", &query.company), ("column_name", &query.column)] {
+            if let Some(v) = value {
+                add(&format!("{column} = ?"), P::Text(v));
+            }
+        }
+        if let Some(app) = &query.app {
+            add("(source_app = ? OR target_app = ?)", P::Text(app));
+        }
+        if let Some(run) = query.run {
+            add("run_id = ?", P::Int(run));
+        }
+        if let Some(after) = query.after_id {
+            add("id > ?", P::Int(after));
+        }
+        if !query.include_resolved {
+            clauses.push("status = 'open'".into());
+        }
+        if !query.ids.is_empty() {
+            clauses.push(format!("id IN ({})", query.ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")));
+        }
+        let clause = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+        (clause, params)
     }
 
     /// How many errors the query selects (its limit aside).
     pub fn error_count(&self, query: &ErrorQuery) -> Result<u64, StateError> {
-        let sql = format!("SELECT count(*) FROM errors {}", Self::error_conditions(query));
-        Ok(self.db().query(&sql, &Self::error_params(query))?.first().and_then(|r| r.first()).map_or(0, Cell::int) as u64)
+        let (clause, params) = Self::error_conditions(query);
+        let sql = format!("SELECT count(*) FROM errors {clause}");
+        Ok(self.db().query(&sql, &params)?.first().and_then(|r| r.first()).map_or(0, Cell::int) as u64)
     }
 
     pub fn errors(&self, query: &ErrorQuery) -> Result<Vec<ErrorRecord>, StateError> {
         let limit = query.limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+        let (clause, params) = Self::error_conditions(query);
         let rows = self.db().query(
             &format!(
                 "SELECT id, run_id, map, company, source_app, target_app, key, column_name, value, message, attempts, status, first_seen, last_seen, note
-                 FROM errors {} ORDER BY id{limit}",
-                Self::error_conditions(query)
+                 FROM errors {clause} ORDER BY id{limit}"
             ),
-            &Self::error_params(query),
+            &params,
         )?;
         Ok(rows
             .iter()

@@ -34,7 +34,7 @@ pub struct MapPage {
     next_offset: Option<usize>,
 }
 
-/// The maps, with their state and figures.
+/// The maps, with their state and figures (read at most every 2 s; an action through the service shows at once).
 #[utoipa::path(get, path = "/api/v1/maps", params(MapFilter), responses(
     (status = 200, body = MapPage), (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody)))]
 pub async fn list(State(service): State<Arc<Service>>, Query(filter): Query<MapFilter>) -> Result<Json<MapPage>, ApiError> {
@@ -42,24 +42,23 @@ pub async fn list(State(service): State<Arc<Service>>, Query(filter): Query<MapF
     if let Some(state) = filter.state.as_deref().filter(|s| !["running", "paused", "stopped"].contains(s)) {
         return Err(ApiError::bad_request(format!("state={state:?}: a map's state is running, paused or stopped")));
     }
-    let rows = blocking(&service, |s| Ok(dualsync_engine::status::map_statuses(&s.config, &s.store, Some(&s.apps))?)).await?;
-    let matching: Vec<Value> =
-        rows.into_iter().filter(|r| filter.state.as_deref().is_none_or(|st| r["state"].as_str() == Some(st))).collect();
+    let rows = crate::service::map_figures(&service).await?;
+    let matching: Vec<&Value> = rows.iter().filter(|r| filter.state.as_deref().is_none_or(|st| r["state"].as_str() == Some(st))).collect();
     let total = matching.len();
     let offset = filter.offset.unwrap_or(0);
-    let items: Vec<Value> = matching.into_iter().skip(offset).take(limit).collect();
+    let items: Vec<Value> = matching.into_iter().skip(offset).take(limit).cloned().collect();
     let next_offset = (offset + items.len() < total).then_some(offset + items.len());
     Ok(Json(MapPage { items, total, next_offset }))
 }
 
-/// One map.
+/// One map, read now.
 #[utoipa::path(get, path = "/api/v1/maps/{map}", params(("map" = String, Path)), responses(
     (status = 200, body = Object), (status = 404, body = super::ErrorBody)))]
 pub async fn one(State(service): State<Arc<Service>>, Path(map): Path<String>) -> Result<Json<Value>, ApiError> {
     blocking(&service, move |s| {
         s.map_or_404(&map)?;
-        let rows = dualsync_engine::status::map_statuses(&s.config, &s.store, Some(&s.apps))?;
-        Ok(Json(rows.into_iter().find(|r| r["map"] == map.as_str()).expect("a map of the config")))
+        let row = dualsync_engine::status::map_status(&s.config, &s.store, Some(&s.apps), &map)?;
+        Ok(Json(row.expect("a map of the config")))
     })
     .await
 }

@@ -227,6 +227,7 @@ pub async fn audited<T: Send + 'static>(
             Ok((_, summary)) => summary.clone(),
             Err(e) => format!("refused ({}): {}", e.status.as_u16(), e.message),
         };
+        s.figures.forget();
         s.store.record_activity(&actor, action, &target, &result)?;
         tracing::info!(actor, action, target, result, "activity");
         outcome.map(|(value, _)| value)

@@ -91,7 +91,8 @@ async fn render(
 }
 
 async fn overview(State(s): State<Arc<Service>>, actor: Extension<Actor>) -> Response {
-    render(&s, "Maps", "/", &actor, Some(5), pages::overview).await
+    let figures = crate::service::map_figures(&s).await;
+    render(&s, "Maps", "/", &actor, Some(5), move |_| pages::overview(&figures?)).await
 }
 
 async fn map(State(s): State<Arc<Service>>, actor: Extension<Actor>, Path(name): Path<String>) -> Response {

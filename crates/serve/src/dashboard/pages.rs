@@ -19,8 +19,7 @@ fn text(v: &Value) -> String {
     }
 }
 
-pub fn overview(s: &Service) -> Result<String, ApiError> {
-    let rows = dualsync_engine::status::map_statuses(&s.config, &s.store, Some(&s.apps))?;
+pub fn overview(rows: &[Value]) -> Result<String, ApiError> {
     let body: Vec<String> = rows
         .iter()
         .map(|r| {
@@ -71,8 +70,7 @@ pub fn overview(s: &Service) -> Result<String, ApiError> {
 
 pub fn map(s: &Service, name: &str) -> Result<String, ApiError> {
     let m = s.map_or_404(name)?;
-    let rows = dualsync_engine::status::map_statuses(&s.config, &s.store, Some(&s.apps))?;
-    let r = rows.iter().find(|r| r["map"] == name).cloned().unwrap_or_default();
+    let r = dualsync_engine::status::map_status(&s.config, &s.store, Some(&s.apps), name)?.unwrap_or_default();
     let capture: String = r["capture"]
         .as_array()
         .into_iter()
