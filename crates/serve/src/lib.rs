@@ -90,6 +90,7 @@ pub fn serve(
     let api_apps = Apps::open(&config)?;
     api_apps.fence_writes(&claim, config.apps.iter().map(|a| a.name.as_str()))?;
     let exclusive = Arc::new(Mutex::new(()));
+    let figures_store = StateStore::open(&config.state)?;
     let service = Arc::new(Service {
         store: StateStore::open(&config.state)?,
         config,
@@ -98,13 +99,16 @@ pub fn serve(
         metrics: Default::default(),
         limiter: auth::Limiter::new(options.auth_failures_per_minute),
         https: acceptor.is_some(),
-        figures: Default::default(),
+        figures: service::MapFigures::new(figures_store),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(ServeError::Http)?;
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(options.listen))
         .map_err(|source| ServeError::Bind { listen: options.listen, source })?;
     let listen = listener.local_addr().map_err(ServeError::Http)?;
+    // The maps' figures are read once before the first request asks for them.
+    let warm = service.clone();
+    runtime.spawn_blocking(move || warm.read_figures().map(|_| ()).unwrap_or_else(|e| tracing::warn!(error = %e.message, "maps' figures")));
     let scheme = if acceptor.is_some() { "https" } else { "http" };
     tracing::info!(%listen, "serving: the API at {scheme}://{listen}/api/v1, metrics at /metrics");
     listening(listen, scheme);

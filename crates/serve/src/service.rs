@@ -30,8 +30,9 @@ pub struct Service {
 /// a while, so a reading is kept and served for `FRESH_FOR`; an older one is
 /// still served while one new reading (never two) is made in the background.
 /// An action through the service drops it, so that its effect shows at once.
-#[derive(Default)]
 pub struct MapFigures {
+    /// A connection of its own: a reading must not hold up the token checks on `Service::store`.
+    store: StateStore,
     last: Mutex<Option<(Instant, Arc<Vec<Value>>)>>,
     reading: AtomicBool,
 }
@@ -39,6 +40,10 @@ pub struct MapFigures {
 const FRESH_FOR: Duration = Duration::from_secs(2);
 
 impl MapFigures {
+    pub fn new(store: StateStore) -> MapFigures {
+        MapFigures { store, last: Mutex::default(), reading: AtomicBool::new(false) }
+    }
+
     fn last(&self) -> MutexGuard<'_, Option<(Instant, Arc<Vec<Value>>)>> {
         self.last.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -56,7 +61,7 @@ impl Service {
 
     /// Reads every map's figures now and keeps them.
     pub fn read_figures(&self) -> Result<Arc<Vec<Value>>, ApiError> {
-        let rows = dualsync_engine::status::map_statuses(&self.config, &self.store, Some(&self.apps));
+        let rows = dualsync_engine::status::map_statuses(&self.config, &self.figures.store, Some(&self.apps));
         self.figures.reading.store(false, SeqCst);
         let rows = Arc::new(rows?);
         *self.figures.last() = Some((Instant::now(), rows.clone()));

@@ -79,12 +79,15 @@ impl StateStore {
         Ok(rows.iter().map(|r| token_of(r)).collect())
     }
 
-    /// The token whose secret hashes to `sha256`, usable or not; its last use is noted.
+    /// The token whose secret hashes to `sha256`, usable or not; its last use
+    /// is noted, to the minute (a write per request would cost every request).
     pub fn token_by_hash(&self, sha256: &str) -> Result<Option<ApiToken>, StateError> {
         let rows = self.db().query(&format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE sha256 = ?1"), &[P::Text(sha256)])?;
         let token = rows.first().map(|r| token_of(r));
         if let Some(t) = token.as_ref().filter(|t| t.usable()) {
-            self.db().execute("UPDATE api_tokens SET last_used = ?2 WHERE id = ?1", &[P::Int(t.id), P::Text(&now())])?;
+            if t.last_used.as_deref().is_none_or(|at| at < minutes_ago(1).as_str()) {
+                self.db().execute("UPDATE api_tokens SET last_used = ?2 WHERE id = ?1", &[P::Int(t.id), P::Text(&now())])?;
+            }
         }
         Ok(token)
     }
