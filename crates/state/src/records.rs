@@ -112,6 +112,46 @@ impl std::ops::Deref for ErrorRecord {
 }
 
 impl ErrorRecord {
+    /// The columns of the error log as CSV (`dualsync errors --format csv`, the service's export).
+    pub const CSV_COLUMNS: [&'static str; 15] = [
+        "id",
+        "run",
+        "map",
+        "company",
+        "source_app",
+        "target_app",
+        "key",
+        "column",
+        "value",
+        "message",
+        "attempts",
+        "status",
+        "first_seen",
+        "last_seen",
+        "note",
+    ];
+
+    /// This error's fields in the order of `CSV_COLUMNS` (absent ones empty).
+    pub fn csv_fields(&self) -> [String; 15] {
+        [
+            self.id.to_string(),
+            self.run_id.to_string(),
+            self.map.clone(),
+            self.company.clone(),
+            self.source_app.clone(),
+            self.target_app.clone(),
+            self.key.clone(),
+            self.column.clone().unwrap_or_default(),
+            self.value.clone().unwrap_or_default(),
+            self.message.clone(),
+            self.attempts.to_string(),
+            self.status.clone(),
+            self.first_seen.clone(),
+            self.last_seen.clone(),
+            self.note.clone().unwrap_or_default(),
+        ]
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         json!({
             "id": self.id, "run": self.run_id, "map": self.map, "company": self.company,

@@ -4,7 +4,7 @@ use crate::output::{cell, is_json, print_json, Table};
 use dualsync_engine::sync::{reconcile_key, retry_errors, KeyOutcome};
 use dualsync_model::row::key_from_text;
 use dualsync_model::{Config, Value};
-use dualsync_state::{ErrorQuery, RunStatus, StateStore};
+use dualsync_state::{ErrorQuery, ErrorRecord, RunStatus, StateStore};
 use serde_json::json;
 
 /// The error log, all of it.
@@ -15,42 +15,9 @@ pub fn errors(cli: &Cli, config: &Config, args: &ErrorsArgs) -> CliResult {
         Format::Json => print_json(&json!(errors.iter().map(|e| e.to_json()).collect::<Vec<_>>())),
         Format::Csv => {
             let mut w = csv::Writer::from_writer(std::io::stdout());
-            w.write_record([
-                "id",
-                "run",
-                "map",
-                "company",
-                "source_app",
-                "target_app",
-                "key",
-                "column",
-                "value",
-                "message",
-                "attempts",
-                "status",
-                "first_seen",
-                "last_seen",
-            ])
-            .map_err(anyhow::Error::from)?;
+            w.write_record(ErrorRecord::CSV_COLUMNS).map_err(anyhow::Error::from)?;
             for e in &errors {
-                let (id, run, attempts) = (e.id.to_string(), e.run_id.to_string(), e.attempts.to_string());
-                w.write_record([
-                    id.as_str(),
-                    &run,
-                    &e.map,
-                    &e.company,
-                    &e.source_app,
-                    &e.target_app,
-                    &e.key,
-                    e.column.as_deref().unwrap_or(""),
-                    e.value.as_deref().unwrap_or(""),
-                    &e.message,
-                    &attempts,
-                    &e.status,
-                    &e.first_seen,
-                    &e.last_seen,
-                ])
-                .map_err(anyhow::Error::from)?;
+                w.write_record(e.csv_fields()).map_err(anyhow::Error::from)?;
             }
             w.flush()?;
         }

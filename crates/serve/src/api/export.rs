@@ -20,24 +20,6 @@ use tokio::sync::mpsc;
 const PAGE: usize = 1000;
 const PAGES_IN_FLIGHT: usize = 4;
 
-const COLUMNS: [&str; 15] = [
-    "id",
-    "run",
-    "map",
-    "company",
-    "source_app",
-    "target_app",
-    "key",
-    "column",
-    "value",
-    "message",
-    "attempts",
-    "status",
-    "first_seen",
-    "last_seen",
-    "note",
-];
-
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Format {
@@ -63,7 +45,7 @@ pub async fn errors(
     let (send, receive) = mpsc::channel::<Result<Bytes, std::io::Error>>(PAGES_IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
         let mut first = true;
-        let head = if csv { format!("{}\r\n", COLUMNS.join(",")) } else { "[".to_string() };
+        let head = if csv { format!("{}\r\n", ErrorRecord::CSV_COLUMNS.join(",")) } else { "[".to_string() };
         if send.blocking_send(Ok(Bytes::from(head))).is_err() {
             return;
         }
@@ -111,24 +93,7 @@ pub async fn errors(
 
 /// One error as a CSV line: fields with a quote, comma or line break are quoted, quotes doubled.
 fn csv_line(out: &mut String, e: &ErrorRecord) {
-    let fields = [
-        e.id.to_string(),
-        e.run_id.to_string(),
-        e.map.clone(),
-        e.company.clone(),
-        e.source_app.clone(),
-        e.target_app.clone(),
-        e.key.clone(),
-        e.column.clone().unwrap_or_default(),
-        e.value.clone().unwrap_or_default(),
-        e.message.clone(),
-        e.attempts.to_string(),
-        e.status.clone(),
-        e.first_seen.clone(),
-        e.last_seen.clone(),
-        e.note.clone().unwrap_or_default(),
-    ];
-    for (i, f) in fields.iter().enumerate() {
+    for (i, f) in e.csv_fields().iter().enumerate() {
         if i > 0 {
             out.push(',');
         }

@@ -1,6 +1,8 @@
 //! `bench --live --serve`: the live phases again with `dualsync serve`
 //! applying the changes while a watcher reads its API and metrics every
-//! second, as a dashboard and Prometheus would, for the ratio to `run`.
+//! second, as a dashboard and Prometheus would, then with `run` once more:
+//! serve is compared with the mean of the `run` before and after it, since
+//! each phase leaves the tables a little more bloated for the next.
 
 use super::live::{stop_run, LiveResult};
 use anyhow::{bail, Context, Result};
@@ -11,38 +13,41 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
-pub struct Served {
+pub struct Again {
     pub result: LiveResult,
-    /// API and metrics reads answered while it applied.
+    /// API and metrics reads answered while it applied (`serve` only).
     pub reads: usize,
     pub peak_kib: i64,
 }
 
-/// `source` runs SQL on the source app; `settle` waits until the target holds
-/// what was applied before timing; `measure` times the phases.
-pub fn measure_serve(
+/// The phases once more, with `serve` (watched) or `run` applying. `source`
+/// runs SQL on the source app; `settle` waits until the target holds what was
+/// applied before timing; `measure` times the phases.
+pub fn measure_again(
+    serve: bool,
     config: &Path,
     dir: &Path,
     source: &mut dyn FnMut(&str) -> Result<()>,
     settle: &dyn Fn() -> Result<()>,
     measure: &dyn Fn(&str) -> Result<LiveResult>,
-) -> Result<Served> {
-    // The fixed-rate rows of `run`'s measurement go, and every row changes once more, untimed.
+) -> Result<Again> {
+    // The fixed-rate rows of the measurement before go, and every row changes once more, untimed.
     source("DELETE FROM items WHERE company = 'LIVE'")?;
     source("UPDATE items SET qty = -7")?;
-    let token = token(config)?;
-    let (serve, port) = spawn_serve(config, dir)?;
+    let (child, port) = if serve { spawn_serve(config, dir)? } else { (super::live::spawn_run(config, dir)?, 0) };
+    let token = if serve { token(config)? } else { String::new() };
     let stop = AtomicBool::new(false);
     let measured = std::thread::scope(|s| {
-        let watcher = s.spawn(|| watch(port, &token, &stop));
-        let measured = settle().and_then(|()| source("UPDATE items SET qty = -8")).and_then(|()| measure("dualsync serve"));
+        let watcher = serve.then(|| s.spawn(|| watch(port, &token, &stop)));
+        let label = if serve { "dualsync serve" } else { "dualsync run again" };
+        let measured = settle().and_then(|()| source("UPDATE items SET qty = -8")).and_then(|()| measure(label));
         stop.store(true, SeqCst);
-        let reads = watcher.join().expect("watcher thread");
+        let reads = watcher.map_or(Ok(0), |w| w.join().expect("watcher thread"));
         measured.map(|m| (m, reads))
     });
-    let peak_kib = stop_run(serve)?;
+    let peak_kib = stop_run(child)?;
     let (result, reads) = measured?;
-    Ok(Served { result, reads: reads?, peak_kib })
+    Ok(Again { result, reads: reads?, peak_kib })
 }
 
 fn token(config: &Path) -> Result<String> {
