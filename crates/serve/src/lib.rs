@@ -17,6 +17,7 @@ mod api;
 pub mod auth;
 mod dashboard;
 mod health;
+mod jobs;
 mod metrics;
 mod service;
 pub mod tls;
@@ -87,7 +88,8 @@ pub fn serve(
     // Held for the whole service: the live loop and the API's actions nest in it.
     let claim = StateStore::join(&config.state, "serve")?;
     let live_apps = Apps::open(&config)?;
-    let api_apps = Apps::open(&config)?;
+    // The same connectors: an action that ends a map's log session (stop) ends the live loop's.
+    let api_apps = live_apps.clone();
     api_apps.fence_writes(&claim, config.apps.iter().map(|a| a.name.as_str()))?;
     let exclusive = Arc::new(Mutex::new(()));
     let figures_store = StateStore::open(&config.state)?;
@@ -100,6 +102,7 @@ pub fn serve(
         limiter: auth::Limiter::new(options.auth_failures_per_minute),
         https: acceptor.is_some(),
         figures: service::MapFigures::new(figures_store),
+        jobs: Default::default(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(ServeError::Http)?;
     let listener = runtime
@@ -135,6 +138,8 @@ pub fn serve(
             }
         });
         stop.store(true, SeqCst);
+        // Jobs stop as a sync stops on SIGTERM: the companies under way finish.
+        service.jobs.cancel_all_and_wait();
         (http, live.join())
     });
     drop(claim);

@@ -24,6 +24,7 @@ pub struct Service {
     /// Served over TLS (the dashboard's cookie is then `Secure`).
     pub https: bool,
     pub figures: MapFigures,
+    pub jobs: crate::jobs::Jobs,
 }
 
 /// Every map's figures (`engine::status`): counting a million errors takes

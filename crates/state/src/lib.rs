@@ -18,7 +18,7 @@ pub use live::{ConflictRecord, MapState, MapStateRecord, NewConflict};
 pub use owner::{Holder, StoreClaim, Token};
 pub use records::*;
 pub use service::{Activity, ApiToken, NewToken};
-pub use time::days_from_now;
+pub use time::{days_from_now, now};
 pub use work::{fence_unit, Chunk, ChunkDone, SyncJob, Unit, WorkUnit, Worker};
 
 use db::{Cell, Db, P};
@@ -27,7 +27,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
-use time::now;
 
 const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/001_initial.sql"),

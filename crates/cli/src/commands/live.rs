@@ -37,7 +37,7 @@ pub fn start(cli: &Cli, config: &Config, args: &StartArgs) -> CliResult {
     let apps = Apps::open(config)?;
     let progress = Progress::new(cli.quiet || is_json(cli.format) || args.skip_initial);
     let started = Instant::now();
-    let result = live::start_map(config, &apps, &args.map, args.skip_initial, &progress, progress.rows.clone());
+    let result = live::start_map(config, &apps, &args.map, args.skip_initial, &progress, progress.rows.clone(), None);
     progress.finish();
     let report = result?;
     let mut code = OK;

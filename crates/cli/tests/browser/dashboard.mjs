@@ -67,6 +67,19 @@ try {
   await page.click("button >> text=Pause");
   await expectText("main td .state", "paused");
 
+  step("stop the map, start it again, and see its job run to the end");
+  page.on("dialog", (dialog) => dialog.accept());
+  await page.click("main td a >> text=items");
+  await page.click("button >> text=Stop");
+  await expectText("dd .state", "stopped");
+  await page.click("button >> text=Start");
+  await expectText("tr.job", "start");
+  await expectText("tr.job", "done");
+  await expectText("dd .state", "running");
+  const rowsRead = Number(await page.locator("tr.job td.n").nth(1).textContent());
+  if (!(rowsRead > 0)) throw new Error(`the start job read ${rowsRead} rows`);
+  await shot("map-job");
+
   step("the activity log says who did what");
   await page.goto(`${BASE}/activity`);
   await expectText("td", "resolve");

@@ -220,3 +220,64 @@ fn the_error_log_exports_whole_as_csv_and_json() {
     assert_eq!(s.get("/api/v1/errors/export?format=xml", &s.viewer).status, 400);
     s.stop();
 }
+
+/// Polls a job until it ends; its last answer.
+fn job_end(s: &Served, id: i64) -> Value {
+    let end = Instant::now() + Duration::from_secs(120);
+    loop {
+        let job = s.get(&format!("/api/v1/jobs/{id}"), &s.viewer).json();
+        if !["running", "cancelling"].contains(&job["status"].as_str().unwrap()) {
+            return job;
+        }
+        assert!(Instant::now() < end, "job {id} did not end: {job}\n{}", s.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn maps_are_stopped_started_and_synced_through_the_api_as_jobs() {
+    let Some(mut s) = Served::start([Kind::Sqlite, Kind::Postgres], "master") else { return };
+    let stopped = s.post("/api/v1/maps/items/stop", &s.operator, "");
+    assert_eq!(stopped.status, 200, "{}", stopped.body);
+    assert_eq!(s.get("/api/v1/maps/items", &s.viewer).json()["state"], "stopped");
+    assert_eq!(s.post("/api/v1/maps/items/stop", &s.operator, "").status, 409, "a stopped map is not stopped twice");
+    // Rows written while the map is stopped reach b through the start's initial sync.
+    let rows: Vec<String> = (0..20_000).map(|i| format!("('n{i:05}', 'new {i}', {i})")).collect();
+    s.db[0].exec(&format!("INSERT INTO item VALUES {}", rows.join(", ")));
+    let started = s.post("/api/v1/maps/items/start", &s.operator, "{}");
+    assert_eq!(started.status, 202, "{}", started.body);
+    let job = started.json();
+    assert_eq!((job["kind"].as_str(), job["actor"].as_str()), (Some("start"), Some("otto")), "{job}");
+    let twice = s.post("/api/v1/maps/items/start", &s.operator, "{}");
+    assert_eq!(twice.status, 409, "one start at a time: {}", twice.body);
+    let done = job_end(&s, job["id"].as_i64().unwrap());
+    assert_eq!(done["status"], "done", "{done}");
+    assert!(done["rows"].as_u64().unwrap() >= 20_003, "progress counted the rows read: {done}");
+    assert!(done["rows_per_second"].as_f64().unwrap() > 0.0, "{done}");
+    let summary = done["summary"].as_str().unwrap();
+    assert!(summary.starts_with("map items is running, initial sync run") && summary.ends_with("(ok)"), "{done}");
+    assert_eq!(s.dump(1).len(), 20_003);
+    assert_eq!(s.get("/api/v1/maps/items", &s.viewer).json()["state"], "running");
+    // Live sync goes on after a start through the service.
+    s.db[0].exec("UPDATE item SET qty = 7 WHERE k = 'n00007'");
+    s.wait_for_row(1, "n00007|new 7|7");
+
+    // A sync job: started maps are the live loop's unless asked whole.
+    let refused = s.post("/api/v1/sync", &s.operator, "{}");
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(refused.error().contains("full = true"), "{}", refused.body);
+    assert_eq!(s.post("/api/v1/sync", &s.operator, r#"{"maps": ["nomap"]}"#).status, 404);
+    let full = s.post("/api/v1/sync", &s.operator, r#"{"full": true}"#);
+    assert_eq!(full.status, 202, "{}", full.body);
+    let done = job_end(&s, full.json()["id"].as_i64().unwrap());
+    assert_eq!(done["status"], "done", "{done}");
+    assert!(done["summary"].as_str().unwrap().ends_with(": ok"), "nothing differed: {done}");
+    let jobs = s.get("/api/v1/jobs", &s.viewer).json();
+    assert_eq!(jobs.as_array().unwrap().len(), 2, "{jobs}");
+    assert_eq!(jobs[0]["kind"], "sync", "newest first");
+    let ended = s.post(&format!("/api/v1/jobs/{}/cancel", jobs[0]["id"]), &s.operator, "");
+    assert_eq!(ended.status, 409, "an ended job is not cancelled: {}", ended.body);
+    assert_eq!(s.post("/api/v1/jobs/999/cancel", &s.operator, "").status, 404);
+    assert_eq!(s.post("/api/v1/jobs/1/cancel", &s.viewer, "").status, 403);
+    s.stop();
+}

@@ -80,16 +80,16 @@ fn an_operator_works_through_the_dashboard_in_chromium() {
     assert!(s.dump(1).contains(&"k4|k4 fixed|4".to_string()), "the retried row arrived: {:?}", s.dump(1));
     assert_eq!(s.dump(0)[0], "k1|from b|2", "the conflict took b's row");
     assert_eq!(s.dump(1)[0], "k1|from b|2");
-    assert_eq!(s.get("/api/v1/maps/items", &s.viewer).json()["state"], "paused");
+    assert_eq!(s.get("/api/v1/maps/items", &s.viewer).json()["state"], "running");
     let actions: Vec<String> = s.get("/api/v1/activity?actor=otto", &s.viewer).json()["items"]
         .as_array()
         .unwrap()
         .iter()
-        .take(4)
+        .take(6)
         .map(|a| a["action"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(actions, ["pause", "resume", "resolve", "retry"], "newest first");
-    for page in ["login", "overview", "map", "errors", "conflicts", "activity", "overview-phone"] {
+    assert_eq!(actions, ["start", "stop", "pause", "resume", "resolve", "retry"], "newest first");
+    for page in ["login", "overview", "map", "errors", "conflicts", "map-job", "activity", "overview-phone"] {
         assert!(shots.join(format!("{page}.png")).exists(), "screenshot of {page}");
     }
     s.stop();

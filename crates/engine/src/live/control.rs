@@ -11,7 +11,7 @@ use crate::{Apps, EngineError};
 use dualsync_model::row::key_from_text;
 use dualsync_model::{Config, Value};
 use dualsync_state::{MapState, StateStore};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
 #[derive(Debug)]
@@ -39,6 +39,7 @@ pub fn start_map(
     skip_initial: bool,
     observer: &dyn Observer,
     rows_done: Arc<AtomicU64>,
+    stop: Option<&'static AtomicBool>,
 ) -> Result<StartReport, EngineError> {
     let m = map_of(config, map)?;
     let claim = StateStore::claim(&config.state, "start")?;
@@ -82,8 +83,15 @@ pub fn start_map(
     let initial = if skip_initial {
         None
     } else {
-        let options = SyncOptions { maps: vec![map.to_string()], ..Default::default() };
-        Some(run_sync(config, apps, &options, observer, rows_done)?)
+        let options = SyncOptions { maps: vec![map.to_string()], stop, ..Default::default() };
+        let report = run_sync(config, apps, &options, observer, rows_done)?;
+        // Stopped part way, the map is not set running: a later start syncs it whole again.
+        if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst)) {
+            return Err(EngineError::Stopped(format!(
+                "the initial sync of map {map} was stopped before it finished; capture stays installed, and `start {map}` again syncs it whole"
+            )));
+        }
+        Some(report)
     };
     store.set_map_state(map, MapState::Running, None)?;
     Ok(StartReport { initial, capture: chosen })
@@ -179,6 +187,8 @@ fn set_state(config: &Config, map: &str, state: MapState) -> Result<(), EngineEr
 /// the map's state and cursors. Its merge bases stay.
 pub fn stop_map(config: &Config, apps: &Apps, map: &str) -> Result<(), EngineError> {
     let m = map_of(config, map)?;
+    // This process's own log sessions of the map (a `serve`'s live loop) end first: a slot in use cannot be dropped.
+    super::release_logs(config, apps, &[map.to_string()]);
     let store = StateStore::open(&config.state)?;
     for side in Side::BOTH {
         for log in [true, false] {

@@ -180,7 +180,11 @@ fn live_loop(
                 }
             };
             let apps = fenced.as_ref().unwrap_or(apps);
-            let _round = options.exclusive.as_ref().map(|m| m.lock().unwrap_or_else(|p| p.into_inner()));
+            let round_lock = options.exclusive.as_ref().map(|m| m.lock().unwrap_or_else(|p| p.into_inner()));
+            // An action of this process may have paused or stopped the map while the round waited for the lock.
+            if round_lock.is_some() && store.map_state(name)?.map(|s| s.state) != state {
+                continue;
+            }
             match switch_capture(config, apps, store, report.run_id, map, &mut choices, observer, options.batch, stop)
                 .and_then(|switched| Ok(add(switched, catch_up(config, apps, store, report.run_id, map, options.batch, stop)?)))
             {

@@ -6,6 +6,7 @@ mod activity;
 mod conflicts;
 mod errors;
 mod export;
+mod jobs;
 mod maps;
 mod tokens;
 
@@ -29,6 +30,12 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/api/v1/maps/{map}", get(maps::one))
         .route("/api/v1/maps/{map}/pause", post(maps::pause))
         .route("/api/v1/maps/{map}/resume", post(maps::resume))
+        .route("/api/v1/maps/{map}/start", post(jobs::start))
+        .route("/api/v1/maps/{map}/stop", post(jobs::stop))
+        .route("/api/v1/sync", post(jobs::sync))
+        .route("/api/v1/jobs", get(jobs::list))
+        .route("/api/v1/jobs/{id}", get(jobs::one))
+        .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/api/v1/errors", get(errors::list))
         .route("/api/v1/errors/export", get(export::errors))
         .route("/api/v1/errors/retry", post(errors::retry_matching))
@@ -45,7 +52,8 @@ pub fn routes() -> Router<Arc<Service>> {
 #[openapi(
     info(title = "dualsync", description = "The operators' API of dualsync serve: maps, the error log, conflicts, activity and tokens."),
     paths(
-        maps::list, maps::one, maps::pause, maps::resume,
+        maps::list, maps::one, maps::pause, maps::resume, jobs::start, jobs::stop, jobs::sync,
+        jobs::list, jobs::one, jobs::cancel,
         errors::list, export::errors, errors::retry_one, errors::retry_matching, errors::skip,
         conflicts::list, conflicts::resolve,
         activity::list,

@@ -42,8 +42,14 @@ pub fn state_badge(state: &str) -> String {
 
 /// A button that POSTs to the API (dashboard.js), with optional fields.
 pub fn action(api: &str, label: &str, done: &str, fields: &str) -> String {
+    confirmed_action(api, label, done, fields, None)
+}
+
+/// The same, after the browser asks `question` (for what is not undone by a click).
+pub fn confirmed_action(api: &str, label: &str, done: &str, fields: &str, question: Option<&str>) -> String {
+    let confirm = question.map(|q| format!(r#" data-confirm="{}""#, esc(q))).unwrap_or_default();
     format!(
-        r#"<form class="action" data-api="{}" data-done="{}">{fields}<button type="submit">{}</button></form>"#,
+        r#"<form class="action" data-api="{}" data-done="{}"{confirm}>{fields}<button type="submit">{}</button></form>"#,
         esc(api),
         esc(done),
         esc(label)

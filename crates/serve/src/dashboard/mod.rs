@@ -73,7 +73,7 @@ fn who(actor: &Extension<Actor>) -> String {
 
 async fn render(
     service: &Arc<Service>,
-    title: &'static str,
+    title: &str,
     here: &'static str,
     actor: &Extension<Actor>,
     refresh: Option<u32>,
@@ -96,7 +96,8 @@ async fn overview(State(s): State<Arc<Service>>, actor: Extension<Actor>) -> Res
 }
 
 async fn map(State(s): State<Arc<Service>>, actor: Extension<Actor>, Path(name): Path<String>) -> Response {
-    render(&s, "Map", "/", &actor, Some(5), move |s| pages::map(s, &name)).await
+    let title = format!("Map {name}");
+    render(&s, &title, "/", &actor, Some(5), move |s| pages::map(s, &name)).await
 }
 
 async fn errors(

@@ -1,7 +1,7 @@
 //! What each page shows, read with the same queries as the API and `status`.
 //! Actions are buttons that call the API (see `layout::action`).
 
-use super::layout::{action, cell, esc, state_badge, table, url_part};
+use super::layout::{action, cell, confirmed_action, esc, state_badge, table, url_part};
 use crate::api::ApiError;
 use crate::service::Service;
 use dualsync_state::ErrorQuery;
@@ -118,8 +118,51 @@ pub fn map(s: &Service, name: &str) -> Result<String, ApiError> {
         })
         .collect();
     let heads = ["Company", "Run", "Status", "Started", "Read", "Inserted", "Updated", "Deleted", "Failed"];
+    let link = url_part(name);
+    let buttons = if r["state"] == "stopped" {
+        action(
+            &format!("/api/v1/maps/{link}/start"),
+            "Start",
+            &format!("Map {name} is starting: its initial sync runs as a job."),
+            r#"<label><input type="checkbox" name="skip_initial" value="true"> skip the initial sync</label>"#,
+        )
+    } else {
+        confirmed_action(
+            &format!("/api/v1/maps/{link}/stop"),
+            "Stop",
+            &format!("Map {name} is stopped."),
+            "",
+            Some(&format!("Stop map {name}? Capture is removed from both apps; a later start syncs it whole again.")),
+        )
+    };
+    let target = format!("map {name}");
+    let jobs: Vec<String> = s
+        .jobs
+        .all()
+        .iter()
+        .filter(|j| j.target == target || j.kind == "sync")
+        .map(|j| {
+            let v = j.json();
+            let cancel = if ["running", "cancelling"].contains(&v["status"].as_str().unwrap_or("")) {
+                action(&format!("/api/v1/jobs/{}/cancel", j.id), "Cancel", &format!("Job {} is stopping.", j.id), "")
+            } else {
+                String::new()
+            };
+            format!(
+                r#"<tr class="job"><td class="n">{}</td><td>{}</td><td>{}</td><td class="n">{}</td><td class="n">{:.0}</td><td class="n">{:.1} s</td>{}<td>{cancel}</td></tr>"#,
+                j.id,
+                esc(j.kind),
+                esc(v["status"].as_str().unwrap_or("")),
+                v["rows"],
+                v["rows_per_second"].as_f64().unwrap_or(0.0),
+                v["seconds"].as_f64().unwrap_or(0.0),
+                cell(v["summary"].as_str().unwrap_or(""), 100),
+            )
+        })
+        .collect();
     Ok(format!(
-        "{summary}<h2>Last run per company</h2><p class=\"hint\">Figures are per app: {} / {}.</p>{}",
+        "{summary}<div class=\"buttons\">{buttons}</div><h2>Jobs</h2>{}<h2>Last run per company</h2><p class=\"hint\">Figures are per app: {} / {}.</p>{}",
+        table(&["Job", "Kind", "Status", "Rows read", "Rows/s", "Time", "Result", ""], &jobs, "No job of this process touched this map."),
         esc(m.app(0)),
         esc(m.app(1)),
         table(&heads, &partitions, "No run yet.")

@@ -4,22 +4,25 @@
 
 const notice = document.getElementById("notice");
 
-// A form with data-api POSTs its fields as JSON (none: an empty body).
+// A form with data-api POSTs its fields as JSON (after data-confirm's question, if it has one).
 document.addEventListener("submit", async (event) => {
   const form = event.target;
   if (!form.dataset.api) return;
   event.preventDefault();
-  const fields = Object.fromEntries(new FormData(form));
+  if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
+  // Fields go as JSON; a checkbox's "true" as true.
+  const fields = Object.fromEntries([...new FormData(form)].map(([k, v]) => [k, v === "true" ? true : v]));
   const buttons = form.querySelectorAll("button");
   buttons.forEach((b) => (b.disabled = true));
   notice.className = "";
   notice.textContent = "Working…";
   try {
-    const init = { method: "POST", credentials: "same-origin", headers: {} };
-    if (Object.keys(fields).length > 0) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(fields);
-    }
+    const init = {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(fields),
+    };
     const reply = await fetch(form.dataset.api, init);
     const body = await reply.json().catch(() => ({}));
     if (!reply.ok) throw new Error(body.error ? body.error.message : reply.statusText);
