@@ -23,6 +23,9 @@ pub struct Job {
     started_at: String,
     /// Rows the sync has read so far (the engine counts them).
     pub rows: Arc<AtomicU64>,
+    /// (map, company) partitions of the maps begun so far, and those finished: the ETA's measure.
+    partitions: AtomicU64,
+    partitions_done: AtomicU64,
     /// Set to cancel: the companies under way finish, no other starts. The
     /// engine takes a `&'static` flag; each job leaks one byte for it.
     pub cancel: &'static AtomicBool,
@@ -40,6 +43,11 @@ struct Ended {
 impl Job {
     fn ended(&self) -> MutexGuard<'_, Ended> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Seconds since it began.
+    pub fn seconds(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
     }
 
     pub fn running(&self) -> bool {
@@ -63,12 +71,26 @@ impl Job {
             (None, true) => "cancelling",
             (None, false) => "running",
         };
+        let (total, done) = (self.partitions.load(SeqCst), self.partitions_done.load(SeqCst));
+        // Time per finished partition, times those left: none before the first one ends.
+        let eta = (ended.status.is_none() && done > 0 && total > done).then(|| seconds / done as f64 * (total - done) as f64);
         json!({
             "id": self.id, "kind": self.kind, "target": self.target, "actor": self.actor, "status": status,
             "started_at": self.started_at, "ended_at": ended.at.as_ref().map(|(_, at)| at.clone()),
             "rows": rows, "seconds": seconds, "rows_per_second": if seconds > 0.0 { rows as f64 / seconds } else { 0.0 },
+            "partitions": total, "partitions_done": done, "eta_seconds": eta,
             "summary": ended.summary,
         })
+    }
+}
+
+/// The engine tells a job's progress in partitions as it goes.
+impl dualsync_engine::sync::Observer for Job {
+    fn map_started(&self, _map: &str, partitions: usize) {
+        self.partitions.fetch_add(partitions as u64, SeqCst);
+    }
+    fn partition_done(&self, _report: &dualsync_engine::sync::PartitionReport) {
+        self.partitions_done.fetch_add(1, SeqCst);
     }
 }
 
@@ -96,6 +118,8 @@ impl Jobs {
             started: Instant::now(),
             started_at: dualsync_state::now(),
             rows: Arc::default(),
+            partitions: AtomicU64::new(0),
+            partitions_done: AtomicU64::new(0),
             cancel: Box::leak(Box::new(AtomicBool::new(false))),
             state: Mutex::default(),
         });

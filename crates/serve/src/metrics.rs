@@ -23,6 +23,12 @@ pub struct Metrics {
     problems: Mutex<BTreeMap<String, u64>>,
     /// map → pauses by the alert rule or a problem that needs a person.
     pauses: Mutex<BTreeMap<String, u64>>,
+    /// (app, table) → captured changes trimmed from the change table.
+    trims: Mutex<BTreeMap<(String, String), u64>>,
+    /// (map, app, what) → rows read, inserted, updated, deleted or failed by the service's syncs.
+    sync_rows: Mutex<BTreeMap<(String, String, &'static str), u64>>,
+    /// Syncs the service ran (starts, sync jobs) that ended, and their seconds in all.
+    sync_seconds: Mutex<(u64, f64)>,
     /// (method, status) → requests answered.
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     auth_failures: AtomicU64,
@@ -35,6 +41,27 @@ fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K, by: u64) {
 impl Metrics {
     pub fn auth_failed(&self) {
         self.auth_failures.fetch_add(1, Relaxed);
+    }
+
+    /// What a sync of the service (a start's, a sync job's) did, by map, app and what, and how long it took.
+    pub fn synced(&self, report: &dualsync_engine::sync::SyncReport, seconds: f64) {
+        for p in &report.partitions {
+            let c = &p.counts;
+            for (i, app) in p.apps.iter().enumerate() {
+                for (what, n) in [
+                    ("read", c.read[i]),
+                    ("inserted", c.inserted[i]),
+                    ("updated", c.updated[i]),
+                    ("deleted", c.deleted[i]),
+                    ("failed", c.failed[i]),
+                ] {
+                    bump(&self.sync_rows, (p.map.clone(), app.clone(), what), n);
+                }
+            }
+        }
+        let mut t = self.sync_seconds.lock().unwrap_or_else(|p| p.into_inner());
+        t.0 += 1;
+        t.1 += seconds;
     }
 
     pub fn answered(&self, method: &str, status: u16) {
@@ -78,6 +105,25 @@ impl Metrics {
             &self.pauses,
             |m| format!("map=\"{}\"", esc(m)),
         );
+        counter(
+            &mut out,
+            "dualsync_capture_trimmed_total",
+            "Captured changes trimmed from an app's change table, by app and table.",
+            &self.trims,
+            |(a, t)| format!("app=\"{}\",table=\"{}\"", esc(a), esc(t)),
+        );
+        counter(
+            &mut out,
+            "dualsync_sync_rows_total",
+            "Rows of the service's syncs (starts, sync jobs), by map, app and what: read, inserted, updated, deleted, failed.",
+            &self.sync_rows,
+            |(m, a, what)| format!("map=\"{}\",app=\"{}\",what=\"{what}\"", esc(m), esc(a)),
+        );
+        let (count, seconds) = *self.sync_seconds.lock().unwrap_or_else(|p| p.into_inner());
+        let _ =
+            writeln!(out, "# HELP dualsync_sync_duration_seconds The service's syncs (starts, sync jobs) that ended, and their seconds.");
+        let _ = writeln!(out, "# TYPE dualsync_sync_duration_seconds summary");
+        let _ = writeln!(out, "dualsync_sync_duration_seconds_sum {seconds}\ndualsync_sync_duration_seconds_count {count}");
         counter(
             &mut out,
             "dualsync_http_requests_total",
@@ -191,5 +237,10 @@ impl LiveObserver for Observer<'_> {
     fn paused(&self, map: &str, reason: &str) {
         bump(&self.metrics.pauses, map.to_string(), 1);
         tracing::error!(map, reason, "map paused");
+    }
+
+    fn trimmed(&self, app: &str, table: &str, changes: u64) {
+        bump(&self.metrics.trims, (app.to_string(), table.to_string()), changes);
+        tracing::debug!(app, table, changes, "change table trimmed");
     }
 }

@@ -17,7 +17,7 @@ mod work;
 pub use live::{ConflictRecord, MapState, MapStateRecord, NewConflict};
 pub use owner::{Holder, StoreClaim, Token};
 pub use records::*;
-pub use service::{Activity, ApiToken, NewToken};
+pub use service::{Activity, ApiToken, NewToken, RunRecord};
 pub use time::{days_from_now, now};
 pub use work::{fence_unit, Chunk, ChunkDone, SyncJob, Unit, WorkUnit, Worker};
 

@@ -34,6 +34,17 @@ impl ApiToken {
     }
 }
 
+/// A run of any kind (sync, live, retry, resolve…), as the store keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunRecord {
+    pub id: i64,
+    pub kind: String,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub status: String,
+    pub message: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Activity {
     pub id: i64,
@@ -127,6 +138,29 @@ impl StateStore {
                 action: r[3].text(),
                 target: r[4].text(),
                 result: r[5].text(),
+            })
+            .collect())
+    }
+
+    /// Runs, newest first: at most `limit` numbered below `before`, of one kind if given.
+    pub fn runs(&self, kind: Option<&str>, before: Option<i64>, limit: usize) -> Result<Vec<RunRecord>, StateError> {
+        let rows = self.db().query(
+            &format!(
+                "SELECT id, kind, started_at, ended_at, status, message FROM runs
+                 WHERE (CAST(?1 AS TEXT) IS NULL OR kind = ?1) AND (CAST(?2 AS BIGINT) IS NULL OR id < ?2)
+                 ORDER BY id DESC LIMIT {limit}"
+            ),
+            &[P::OptText(kind), P::OptInt(before)],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| RunRecord {
+                id: r[0].int(),
+                kind: r[1].text(),
+                started_at: r[2].text(),
+                ended_at: r[3].opt_text(),
+                status: r[4].text(),
+                message: r[5].opt_text(),
             })
             .collect())
     }

@@ -256,8 +256,24 @@ fn maps_are_stopped_started_and_synced_through_the_api_as_jobs() {
     assert!(done["rows_per_second"].as_f64().unwrap() > 0.0, "{done}");
     let summary = done["summary"].as_str().unwrap();
     assert!(summary.starts_with("map items is running, initial sync run") && summary.ends_with("(ok)"), "{done}");
+    assert_eq!((done["partitions"].as_u64(), done["partitions_done"].as_u64()), (Some(1), Some(1)), "{done}");
+    assert_eq!(done["eta_seconds"], Value::Null, "no time left once it ended");
     assert_eq!(s.dump(1).len(), 20_003);
     assert_eq!(s.get("/api/v1/maps/items", &s.viewer).json()["state"], "running");
+    // The start's sync is a run with its counts; the apps say how they are reached and captured.
+    let runs = s.get("/api/v1/runs?kind=sync", &s.viewer).json();
+    let run = runs["items"][0]["id"].as_i64().unwrap();
+    let detail = s.get(&format!("/api/v1/runs/{run}"), &s.viewer).json();
+    assert_eq!(detail["partitions"][0]["inserted"], json!([0, 20_000]), "{detail}");
+    assert_eq!(detail["status"], "ok");
+    assert_eq!(s.get("/api/v1/runs/999999", &s.viewer).status, 404);
+    let apps = s.get("/api/v1/apps", &s.viewer).json();
+    assert_eq!(apps[0]["app"], "a");
+    assert_eq!((apps[0]["kind"].as_str(), apps[1]["kind"].as_str()), (Some("sqlite"), Some("postgres")), "{apps}");
+    assert!(apps.as_array().unwrap().iter().all(|a| a["reachable"] == true), "{apps}");
+    assert_eq!(apps[1]["tables"][0]["table"], "item");
+    assert_eq!(apps[1]["tables"][0]["privileges"]["select"], true, "{apps}");
+    assert!(!apps.to_string().contains("password"), "{apps}");
     // Live sync goes on after a start through the service.
     s.db[0].exec("UPDATE item SET qty = 7 WHERE k = 'n00007'");
     s.wait_for_row(1, "n00007|new 7|7");
@@ -272,6 +288,10 @@ fn maps_are_stopped_started_and_synced_through_the_api_as_jobs() {
     let done = job_end(&s, full.json()["id"].as_i64().unwrap());
     assert_eq!(done["status"], "done", "{done}");
     assert!(done["summary"].as_str().unwrap().ends_with(": ok"), "nothing differed: {done}");
+    let metrics = s.get("/metrics", &s.viewer).body;
+    for line in [r#"dualsync_sync_rows_total{map="items",app="b",what="inserted"} 20000"#, "dualsync_sync_duration_seconds_count 2"] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
     let jobs = s.get("/api/v1/jobs", &s.viewer).json();
     assert_eq!(jobs.as_array().unwrap().len(), 2, "{jobs}");
     assert_eq!(jobs[0]["kind"], "sync", "newest first");

@@ -68,6 +68,8 @@ pub trait LiveObserver: Sync {
     /// A map could not be reconciled this round (it is tried again, or paused: see `paused`).
     fn problem(&self, _map: &str, _message: &str) {}
     fn paused(&self, _map: &str, _reason: &str) {}
+    /// Changes every started map has passed were deleted from an app's change table.
+    fn trimmed(&self, _app: &str, _table: &str, _changes: u64) {}
 }
 
 pub struct Quiet;
@@ -525,9 +527,10 @@ fn trim(config: &Config, apps: &Apps, store: &StateStore, observer: &dyn LiveObs
         }
     }
     for ((app, table), cursors) in readers {
-        let trimmed = apps.connect(&app).and_then(|mut c| c.trim_changes(&table, &cursors).map_err(in_app(apps, &app)));
-        if let Err(e) = trimmed {
-            observer.problem("", &format!("cannot trim the change table of {app}.{table}: {e}"));
+        match apps.connect(&app).and_then(|mut c| c.trim_changes(&table, &cursors).map_err(in_app(apps, &app))) {
+            Ok(0) => {}
+            Ok(n) => observer.trimmed(&app, &table, n),
+            Err(e) => observer.problem("", &format!("cannot trim the change table of {app}.{table}: {e}")),
         }
     }
 }

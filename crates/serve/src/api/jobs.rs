@@ -9,7 +9,7 @@ use crate::service::Service;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Extension;
-use dualsync_engine::sync::{run_sync, sync_modes, NoObserver, SyncOptions};
+use dualsync_engine::sync::{run_sync, sync_modes, SyncOptions};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering::SeqCst;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 /// Jobs of this process, newest first.
 #[utoipa::path(get, path = "/api/v1/jobs", responses((status = 200, body = Vec<Object>,
-    description = "id, kind (start, sync), target, actor, status (running, cancelling, done, failed, cancelled), started_at, ended_at, rows, seconds, rows_per_second, summary")))]
+    description = "id, kind (start, sync), target, actor, status (running, cancelling, done, failed, cancelled), started_at, ended_at, rows, seconds, rows_per_second, partitions (of the maps begun so far), partitions_done, eta_seconds (from the time per finished partition; null before the first ends), summary")))]
 pub async fn list(State(service): State<Arc<Service>>) -> Json<Vec<Value>> {
     Json(service.jobs.all().iter().map(|j| j.json()).collect())
 }
@@ -83,8 +83,11 @@ pub async fn start(
         let skip = request.skip_initial;
         let job = s.jobs.spawn("start", format!("map {map}"), who, move |job| {
             let s = &background;
-            let outcome = dualsync_engine::live::start_map(&s.config, &s.apps, &map, skip, &NoObserver, job.rows.clone(), Some(job.cancel));
+            let outcome = dualsync_engine::live::start_map(&s.config, &s.apps, &map, skip, job, job.rows.clone(), Some(job.cancel));
             s.figures.forget();
+            if let Ok(Some(initial)) = outcome.as_ref().map(|r| r.initial.as_ref()) {
+                s.metrics.synced(initial, job.seconds());
+            }
             match outcome {
                 Ok(report) => {
                     let initial =
@@ -165,8 +168,11 @@ pub async fn sync(
             let options = SyncOptions { maps, stop: Some(job.cancel), ..Default::default() };
             // Diffing a started map whole must not meet the live loop on the same rows.
             let _between = diffs_started.then(|| s.between_rounds());
-            let outcome = run_sync(&s.config, &s.apps, &options, &NoObserver, job.rows.clone());
+            let outcome = run_sync(&s.config, &s.apps, &options, job, job.rows.clone());
             s.figures.forget();
+            if let Ok(report) = &outcome {
+                s.metrics.synced(report, job.seconds());
+            }
             match outcome {
                 Ok(_) if job.cancel.load(SeqCst) => {
                     ("cancelled", "stopped: the companies under way finished, the others wait for the next sync".into())

@@ -8,6 +8,7 @@ mod errors;
 mod export;
 mod jobs;
 mod maps;
+mod runs;
 mod tokens;
 
 use crate::auth::Actor;
@@ -44,6 +45,9 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/api/v1/conflicts", get(conflicts::list))
         .route("/api/v1/conflicts/{id}/resolve", post(conflicts::resolve))
         .route("/api/v1/activity", get(activity::list))
+        .route("/api/v1/runs", get(runs::list))
+        .route("/api/v1/runs/{id}", get(runs::one))
+        .route("/api/v1/apps", get(runs::apps))
         .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/api/v1/tokens/{name}", delete(tokens::revoke))
 }
@@ -56,7 +60,7 @@ pub fn routes() -> Router<Arc<Service>> {
         jobs::list, jobs::one, jobs::cancel,
         errors::list, export::errors, errors::retry_one, errors::retry_matching, errors::skip,
         conflicts::list, conflicts::resolve,
-        activity::list,
+        activity::list, runs::list, runs::one, runs::apps,
         tokens::list, tokens::create, tokens::revoke,
     ),
     components(schemas(ErrorBody, ErrorDetail, crate::auth::Role)),

@@ -148,13 +148,16 @@ pub fn map(s: &Service, name: &str) -> Result<String, ApiError> {
             } else {
                 String::new()
             };
+            let eta = v["eta_seconds"].as_f64().map_or("—".into(), |s| format!("{s:.0} s"));
             format!(
-                r#"<tr class="job"><td class="n">{}</td><td>{}</td><td>{}</td><td class="n">{}</td><td class="n">{:.0}</td><td class="n">{:.1} s</td>{}<td>{cancel}</td></tr>"#,
+                r#"<tr class="job"><td class="n">{}</td><td>{}</td><td>{}</td><td class="n">{}</td><td class="n">{:.0}</td><td class="n">{} / {}</td><td class="n">{:.1} s</td><td class="n">{eta}</td>{}<td>{cancel}</td></tr>"#,
                 j.id,
                 esc(j.kind),
                 esc(v["status"].as_str().unwrap_or("")),
                 v["rows"],
                 v["rows_per_second"].as_f64().unwrap_or(0.0),
+                v["partitions_done"],
+                v["partitions"],
                 v["seconds"].as_f64().unwrap_or(0.0),
                 cell(v["summary"].as_str().unwrap_or(""), 100),
             )
@@ -162,7 +165,11 @@ pub fn map(s: &Service, name: &str) -> Result<String, ApiError> {
         .collect();
     Ok(format!(
         "{summary}<div class=\"buttons\">{buttons}</div><h2>Jobs</h2>{}<h2>Last run per company</h2><p class=\"hint\">Figures are per app: {} / {}.</p>{}",
-        table(&["Job", "Kind", "Status", "Rows read", "Rows/s", "Time", "Result", ""], &jobs, "No job of this process touched this map."),
+        table(
+            &["Job", "Kind", "Status", "Rows read", "Rows/s", "Companies done", "Time", "Time left", "Result", ""],
+            &jobs,
+            "No job of this process touched this map."
+        ),
         esc(m.app(0)),
         esc(m.app(1)),
         table(&heads, &partitions, "No run yet.")
