@@ -3,7 +3,7 @@
 
 use crate::shape::MapShape;
 use crate::side::Side;
-use crate::Apps;
+use crate::{Apps, EngineError};
 use dualsync_model::config::Direction;
 use dualsync_model::{Config, TableSchema};
 use std::collections::HashMap;
@@ -33,6 +33,84 @@ pub struct Finding {
     pub app: String,
     pub message: String,
     pub hint: String,
+}
+
+impl Finding {
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "severity": if self.is_error() { "error" } else { "warning" },
+            "map": self.map, "app": self.app, "message": self.message, "hint": self.hint,
+        })
+    }
+}
+
+/// What `dualsync check` finds: the config against the real apps, each
+/// app's capture, and the state store (opened when it exists). Writes nothing.
+pub struct CheckReport {
+    pub maps: Vec<String>,
+    pub findings: Vec<Finding>,
+    /// Per server app: whether its changes are read from the log.
+    pub capture: Vec<(String, bool)>,
+    pub state_exists: bool,
+    /// Why an existing state store could not be opened.
+    pub state_error: Option<String>,
+    pub live_states: Vec<dualsync_state::MapStateRecord>,
+}
+
+impl CheckReport {
+    pub fn errors(&self) -> usize {
+        self.findings.iter().filter(|f| f.is_error()).count() + self.state_error.is_some() as usize
+    }
+
+    /// An app or the store cannot be reached (rather than the config not fitting).
+    pub fn unreachable(&self) -> bool {
+        self.findings.iter().any(|f| f.is_error() && f.cause == Cause::Environment) || self.state_error.is_some()
+    }
+
+    /// How an app's changes are captured: trigger or log (None: the server could not be asked).
+    pub fn capture_of(&self, config: &Config, app: &str) -> Option<&'static str> {
+        if config.app(app).is_some_and(|a| a.url.kind() == "sqlite") {
+            return Some("trigger");
+        }
+        self.capture.iter().find(|(a, _)| a == app).map(|(_, log)| if *log { "log" } else { "trigger" })
+    }
+
+    pub fn to_json(&self, config: &Config) -> serde_json::Value {
+        serde_json::json!({
+            "config": config.file.display().to_string(),
+            "apps": config.apps.iter().map(|a| serde_json::json!({
+                "name": a.name, "url": a.url.to_string(), "capture": self.capture_of(config, &a.name),
+            })).collect::<Vec<_>>(),
+            "maps": self.maps,
+            "state_error": self.state_error,
+            "findings": self.findings.iter().map(Finding::to_json).collect::<Vec<_>>(),
+        })
+    }
+}
+
+pub fn check(config: &Config, apps: &Apps) -> Result<CheckReport, EngineError> {
+    let maps = crate::sync::selected_maps(config, &[])?;
+    let mut findings = preflight(config, apps, &maps);
+    let (capture, capture_findings) = crate::live::capture_choices(config, apps);
+    findings.extend(capture_findings);
+    let state_exists = dualsync_state::StateStore::exists(&config.state);
+    let mut state_error = None;
+    let mut live_states = Vec::new();
+    if state_exists {
+        match dualsync_state::StateStore::open(&config.state) {
+            Ok(store) => {
+                findings.extend(crate::live::capture_findings(config, apps, &store)?);
+                live_states = store.map_states()?;
+            }
+            Err(e) => state_error = Some(e.to_string()),
+        }
+    }
+    let capture = capture.into_iter().map(|(app, choice)| (app, choice.log)).collect();
+    Ok(CheckReport { maps, findings, capture, state_exists, state_error, live_states })
 }
 
 impl fmt::Display for Finding {

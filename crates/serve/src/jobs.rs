@@ -38,6 +38,8 @@ struct Ended {
     status: Option<&'static str>,
     at: Option<(Instant, String)>,
     summary: String,
+    /// What a plan or a check found (shown by the job's own page, not in lists).
+    report: Option<Value>,
 }
 
 impl Job {
@@ -60,6 +62,17 @@ impl Job {
         ended.status = Some(status);
         ended.at = Some((Instant::now(), dualsync_state::now()));
         ended.summary = summary;
+    }
+
+    pub fn set_report(&self, report: Value) {
+        self.ended().report = Some(report);
+    }
+
+    /// The job with its report, if it has one.
+    pub fn json_with_report(&self) -> Value {
+        let mut v = self.json();
+        v["report"] = self.ended().report.clone().unwrap_or(Value::Null);
+        v
     }
 
     pub fn json(&self) -> Value {

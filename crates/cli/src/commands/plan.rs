@@ -5,7 +5,6 @@ use dualsync_engine::check::{Cause, Severity};
 use dualsync_engine::plan::{plan as compute, PartitionPlan};
 use dualsync_engine::Apps;
 use dualsync_model::Config;
-use serde_json::json;
 
 /// The guidance matrix, computed from the real data. Writes nothing.
 pub fn plan(cli: &Cli, config: &Config, maps: &[String]) -> CliResult {
@@ -13,19 +12,7 @@ pub fn plan(cli: &Cli, config: &Config, maps: &[String]) -> CliResult {
     let p = compute(config, &apps, maps)?;
     let errors: Vec<_> = p.findings.iter().filter(|f| f.severity == Severity::Error).collect();
     if is_json(cli.format) {
-        print_json(&json!({
-            "order": p.order,
-            "partitions": p.partitions.iter().map(|r| json!({
-                "map": r.map, "company": r.company, "apps": r.apps, "rows": r.rows, "inserts": r.inserts, "updates": r.updates, "deletes": r.deletes,
-                "unchanged": r.unchanged, "failing": r.failing, "approach": r.approach, "seed_note": r.seed_note,
-            })).collect::<Vec<_>>(),
-            "problems": p.problems.iter().map(|x| json!({"kind": x.kind, "map": x.map, "rows": x.count, "examples": x.examples, "message": x.message})).collect::<Vec<_>>(),
-            "findings": p.findings.iter().map(|f| json!({"severity": if f.severity == Severity::Error { "error" } else { "warning" }, "map": f.map, "app": f.app, "message": f.message, "hint": f.hint})).collect::<Vec<_>>(),
-            "warnings": p.warnings,
-            "read_seconds": p.read_seconds,
-            "write_rates": p.write_rates.iter().map(|(app, rate)| json!({"app": app, "rows_per_second": rate})).collect::<Vec<_>>(),
-            "estimate_seconds": p.estimate_seconds,
-        }));
+        print_json(&p.to_json());
     } else {
         for f in &p.findings {
             println!("{}: {f}", if f.severity == Severity::Error { "ERROR" } else { "warning" });

@@ -80,6 +80,14 @@ try {
   if (!(rowsRead > 0)) throw new Error(`the start job read ${rowsRead} rows`);
   await shot("map-job");
 
+  step("run a plan and read its report");
+  await page.goto(`${BASE}/plan`);
+  await page.click("button >> text=Run plan");
+  await expectText("h2", "Last plan");
+  await expectText("h2", "done");
+  await expectText("td", "items");
+  await shot("plan");
+
   step("the activity log says who did what");
   await page.goto(`${BASE}/activity`);
   await expectText("td", "resolve");

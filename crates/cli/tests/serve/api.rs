@@ -288,13 +288,26 @@ fn maps_are_stopped_started_and_synced_through_the_api_as_jobs() {
     let done = job_end(&s, full.json()["id"].as_i64().unwrap());
     assert_eq!(done["status"], "done", "{done}");
     assert!(done["summary"].as_str().unwrap().ends_with(": ok"), "nothing differed: {done}");
+    // Plan and check as jobs: their reports come with the job.
+    let planned = s.post("/api/v1/plan", &s.operator, r#"{"maps": ["items"]}"#);
+    assert_eq!(planned.status, 202, "{}", planned.body);
+    let plan = job_end(&s, planned.json()["id"].as_i64().unwrap());
+    assert_eq!(plan["status"], "done", "{plan}");
+    assert_eq!(plan["report"]["partitions"][0]["map"], "items", "{plan}");
+    assert_eq!(plan["report"]["partitions"][0]["inserts"], json!([0, 0]), "in step: nothing to insert {plan}");
+    let checked = s.post("/api/v1/check", &s.operator, "");
+    let check = job_end(&s, checked.json()["id"].as_i64().unwrap());
+    assert_eq!(check["status"], "done", "{check}");
+    assert_eq!(check["report"]["apps"][1]["name"], "b", "{check}");
+    assert!(check["summary"].as_str().unwrap().starts_with("0 errors"), "{check}");
     let metrics = s.get("/metrics", &s.viewer).body;
     for line in [r#"dualsync_sync_rows_total{map="items",app="b",what="inserted"} 20000"#, "dualsync_sync_duration_seconds_count 2"] {
         assert!(metrics.contains(line), "{line} in:\n{metrics}");
     }
     let jobs = s.get("/api/v1/jobs", &s.viewer).json();
-    assert_eq!(jobs.as_array().unwrap().len(), 2, "{jobs}");
-    assert_eq!(jobs[0]["kind"], "sync", "newest first");
+    assert_eq!(jobs.as_array().unwrap().len(), 4, "{jobs}");
+    assert_eq!(jobs[0]["kind"], "check", "newest first");
+    assert!(jobs[0].get("report").is_none(), "lists leave reports out");
     let ended = s.post(&format!("/api/v1/jobs/{}/cancel", jobs[0]["id"]), &s.operator, "");
     assert_eq!(ended.status, 409, "an ended job is not cancelled: {}", ended.body);
     assert_eq!(s.post("/api/v1/jobs/999/cancel", &s.operator, "").status, 404);

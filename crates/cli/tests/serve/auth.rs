@@ -16,6 +16,8 @@ const ENDPOINTS: &[(&str, &str, Option<&str>, &str)] = &[
     ("POST", "/api/v1/maps/nomap/start", Some("{}"), "operator"),
     ("POST", "/api/v1/maps/nomap/stop", None, "operator"),
     ("POST", "/api/v1/sync", Some(r#"{"maps": ["nomap"]}"#), "operator"),
+    ("POST", "/api/v1/plan", Some(r#"{"maps": ["nomap"]}"#), "operator"),
+    ("POST", "/api/v1/check", None, "operator"),
     ("GET", "/api/v1/jobs", None, "viewer"),
     ("GET", "/api/v1/jobs/999", None, "viewer"),
     ("POST", "/api/v1/jobs/999/cancel", None, "operator"),

@@ -88,8 +88,8 @@ fn an_operator_works_through_the_dashboard_in_chromium() {
         .take(6)
         .map(|a| a["action"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(actions, ["start", "stop", "pause", "resume", "resolve", "retry"], "newest first");
-    for page in ["login", "overview", "map", "errors", "conflicts", "map-job", "activity", "overview-phone"] {
+    assert_eq!(actions, ["plan", "start", "stop", "pause", "resume", "resolve"], "newest first");
+    for page in ["login", "overview", "map", "errors", "conflicts", "map-job", "plan", "activity", "overview-phone"] {
         assert!(shots.join(format!("{page}.png")).exists(), "screenshot of {page}");
     }
     s.stop();

@@ -102,6 +102,26 @@ pub struct Plan {
     pub estimate_seconds: f64,
 }
 
+impl Plan {
+    /// The plan as `dualsync plan --format json` prints it and the service's plan job reports it.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        json!({
+            "order": self.order,
+            "partitions": self.partitions.iter().map(|r| json!({
+                "map": r.map, "company": r.company, "apps": r.apps, "rows": r.rows, "inserts": r.inserts, "updates": r.updates, "deletes": r.deletes,
+                "unchanged": r.unchanged, "failing": r.failing, "approach": r.approach, "seed_note": r.seed_note,
+            })).collect::<Vec<_>>(),
+            "problems": self.problems.iter().map(|x| json!({"kind": x.kind, "map": x.map, "rows": x.count, "examples": x.examples, "message": x.message})).collect::<Vec<_>>(),
+            "findings": self.findings.iter().map(Finding::to_json).collect::<Vec<_>>(),
+            "warnings": self.warnings,
+            "read_seconds": self.read_seconds,
+            "write_rates": self.write_rates.iter().map(|(app, rate)| json!({"app": app, "rows_per_second": rate})).collect::<Vec<_>>(),
+            "estimate_seconds": self.estimate_seconds,
+        })
+    }
+}
+
 pub fn plan(config: &Config, apps: &Apps, only: &[String]) -> Result<Plan, EngineError> {
     let maps = selected_maps(config, only)?;
     let findings = preflight(config, apps, &maps);

@@ -22,11 +22,11 @@ pub async fn list(State(service): State<Arc<Service>>) -> Json<Vec<Value>> {
     Json(service.jobs.all().iter().map(|j| j.json()).collect())
 }
 
-/// One job, with its progress.
+/// One job, with its progress, and the report of a plan or a check.
 #[utoipa::path(get, path = "/api/v1/jobs/{id}", params(("id" = i64, Path)), responses(
     (status = 200, body = Object), (status = 404, body = super::ErrorBody)))]
 pub async fn one(State(service): State<Arc<Service>>, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(job_or_404(&service, id)?.json()))
+    Ok(Json(job_or_404(&service, id)?.json_with_report()))
 }
 
 fn job_or_404(service: &Service, id: i64) -> Result<Arc<Job>, ApiError> {
@@ -45,6 +45,9 @@ pub async fn cancel(
         let job = job_or_404(s, id)?;
         if !job.running() {
             return Err(ApiError::conflict(format!("job {id} has ended: nothing to cancel")));
+        }
+        if ["plan", "check"].contains(&job.kind) {
+            return Err(ApiError::conflict(format!("job {id} is a {}: it writes nothing, and runs to its end", job.kind)));
         }
         job.cancel.store(true, SeqCst);
         Ok((job.json(), "cancelling".into()))
@@ -178,6 +181,79 @@ pub async fn sync(
                     ("cancelled", "stopped: the companies under way finished, the others wait for the next sync".into())
                 }
                 Ok(report) => ("done", format!("run {}: {}", report.run_id, report.status().as_str())),
+                Err(e) => ("failed", e.to_string()),
+            }
+        });
+        let summary = format!("job {}", job.id);
+        Ok((job.json(), summary))
+    })
+    .await
+    .map(|j| (StatusCode::ACCEPTED, Json(j)))
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRequest {
+    /// Only these maps (all when empty or absent).
+    #[serde(default)]
+    maps: Vec<String>,
+}
+
+/// The guidance matrix from the real data, as a job: per map and company, rows, inserts, updates, deletes, rows
+/// that would fail, the approach, problems and the time a sync would take. Writes nothing. The report is in `GET jobs/{id}`.
+#[utoipa::path(post, path = "/api/v1/plan", request_body = PlanRequest, responses(
+    (status = 202, body = Object), (status = 404, body = super::ErrorBody)))]
+pub async fn plan(
+    State(service): State<Arc<Service>>,
+    who: Option<Extension<Actor>>,
+    Json(request): Json<PlanRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let who = actor(&who);
+    let background = service.clone();
+    let target = if request.maps.is_empty() { "every map".to_string() } else { format!("maps {}", request.maps.join(", ")) };
+    audited(&service, who.clone(), "plan", target.clone(), move |s| {
+        for m in &request.maps {
+            s.map_or_404(m)?;
+        }
+        let job = s.jobs.spawn("plan", target, who, move |job| {
+            match dualsync_engine::plan::plan(&background.config, &background.apps, &request.maps) {
+                Ok(p) => {
+                    let summary = format!(
+                        "{} partitions, {} problems, a sync would take about {:.0} s",
+                        p.partitions.len(),
+                        p.problems.len(),
+                        p.estimate_seconds
+                    );
+                    job.set_report(p.to_json());
+                    ("done", summary)
+                }
+                Err(e) => ("failed", e.to_string()),
+            }
+        });
+        let summary = format!("job {}", job.id);
+        Ok((job.json(), summary))
+    })
+    .await
+    .map(|j| (StatusCode::ACCEPTED, Json(j)))
+}
+
+/// `dualsync check` as a job: the config against the real apps, capture, and the state store. The report is in `GET jobs/{id}`.
+#[utoipa::path(post, path = "/api/v1/check", responses((status = 202, body = Object)))]
+pub async fn check(State(service): State<Arc<Service>>, who: Option<Extension<Actor>>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let who = actor(&who);
+    let background = service.clone();
+    audited(&service, who.clone(), "check", "every map".into(), move |s| {
+        let job = s.jobs.spawn("check", "every map".into(), who, move |job| {
+            match dualsync_engine::check::check(&background.config, &background.apps) {
+                Ok(report) => {
+                    let summary = format!(
+                        "{} errors, {} warnings",
+                        report.errors(),
+                        report.findings.len() + report.state_error.is_some() as usize - report.errors()
+                    );
+                    job.set_report(report.to_json(&background.config));
+                    ("done", summary)
+                }
                 Err(e) => ("failed", e.to_string()),
             }
         });

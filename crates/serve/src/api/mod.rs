@@ -34,6 +34,8 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/api/v1/maps/{map}/start", post(jobs::start))
         .route("/api/v1/maps/{map}/stop", post(jobs::stop))
         .route("/api/v1/sync", post(jobs::sync))
+        .route("/api/v1/plan", post(jobs::plan))
+        .route("/api/v1/check", post(jobs::check))
         .route("/api/v1/jobs", get(jobs::list))
         .route("/api/v1/jobs/{id}", get(jobs::one))
         .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
@@ -56,7 +58,7 @@ pub fn routes() -> Router<Arc<Service>> {
 #[openapi(
     info(title = "dualsync", description = "The operators' API of dualsync serve: maps, the error log, conflicts, activity and tokens."),
     paths(
-        maps::list, maps::one, maps::pause, maps::resume, jobs::start, jobs::stop, jobs::sync,
+        maps::list, maps::one, maps::pause, maps::resume, jobs::start, jobs::stop, jobs::sync, jobs::plan, jobs::check,
         jobs::list, jobs::one, jobs::cancel,
         errors::list, export::errors, errors::retry_one, errors::retry_matching, errors::skip,
         conflicts::list, conflicts::resolve,

@@ -56,7 +56,8 @@ pub fn confirmed_action(api: &str, label: &str, done: &str, fields: &str, questi
     )
 }
 
-const NAV: [(&str, &str); 4] = [("/", "Maps"), ("/errors", "Errors"), ("/conflicts", "Conflicts"), ("/activity", "Activity")];
+const NAV: [(&str, &str); 5] =
+    [("/", "Maps"), ("/errors", "Errors"), ("/conflicts", "Conflicts"), ("/plan", "Plan"), ("/activity", "Activity")];
 
 /// A whole page: header with navigation and who is logged in, a notice line, then `main`.
 /// `refresh` seconds: the page's figures are fetched again while nobody types.

@@ -32,6 +32,7 @@ pub fn routes(service: Arc<Service>) -> Router<Arc<Service>> {
         .route("/errors", get(errors))
         .route("/conflicts", get(conflicts))
         .route("/activity", get(activity))
+        .route("/plan", get(plan))
         .route_layer(from_fn_with_state(service, require_session));
     Router::new()
         .route("/login", get(login_page).post(login))
@@ -125,6 +126,10 @@ async fn activity(
 ) -> Response {
     let filter = filter.map(|q| q.0).unwrap_or_default();
     render(&s, "Activity", "/activity", &actor, None, move |s| pages::activity(s, &filter)).await
+}
+
+async fn plan(State(s): State<Arc<Service>>, actor: Extension<Actor>) -> Response {
+    render(&s, "Plan and check", "/plan", &actor, Some(3), pages::plan).await
 }
 
 fn login_form(message: Option<&str>) -> Html<String> {

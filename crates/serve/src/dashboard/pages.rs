@@ -373,3 +373,87 @@ pub fn activity(s: &Service, f: &ActivityFilter) -> Result<String, ApiError> {
     };
     Ok(format!("{}{next}", table(&["At", "Who", "Action", "On", "Result"], &rows, "Nothing done through the service yet.")))
 }
+
+/// The plan page: buttons that run a plan or a check as a job, and the last one's report.
+pub fn plan(s: &Service) -> Result<String, ApiError> {
+    let buttons = format!(
+        r#"<div class="buttons">{}{}</div>"#,
+        action("/api/v1/plan", "Run plan", "The plan runs as a job: its report shows here when it ends.", ""),
+        action("/api/v1/check", "Run check", "The check runs as a job: its report shows here when it ends.", "")
+    );
+    let jobs = s.jobs.all();
+    let mut out = buttons;
+    for kind in ["plan", "check"] {
+        let Some(job) = jobs.iter().find(|j| j.kind == kind) else { continue };
+        let v = job.json_with_report();
+        out += &format!(
+            "<h2>Last {kind}: job {}, {} ({:.1} s)</h2><p>{}</p>",
+            job.id,
+            esc(v["status"].as_str().unwrap_or("")),
+            v["seconds"].as_f64().unwrap_or(0.0),
+            esc(v["summary"].as_str().unwrap_or(""))
+        );
+        let report = &v["report"];
+        if kind == "plan" {
+            let rows: Vec<String> = report["partitions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    // Per app (a / b) where the plan gives a pair.
+                    let n = |k: &str| match p[k].as_array() {
+                        Some(pair) => {
+                            format!(r#"<td class="n">{}</td>"#, pair.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" / "))
+                        }
+                        None => format!(r#"<td class="n">{}</td>"#, p[k]),
+                    };
+                    format!(
+                        "<tr><td>{}</td>{}{}{}{}{}{}{}</tr>",
+                        esc(&text(&p["map"])),
+                        cell(&text(&p["company"]), 20),
+                        n("rows"),
+                        n("inserts"),
+                        n("updates"),
+                        n("deletes"),
+                        n("failing"),
+                        cell(&text(&p["approach"]), 60)
+                    )
+                })
+                .collect();
+            out +=
+                &table(&["Map", "Company", "Rows", "Inserts", "Updates", "Deletes", "Would fail", "Approach"], &rows, "Nothing to plan.");
+            let problems: Vec<String> = report["problems"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| {
+                    format!(
+                        "<tr><td>{}</td>{}<td class=\"n\">{}</td>{}</tr>",
+                        esc(&text(&x["map"])),
+                        cell(&text(&x["kind"]), 40),
+                        x["rows"],
+                        cell(&text(&x["message"]), 120)
+                    )
+                })
+                .collect();
+            out += "<h2>Problems that would fail rows</h2>";
+            out += &table(&["Map", "Problem", "Rows", "What"], &problems, "None: every row can be written.");
+        }
+        let findings: Vec<String> = report["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| {
+                format!(
+                    "<tr><td>{}</td>{}{}{}</tr>",
+                    esc(&text(&f["severity"])),
+                    cell(&text(&f["map"]), 30),
+                    cell(&text(&f["app"]), 20),
+                    cell(&format!("{} {}", text(&f["message"]), text(&f["hint"])), 160)
+                )
+            })
+            .collect();
+        out += &table(&["Level", "Map", "App", "Finding"], &findings, "No findings.");
+    }
+    Ok(out)
+}
