@@ -193,6 +193,9 @@ pub struct ServeArgs {
     /// Unknown tokens one client address may present per minute; past that it gets 429 until the minute ends.
     #[arg(long, default_value_t = 10)]
     pub auth_failures_per_minute: u32,
+    /// How often each map's backlog and throughput are sampled for its chart (the last 360 samples are kept).
+    #[arg(long, default_value_t = 10)]
+    pub history_every_seconds: u64,
     #[command(flatten)]
     pub live: RunArgs,
 }

@@ -17,6 +17,7 @@ mod api;
 pub mod auth;
 mod dashboard;
 mod health;
+mod history;
 mod jobs;
 mod metrics;
 mod service;
@@ -51,6 +52,8 @@ pub struct ServeOptions {
     pub batch: usize,
     /// Unknown tokens one client address may present per minute before it is held back.
     pub auth_failures_per_minute: u32,
+    /// How often each map's backlog and throughput are sampled for its chart.
+    pub history_every: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +106,7 @@ pub fn serve(
         https: acceptor.is_some(),
         figures: service::MapFigures::new(figures_store),
         jobs: Default::default(),
+        history: Default::default(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(ServeError::Http)?;
     let listener = runtime
@@ -112,6 +116,7 @@ pub fn serve(
     // The maps' figures are read once before the first request asks for them.
     let warm = service.clone();
     runtime.spawn_blocking(move || warm.read_figures().map(|_| ()).unwrap_or_else(|e| tracing::warn!(error = %e.message, "maps' figures")));
+    runtime.spawn(sample_history(service.clone(), options.history_every));
     let scheme = if acceptor.is_some() { "https" } else { "http" };
     tracing::info!(%listen, "serving: the API at {scheme}://{listen}/api/v1, metrics at /metrics");
     listening(listen, scheme);
@@ -149,6 +154,20 @@ pub fn serve(
         Err(_) => return Err(ServeError::Http(std::io::Error::other("the live loop panicked"))),
     }
     http.map_err(ServeError::Http)
+}
+
+/// Every `every`: each map's backlog and applied count, for its chart.
+async fn sample_history(service: Arc<Service>, every: Duration) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+    loop {
+        tick.tick().await;
+        let Ok(rows) = service::map_figures(&service).await else { continue };
+        for r in rows.iter() {
+            let map = r["map"].as_str().unwrap_or("");
+            let backlog = r["lag"].as_array().map(|l| [l[0].as_u64().unwrap_or(0), l[1].as_u64().unwrap_or(0)]);
+            service.history.record(map, backlog, service.metrics.applied_total(map));
+        }
+    }
 }
 
 pub(crate) async fn until(stop: &'static AtomicBool) {

@@ -23,6 +23,8 @@ pub struct Metrics {
     problems: Mutex<BTreeMap<String, u64>>,
     /// map → pauses by the alert rule or a problem that needs a person.
     pauses: Mutex<BTreeMap<String, u64>>,
+    /// map → seconds from the oldest change of its last applied batch being committed to the batch applied.
+    lag: Mutex<BTreeMap<String, f64>>,
     /// (app, table) → captured changes trimmed from the change table.
     trims: Mutex<BTreeMap<(String, String), u64>>,
     /// (map, app, what) → rows read, inserted, updated, deleted or failed by the service's syncs.
@@ -62,6 +64,11 @@ impl Metrics {
         let mut t = self.sync_seconds.lock().unwrap_or_else(|p| p.into_inner());
         t.0 += 1;
         t.1 += seconds;
+    }
+
+    /// Changes applied so far into either app of a map.
+    pub fn applied_total(&self, map: &str) -> u64 {
+        self.applied.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|((m, _, _), _)| m == map).map(|(_, n)| n).sum()
     }
 
     pub fn answered(&self, method: &str, status: u16) {
@@ -105,6 +112,14 @@ impl Metrics {
             &self.pauses,
             |m| format!("map=\"{}\"", esc(m)),
         );
+        let _ = writeln!(
+            out,
+            "# HELP dualsync_apply_lag_seconds From the commit of the oldest change of a map's last applied batch to that batch applied (the database's clock, then this machine's)."
+        );
+        let _ = writeln!(out, "# TYPE dualsync_apply_lag_seconds gauge");
+        for (map, seconds) in self.lag.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(out, "dualsync_apply_lag_seconds{{map=\"{}\"}} {seconds}", esc(map));
+        }
         counter(
             &mut out,
             "dualsync_capture_trimmed_total",
@@ -237,6 +252,10 @@ impl LiveObserver for Observer<'_> {
     fn paused(&self, map: &str, reason: &str) {
         bump(&self.metrics.pauses, map.to_string(), 1);
         tracing::error!(map, reason, "map paused");
+    }
+
+    fn lag(&self, map: &str, lag: std::time::Duration) {
+        self.metrics.lag.lock().unwrap_or_else(|p| p.into_inner()).insert(map.to_string(), lag.as_secs_f64());
     }
 
     fn trimmed(&self, app: &str, table: &str, changes: u64) {

@@ -25,6 +25,7 @@ pub struct Service {
     pub https: bool,
     pub figures: MapFigures,
     pub jobs: crate::jobs::Jobs,
+    pub history: crate::history::History,
 }
 
 /// Every map's figures (`engine::status`): counting a million errors takes

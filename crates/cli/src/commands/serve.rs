@@ -20,6 +20,7 @@ pub fn serve(config: &Config, args: &ServeArgs) -> CliResult {
         poll: Duration::from_millis(args.live.poll_ms),
         batch: args.live.batch,
         auth_failures_per_minute: args.auth_failures_per_minute,
+        history_every: Duration::from_secs(args.history_every_seconds),
     };
     let listening = |at, scheme: &str| println!("listening on {scheme}://{at} (the API under /api/v1); stop with Ctrl-C or SIGTERM");
     match dualsync_serve::serve(config.clone(), &options, &super::live::STOP, listening) {

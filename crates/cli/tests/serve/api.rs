@@ -163,7 +163,9 @@ fn bad_requests_get_a_json_4xx_and_change_nothing() {
 fn metrics_count_what_the_live_loop_applied_and_logs_can_be_json() {
     let Some(mut s) = Served::start([Kind::Postgres, Kind::Sqlite], "master") else { return };
     s.stop();
-    s.serve(&["--log-format", "json"]);
+    s.serve(&["--log-format", "json", "--history-every-seconds", "1"]);
+    // The chart's history has a first sample before the changes.
+    wait_for(&s, "/api/v1/maps/items/history", "a first sample", |h| !h.as_array().unwrap().is_empty());
     s.db[0].exec("UPDATE item SET qty = 10 WHERE k = 'k1'");
     s.db[0].exec("DELETE FROM item WHERE k = 'k3'");
     s.wait_for_row(1, "k1|one|10");
@@ -181,10 +183,17 @@ fn metrics_count_what_the_live_loop_applied_and_logs_can_be_json() {
         r#"dualsync_backlog_rows{map="items",app="a"} 0"#,
         r#"dualsync_map_state{map="items",state="running"} 1"#,
         "dualsync_state_store_up 1",
+        r#"dualsync_apply_lag_seconds{map="items"} "#,
         "# TYPE dualsync_http_requests_total counter",
     ] {
         assert!(metrics.contains(line), "{line} in:\n{metrics}");
     }
+    let history = wait_for(&s, "/api/v1/maps/items/history", "a sample with the applied changes", |h| {
+        h.as_array().unwrap().iter().any(|x| x["applied_per_second"].as_f64().unwrap() > 0.0)
+    });
+    assert_eq!(history[0]["backlog"], json!([0, 0]), "{history}");
+    let page = super::http_with(s.port, "GET", "/maps/items", &[("Cookie", &format!("dualsync_token={}", s.viewer))], None);
+    assert!(page.body.contains("<polyline"), "the map page draws the chart: {}", page.body);
     let out = s.stop();
     let lines: Vec<Value> = out.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).expect("a JSON log line")).collect();
     assert!(lines.iter().any(|l| l["fields"]["message"] == "applied" && l["fields"]["map"] == "items"), "{out}");

@@ -11,6 +11,7 @@ use dualsync_testkit::Kind;
 const ENDPOINTS: &[(&str, &str, Option<&str>, &str)] = &[
     ("GET", "/api/v1/maps", None, "viewer"),
     ("GET", "/api/v1/maps/items", None, "viewer"),
+    ("GET", "/api/v1/maps/items/history", None, "viewer"),
     ("POST", "/api/v1/maps/nomap/pause", None, "operator"),
     ("POST", "/api/v1/maps/nomap/resume", None, "operator"),
     ("POST", "/api/v1/maps/nomap/start", Some("{}"), "operator"),

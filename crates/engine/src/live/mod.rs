@@ -68,6 +68,8 @@ pub trait LiveObserver: Sync {
     /// A map could not be reconciled this round (it is tried again, or paused: see `paused`).
     fn problem(&self, _map: &str, _message: &str) {}
     fn paused(&self, _map: &str, _reason: &str) {}
+    /// The last batch of a map was applied this long after its oldest change was committed.
+    fn lag(&self, _map: &str, _lag: Duration) {}
     /// Changes every started map has passed were deleted from an app's change table.
     fn trimmed(&self, _app: &str, _table: &str, _changes: u64) {}
 }
@@ -187,11 +189,15 @@ fn live_loop(
             if round_lock.is_some() && store.map_state(name)?.map(|s| s.state) != state {
                 continue;
             }
+            let mut lag = None;
             match switch_capture(config, apps, store, report.run_id, map, &mut choices, observer, options.batch, stop)
-                .and_then(|switched| Ok(add(switched, catch_up(config, apps, store, report.run_id, map, options.batch, stop)?)))
+                .and_then(|switched| Ok(add(switched, catch_up(config, apps, store, report.run_id, map, options.batch, stop, &mut lag)?)))
             {
                 Ok((changes, counts)) => {
                     retry_at.remove(name);
+                    if let Some(lag) = lag {
+                        observer.lag(name, lag);
+                    }
                     if changes > 0 {
                         worked = true;
                         observer.applied(name, changes, &counts);
@@ -289,7 +295,7 @@ fn switch_capture(
             observer.problem(&map.name, &note);
         }
         let Some(start) = start else { continue };
-        drained = add(drained, catch_up(config, apps, store, run_id, map, batch, stop)?);
+        drained = add(drained, catch_up(config, apps, store, run_id, map, batch, stop, &mut None)?);
         if stop.load(SeqCst) {
             // Not read to its end: the old capture stays, and the next run switches.
             return Ok(drained);
@@ -348,6 +354,7 @@ fn catch_up(
     map: &MapConfig,
     batch: usize,
     stop: &AtomicBool,
+    lag: &mut Option<Duration>,
 ) -> Result<(usize, Counts), EngineError> {
     let shape = MapShape::new(map, config).with_write_batches(map, apps);
     let rules = shape.merge_rules();
@@ -376,6 +383,7 @@ fn catch_up(
             return Ok(total);
         }
         let more = changes.iter().any(|c| c.len() >= batch);
+        let oldest = changes.iter().flatten().map(|c| c.at_micros).min();
         let batch_of = reconcile::Batch { config, apps, store, run_id, shape: &shape, rules: &rules, depth: 0 };
         for group in changes::group(apps, &shape, changes)? {
             let company = changes::company(apps, &shape, &group.code)?;
@@ -383,6 +391,11 @@ fn catch_up(
         }
         let positions = Side::BOTH.map(|s| next[s].clone().expect("read above").0);
         store.save_cursors(&map.name, &[(&shape.apps[0], &positions[0]), (&shape.apps[1], &positions[1])])?;
+        // From the oldest change's commit (the database's clock) to its batch applied (this machine's).
+        if let Some(at) = oldest {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros() as i64;
+            *lag = Some(Duration::from_micros(now.saturating_sub(at).max(0) as u64));
+        }
         total.0 += read;
         cursors = next;
         if !more || stop.load(SeqCst) {

@@ -107,3 +107,12 @@ async fn set_state(service: Arc<Service>, actor: String, map: String, action: &'
     })
     .await
 }
+
+/// A map's changes waiting per app and applied per second: the last 360 samples of this process (one every `--history-every-seconds`, 10).
+#[utoipa::path(get, path = "/api/v1/maps/{map}/history", params(("map" = String, Path)), responses(
+    (status = 200, body = Vec<Object>, description = "at (seconds since 1970), backlog (per app, or null), applied_per_second"),
+    (status = 404, body = super::ErrorBody)))]
+pub async fn history(State(service): State<Arc<Service>>, Path(map): Path<String>) -> Result<Json<Value>, ApiError> {
+    service.map_or_404(&map)?;
+    Ok(Json(service.history.json(&map)))
+}

@@ -29,6 +29,7 @@ pub fn routes() -> Router<Arc<Service>> {
     Router::new()
         .route("/api/v1/maps", get(maps::list))
         .route("/api/v1/maps/{map}", get(maps::one))
+        .route("/api/v1/maps/{map}/history", get(maps::history))
         .route("/api/v1/maps/{map}/pause", post(maps::pause))
         .route("/api/v1/maps/{map}/resume", post(maps::resume))
         .route("/api/v1/maps/{map}/start", post(jobs::start))
@@ -58,7 +59,7 @@ pub fn routes() -> Router<Arc<Service>> {
 #[openapi(
     info(title = "dualsync", description = "The operators' API of dualsync serve: maps, the error log, conflicts, activity and tokens."),
     paths(
-        maps::list, maps::one, maps::pause, maps::resume, jobs::start, jobs::stop, jobs::sync, jobs::plan, jobs::check,
+        maps::list, maps::one, maps::history, maps::pause, maps::resume, jobs::start, jobs::stop, jobs::sync, jobs::plan, jobs::check,
         jobs::list, jobs::one, jobs::cancel,
         errors::list, export::errors, errors::retry_one, errors::retry_matching, errors::skip,
         conflicts::list, conflicts::resolve,

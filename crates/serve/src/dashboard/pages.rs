@@ -164,7 +164,8 @@ pub fn map(s: &Service, name: &str) -> Result<String, ApiError> {
         })
         .collect();
     Ok(format!(
-        "{summary}<div class=\"buttons\">{buttons}</div><h2>Jobs</h2>{}<h2>Last run per company</h2><p class=\"hint\">Figures are per app: {} / {}.</p>{}",
+        "{summary}<div class=\"buttons\">{buttons}</div><h2>Lag and throughput</h2>{}<h2>Jobs</h2>{}<h2>Last run per company</h2><p class=\"hint\">Figures are per app: {} / {}.</p>{}",
+        crate::history::svg(&s.history.of(name)),
         table(
             &["Job", "Kind", "Status", "Rows read", "Rows/s", "Companies done", "Time", "Time left", "Result", ""],
             &jobs,
