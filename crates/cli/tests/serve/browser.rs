@@ -94,3 +94,29 @@ fn an_operator_works_through_the_dashboard_in_chromium() {
     }
     s.stop();
 }
+
+#[test]
+fn an_initial_sync_started_in_the_dashboard_shows_its_progress_moving() {
+    let Some((dir, chromium)) = browser_tools() else { return };
+    let Some(mut s) = Served::start([Kind::Sqlite, Kind::Sqlite], "master") else { return };
+    assert_eq!(s.post("/api/v1/maps/items/stop", &s.operator, "").status, 200);
+    // Enough rows that the initial sync takes a few seconds.
+    s.db[0].exec(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 499999)
+         INSERT INTO item SELECT 'p' || i, 'n' || i, i FROM n",
+    );
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = Command::new("node")
+        .arg(dir.join("progress.mjs"))
+        .env("BASE", format!("http://127.0.0.1:{}", s.port))
+        .env("TOKEN", &s.operator)
+        .env("SHOTS", &shots)
+        .env("CHROMIUM", chromium)
+        .output()
+        .expect("run node");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the browser run failed:\n{said}\n{}", s.output());
+    assert_eq!(s.db[1].texts("SELECT CAST(count(*) AS {cast_text}) FROM item")[0].as_deref(), Some("500003"), "{said}");
+    s.stop();
+}
