@@ -49,6 +49,7 @@ fn failed_rows_are_listed_retried_and_skipped_through_the_api() {
         assert_eq!(second["next_after"], Value::Null, "the last page says so");
         let map = s.get("/api/v1/maps/items", &s.viewer).json();
         assert_eq!((map["open_errors"].as_i64(), map["errors_last_hour"].as_i64()), (Some(2), Some(2)), "{map}");
+        assert_eq!(map["companies_state"][0]["status"], "rows_failed", "the live run that met the two rows: {map}");
 
         // Paused, a fix in app a waits; a retry takes it across at once.
         assert_eq!(s.post("/api/v1/maps/items/pause", &s.operator, "").json()["state"], "paused");

@@ -23,6 +23,7 @@ const ENDPOINTS: &[(&str, &str, Option<&str>, &str)] = &[
     ("GET", "/api/v1/jobs/999", None, "viewer"),
     ("POST", "/api/v1/jobs/999/cancel", None, "operator"),
     ("GET", "/api/v1/errors", None, "viewer"),
+    ("GET", "/api/v1/errors/export?format=json&map=nomap", None, "viewer"),
     ("POST", "/api/v1/errors/retry", Some(r#"{"map": "nomap"}"#), "operator"),
     ("POST", "/api/v1/errors/999999/retry", None, "operator"),
     ("POST", "/api/v1/errors/999999/skip", Some(r#"{"reason": "test"}"#), "operator"),
@@ -33,6 +34,7 @@ const ENDPOINTS: &[(&str, &str, Option<&str>, &str)] = &[
     ("GET", "/api/v1/runs/999999", None, "viewer"),
     ("GET", "/api/v1/apps", None, "viewer"),
     ("GET", "/api/v1/tokens", None, "admin"),
+    ("POST", "/api/v1/tokens", Some(r#"{"name": "made-by-the-matrix", "role": "viewer"}"#), "admin"),
     ("DELETE", "/api/v1/tokens/nobody", None, "admin"),
     ("GET", "/metrics", None, "viewer"),
 ];

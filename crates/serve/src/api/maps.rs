@@ -51,14 +51,22 @@ pub async fn list(State(service): State<Arc<Service>>, Query(filter): Query<MapF
     Ok(Json(MapPage { items, total, next_offset }))
 }
 
-/// One map, read now.
+/// One map, read now, with each company's state (`companies_state`: how its last run ended).
 #[utoipa::path(get, path = "/api/v1/maps/{map}", params(("map" = String, Path)), responses(
     (status = 200, body = Object), (status = 404, body = super::ErrorBody)))]
 pub async fn one(State(service): State<Arc<Service>>, Path(map): Path<String>) -> Result<Json<Value>, ApiError> {
     blocking(&service, move |s| {
         s.map_or_404(&map)?;
-        let row = dualsync_engine::status::map_status(&s.config, &s.store, Some(&s.apps), &map)?;
-        Ok(Json(row.expect("a map of the config")))
+        let mut row = dualsync_engine::status::map_status(&s.config, &s.store, Some(&s.apps), &map)?.expect("a map of the config");
+        // Each company's state: how its last run of the map ended.
+        row["companies_state"] = s
+            .store
+            .last_partitions()?
+            .iter()
+            .filter(|p| p.map == map)
+            .map(|p| serde_json::json!({ "company": p.company, "run": p.run_id, "status": p.status, "started_at": p.started_at, "ended_at": p.ended_at, "message": p.message }))
+            .collect();
+        Ok(Json(row))
     })
     .await
 }
