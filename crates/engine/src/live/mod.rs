@@ -68,7 +68,7 @@ pub trait LiveObserver: Sync {
     /// A map could not be reconciled this round (it is tried again, or paused: see `paused`).
     fn problem(&self, _map: &str, _message: &str) {}
     fn paused(&self, _map: &str, _reason: &str) {}
-    /// The last batch of a map was applied this long after its oldest change was committed.
+    /// The last batch of a map was applied this long after its oldest change was committed (zero: nothing waited).
     fn lag(&self, _map: &str, _lag: Duration) {}
     /// Changes every started map has passed were deleted from an app's change table.
     fn trimmed(&self, _app: &str, _table: &str, _changes: u64) {}
@@ -380,6 +380,10 @@ fn catch_up(
         }
         let read = changes[0].len() + changes[1].len();
         if read == 0 {
+            // Nothing was waiting: no lag.
+            if total.0 == 0 {
+                *lag = Some(Duration::ZERO);
+            }
             return Ok(total);
         }
         let more = changes.iter().any(|c| c.len() >= batch);
