@@ -57,7 +57,10 @@ pub fn routes() -> Router<Arc<Service>> {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "dualsync", description = "The operators' API of dualsync serve: maps, the error log, conflicts, activity and tokens."),
+    info(
+        title = "dualsync",
+        description = "The operators' API of dualsync serve: maps, jobs (start, sync, plan, check), runs, apps, the error log, conflicts, activity and tokens."
+    ),
     paths(
         maps::list, maps::one, maps::history, maps::pause, maps::resume, jobs::start, jobs::stop, jobs::sync, jobs::plan, jobs::check,
         jobs::list, jobs::one, jobs::cancel,
