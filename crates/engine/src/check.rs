@@ -109,8 +109,56 @@ pub fn check(config: &Config, apps: &Apps) -> Result<CheckReport, EngineError> {
             Err(e) => state_error = Some(e.to_string()),
         }
     }
+    findings.extend(private_files(config));
     let capture = capture.into_iter().map(|(app, choice)| (app, choice.log)).collect();
     Ok(CheckReport { maps, findings, capture, state_exists, state_error, live_states })
+}
+
+/// Files others may read that they should not: a SQLite state store (it holds
+/// the values of refused rows) and password files, as ssh warns of keys.
+fn private_files(config: &Config) -> Vec<Finding> {
+    let mut files: Vec<(String, std::path::PathBuf, &str)> = Vec::new();
+    if let dualsync_model::config::DatabaseUrl::Sqlite(path) = &config.state.url {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            files.push((String::new(), name.into(), "the state store, which holds the values of refused rows,"));
+        }
+    }
+    for app in &config.apps {
+        if let Some(file) = &app.password_file {
+            files.push((app.name.clone(), file.clone(), "the password_file"));
+        }
+    }
+    files
+        .into_iter()
+        .filter_map(|(app, path, what)| {
+            let mode = readable_by_others(&path)?;
+            Some(Finding {
+                severity: Severity::Warning,
+                cause: Cause::Config,
+                map: None,
+                app,
+                message: format!("{what} {} can be read by other users (mode {mode:o})", path.display()),
+                hint: format!("chmod 600 {}", path.display()),
+            })
+        })
+        .collect()
+}
+
+/// The file's permission bits, when its group or others may read or write it.
+fn readable_by_others(path: &std::path::Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o066 != 0).then_some(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 impl fmt::Display for Finding {

@@ -90,6 +90,11 @@ impl StateStore {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(|e| open_err(format!("cannot create folder {}: {e}", dir.display())))?;
                 }
+                // It holds the values of refused rows: readable by its owner only. SQLite gives
+                // the -wal and -shm files it makes the store's own mode.
+                if !path.exists() {
+                    owner::open_private(path).map_err(|e| open_err(format!("cannot create it: {e}")))?;
+                }
                 let conn = rusqlite::Connection::open(path).map_err(|e| open_err(e.to_string()))?;
                 conn.busy_timeout(Duration::from_secs(30))?;
                 conn.pragma_update(None, "journal_mode", "WAL")?;

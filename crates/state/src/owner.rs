@@ -637,8 +637,8 @@ fn lock_file(store: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The lock file, readable by its owner only, like the store.
-fn open_private(path: &Path) -> std::io::Result<File> {
+/// A file readable by its owner only (the lock file, a new SQLite store).
+pub(crate) fn open_private(path: &Path) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]

@@ -18,6 +18,7 @@ mod migrate;
 mod model;
 mod one_process;
 mod plan;
+mod private_state;
 mod rules;
 mod scale;
 mod scale_out;
