@@ -31,6 +31,24 @@ fn browser_tools() -> Option<(PathBuf, String)> {
     }
 }
 
+/// Runs a browser script of tests/browser against `s` as its operator; it
+/// must succeed. Returns the folder its screenshots are in.
+fn run_script(dir: &std::path::Path, chromium: &str, script: &str, s: &Served) -> PathBuf {
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = Command::new("node")
+        .arg(dir.join(script))
+        .env("BASE", format!("http://127.0.0.1:{}", s.port))
+        .env("TOKEN", &s.operator)
+        .env("SHOTS", &shots)
+        .env("CHROMIUM", chromium)
+        .output()
+        .expect("run node");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{script} failed (screenshots in {}):\n{said}\n{}", shots.display(), s.output());
+    shots
+}
+
 #[test]
 fn an_operator_works_through_the_dashboard_in_chromium() {
     let Some((dir, chromium)) = browser_tools() else { return };
@@ -63,18 +81,7 @@ fn an_operator_works_through_the_dashboard_in_chromium() {
     s.post("/api/v1/maps/items/pause", &s.operator, "");
     s.db[0].exec("UPDATE item SET name = 'k4 fixed' WHERE k = 'k4'");
 
-    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let out = Command::new("node")
-        .arg(dir.join("dashboard.mjs"))
-        .env("BASE", format!("http://127.0.0.1:{}", s.port))
-        .env("TOKEN", &s.operator)
-        .env("SHOTS", &shots)
-        .env("CHROMIUM", chromium)
-        .output()
-        .expect("run node");
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "the browser run failed (screenshot: {}/failure.png):\n{said}\n{}", shots.display(), s.output());
+    let shots = run_script(&dir, &chromium, "dashboard.mjs", &s);
 
     // What the clicks did, in the databases.
     assert!(s.dump(1).contains(&"k4|k4 fixed|4".to_string()), "the retried row arrived: {:?}", s.dump(1));
@@ -105,18 +112,7 @@ fn an_initial_sync_started_in_the_dashboard_shows_its_progress_moving() {
         "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 499999)
          INSERT INTO item SELECT 'p' || i, 'n' || i, i FROM n",
     );
-    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let out = Command::new("node")
-        .arg(dir.join("progress.mjs"))
-        .env("BASE", format!("http://127.0.0.1:{}", s.port))
-        .env("TOKEN", &s.operator)
-        .env("SHOTS", &shots)
-        .env("CHROMIUM", chromium)
-        .output()
-        .expect("run node");
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "the browser run failed:\n{said}\n{}", s.output());
-    assert_eq!(s.db[1].texts("SELECT CAST(count(*) AS {cast_text}) FROM item")[0].as_deref(), Some("500003"), "{said}");
+    run_script(&dir, &chromium, "progress.mjs", &s);
+    assert_eq!(s.db[1].texts("SELECT CAST(count(*) AS {cast_text}) FROM item")[0].as_deref(), Some("500003"));
     s.stop();
 }

@@ -101,8 +101,7 @@ pub async fn start(
                 Err(e) => ("failed", e.to_string()),
             }
         });
-        let summary = format!("job {}", job.id);
-        Ok((job.json(), summary))
+        Ok(started(&job))
     })
     .await
     .map(|j| (StatusCode::ACCEPTED, Json(j)))
@@ -150,7 +149,7 @@ pub async fn sync(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let who = actor(&who);
     let background = service.clone();
-    let target = if request.maps.is_empty() { "every map".to_string() } else { format!("maps {}", request.maps.join(", ")) };
+    let target = maps_target(&request.maps);
     audited(&service, who.clone(), "sync", target.clone(), move |s| {
         for m in &request.maps {
             s.map_or_404(m)?;
@@ -184,8 +183,7 @@ pub async fn sync(
                 Err(e) => ("failed", e.to_string()),
             }
         });
-        let summary = format!("job {}", job.id);
-        Ok((job.json(), summary))
+        Ok(started(&job))
     })
     .await
     .map(|j| (StatusCode::ACCEPTED, Json(j)))
@@ -210,7 +208,7 @@ pub async fn plan(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let who = actor(&who);
     let background = service.clone();
-    let target = if request.maps.is_empty() { "every map".to_string() } else { format!("maps {}", request.maps.join(", ")) };
+    let target = maps_target(&request.maps);
     audited(&service, who.clone(), "plan", target.clone(), move |s| {
         for m in &request.maps {
             s.map_or_404(m)?;
@@ -230,8 +228,7 @@ pub async fn plan(
                 Err(e) => ("failed", e.to_string()),
             }
         });
-        let summary = format!("job {}", job.id);
-        Ok((job.json(), summary))
+        Ok(started(&job))
     })
     .await
     .map(|j| (StatusCode::ACCEPTED, Json(j)))
@@ -257,9 +254,22 @@ pub async fn check(State(service): State<Arc<Service>>, who: Option<Extension<Ac
                 Err(e) => ("failed", e.to_string()),
             }
         });
-        let summary = format!("job {}", job.id);
-        Ok((job.json(), summary))
+        Ok(started(&job))
     })
     .await
     .map(|j| (StatusCode::ACCEPTED, Json(j)))
+}
+
+/// "every map", or the maps named: what a sync or a plan is of.
+fn maps_target(maps: &[String]) -> String {
+    if maps.is_empty() {
+        "every map".to_string()
+    } else {
+        format!("maps {}", maps.join(", "))
+    }
+}
+
+/// What an action that starts a job answers (202 with the job), and what the activity log keeps of it.
+fn started(job: &Job) -> (Value, String) {
+    (job.json(), format!("job {}", job.id))
 }
