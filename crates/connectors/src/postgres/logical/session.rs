@@ -263,15 +263,17 @@ impl Session {
                 _ => {}
             }
         }
+        // A WAL file the session was reading was removed (see `WAL_MOVED_ON`). The server
+        // takes that error's code from errno, which is not always ENOENT (58P01) by then:
+        // its English message tells it too.
+        if code == "58P01" || message.contains("has already been removed") {
+            return ConnectorError::new(ErrorKind::Busy, format!("{} (replication session): {message}; {WAL_MOVED_ON}", self.location));
+        }
         let kind = match code.as_str() {
             // The slot or publication is gone, or the user may not replicate: a person must act.
             "42704" | "42501" => ErrorKind::Schema,
             // The slot is in use by another session (a process that is ending).
             "55006" => ErrorKind::Busy,
-            // A WAL file the session was reading was removed (see `WAL_MOVED_ON`).
-            "58P01" => {
-                return ConnectorError::new(ErrorKind::Busy, format!("{} (replication session): {message}; {WAL_MOVED_ON}", self.location))
-            }
             _ => ErrorKind::Unavailable,
         };
         ConnectorError::new(kind, format!("{} (replication session): {message}", self.location))
