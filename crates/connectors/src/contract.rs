@@ -77,6 +77,11 @@ pub trait Connection: Send {
         Ok(Privileges::default())
     }
 
+    /// How this connection travels, as the server reports it (`dualsync check`).
+    fn transport(&mut self) -> Result<Transport, ConnectorError> {
+        Ok(Transport::Local)
+    }
+
     /// Whether the connection can be used again (a pool keeps only those).
     fn is_healthy(&mut self) -> bool {
         true
@@ -358,4 +363,25 @@ pub struct RowFailure {
     pub column: Option<String>,
     /// The database's own message.
     pub message: String,
+}
+
+/// How a connection's traffic is protected, as the server reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// A file on this machine: nothing travels over a network.
+    Local,
+    /// Not encrypted; `settings` is what the url asked for (`sslmode=prefer`).
+    Plain { settings: String },
+    /// Encrypted; `verified` says what the certificate check proved.
+    Tls { version: String, cipher: String, verified: &'static str, settings: String },
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transport::Local => write!(f, "local file"),
+            Transport::Plain { settings } => write!(f, "not encrypted ({settings})"),
+            Transport::Tls { version, cipher, verified, settings } => write!(f, "{version} {cipher}, {verified} ({settings})"),
+        }
+    }
 }

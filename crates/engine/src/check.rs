@@ -59,6 +59,10 @@ pub struct CheckReport {
     /// Why an existing state store could not be opened.
     pub state_error: Option<String>,
     pub live_states: Vec<dualsync_state::MapStateRecord>,
+    /// Per server app that answered: how its connection travels (TLS version, cipher, what was verified).
+    pub transports: Vec<(String, String)>,
+    /// The same for a server state store.
+    pub state_transport: Option<String>,
 }
 
 impl CheckReport {
@@ -79,12 +83,19 @@ impl CheckReport {
         self.capture.iter().find(|(a, _)| a == app).map(|(_, log)| if *log { "log" } else { "trigger" })
     }
 
+    /// How the app's connection travels (None: a file, or the app did not answer).
+    pub fn transport_of(&self, app: &str) -> Option<&str> {
+        self.transports.iter().find(|(a, _)| a == app).map(|(_, t)| t.as_str())
+    }
+
     pub fn to_json(&self, config: &Config) -> serde_json::Value {
         serde_json::json!({
             "config": config.file.display().to_string(),
             "apps": config.apps.iter().map(|a| serde_json::json!({
                 "name": a.name, "url": a.url.to_string(), "capture": self.capture_of(config, &a.name),
+                "transport": self.transport_of(&a.name),
             })).collect::<Vec<_>>(),
+            "state_transport": self.state_transport,
             "maps": self.maps,
             "state_error": self.state_error,
             "findings": self.findings.iter().map(Finding::to_json).collect::<Vec<_>>(),
@@ -100,9 +111,11 @@ pub fn check(config: &Config, apps: &Apps) -> Result<CheckReport, EngineError> {
     let state_exists = dualsync_state::StateStore::exists(&config.state);
     let mut state_error = None;
     let mut live_states = Vec::new();
+    let mut state_transport = None;
     if state_exists {
         match dualsync_state::StateStore::open(&config.state) {
             Ok(store) => {
+                state_transport = store.transport()?;
                 findings.extend(crate::live::capture_findings(config, apps, &store)?);
                 live_states = store.map_states()?;
             }
@@ -111,7 +124,19 @@ pub fn check(config: &Config, apps: &Apps) -> Result<CheckReport, EngineError> {
     }
     findings.extend(private_files(config));
     let capture = capture.into_iter().map(|(app, choice)| (app, choice.log)).collect();
-    Ok(CheckReport { maps, findings, capture, state_exists, state_error, live_states })
+    let transports = transports(config, apps);
+    Ok(CheckReport { maps, findings, capture, state_exists, state_error, live_states, transports, state_transport })
+}
+
+/// Each server app's transport, as its server reports it on a new connection.
+fn transports(config: &Config, apps: &Apps) -> Vec<(String, String)> {
+    let server_apps = config.apps.iter().filter(|a| a.url.kind() != "sqlite");
+    server_apps
+        .filter_map(|a| {
+            let mut conn = apps.connect(&a.name).ok()?;
+            Some((a.name.clone(), conn.transport().map_or_else(|e| format!("unknown: {e}"), |t| t.to_string())))
+        })
+        .collect()
 }
 
 /// Files others may read that they should not: a SQLite state store (it holds

@@ -73,6 +73,8 @@ pub enum StateError {
 pub struct StateStore {
     db: Mutex<Db>,
     partition_ids: Mutex<HashMap<(String, String), i64>>,
+    /// A server store's TLS settings and what they verify (`check`).
+    tls: Option<(String, &'static str)>,
 }
 
 impl StateStore {
@@ -85,6 +87,7 @@ impl StateStore {
 
     pub fn open_url(url: &DatabaseUrl, password: Option<&str>) -> Result<StateStore, StateError> {
         let open_err = |message: String| StateError::Open { location: url.to_string(), message };
+        let mut tls_note = None;
         let mut db = match url {
             DatabaseUrl::Sqlite(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -104,12 +107,25 @@ impl StateStore {
                 Db::Sqlite(conn)
             }
             DatabaseUrl::Postgres(raw) => {
+                // TLS as for a PostgreSQL app: the url's sslmode, sslrootcert, sslcert and sslkey.
+                let (raw, tls) = dualsync_tls::url::split_postgres(raw).map_err(|e| open_err(e.to_string()))?;
+                let tls_client = dualsync_tls::client_config(&tls).map_err(|e| open_err(e.to_string()))?;
                 let mut config: postgres::Config = raw.parse().map_err(|e: postgres::Error| open_err(e.to_string()))?;
                 if let Some(p) = password {
                     config.password(p);
                 }
                 config.application_name("dualsync-state");
-                let mut client = config.connect(postgres::NoTls).map_err(|e| open_err(db::pg(e).to_string()))?;
+                config.ssl_mode(match (tls.mode.uses_tls(), tls.requires_tls()) {
+                    (false, _) => postgres::config::SslMode::Disable,
+                    (true, false) => postgres::config::SslMode::Prefer,
+                    (true, true) => postgres::config::SslMode::Require,
+                });
+                let connected = match tls.mode.uses_tls() {
+                    true => config.connect(tokio_postgres_rustls::MakeRustlsConnect::new((*tls_client).clone())),
+                    false => config.connect(postgres::NoTls),
+                };
+                let mut client =
+                    connected.map_err(|e| open_err(dualsync_tls::explain(&e, &tls).unwrap_or_else(|| db::pg(e).to_string())))?;
                 // While this process holds the store (or works on it), its sessions carry the lease
                 // they write under: the store refuses their writes once that lease has moved on
                 // (004_work.sql).
@@ -121,12 +137,24 @@ impl StateStore {
                         )
                         .map_err(db::pg)?;
                 }
+                tls_note = Some((tls.to_string(), tls.verified()));
                 Db::Postgres(client)
             }
             DatabaseUrl::Mysql(_) => return Err(StateError::Unsupported("MySQL")),
         };
         migrate(&mut db, url)?;
-        Ok(StateStore { db: Mutex::new(db), partition_ids: Mutex::new(HashMap::new()) })
+        Ok(StateStore { db: Mutex::new(db), partition_ids: Mutex::new(HashMap::new()), tls: tls_note })
+    }
+
+    /// How the store's connection travels, as the server reports it: None
+    /// for a SQLite file, else "TLSv1.3 TLS_AES_…, certificate … (sslmode=…)".
+    pub fn transport(&self) -> Result<Option<String>, StateError> {
+        let Some((settings, verified)) = &self.tls else { return Ok(None) };
+        let rows = self.db().query("SELECT version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl", &[])?;
+        Ok(Some(match rows.first() {
+            Some(row) => format!("{} {}, {verified} ({settings})", row[0].text(), row[1].text()),
+            None => format!("not encrypted ({settings})"),
+        }))
     }
 
     /// Whether the store already exists (a server store always may).

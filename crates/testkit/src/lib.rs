@@ -188,6 +188,11 @@ impl TestDb {
         }
     }
 
+    /// The database's name on its server.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     pub fn database_url(&self) -> DatabaseUrl {
         DatabaseUrl::parse(&self.url, std::path::Path::new("/")).expect("test URL")
     }
@@ -270,4 +275,21 @@ fn server_base(url: &str) -> String {
         Some(i) if i > url.find("://").map_or(0, |s| s + 2) => url[..i].to_string(),
         _ => url.to_string(),
     }
+}
+
+/// The folder of the test CA and certificates that `.ci/tls.sh` makes and the
+/// local servers use (`DUALSYNC_TEST_TLS_DIR`), or None outside CI when it is
+/// missing (the reason is printed).
+pub fn tls_dir() -> Option<std::path::PathBuf> {
+    let dir = std::path::PathBuf::from(std::env::var("DUALSYNC_TEST_TLS_DIR").unwrap_or_else(|_| "/var/lib/dualsync-test-tls".into()));
+    if dir.join("ca.crt").is_file() {
+        return Some(dir);
+    }
+    let why = format!("the TLS tests need the test certificates of .ci/tls.sh in {}, which are missing", dir.display());
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{why}; CI requires them: run `bash .ci/tls.sh` (as .ci/run does)");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+    None
 }

@@ -23,6 +23,9 @@ pub fn check(cli: &Cli, config: &Config) -> CliResult {
                 _ => "",
             };
             println!("  app {:<8} {}  {}{}", a.name, a.url, if down { "UNREACHABLE" } else { "ok" }, if down { "" } else { capture });
+            if let Some(transport) = report.transport_of(&a.name) {
+                println!("      connection: {transport}");
+            }
         }
         let order = dualsync_engine::order::run_order(config, &[]);
         let stages: Vec<String> = order.stages.iter().map(|s| s.iter().map(|step| step.label()).collect::<Vec<_>>().join(", ")).collect();
@@ -32,7 +35,12 @@ pub fn check(cli: &Cli, config: &Config) -> CliResult {
         }
         match &state {
             Some(e) => println!("  state store: {e}"),
-            None if report.state_exists => println!("  state store {}: ok", config.state.url),
+            None if report.state_exists => {
+                println!("  state store {}: ok", config.state.url);
+                if let Some(transport) = &report.state_transport {
+                    println!("      connection: {transport}");
+                }
+            }
             None => println!("  state store {}: created by the first sync", config.state.url),
         }
         if !findings.is_empty() {

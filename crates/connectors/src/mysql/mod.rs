@@ -5,6 +5,7 @@
 mod binlog;
 mod capture;
 mod describe;
+mod tls;
 mod values;
 mod write;
 
@@ -33,6 +34,9 @@ const SESSION: &str =
 
 pub struct MysqlConnector {
     opts: mysql::Opts,
+    tls: dualsync_tls::TlsSettings,
+    /// Set once a `PREFERRED` connection found that the server offers no TLS.
+    plain: std::sync::atomic::AtomicBool,
     location: String,
     /// The log streams of this database's readers, shared by its connections.
     streams: Arc<Streams>,
@@ -41,14 +45,15 @@ pub struct MysqlConnector {
 impl MysqlConnector {
     pub fn new(url: &str, location: String, password: Option<&str>) -> Result<Self, ConnectorError> {
         let url = url.replacen("mariadb://", "mysql://", 1);
+        let (url, tls, ssl) = tls::from_url(&url, &location)?;
         let opts = mysql::Opts::from_url(&url)
             .map_err(|e| ConnectorError::new(ErrorKind::Unavailable, format!("{location} is not a valid MySQL URL: {e}")))?;
         // Every session marks its writes as dualsync's: capture triggers skip them.
-        let mut builder = mysql::OptsBuilder::from_opts(opts).init(vec![SESSION, capture::ORIGIN]).prefer_socket(false);
+        let mut builder = mysql::OptsBuilder::from_opts(opts).init(vec![SESSION, capture::ORIGIN]).prefer_socket(false).ssl_opts(ssl);
         if let Some(p) = password {
             builder = builder.pass(Some(p));
         }
-        Ok(MysqlConnector { opts: builder.into(), location, streams: Arc::default() })
+        Ok(MysqlConnector { opts: builder.into(), tls, plain: Default::default(), location, streams: Arc::default() })
     }
 }
 
@@ -66,8 +71,27 @@ impl Connector for MysqlConnector {
     }
 
     fn connect(&self) -> Result<Box<dyn Connection>, ConnectorError> {
-        let conn = mysql::Conn::new(self.opts.clone()).map_err(|e| {
+        use std::sync::atomic::Ordering;
+        let mut opts = self.opts.clone();
+        if self.plain.load(Ordering::Relaxed) {
+            opts = mysql::OptsBuilder::from_opts(opts).ssl_opts(None::<mysql::SslOpts>).into();
+        }
+        let conn = match mysql::Conn::new(opts.clone()) {
+            Err(e) if tls::falls_back(&self.tls, &e) => {
+                self.plain.store(true, Ordering::Relaxed);
+                opts = mysql::OptsBuilder::from_opts(opts).ssl_opts(None::<mysql::SslOpts>).into();
+                mysql::Conn::new(opts.clone())
+            }
+            connected => connected,
+        };
+        let conn = conn.map_err(|e| {
+            if let Some(refused) = dualsync_tls::explain(&e, &self.tls) {
+                return ConnectorError::new(ErrorKind::Unavailable, format!("cannot connect to {}: {refused}", self.location));
+            }
             let hint = match &e {
+                mysql::Error::DriverError(mysql::DriverError::TlsNotSupported) => {
+                    "turn TLS on in the server (ssl_cert, ssl_key), or lower ssl-mode in the url"
+                }
                 mysql::Error::MySqlError(m) if m.code == 1045 => "check the user and the password (password_env / password_file)",
                 mysql::Error::MySqlError(m) if m.code == 1049 => "create the database or fix its name in the url",
                 _ => "check that the server runs and the host and port in the url",
@@ -82,7 +106,8 @@ impl Connector for MysqlConnector {
             fence: None,
             marks_writes,
             streams: self.streams.clone(),
-            opts: self.opts.clone(),
+            opts,
+            tls: self.tls.clone(),
         }))
     }
 }
@@ -109,6 +134,7 @@ pub struct MyConnection {
     streams: Arc<Streams>,
     /// To open binlog sessions.
     opts: mysql::Opts,
+    tls: dualsync_tls::TlsSettings,
 }
 
 struct MyDialect<'a> {
@@ -218,6 +244,18 @@ impl Connection for MyConnection {
     /// From information_schema at the global, database and table levels, for
     /// the user and its enabled roles. Grants can come by other ways (a role
     /// not enabled by default, a proxy user), so a missing one is not certain.
+    fn transport(&mut self) -> Result<crate::Transport, ConnectorError> {
+        let status: Vec<(String, String)> =
+            self.conn.query("SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')").map_err(db_error)?;
+        let of = |name: &str| status.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default();
+        let (version, cipher, settings) = (of("Ssl_version"), of("Ssl_cipher"), self.tls.to_string());
+        Ok(if cipher.is_empty() {
+            crate::Transport::Plain { settings }
+        } else {
+            crate::Transport::Tls { version, cipher, verified: self.tls.verified(), settings }
+        })
+    }
+
     fn privileges(&mut self, table: &str) -> Result<crate::Privileges, ConnectorError> {
         let row: Option<(String, Option<String>)> = self.conn.query_first("SELECT CURRENT_USER(), DATABASE()").map_err(db_error)?;
         let Some((user, database)) = row else { return Ok(crate::Privileges::default()) };

@@ -36,6 +36,7 @@ const BELL_SLICE: Duration = Duration::from_millis(10);
 
 pub struct PostgresConnector {
     config: postgres::Config,
+    tls: Arc<tls::PgTls>,
     location: String,
     /// The log streams of this database's readers, shared by its connections.
     streams: Arc<Streams>,
@@ -44,13 +45,15 @@ pub struct PostgresConnector {
 impl PostgresConnector {
     /// `url` without a password; `password` from the environment or a file.
     pub fn new(url: &str, location: String, password: Option<&str>) -> Result<Self, ConnectorError> {
-        let mut config = postgres::Config::from_str(url)
+        let (url, tls) = tls::PgTls::from_url(url, &location)?;
+        let mut config = postgres::Config::from_str(&url)
             .map_err(|e| ConnectorError::new(ErrorKind::Unavailable, format!("{location} is not a valid PostgreSQL URL: {e}")))?;
         if let Some(p) = password {
             config.password(p);
         }
         config.application_name("dualsync");
-        Ok(PostgresConnector { config, location, streams: Arc::default() })
+        config.ssl_mode(tls.driver_mode());
+        Ok(PostgresConnector { config, tls: Arc::new(tls), location, streams: Arc::default() })
     }
 }
 
@@ -77,9 +80,9 @@ impl Connector for PostgresConnector {
     fn connect(&self) -> Result<Box<dyn Connection>, ConnectorError> {
         let client = match self.config.get_ssl_mode() {
             postgres::config::SslMode::Disable => self.config.connect(postgres::NoTls),
-            _ => self.config.connect(tls::connector()),
+            _ => self.config.connect(self.tls.connector()),
         }
-        .map_err(|e| connect_error(&self.location, e))?;
+        .map_err(|e| connect_error(&self.location, &self.tls, e))?;
         let mut client = client;
         // Marks every write of this connection as dualsync's: capture triggers skip them.
         // UTC whatever the server's or the database's TimeZone: a timestamptz is read as
@@ -96,12 +99,16 @@ impl Connector for PostgresConnector {
             marks_writes,
             streams: self.streams.clone(),
             config: self.config.clone(),
+            tls: self.tls.clone(),
             location: self.location.clone(),
         }))
     }
 }
 
-fn connect_error(location: &str, e: postgres::Error) -> ConnectorError {
+fn connect_error(location: &str, tls: &tls::PgTls, e: postgres::Error) -> ConnectorError {
+    if let Some(refused) = tls.explain(&e) {
+        return ConnectorError::new(ErrorKind::Unavailable, format!("cannot connect to {location}: {refused}"));
+    }
     let detail = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| {
         let mut s = e.to_string();
         let mut source = std::error::Error::source(&e);
@@ -114,6 +121,7 @@ fn connect_error(location: &str, e: postgres::Error) -> ConnectorError {
     let hint = match e.as_db_error().map(|d| d.code().code()) {
         Some("28P01") | Some("28000") => "check the user and the password (password_env / password_file)",
         Some("3D000") => "create the database or fix its name in the url",
+        None if detail.contains("server does not support TLS") => "turn ssl on in the server, or lower sslmode in the url",
         _ => "check that the server runs and the host and port in the url",
     };
     ConnectorError::new(ErrorKind::Unavailable, format!("cannot connect to {location}: {detail}; {hint}"))
@@ -131,6 +139,7 @@ pub struct PgConnection {
     streams: Arc<Streams>,
     /// To open replication sessions.
     config: postgres::Config,
+    tls: Arc<tls::PgTls>,
     location: String,
 }
 
@@ -278,7 +287,7 @@ impl Connection for PgConnection {
 
     fn read_changes(&mut self, table: &str, after: &Cursor, limit: usize) -> Result<(Vec<Change>, Cursor), ConnectorError> {
         match LogCursor::parse(after)? {
-            Some(log) => logical::read(&mut self.client, &self.streams, &self.config, &self.location, &log, limit),
+            Some(log) => logical::read(&mut self.client, &self.streams, &self.config, &self.tls, &self.location, &log, limit),
             None => capture::read(&mut self.client, table, after, limit),
         }
     }
@@ -346,6 +355,18 @@ impl Connection for PgConnection {
     fn log_retained(&mut self, table: &str, reader: &str) -> Result<Option<(u64, String)>, ConnectorError> {
         let slot = self.slot(table, reader);
         logical::retained(&mut self.client, &slot)
+    }
+
+    fn transport(&mut self) -> Result<crate::Transport, ConnectorError> {
+        let row =
+            self.client.query_opt("SELECT version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl", &[]).map_err(db_error)?;
+        let settings = self.tls.settings.to_string();
+        Ok(match row {
+            Some(row) => {
+                crate::Transport::Tls { version: row.get(0), cipher: row.get(1), verified: self.tls.settings.verified(), settings }
+            }
+            None => crate::Transport::Plain { settings },
+        })
     }
 
     fn privileges(&mut self, table: &str) -> Result<crate::Privileges, ConnectorError> {

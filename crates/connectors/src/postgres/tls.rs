@@ -1,68 +1,44 @@
-//! TLS to PostgreSQL with rustls. As with libpq, `sslmode=prefer` (the
-//! default) encrypts whenever the server offers TLS and `sslmode=require`
-//! insists on it; neither verifies the server's certificate (libpq's
-//! `verify-full` is not supported by this build), but the handshake's
-//! signatures are checked, so the session is encrypted end to end.
+//! A PostgreSQL app's TLS: the url's `sslmode`, `sslrootcert`, `sslcert` and
+//! `sslkey`, as libpq reads them, enforced with rustls (see `dualsync-tls`).
+//! Ordinary sessions go through tokio-postgres; replication sessions
+//! (`logical/session.rs`) use the same client configuration.
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use crate::{ConnectorError, ErrorKind};
+use dualsync_tls::{TlsMode, TlsSettings};
 use std::sync::Arc;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-pub fn connector() -> MakeRustlsConnect {
-    MakeRustlsConnect::new((*client_config()).clone())
+pub struct PgTls {
+    pub settings: TlsSettings,
+    pub client: Arc<rustls::ClientConfig>,
 }
 
-/// The TLS settings of every session, replication sessions included.
-pub fn client_config() -> Arc<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
-        .with_no_client_auth();
-    Arc::new(config)
-}
-
-/// Accepts the server's certificate without checking who issued it (libpq's
-/// `sslmode=require`), and checks the handshake signatures made with it.
-#[derive(Debug)]
-struct EncryptOnly(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for EncryptOnly {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+impl PgTls {
+    /// The url without its TLS settings, and those settings, with the files
+    /// they name read now: a bad path fails before any connection.
+    pub fn from_url(url: &str, location: &str) -> Result<(String, PgTls), ConnectorError> {
+        let bad = |e: dualsync_tls::TlsError| ConnectorError::new(ErrorKind::Unavailable, format!("{location}: {e}"));
+        let (rest, settings) = dualsync_tls::url::split_postgres(url).map_err(bad)?;
+        let client = dualsync_tls::client_config(&settings).map_err(bad)?;
+        Ok((rest, PgTls { settings, client }))
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    /// What the driver's own setting must be: the verify modes are `require`
+    /// to it, and the verification is ours.
+    pub fn driver_mode(&self) -> postgres::config::SslMode {
+        match self.settings.mode {
+            TlsMode::Disable => postgres::config::SslMode::Disable,
+            TlsMode::Prefer => postgres::config::SslMode::Prefer,
+            _ => postgres::config::SslMode::Require,
+        }
     }
 
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    pub fn connector(&self) -> MakeRustlsConnect {
+        MakeRustlsConnect::new((*self.client).clone())
     }
 
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+    /// "TLS refused: …; fix" when the error is a TLS failure.
+    pub fn explain(&self, e: &(dyn std::error::Error + 'static)) -> Option<String> {
+        dualsync_tls::explain(e, &self.settings)
     }
 }

@@ -199,6 +199,7 @@ pub fn read(
     client: &mut postgres::Client,
     streams: &Streams,
     config: &postgres::Config,
+    tls: &super::tls::PgTls,
     location: &str,
     after: &LogCursor,
     limit: usize,
@@ -216,7 +217,7 @@ pub fn read(
     let read = loop {
         let read = streams.read(&after.stream, after.pos, end, limit, |from| {
             let (columns, table) = slot_capture(client, &after.stream)?;
-            let session = start_session(config, location, &after.stream, from.major).map_err(|e| slot_error(e, &table))?;
+            let session = start_session(config, tls, location, &after.stream, from.major).map_err(|e| slot_error(e, &table))?;
             Ok(Box::new(PgLogSource { session, decoder: pgoutput::Decoder::new(columns), received: from.major, confirmed: 0 })
                 as Box<dyn LogSource>)
         });
@@ -268,10 +269,16 @@ fn wait_until_visible(client: &mut postgres::Client, changes: &[Logged]) -> Resu
 /// A replication session streaming the slot from `from`. A slot still held
 /// by a session that is ending (this process's earlier stream, a process
 /// that died) is waited for a few seconds.
-fn start_session(config: &postgres::Config, location: &str, slot: &str, from: u64) -> Result<session::Session, ConnectorError> {
+fn start_session(
+    config: &postgres::Config,
+    tls: &super::tls::PgTls,
+    location: &str,
+    slot: &str,
+    from: u64,
+) -> Result<session::Session, ConnectorError> {
     let mut attempts = 0;
     loop {
-        let mut session = session::Session::connect(config, location)?;
+        let mut session = session::Session::connect(config, tls, location)?;
         match session.start(slot, slot, from) {
             Ok(()) => return Ok(session),
             Err(e) if e.kind == ErrorKind::Busy && attempts < 30 => attempts += 1,

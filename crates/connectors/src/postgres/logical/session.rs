@@ -43,7 +43,7 @@ fn io_error(location: &str, e: io::Error) -> ConnectorError {
 
 impl Session {
     /// Opens a replication session with the server of `config`.
-    pub fn connect(config: &postgres::Config, location: &str) -> Result<Session, ConnectorError> {
+    pub fn connect(config: &postgres::Config, tls: &super::super::tls::PgTls, location: &str) -> Result<Session, ConnectorError> {
         let host = config.get_hosts().first().cloned().unwrap_or(Host::Tcp("localhost".into()));
         let port = config.get_ports().first().copied().unwrap_or(5432);
         let timeout = config.get_connect_timeout().copied().unwrap_or(Duration::from_secs(10));
@@ -73,14 +73,24 @@ impl Session {
                 if answer[0] == b'S' {
                     let server = rustls::pki_types::ServerName::try_from(name.clone())
                         .unwrap_or_else(|_| rustls::pki_types::ServerName::try_from("localhost").expect("a valid name"));
-                    let tls = rustls::ClientConnection::new(super::super::tls::client_config(), server).map_err(|e| {
+                    let conn = rustls::ClientConnection::new(tls.client.clone(), server).map_err(|e| {
                         ConnectorError::new(ErrorKind::Unavailable, format!("replication session with {location}: TLS: {e}"))
                     })?;
-                    socket = Box::new(rustls::StreamOwned::new(tls, tcp.try_clone().map_err(fail)?));
+                    let mut stream = rustls::StreamOwned::new(conn, tcp.try_clone().map_err(fail)?);
+                    // The handshake now, so that a refused certificate says why.
+                    while stream.conn.is_handshaking() {
+                        stream.conn.complete_io(&mut stream.sock).map_err(|e| match tls.explain(&e) {
+                            Some(refused) => {
+                                ConnectorError::new(ErrorKind::Unavailable, format!("replication session with {location}: {refused}"))
+                            }
+                            None => fail(e),
+                        })?;
+                    }
+                    socket = Box::new(stream);
                 } else if config.get_ssl_mode() == SslMode::Require {
                     return Err(ConnectorError::new(
                         ErrorKind::Unavailable,
-                        format!("{location} offers no TLS and the url says sslmode=require"),
+                        format!("{location} offers no TLS and the url says {}; turn ssl on in the server, or lower sslmode", tls.settings),
                     ));
                 }
             }
