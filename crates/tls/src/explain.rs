@@ -76,7 +76,7 @@ fn describe(e: &rustls::Error, settings: &TlsSettings) -> String {
             ),
             CertificateError::NotValidForNameContext { expected, presented } => format!(
                 "TLS refused: the server's certificate is for {} and not for {:?}, the host in the url ({settings}); connect by a name the certificate carries, or reissue it for this host",
-                if presented.is_empty() { "no host name".to_string() } else { presented.join(", ") },
+                if presented.is_empty() { "no host name".to_string() } else { presented.iter().map(|p| bare_name(p)).collect::<Vec<_>>().join(", ") },
                 expected.to_str()
             ),
             CertificateError::Expired => "TLS refused: the server's certificate has expired; renew it on the server".to_string(),
@@ -99,6 +99,14 @@ fn describe(e: &rustls::Error, settings: &TlsSettings) -> String {
             format!("TLS refused by the server: it does not trust the client certificate {} ({e}); have it issued by the CA the server trusts", settings.client_cert.as_ref().map(|p| p.display().to_string()).unwrap_or_default())
         }
         other => format!("TLS failed: {other}"),
+    }
+}
+
+/// `localhost` of webpki's `DnsName("localhost")` (or `IpAddress(…)`).
+fn bare_name(presented: &str) -> &str {
+    match presented.split_once('(') {
+        Some((_, inner)) => inner.trim_end_matches(')').trim_matches('"'),
+        None => presented,
     }
 }
 

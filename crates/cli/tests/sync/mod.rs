@@ -24,6 +24,7 @@ mod scale;
 mod scale_out;
 mod sqlite_journal;
 mod text;
+mod tls;
 mod types_matrix;
 
 use crate::util::Workspace;
