@@ -243,7 +243,10 @@ pub struct ResolveArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ErrorsArgs {
+    #[command(subcommand)]
+    pub action: Option<ErrorsCommand>,
     #[arg(long)]
     pub map: Option<String>,
     /// Only the errors of this run.
@@ -252,6 +255,22 @@ pub struct ErrorsArgs {
     /// Also the errors that were since resolved.
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ErrorsCommand {
+    /// Delete errors last seen before a given age: all of them, or with --resolved the settled ones only.
+    Purge {
+        /// Their age: days (30d) or weeks (4w).
+        #[arg(long)]
+        older_than: String,
+        /// Only errors no longer open (resolved or skipped); open ones are work still to do.
+        #[arg(long)]
+        resolved: bool,
+        /// Only this map's errors.
+        #[arg(long)]
+        map: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]

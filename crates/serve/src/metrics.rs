@@ -267,6 +267,10 @@ impl LiveObserver for Observer<'_> {
         bump(&self.metrics.trims, (app.to_string(), table.to_string()), changes);
         tracing::debug!(app, table, changes, "change table trimmed");
     }
+
+    fn purged(&self, p: &dualsync_state::Purged) {
+        tracing::info!(errors = p.errors(), conflicts = p.conflicts, before = %p.before, "retention: settled records deleted");
+    }
 }
 
 #[cfg(test)]

@@ -663,8 +663,13 @@ mod tests {
     #[test]
     fn a_claim_inside_a_claim_holds_nothing_of_its_own() {
         let dir = tempfile::tempdir().unwrap();
-        let state =
-            StateConfig { url: DatabaseUrl::Sqlite(dir.path().join("state.db")), password_env: None, lease_seconds: 15, chunk_rows: 1000 };
+        let state = StateConfig {
+            url: DatabaseUrl::Sqlite(dir.path().join("state.db")),
+            password_env: None,
+            lease_seconds: 15,
+            chunk_rows: 1000,
+            retention_days: None,
+        };
         let outer = StateStore::claim(&state, "start").unwrap();
         assert!(outer.is_exclusive());
         let inner = StateStore::claim(&state, "sync").unwrap();
@@ -683,7 +688,7 @@ mod tests {
     #[test]
     fn a_postgres_store_refuses_the_writes_of_a_passed_lease() {
         let Some(db) = dualsync_testkit::TestDb::new(dualsync_testkit::Kind::Postgres) else { return };
-        let state = StateConfig { url: db.database_url(), password_env: None, lease_seconds: 3600, chunk_rows: 1000 };
+        let state = StateConfig { url: db.database_url(), password_env: None, lease_seconds: 3600, chunk_rows: 1000, retention_days: None };
         let claim = StateStore::claim(&state, "sync").unwrap();
         let token = claim.token().expect("a lease on PostgreSQL");
         assert!(token.store.starts_with("store ") && token.epoch >= 1, "{token:?}");

@@ -111,3 +111,23 @@ fn migrations_run_once_and_a_newer_store_is_refused() {
         assert!(err.to_string().contains("upgrade dualsync"));
     });
 }
+
+#[test]
+fn a_purge_deletes_in_batches_exactly_the_errors_it_names() {
+    each_store(|db, open| {
+        let store = open();
+        let run = store.begin_run("sync").unwrap();
+        // More than one batch of old errors, and one seen today.
+        let old: Vec<NewError> = (0..10_050).map(|i| error(&format!("K{i}"), "too long")).collect();
+        store.record_errors(run, &old).unwrap();
+        db.exec("UPDATE errors SET last_seen = '2020-01-01T00:00:00.000Z'");
+        db.exec("UPDATE errors SET status = 'resolved' WHERE key IN ('[\"K1\"]', '[\"K2\"]')");
+        store.record_errors(run, &[error("today", "null")]).unwrap();
+        assert_eq!(store.purge_errors(30, true, None).unwrap().resolved, 2, "only the settled ones");
+        assert_eq!(store.purge_errors(30, false, Some("vendors")).unwrap().errors(), 0, "another map's");
+        let p = store.purge_errors(30, false, None).unwrap();
+        assert_eq!((p.open, p.resolved, p.skipped), (10_048, 0, 0));
+        let left = store.errors(&ErrorQuery { include_resolved: true, ..Default::default() }).unwrap();
+        assert_eq!(left.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["[\"today\"]"]);
+    });
+}

@@ -1,4 +1,4 @@
-use crate::cli::{Cli, ErrorsArgs, Format, ResyncArgs, RetryArgs};
+use crate::cli::{Cli, ErrorsArgs, ErrorsCommand, Format, ResyncArgs, RetryArgs};
 use crate::exit::{CliResult, OK, ROWS_FAILED};
 use crate::output::{cell, is_json, print_json, Table};
 use dualsync_engine::sync::{reconcile_key, retry_errors, KeyOutcome};
@@ -9,6 +9,9 @@ use serde_json::json;
 
 /// The error log, all of it.
 pub fn errors(cli: &Cli, config: &Config, args: &ErrorsArgs) -> CliResult {
+    if let Some(ErrorsCommand::Purge { older_than, resolved, map }) = &args.action {
+        return purge(cli, config, older_than, *resolved, map.as_deref());
+    }
     let store = StateStore::open(&config.state)?;
     let errors = store.errors(&ErrorQuery { map: args.map.clone(), run: args.run, include_resolved: args.all, ..Default::default() })?;
     match cli.format {
@@ -49,6 +52,34 @@ pub fn errors(cli: &Cli, config: &Config, args: &ErrorsArgs) -> CliResult {
                 println!("{} error{} (full messages: -v or --format json)", errors.len(), if errors.len() == 1 { "" } else { "s" });
             }
         }
+    }
+    Ok(OK)
+}
+
+/// `errors purge`: deletes what it says, and says what it deleted.
+fn purge(cli: &Cli, config: &Config, older_than: &str, resolved: bool, map: Option<&str>) -> CliResult {
+    let days = super::days_in("--older-than", older_than)?;
+    if let Some(map) = map.filter(|m| config.map(m).is_none()) {
+        return Err(crate::exit::usage(format!("--map {map}: no such map in {}", config.file.display())));
+    }
+    let store = StateStore::open(&config.state)?;
+    let p = store.purge_errors(days, resolved, map)?;
+    if is_json(cli.format) {
+        print_json(&json!({
+            "before": p.before, "deleted": p.errors(),
+            "open": p.open, "resolved": p.resolved, "skipped": p.skipped,
+        }));
+    } else if !cli.quiet {
+        println!(
+            "deleted {} error{} last seen before {}{}: {} open, {} resolved, {} skipped",
+            p.errors(),
+            if p.errors() == 1 { "" } else { "s" },
+            p.before,
+            map.map(|m| format!(" of map {m}")).unwrap_or_default(),
+            p.open,
+            p.resolved,
+            p.skipped
+        );
     }
     Ok(OK)
 }

@@ -101,6 +101,11 @@ impl LiveObserver for Lines {
     fn paused(&self, map: &str, reason: &str) {
         eprintln!("{map}: PAUSED: {reason}");
     }
+    fn purged(&self, p: &dualsync_state::Purged) {
+        if !self.quiet && p.errors() + p.conflicts > 0 {
+            println!("retention: deleted {} settled error(s) and {} settled conflict(s) from before {}", p.errors(), p.conflicts, p.before);
+        }
+    }
 }
 
 fn effect(c: &Counts) -> String {

@@ -66,3 +66,21 @@ pub fn open(config: &Config, command: &str) -> Result<(Apps, Arc<StateStore>, St
     let store = Arc::new(StateStore::open(&config.state)?);
     Ok((apps, store, claim))
 }
+
+/// `90d`, `12h`, `4w` as whole days (hours round up to a day), for `flag`.
+pub fn days_in(flag: &str, text: &str) -> Result<u32, crate::exit::CliError> {
+    use crate::exit::usage;
+    let bad = || usage(format!("{flag} {text:?}: give a number and a unit, like 90d, 12h or 4w"));
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let n: u32 = number.parse().map_err(|_| bad())?;
+    let days = match unit {
+        "d" => n,
+        "w" => n.saturating_mul(7),
+        "h" => n.div_ceil(24),
+        _ => return Err(bad()),
+    };
+    if days == 0 || days > 3650 {
+        return Err(usage(format!("{flag} {text:?}: between 1 hour and 10 years")));
+    }
+    Ok(days)
+}

@@ -37,7 +37,7 @@ pub fn token(cli: &Cli, config: &Config, command: &TokenCommand) -> CliResult {
     match command {
         TokenCommand::Create { name, role, expires } => {
             let role = Role::parse(role).ok_or_else(|| usage(format!("--role {role:?}: pick viewer, operator or admin")))?;
-            let expires_at = expires.as_deref().map(days_in).transpose()?.map(dualsync_state::days_from_now);
+            let expires_at = expires.as_deref().map(|t| super::days_in("--expires", t)).transpose()?.map(dualsync_state::days_from_now);
             let (secret, token) = create_token(&store, name, role, expires_at).map_err(|e| match e {
                 dualsync_serve::auth::TokenError::State(dualsync_state::StateError::Refused(m)) => usage(m),
                 dualsync_serve::auth::TokenError::BadName => usage(e.to_string()),
@@ -90,21 +90,4 @@ pub fn token(cli: &Cli, config: &Config, command: &TokenCommand) -> CliResult {
         }
     }
     Ok(OK)
-}
-
-/// `90d`, `12h`, `4w` as whole days from now (hours round up to a day).
-fn days_in(text: &str) -> Result<u32, CliError> {
-    let bad = || usage(format!("--expires {text:?}: give a number and a unit, like 90d, 12h or 4w"));
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
-    let n: u32 = number.parse().map_err(|_| bad())?;
-    let days = match unit {
-        "d" => n,
-        "w" => n.saturating_mul(7),
-        "h" => n.div_ceil(24),
-        _ => return Err(bad()),
-    };
-    if days == 0 || days > 3650 {
-        return Err(usage(format!("--expires {text:?}: between 1 hour and 10 years")));
-    }
-    Ok(days)
 }

@@ -19,6 +19,7 @@ mod model;
 mod one_process;
 mod plan;
 mod private_state;
+mod retention;
 mod rules;
 mod scale;
 mod scale_out;

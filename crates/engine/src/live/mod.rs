@@ -72,7 +72,12 @@ pub trait LiveObserver: Sync {
     fn lag(&self, _map: &str, _lag: Duration) {}
     /// Changes every started map has passed were deleted from an app's change table.
     fn trimmed(&self, _app: &str, _table: &str, _changes: u64) {}
+    /// `[state] retention_days` deleted settled errors and conflicts.
+    fn purged(&self, _purged: &dualsync_state::Purged) {}
 }
+
+/// How often `[state] retention_days` is applied while live sync runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
 pub struct Quiet;
 impl LiveObserver for Quiet {}
@@ -150,6 +155,7 @@ fn live_loop(
     let mut retry_at: HashMap<String, (Instant, Duration)> = HashMap::new();
     let mut partitions: HashMap<String, i64> = HashMap::new();
     let mut last_trim = Instant::now();
+    let mut last_retention: Option<Instant> = None;
     let mut choices = Choices::default();
     let mut slot_warnings = HashSet::new();
     let all_notify = notifying_apps(config, apps).len() == config.apps.len();
@@ -246,6 +252,13 @@ fn live_loop(
             trim(config, apps, store, observer);
             watch_slots(config, apps, store, observer, &mut slot_warnings)?;
             last_trim = Instant::now();
+        }
+        if let Some(days) = config.state.retention_days.filter(|_| last_retention.is_none_or(|t| t.elapsed() > RETENTION_EVERY)) {
+            match store.apply_retention(days) {
+                Ok(purged) => observer.purged(&purged),
+                Err(e) => observer.problem("", &format!("cannot apply [state] retention_days = {days}: {e}")),
+            }
+            last_retention = Some(Instant::now());
         }
         if !worked {
             // With every app notifying, polling is only a safety net.

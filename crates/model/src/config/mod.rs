@@ -47,6 +47,9 @@ pub struct StateConfig {
     /// PostgreSQL store split between them (a company with more rows is
     /// synced a key range at a time).
     pub chunk_rows: u64,
+    /// Days that settled errors (resolved, skipped) and settled conflicts are
+    /// kept; `run` and `serve` delete older ones. None: kept until purged.
+    pub retention_days: Option<u32>,
 }
 
 /// `[state] lease_seconds` when the config gives none.

@@ -135,14 +135,15 @@ impl Reader<'_> {
         let mut password_env = None;
         let mut lease_seconds = super::DEFAULT_LEASE_SECONDS;
         let mut chunk_rows = super::DEFAULT_CHUNK_ROWS;
+        let mut retention_days = None;
         match value {
             None => {}
             Some(Toml::Table(t)) => {
                 self.unknown_keys(
                     t,
                     "state",
-                    &["url", "password_env", "lease_seconds", "chunk_rows"],
-                    "[state] takes url, password_env, lease_seconds and chunk_rows",
+                    &["url", "password_env", "lease_seconds", "chunk_rows", "retention_days"],
+                    "[state] takes url, password_env, lease_seconds, chunk_rows and retention_days",
                 );
                 if let Some(u) = self.string(t, "url", "state") {
                     url = u;
@@ -166,6 +167,15 @@ impl Reader<'_> {
                         format!("remove it for the default ({})", super::DEFAULT_CHUNK_ROWS),
                     ),
                 }
+                match t.get("retention_days") {
+                    None => {}
+                    Some(Toml::Integer(n)) if (1..=36_500).contains(n) => retention_days = Some(*n as u32),
+                    Some(_) => self.err(
+                        "state.retention_days",
+                        "must be a whole number of days from 1 to 36500",
+                        "remove it to keep the error log until `dualsync errors purge`",
+                    ),
+                }
             }
             Some(_) => self.err("state", "state must be a table", "write [state] followed by url = \"sqlite://...\""),
         }
@@ -187,7 +197,7 @@ impl Reader<'_> {
                 DatabaseUrl::Sqlite(base_dir.join(".dualsync/state.db"))
             }
         };
-        StateConfig { url, password_env, lease_seconds, chunk_rows }
+        StateConfig { url, password_env, lease_seconds, chunk_rows, retention_days }
     }
 
     fn apps(&mut self, value: Option<&Toml>, base_dir: &Path) -> Vec<AppConfig> {
