@@ -21,6 +21,7 @@ pub mod migrate;
 pub mod order;
 mod pipeline;
 pub mod plan;
+mod redact;
 mod shape;
 pub mod side;
 pub mod status;

@@ -27,6 +27,8 @@ pub struct MapShape {
     pub filter: [Option<Filter>; 2],
     pub directions: Vec<Direction>,
     pub translations: Vec<Option<Translation>>,
+    /// Per column: `redact = true` (see `redact.rs`).
+    pub redacted: Vec<bool>,
     pub lookups: Vec<Option<LookupTarget>>,
     pub master: Side,
     /// How a key changed in both apps since its merge base is settled, and whether deletes flow.
@@ -159,6 +161,7 @@ impl MapShape {
             filter: [side(0).filter.clone(), side(1).filter.clone()],
             directions: map.columns.iter().map(|c| c.direction).collect(),
             translations,
+            redacted: map.columns.iter().map(|c| c.redact).collect(),
             lookups,
             master: Side::of(map.master),
             conflict: map.conflict,
@@ -236,11 +239,7 @@ impl MapShape {
 
     /// A conflict of the merge, as the conflict queue keeps it.
     pub fn conflict_record(&self, company: &str, key: String, c: &crate::merge::Conflict) -> dualsync_state::NewConflict {
-        let row_json = |values: &Vec<Value>| {
-            let object: serde_json::Map<String, serde_json::Value> =
-                self.columns[0].iter().zip(values).map(|(c, v)| (c.clone(), v.to_json())).collect();
-            serde_json::Value::Object(object).to_string()
-        };
+        let row_json = |values: &Vec<Value>| self.redact_row_json(values).to_string();
         dualsync_state::NewConflict {
             map: self.name.clone(),
             company: company.to_string(),

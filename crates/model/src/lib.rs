@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod filter;
+pub mod redact;
 pub mod row;
 pub mod schema;
 pub mod value;

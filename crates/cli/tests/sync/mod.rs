@@ -19,6 +19,7 @@ mod model;
 mod one_process;
 mod plan;
 mod private_state;
+mod redact;
 mod retention;
 mod rules;
 mod scale;

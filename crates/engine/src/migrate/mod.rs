@@ -135,9 +135,14 @@ pub fn import(
             key_columns.join(", ")
         )));
     }
+    // Header positions of the map's redacted columns: a refused row's message never quotes them.
+    let at = m.side_of_app(app).expect("side_of found it");
+    let hidden =
+        header.iter().enumerate().filter(|(_, h)| m.columns.iter().any(|c| c.redact && &c.names[at] == *h)).map(|(i, _)| i).collect();
     let mut importer = Importer {
         map: m,
         side,
+        hidden,
         schema: &schema,
         header: &header,
         key_columns,
@@ -150,7 +155,7 @@ pub fn import(
         importer.report.records += 1;
         match record {
             Ok(r) => batch.push(r),
-            Err((line, why)) => importer.fail(line, &[], None, why),
+            Err((line, why)) => importer.fail(line, &[], None, why, &|_| None),
         }
         if batch.len() >= DEFAULT_BATCH_SIZE {
             importer.write(conn.as_mut(), std::mem::take(&mut batch)).map_err(in_app(apps, app))?;
@@ -169,6 +174,8 @@ struct Importer<'a> {
     side: &'a SideConfig,
     schema: &'a TableSchema,
     header: &'a [String],
+    /// Positions in `header` of redacted columns.
+    hidden: Vec<usize>,
     key_columns: Vec<String>,
     file: String,
     report: ImportReport,
@@ -177,7 +184,10 @@ struct Importer<'a> {
 }
 
 impl Importer<'_> {
-    fn fail(&mut self, line: usize, key: &[Value], column: Option<&str>, why: String) {
+    /// Records a refused line; `field(i)` gives its value of header column `i`,
+    /// so that the values of redacted columns are hashed where `why` quotes them.
+    fn fail(&mut self, line: usize, key: &[Value], column: Option<&str>, why: String, field: &dyn Fn(usize) -> Option<String>) {
+        let why = self.hidden.iter().filter_map(|&i| field(i)).fold(why, |why, value| dualsync_model::redact::redact_in(&why, &value));
         let company = self.side.company.as_ref().and_then(|_| key.first()).map(|c| c.display().into_owned()).unwrap_or_default();
         self.report.failed.push(NewError {
             map: self.map.name.clone(),
@@ -205,7 +215,8 @@ impl Importer<'_> {
         let mut rows: Vec<(usize, Vec<Value>, Vec<Value>)> = Vec::new(); // line, key, values
         for (line, fields) in records {
             if fields.len() != self.header.len() {
-                self.fail(line, &[], None, format!("{} fields, the header has {}", fields.len(), self.header.len()));
+                let field = |i: usize| fields.get(i).cloned().flatten();
+                self.fail(line, &[], None, format!("{} fields, the header has {}", fields.len(), self.header.len()), &field);
                 continue;
             }
             let mut values = Vec::with_capacity(fields.len());
@@ -223,7 +234,7 @@ impl Importer<'_> {
             let key: Vec<Value> =
                 key_at.iter().map(|&i| fields[i].as_deref().map_or(Value::Null, |s| Value::Text(s.to_string()))).collect();
             match bad {
-                Some((column, why)) => self.fail(line, &key, Some(&column), why),
+                Some((column, why)) => self.fail(line, &key, Some(&column), why, &|i| fields.get(i).cloned().flatten()),
                 None => rows.push((line, key_at.iter().map(|&i| values[i].clone()).collect(), values)),
             }
         }
@@ -272,8 +283,9 @@ impl Importer<'_> {
         let mut failed = vec![false; rows.len()];
         for f in outcome.failures {
             failed[f.index] = true;
-            let (line, key, _) = &rows[f.index];
-            self.fail(*line, key, f.column.as_deref(), f.message);
+            let (line, key, values) = &rows[f.index];
+            let field = |i: usize| values.get(i).filter(|v| !v.is_null()).map(|v| v.display().into_owned());
+            self.fail(*line, key, f.column.as_deref(), f.message, &field);
         }
         for (i, op) in batch.ops.iter().enumerate() {
             if !failed[i] {

@@ -214,7 +214,9 @@ impl TargetWriter {
             failed[f.index] = true;
             let value = f.column.as_ref().and_then(|c| value_of(&batch, f.index, c));
             let message = format!("{} refused the row: {}", shape.apps[side], f.message);
-            applied.errors.push(self.error(shape, &written[f.index].0, f.column, value, message));
+            let mut error = self.error(shape, &written[f.index].0, f.column, value, message);
+            error.message = shape.redact_quoted(side, error.message, &values_of(&batch, f.index));
+            applied.errors.push(error);
         }
         for ((key, base, kind), failed) in written.into_iter().zip(failed) {
             if !failed {
@@ -371,7 +373,7 @@ impl TargetWriter {
 
     /// A row this side cannot take, as the error log keeps it.
     pub(crate) fn error(&self, shape: &MapShape, key: &[Value], column: Option<String>, value: Option<Value>, message: String) -> NewError {
-        NewError {
+        let error = NewError {
             map: shape.name.clone(),
             company: self.company_shown.clone(),
             source_app: shape.apps[self.side.other()].clone(),
@@ -380,7 +382,17 @@ impl TargetWriter {
             column,
             value: value.map(|v| v.display().into_owned()),
             message,
-        }
+        };
+        shape.redact_error(self.side, error)
+    }
+}
+
+/// The columns and values of one op of a batch (an update's columns set).
+pub(crate) fn values_of(batch: &WriteBatch, index: usize) -> Vec<(&str, &Value)> {
+    match &batch.ops[index] {
+        WriteOp::Insert(row) => batch.columns.iter().map(String::as_str).zip(row).collect(),
+        WriteOp::Update { set, .. } => set.iter().map(|(c, v)| (c.as_str(), v)).collect(),
+        WriteOp::Delete { .. } => Vec::new(),
     }
 }
 

@@ -4,7 +4,7 @@
 //! measures what writing costs there.
 
 use crate::lookup::Resolver;
-use crate::pipeline::write::{DeferredLookup, OpKind, PendingOp, TargetWriter};
+use crate::pipeline::write::{values_of, DeferredLookup, OpKind, PendingOp, TargetWriter};
 use crate::shape::MapShape;
 use crate::side::Side;
 use dualsync_connectors::{failure, Connection, ConnectorError, WriteOp};
@@ -90,7 +90,9 @@ pub fn check(
             if !refused[f.index] && !own_doing {
                 refused[f.index] = true;
                 let message = format!("{} would refuse the row: {}", shape.apps[side], f.message);
-                checked.problems.push(writer.error(shape, &written[f.index].0, f.column, None, message));
+                let mut error = writer.error(shape, &written[f.index].0, f.column, None, message);
+                error.message = shape.redact_quoted(side, error.message, &values_of(&batch, f.index));
+                checked.problems.push(error);
             }
         }
     }

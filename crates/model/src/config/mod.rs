@@ -235,6 +235,9 @@ pub struct ColumnMapping {
     pub lookup: Option<String>,
     /// Value translation: (side 0 value, side 1 value).
     pub values: Vec<(String, String)>,
+    /// The column's values are never stored in the error log or the conflict
+    /// queue, nor printed: a hash stands for them (see `redact`).
+    pub redact: bool,
 }
 
 impl MapConfig {

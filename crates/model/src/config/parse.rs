@@ -483,8 +483,13 @@ impl Reader<'_> {
                 continue;
             };
             let mut allowed: Vec<&str> = sides.iter().map(String::as_str).collect();
-            allowed.extend(["direction", "lookup", "values"]);
-            self.unknown_keys(t, &path, &allowed, "a column mapping names the column on each app and may take direction, lookup, values");
+            allowed.extend(["direction", "lookup", "values", "redact"]);
+            self.unknown_keys(
+                t,
+                &path,
+                &allowed,
+                "a column mapping names the column on each app and may take direction, lookup, values, redact",
+            );
             let names: Vec<Option<String>> = sides
                 .iter()
                 .map(|app| self.required_string(t, app, &path, &format!("add {app} = \"COLUMN\": the column on app {app}")))
@@ -541,8 +546,16 @@ impl Reader<'_> {
                     "a lookup's values are resolved through the referenced map; remove values",
                 );
             }
+            let redact = match t.get("redact") {
+                None => false,
+                Some(Toml::Boolean(b)) => *b,
+                Some(_) => {
+                    self.err(&join(&path, "redact"), "redact must be true or false", "write redact = true");
+                    false
+                }
+            };
             if let [Some(a), Some(b)] = names.as_slice() {
-                out.push(ColumnMapping { names: [a.clone(), b.clone()], direction, lookup, values });
+                out.push(ColumnMapping { names: [a.clone(), b.clone()], direction, lookup, values, redact });
             }
         }
         for side in 0..2 {
@@ -591,6 +604,22 @@ impl Reader<'_> {
                     &format!("{path}.columns[{i}]"),
                     "a key column cannot be a lookup (not supported yet)",
                     "map the lookup as a non-key column",
+                );
+            }
+            // The error log keeps each failed row's key, to retry it: a key cannot be hidden.
+            let is_company = (0..2).any(|s| m.sides[s].company.as_ref() == Some(&c.names[s]));
+            if c.redact && c.lookup.is_some() {
+                self.err(
+                    &format!("{path}.columns[{i}].redact"),
+                    "a lookup column cannot be redacted: it holds a reference to another map's row, and messages name it",
+                    "redact the columns that hold sensitive values",
+                );
+            }
+            if c.redact && (positions[0].contains(&i) || is_company) {
+                self.err(
+                    &format!("{path}.columns[{i}].redact"),
+                    "a key or company column cannot be redacted: the error log and the conflict queue name rows by them",
+                    "redact the columns that hold sensitive values, not the key",
                 );
             }
             if c.direction != Direction::Both && positions[0].contains(&i) {
