@@ -78,6 +78,8 @@ pub enum Command {
     Retry(RetryArgs),
     /// Reconcile one key of a map now, whatever its state.
     Resync(ResyncArgs),
+    /// Confirm that an app's database, refused as moved (restored, copied, or another environment's), is the one to sync from now on.
+    Relink(RelinkArgs),
     /// Write one app's rows of a map to an RFC 4180 CSV file.
     Export(ExportArgs),
     /// Load a CSV file into one app's table of a map (new keys inserted, existing ones updated).
@@ -280,6 +282,13 @@ pub struct RetryArgs {
     /// Only this error id (repeat for several).
     #[arg(long = "error")]
     pub errors: Vec<i64>,
+}
+
+#[derive(Args, Debug)]
+pub struct RelinkArgs {
+    /// The app whose database the url now reaches.
+    #[arg(long)]
+    pub app: String,
 }
 
 #[derive(Args, Debug)]

@@ -77,6 +77,20 @@ pub trait Connection: Send {
         Ok(Privileges::default())
     }
 
+    /// What identifies this database itself, for environment fencing: what
+    /// the server tells of itself (PostgreSQL's system identifier and the
+    /// database's oid; MySQL's server_uuid, MariaDB's host, port and data
+    /// directory; with the schema), or a SQLite file's path and inode. A
+    /// database restored or copied elsewhere answers differently.
+    fn database_identity(&mut self) -> Result<String, ConnectorError> {
+        Err(not_built("environment fencing"))
+    }
+
+    /// Creates the link table (`link::CREATE`) where it is missing.
+    fn create_link_table(&mut self) -> Result<(), ConnectorError> {
+        Err(not_built("environment fencing"))
+    }
+
     /// How this connection travels, as the server reports it (`dualsync check`).
     fn transport(&mut self) -> Result<Transport, ConnectorError> {
         Ok(Transport::Local)

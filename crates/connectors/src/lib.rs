@@ -8,6 +8,7 @@ mod contract;
 mod error;
 pub mod failure;
 mod fence;
+pub mod link;
 pub mod log;
 pub mod mysql;
 pub mod postgres;

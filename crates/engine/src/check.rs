@@ -116,11 +116,14 @@ pub fn check(config: &Config, apps: &Apps) -> Result<CheckReport, EngineError> {
         match dualsync_state::StateStore::open(&config.state) {
             Ok(store) => {
                 state_transport = store.transport()?;
+                findings.extend(crate::link::findings(config, apps, Some(&store)));
                 findings.extend(crate::live::capture_findings(config, apps, &store)?);
                 live_states = store.map_states()?;
             }
             Err(e) => state_error = Some(e.to_string()),
         }
+    } else {
+        findings.extend(crate::link::findings(config, apps, None));
     }
     findings.extend(private_files(config));
     let capture = capture.into_iter().map(|(app, choice)| (app, choice.log)).collect();

@@ -24,6 +24,10 @@ pub enum EngineError {
     /// The data breaks an assumption the merge relies on (keys out of order).
     #[error("{0}")]
     Data(String),
+    /// An app's database is not the one this state store linked (environment
+    /// fencing, `link.rs`): restored, copied, or another environment's.
+    #[error("{0}")]
+    Unlinked(String),
     /// A run asked to stop (SIGTERM) stopped between units of work.
     #[error("{0}")]
     Stopped(String),

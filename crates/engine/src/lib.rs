@@ -14,6 +14,7 @@ pub mod bootstrap;
 pub mod check;
 mod decide;
 mod error;
+pub mod link;
 pub mod live;
 mod lookup;
 pub mod merge;

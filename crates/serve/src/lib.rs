@@ -93,6 +93,7 @@ pub fn serve(
     let live_apps = Apps::open(&config)?;
     // The same connectors: an action that ends a map's log session (stop) ends the live loop's.
     let api_apps = live_apps.clone();
+    dualsync_engine::link::verify(&config, &api_apps, config.apps.iter().map(|a| a.name.as_str()))?;
     api_apps.fence_writes(&claim, config.apps.iter().map(|a| a.name.as_str()))?;
     let exclusive = Arc::new(Mutex::new(()));
     let figures_store = StateStore::open(&config.state)?;

@@ -7,6 +7,7 @@
 //! databases store the same thing.
 
 mod db;
+mod links;
 mod live;
 mod owner;
 mod records;
@@ -15,6 +16,7 @@ mod service;
 mod time;
 mod work;
 
+pub use links::AppLink;
 pub use live::{ConflictRecord, MapState, MapStateRecord, NewConflict};
 pub use owner::{Holder, StoreClaim, Token};
 pub use records::*;
@@ -35,6 +37,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/002_live.sql"),
     include_str!("migrations/sqlite/003_owner.sql"),
     include_str!("migrations/sqlite/004_service.sql"),
+    include_str!("migrations/sqlite/005_links.sql"),
 ];
 const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/001_initial.sql"),
@@ -42,6 +45,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/003_leases.sql"),
     include_str!("migrations/postgres/004_work.sql"),
     include_str!("migrations/postgres/005_service.sql"),
+    include_str!("migrations/postgres/006_links.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,7 @@ mod init;
 mod live;
 mod migrate;
 mod plan;
+mod relink;
 mod serve;
 mod status;
 mod sync;
@@ -44,6 +45,7 @@ pub fn run(cli: &Cli) -> CliResult {
         Command::Errors(args) => errors::errors(cli, &load(cli)?, args),
         Command::Retry(args) => errors::retry(cli, &load(cli)?, args),
         Command::Resync(args) => errors::resync(cli, &load(cli)?, args),
+        Command::Relink(args) => relink::relink(cli, &load(cli)?, args),
         Command::Export(args) => migrate::export(cli, &load(cli)?, args),
         Command::Import(args) => migrate::import(cli, &load(cli)?, args),
         Command::BootstrapCompany(args) => bootstrap::bootstrap(cli, &load(cli)?, args),
@@ -62,6 +64,7 @@ pub fn load(cli: &Cli) -> Result<Config, crate::exit::CliError> {
 pub fn open(config: &Config, command: &str) -> Result<(Apps, Arc<StateStore>, StoreClaim), crate::exit::CliError> {
     let apps = Apps::open(config)?;
     let claim = StateStore::claim(&config.state, command)?;
+    dualsync_engine::link::verify(config, &apps, config.apps.iter().map(|a| a.name.as_str()))?;
     apps.fence_writes(&claim, config.apps.iter().map(|a| a.name.as_str()))?;
     let store = Arc::new(StateStore::open(&config.state)?);
     Ok((apps, store, claim))

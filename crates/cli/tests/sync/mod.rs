@@ -10,6 +10,7 @@ mod cycles;
 mod demo;
 mod exact_values;
 mod failures;
+mod fencing;
 mod json_report;
 mod kinds;
 mod live;

@@ -244,6 +244,25 @@ impl Connection for MyConnection {
     /// From information_schema at the global, database and table levels, for
     /// the user and its enabled roles. Grants can come by other ways (a role
     /// not enabled by default, a proxy user), so a missing one is not certain.
+    fn database_identity(&mut self) -> Result<String, ConnectorError> {
+        let schema: Option<String> = self.conn.query_first("SELECT DATABASE()").map_err(db_error)?;
+        let schema = schema.unwrap_or_default();
+        // MySQL names each server; MariaDB has no server_uuid: where it runs and keeps its files.
+        let server = match self.conn.query_first::<String, _>("SELECT @@server_uuid") {
+            Ok(Some(uuid)) => format!("mysql server {uuid}"),
+            _ => {
+                let row: Option<(String, i64, String)> = self.conn.query_first("SELECT @@hostname, @@port, @@datadir").map_err(db_error)?;
+                let (host, port, datadir) = row.unwrap_or_default();
+                format!("mariadb server {host}:{port} {datadir}")
+            }
+        };
+        Ok(format!("{server}, database {schema}"))
+    }
+
+    fn create_link_table(&mut self) -> Result<(), ConnectorError> {
+        self.conn.query_drop(crate::link::CREATE).map_err(db_error)
+    }
+
     fn transport(&mut self) -> Result<crate::Transport, ConnectorError> {
         let status: Vec<(String, String)> =
             self.conn.query("SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')").map_err(db_error)?;

@@ -357,6 +357,32 @@ impl Connection for PgConnection {
         logical::retained(&mut self.client, &slot)
     }
 
+    fn database_identity(&mut self) -> Result<String, ConnectorError> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT (SELECT system_identifier::text FROM pg_control_system()), d.oid::text, current_database()
+                 FROM pg_database d WHERE d.datname = current_database()",
+                &[],
+            )
+            .map_err(db_error)?;
+        let (system, oid, name): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        Ok(format!("postgres system {system}, database {name} (oid {oid})"))
+    }
+
+    fn create_link_table(&mut self) -> Result<(), ConnectorError> {
+        let exists = "SELECT to_regclass('dualsync_link') IS NOT NULL";
+        if !self.client.query_one(exists, &[]).map_err(db_error)?.get::<_, bool>(0) {
+            if let Err(e) = self.client.batch_execute(crate::link::CREATE) {
+                // Another process made it at the same moment (PostgreSQL fails the slower CREATE).
+                if !self.client.query_one(exists, &[]).map_err(db_error)?.get::<_, bool>(0) {
+                    return Err(db_error(e));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn transport(&mut self) -> Result<crate::Transport, ConnectorError> {
         let row =
             self.client.query_opt("SELECT version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl", &[]).map_err(db_error)?;

@@ -274,6 +274,24 @@ impl Connection for SqliteConnection {
         write::write_batch(&mut self.conn, &self.schemas[&batch.table], batch, self.fence.as_ref(), crate::Finish::Commit)
     }
 
+    fn database_identity(&mut self) -> Result<String, ConnectorError> {
+        let path = self.conn.path().unwrap_or_default().to_string();
+        let path = std::fs::canonicalize(&path).map(|p| p.display().to_string()).unwrap_or(path);
+        // The inode tells a copy (or a restored backup) from the file itself, wherever it lies.
+        #[cfg(unix)]
+        let inode = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(&path).map(|m| format!(" (device {}, inode {})", m.dev(), m.ino())).unwrap_or_default()
+        };
+        #[cfg(not(unix))]
+        let inode = String::new();
+        Ok(format!("sqlite file {path}{inode}"))
+    }
+
+    fn create_link_table(&mut self) -> Result<(), ConnectorError> {
+        self.conn.execute_batch(crate::link::CREATE).map_err(db_error)
+    }
+
     fn set_fence(&mut self, fence: crate::Fence) -> Result<(), ConnectorError> {
         if self.fence.as_ref() != Some(&fence) {
             write::raise_fence(&mut self.conn, &fence)?;

@@ -43,6 +43,7 @@ pub fn start_map(
 ) -> Result<StartReport, EngineError> {
     let m = map_of(config, map)?;
     let claim = StateStore::claim(&config.state, "start")?;
+    crate::link::verify(config, apps, [m.app(0), m.app(1)])?;
     apps.fence_writes(&claim, [m.app(0), m.app(1)])?;
     let store = StateStore::open(&config.state)?;
     if let Some(state) = store.map_state(map)? {

@@ -108,6 +108,7 @@ pub fn run_live(
     observer: &dyn LiveObserver,
 ) -> Result<LiveReport, EngineError> {
     let claim = StateStore::join(&config.state, if options.once { "sync" } else { "run" })?;
+    crate::link::verify(config, apps, config.maps.iter().flat_map(|m| [m.app(0), m.app(1)]))?;
     apps.fence_writes(&claim, config.maps.iter().flat_map(|m| [m.app(0), m.app(1)]))?;
     let store = StateStore::open(&config.state)?;
     let run_id = store.begin_run(if options.once { "incremental" } else { "live" })?;

@@ -109,6 +109,7 @@ pub fn run_sync(
         });
     }
     let written: std::collections::BTreeSet<&str> = maps.iter().filter_map(|m| config.map(m)).flat_map(|m| [m.app(0), m.app(1)]).collect();
+    crate::link::verify(config, apps, written.iter().copied())?;
     apps.prepare_for_writing(written.iter().copied())?;
     // Held until the run ends: a second syncing process on a SQLite store is refused; on a
     // PostgreSQL store, the processes of the same sync share its companies.
