@@ -159,7 +159,17 @@ fn read_stamps(conn: &mut dyn Connection) -> Result<Vec<Stamp>, ConnectorError> 
 /// Removes `remove`, then adds `add` (two writes: a connector groups a
 /// batch's ops by kind, and the same key may be in both).
 fn write_stamps(conn: &mut dyn Connection, add: &[Stamp], remove: &[Stamp]) -> Result<(), ConnectorError> {
-    conn.create_link_table()?;
+    conn.create_link_table().map_err(|e| {
+        ConnectorError::new(
+            e.kind,
+            format!(
+                "cannot create the table {} for environment fencing: {}; grant the user CREATE on the schema, or create the \
+                 table ahead (docs/operations.md, Database users)",
+                link::TABLE,
+                e.message
+            ),
+        )
+    })?;
     let key = |s: &Stamp| vec![Value::Text(s.store_id.clone()), Value::Text(s.app.clone())];
     let removes = remove.iter().map(|s| WriteOp::Delete { key: key(s) }).collect();
     let adds =
