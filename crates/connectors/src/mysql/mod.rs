@@ -241,9 +241,6 @@ impl Connection for MyConnection {
         self.conn.ping().is_ok()
     }
 
-    /// From information_schema at the global, database and table levels, for
-    /// the user and its enabled roles. Grants can come by other ways (a role
-    /// not enabled by default, a proxy user), so a missing one is not certain.
     fn database_identity(&mut self) -> Result<String, ConnectorError> {
         let schema: Option<String> = self.conn.query_first("SELECT DATABASE()").map_err(db_error)?;
         let schema = schema.unwrap_or_default();
@@ -275,6 +272,9 @@ impl Connection for MyConnection {
         })
     }
 
+    /// From information_schema at the global, database and table levels, for
+    /// the user and its enabled roles. Grants can come by other ways (a role
+    /// not enabled by default, a proxy user), so a missing one is not certain.
     fn privileges(&mut self, table: &str) -> Result<crate::Privileges, ConnectorError> {
         let row: Option<(String, Option<String>)> = self.conn.query_first("SELECT CURRENT_USER(), DATABASE()").map_err(db_error)?;
         let Some((user, database)) = row else { return Ok(crate::Privileges::default()) };
