@@ -327,10 +327,11 @@ pub struct BenchArgs {
     /// The kind of the empty app the rows are synced into.
     #[arg(long, value_enum, default_value_t = crate::commands::BenchKind::Sqlite)]
     pub target: crate::commands::BenchKind,
-    /// PostgreSQL server for postgres apps (the bench creates and drops its databases there).
+    /// PostgreSQL server for postgres apps (the bench creates and drops its databases there);
+    /// a query (`?sslmode=disable`) is the apps' TLS settings.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pub postgres: String,
-    /// MySQL/MariaDB server for mariadb apps.
+    /// MySQL/MariaDB server for mariadb apps; a query (`?ssl-mode=DISABLED`) is the apps' TLS settings.
     #[arg(long, default_value = "mysql://root@127.0.0.1:3306")]
     pub mysql: String,
     /// The map's threading: single (ordered, one writer) or multi.

@@ -39,13 +39,20 @@ pub fn plain_schema(kind: Kind, table: &str, extra: &str) -> String {
 pub struct BenchApp {
     pub kind: Kind,
     pub profile: BenchProfile,
-    /// The URL dualsync's config uses.
+    /// The database's URL, for the bench's own sessions (no TLS settings).
     pub url: String,
+    /// The TLS settings dualsync's config adds to it (`?ssl-mode=DISABLED`).
+    tls: String,
     name: String,
     admin: String,
 }
 
 impl BenchApp {
+    /// The URL dualsync's config uses: with the TLS settings given to the bench.
+    pub fn config_url(&self) -> String {
+        format!("{}{}", self.url, self.tls)
+    }
+
     /// A new empty app of this kind named `name`, with the `items` table.
     pub fn create(kind: Kind, name: &str, dir: &Path, servers: &Servers) -> Result<BenchApp> {
         Self::create_for(BenchProfile::Plain, kind, name, dir, servers)
@@ -59,11 +66,18 @@ impl BenchApp {
                 for suffix in ["", "-wal", "-shm"] {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
                 }
-                BenchApp { kind, profile, url: format!("sqlite://{}", path.display()), name: name.into(), admin: String::new() }
+                BenchApp {
+                    kind,
+                    profile,
+                    url: format!("sqlite://{}", path.display()),
+                    tls: String::new(),
+                    name: name.into(),
+                    admin: String::new(),
+                }
             }
             Kind::Postgres => {
-                let mut admin =
-                    postgres::Client::connect(&servers.postgres, postgres::NoTls).context("connecting to PostgreSQL (--postgres)")?;
+                let (server, query) = split_query(&servers.postgres);
+                let mut admin = postgres::Client::connect(server, postgres::NoTls).context("connecting to PostgreSQL (--postgres)")?;
                 // A replication slot an earlier bench left in the database would keep it from being dropped.
                 admin.execute(
                     "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active",
@@ -72,19 +86,21 @@ impl BenchApp {
                 // Two statements: DROP DATABASE cannot run inside the implicit transaction of a batch.
                 admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
                 admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
-                let base = servers.postgres.rsplit_once('/').map_or(servers.postgres.as_str(), |(b, _)| b);
-                BenchApp { kind, profile, url: format!("{base}/{name}"), name: name.into(), admin: servers.postgres.clone() }
+                let base = server.rsplit_once('/').map_or(server, |(b, _)| b);
+                BenchApp { kind, profile, url: format!("{base}/{name}"), tls: query.into(), name: name.into(), admin: server.to_string() }
             }
             Kind::Mariadb => {
-                let mut admin = mysql::Conn::new(mysql::Opts::from_url(&servers.mysql)?).context("connecting to MariaDB (--mysql)")?;
+                let (server, query) = split_query(&servers.mysql);
+                let mut admin = mysql::Conn::new(mysql::Opts::from_url(server)?).context("connecting to MariaDB (--mysql)")?;
                 admin.query_drop(format!("DROP DATABASE IF EXISTS {name}"))?;
                 admin.query_drop(format!("CREATE DATABASE {name} CHARACTER SET utf8mb4"))?;
                 BenchApp {
                     kind,
                     profile,
-                    url: format!("{}/{name}", servers.mysql.trim_end_matches('/')),
+                    url: format!("{}/{name}", server.trim_end_matches('/')),
+                    tls: query.into(),
                     name: name.into(),
-                    admin: servers.mysql.clone(),
+                    admin: server.to_string(),
                 }
             }
         };
@@ -264,4 +280,11 @@ pub fn run(command: &mut Command) -> Result<()> {
         bail!("{:?} failed: {}", command.get_program(), String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
+}
+
+/// A server's url and its query: the apps' TLS settings (`?sslmode=disable`,
+/// `?ssl-mode=VERIFY_IDENTITY&ssl-ca=…`), which the bench's own admin sessions
+/// leave out.
+pub(super) fn split_query(url: &str) -> (&str, &str) {
+    url.find('?').map_or((url, ""), |at| url.split_at(at))
 }

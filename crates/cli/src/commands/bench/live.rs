@@ -196,9 +196,9 @@ fn live_with(
             &config,
             format!(
                 "[state]\nurl = \"sqlite://state.db\"\n[apps.a]\nurl = \"{}\"\n{}[apps.b]\nurl = \"{}\"\n{}{MAP}",
-                a.url,
+                a.config_url(),
                 setting(&a),
-                b.url,
+                b.config_url(),
                 setting(&b)
             ),
         )?;
@@ -437,7 +437,7 @@ fn fixed_rate(a: &BenchApp, b: &BenchApp, rate: u64, seconds: u64) -> Result<(us
 
 /// PostgreSQL's own logical replication between two databases of the same server, as the baseline.
 fn logical_replication(args: &BenchArgs, dir: &Path, servers: &Servers, generated: &Path, csv: &Path) -> Result<LiveResult> {
-    let mut admin = postgres::Client::connect(&servers.postgres, postgres::NoTls)?;
+    let mut admin = postgres::Client::connect(super::app::split_query(&servers.postgres).0, postgres::NoTls)?;
     let level: String = admin.query_one("SHOW wal_level", &[])?.get(0);
     if level != "logical" {
         bail!("wal_level is {level}; set wal_level = logical on the server and restart it to measure this baseline");
@@ -511,7 +511,11 @@ pub fn bench_import(args: &BenchArgs, dir: &Path, servers: &Servers, say: &dyn F
         let _ = std::fs::remove_file(dir.join("state.db"));
         std::fs::write(
             &config,
-            format!("[state]\nurl = \"sqlite://state.db\"\n[apps.a]\nurl = \"{}\"\n[apps.b]\nurl = \"{}\"\n{MAP}", a.url, b.url),
+            format!(
+                "[state]\nurl = \"sqlite://state.db\"\n[apps.a]\nurl = \"{}\"\n[apps.b]\nurl = \"{}\"\n{MAP}",
+                a.config_url(),
+                b.config_url()
+            ),
         )
     };
     let empty_b = BenchApp::create(args.target, "dualsync_import_b", dir, servers)?;

@@ -334,7 +334,11 @@ struct Measure {
 /// Writes the bench config: apps a and b, and `maps`.
 fn write_config(dir: &Path, a: &BenchApp, b: &BenchApp, maps: &str) -> Result<std::path::PathBuf> {
     let config = dir.join("dualsync.toml");
-    let text = format!("[state]\nurl = \"sqlite://state.db\"\n[apps.a]\nurl = \"{}\"\n[apps.b]\nurl = \"{}\"\n{maps}", a.url, b.url);
+    let text = format!(
+        "[state]\nurl = \"sqlite://state.db\"\n[apps.a]\nurl = \"{}\"\n[apps.b]\nurl = \"{}\"\n{maps}",
+        a.config_url(),
+        b.config_url()
+    );
     std::fs::write(&config, text)?;
     Ok(config)
 }
