@@ -385,17 +385,28 @@ pub enum Transport {
     /// A file on this machine: nothing travels over a network.
     Local,
     /// Not encrypted; `settings` is what the url asked for (`sslmode=prefer`).
-    Plain { settings: String },
+    /// `exposure`: what that risks, for a server beyond loopback.
+    Plain { settings: String, exposure: Option<dualsync_tls::Exposure> },
     /// Encrypted; `verified` says what the certificate check proved.
-    Tls { version: String, cipher: String, verified: &'static str, settings: String },
+    Tls { version: String, cipher: String, verified: &'static str, settings: String, exposure: Option<dualsync_tls::Exposure> },
+}
+
+impl Transport {
+    /// What a machine between dualsync and a server beyond loopback could do.
+    pub fn exposure(&self) -> Option<&dualsync_tls::Exposure> {
+        match self {
+            Transport::Local => None,
+            Transport::Plain { exposure, .. } | Transport::Tls { exposure, .. } => exposure.as_ref(),
+        }
+    }
 }
 
 impl std::fmt::Display for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Transport::Local => write!(f, "local file"),
-            Transport::Plain { settings } => write!(f, "not encrypted ({settings})"),
-            Transport::Tls { version, cipher, verified, settings } => write!(f, "{version} {cipher}, {verified} ({settings})"),
+            Transport::Plain { settings, .. } => write!(f, "not encrypted ({settings})"),
+            Transport::Tls { version, cipher, verified, settings, .. } => write!(f, "{version} {cipher}, {verified} ({settings})"),
         }
     }
 }

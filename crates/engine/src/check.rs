@@ -127,19 +127,35 @@ pub fn check(config: &Config, apps: &Apps) -> Result<CheckReport, EngineError> {
     }
     findings.extend(private_files(config));
     let capture = capture.into_iter().map(|(app, choice)| (app, choice.log)).collect();
-    let transports = transports(config, apps);
+    let (transports, exposed) = transports(config, apps);
+    findings.extend(exposed);
     Ok(CheckReport { maps, findings, capture, state_exists, state_error, live_states, transports, state_transport })
 }
 
-/// Each server app's transport, as its server reports it on a new connection.
-fn transports(config: &Config, apps: &Apps) -> Vec<(String, String)> {
-    let server_apps = config.apps.iter().filter(|a| a.url.kind() != "sqlite");
-    server_apps
-        .filter_map(|a| {
-            let mut conn = apps.connect(&a.name).ok()?;
-            Some((a.name.clone(), conn.transport().map_or_else(|e| format!("unknown: {e}"), |t| t.to_string())))
-        })
-        .collect()
+/// Each server app's transport, as its server reports it on a new connection,
+/// and a warning for each server beyond loopback that is not fully verified.
+fn transports(config: &Config, apps: &Apps) -> (Vec<(String, String)>, Vec<Finding>) {
+    let (mut transports, mut exposed) = (Vec::new(), Vec::new());
+    for app in config.apps.iter().filter(|a| a.url.kind() != "sqlite") {
+        let Ok(mut conn) = apps.connect(&app.name) else { continue }; // preflight reports it
+        match conn.transport() {
+            Ok(t) => {
+                if let Some(e) = t.exposure() {
+                    exposed.push(Finding {
+                        severity: Severity::Warning,
+                        cause: Cause::Config,
+                        map: None,
+                        app: app.name.clone(),
+                        message: e.message.clone(),
+                        hint: e.hint.clone(),
+                    });
+                }
+                transports.push((app.name.clone(), t.to_string()));
+            }
+            Err(e) => transports.push((app.name.clone(), format!("unknown: {e}"))),
+        }
+    }
+    (transports, exposed)
 }
 
 /// Files others may read that they should not: a SQLite state store (it holds

@@ -8,11 +8,13 @@
 
 mod client;
 mod explain;
+mod exposure;
 mod settings;
 pub mod url;
 
 pub use client::{client_config, system_roots_file};
 pub use explain::explain;
+pub use exposure::{exposure, is_loopback, Exposure};
 pub use settings::{Spelling, TlsMode, TlsSettings};
 
 use std::path::PathBuf;

@@ -82,3 +82,36 @@ fn verified_tls_to_every_server_and_a_wrong_ca_writes_nothing() {
     }
     assert_eq!(crm.texts("SELECT acct FROM account"), [Some("C1".to_string())], "nothing written");
 }
+
+#[test]
+fn check_warns_of_a_server_beyond_loopback_that_is_not_proven() {
+    let Some(erp) = TestDb::new(Kind::Postgres) else { return };
+    // This machine's own name: dualsync judges names as written (it does not resolve
+    // them), so any name but localhost counts as beyond loopback. It must reach the server.
+    let host = String::from_utf8(std::process::Command::new("hostname").output().unwrap().stdout).unwrap().trim().to_string();
+    let reaches = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), 5432)).is_ok_and(|mut a| a.any(|a| a.ip().is_loopback()));
+    if host.is_empty() || !reaches {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "SKIPPED: this machine's name {host:?} does not resolve to a loopback address");
+        return;
+    }
+    erp.exec(&TABLE.replace("{table}", "cust"));
+    let w = Workspace::new();
+    w.exec("crm.db", &TABLE.replace("{table}", "account"));
+    let url = erp.url.replace("@127.0.0.1:", &format!("@{host}:"));
+    let config = CONFIG.replace("[state]\nurl = \"STATE\"\n", "").replace("\"CRM\"", "\"sqlite://crm.db\"");
+    for (mode, said) in [
+        ("require", format!("the connection to {host} is encrypted, but the server is not proven to be {host} (certificate not verified; sslmode=require)")),
+        ("disable", format!("the connection to {host} is not encrypted (sslmode=disable)")),
+    ] {
+        w.config(&config.replace("\"ERP\"", &format!("\"{url}?sslmode={mode}\"")));
+        let check = w.run(&["check"]);
+        assert_eq!(check.code, 0, "a warning, not an error: {}{}", check.stdout, check.stderr);
+        assert!(check.stdout.contains(&said), "{said:?} missing: {}", check.stdout);
+        assert!(check.stdout.contains("use sslmode=verify-full with sslrootcert"), "{}", check.stdout);
+    }
+    // The same server by its loopback address: nothing to warn of.
+    w.config(&config.replace("\"ERP\"", &format!("\"{}?sslmode=require\"", erp.url)));
+    let check = w.run(&["check"]);
+    assert!(check.stdout.contains("0 errors, 0 warnings"), "{}", check.stdout);
+}

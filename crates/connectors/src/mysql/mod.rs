@@ -265,10 +265,11 @@ impl Connection for MyConnection {
             self.conn.query("SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')").map_err(db_error)?;
         let of = |name: &str| status.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default();
         let (version, cipher, settings) = (of("Ssl_version"), of("Ssl_cipher"), self.tls.to_string());
+        let exposure = dualsync_tls::exposure(&self.tls, &self.opts.get_ip_or_hostname(), !cipher.is_empty());
         Ok(if cipher.is_empty() {
-            crate::Transport::Plain { settings }
+            crate::Transport::Plain { settings, exposure }
         } else {
-            crate::Transport::Tls { version, cipher, verified: self.tls.verified(), settings }
+            crate::Transport::Tls { version, cipher, verified: self.tls.verified(), settings, exposure }
         })
     }
 

@@ -386,12 +386,16 @@ impl Connection for PgConnection {
     fn transport(&mut self) -> Result<crate::Transport, ConnectorError> {
         let row =
             self.client.query_opt("SELECT version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl", &[]).map_err(db_error)?;
-        let settings = self.tls.settings.to_string();
+        let (tls, settings) = (&self.tls.settings, self.tls.settings.to_string());
+        let host = match self.config.get_hosts().first() {
+            Some(postgres::config::Host::Tcp(name)) => name.clone(),
+            Some(postgres::config::Host::Unix(path)) => path.display().to_string(),
+            None => "localhost".into(),
+        };
+        let exposure = dualsync_tls::exposure(tls, &host, row.is_some());
         Ok(match row {
-            Some(row) => {
-                crate::Transport::Tls { version: row.get(0), cipher: row.get(1), verified: self.tls.settings.verified(), settings }
-            }
-            None => crate::Transport::Plain { settings },
+            Some(row) => crate::Transport::Tls { version: row.get(0), cipher: row.get(1), verified: tls.verified(), settings, exposure },
+            None => crate::Transport::Plain { settings, exposure },
         })
     }
 
