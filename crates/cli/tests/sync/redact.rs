@@ -85,7 +85,6 @@ fn a_redacted_column_is_nowhere_in_the_store_nor_in_any_output() {
     run(&["conflicts"]);
     run(&["status"]);
     run(&["--format", "json", "status"]);
-    drop(run);
 
     for (args, text) in &outputs {
         assert_hidden(&format!("dualsync {args}"), text);
