@@ -152,17 +152,27 @@ fn a_postgres_store_is_held_by_a_lease_taken_over_when_its_holder_dies_or_stalls
     let err = std::fs::read_to_string(w.path("run.err")).unwrap_or_default();
     assert_eq!(code, Some(1), "the stalled holder must stop: {err}");
     assert!(err.contains("lost its lease on the state store"), "{err}");
-    // The taker raised the map's fence in both apps to its epoch as it took the map over.
-    let unit = state.texts(
-        "SELECT substr(l.incarnation, 1, 16) || ':' || i.id || ' ' || i.epoch FROM work_items i, leases l
-         WHERE l.unit = 'store' AND i.step = 'groups, customers' AND i.job IS NULL",
-    );
-    let (unit, epoch) = unit[0].as_deref().unwrap().split_once(' ').unwrap();
-    let epoch: i64 = epoch.parse().unwrap();
+    // The taker raises the map's fence in both apps to its epoch at its first round on the map.
+    let read_unit = || {
+        let unit = state.texts(
+            "SELECT substr(l.incarnation, 1, 16) || ':' || i.id || ' ' || i.epoch FROM work_items i, leases l
+             WHERE l.unit = 'store' AND i.step = 'groups, customers' AND i.job IS NULL",
+        );
+        let (unit, epoch) = unit[0].as_deref().unwrap().split_once(' ').unwrap();
+        (unit.to_string(), epoch.parse::<i64>().unwrap())
+    };
+    let fences =
+        |unit: &str| ["erp.db", "crm.db"].map(|app| w.count(app, &format!("SELECT epoch FROM dualsync_fence WHERE unit = '{unit}'")));
+    let raised_by = Instant::now() + Duration::from_secs(10);
+    let (unit, epoch) = loop {
+        let (unit, epoch) = read_unit();
+        if fences(&unit) == [epoch, epoch] || Instant::now() > raised_by {
+            break (unit, epoch);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(epoch >= 4, "every claim bumps the epoch: {epoch}");
-    for app in ["erp.db", "crm.db"] {
-        assert_eq!(w.count(app, &format!("SELECT epoch FROM dualsync_fence WHERE unit = '{unit}'")), epoch, "{app}");
-    }
+    assert_eq!(fences(&unit), [epoch, epoch], "both apps fenced at the taker's epoch");
 
     // A later holder's fence in an app: the taker's writes there land nothing, and it says so.
     w.exec("crm.db", "UPDATE dualsync_fence SET epoch = epoch + 100");
