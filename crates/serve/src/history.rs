@@ -22,28 +22,48 @@ pub struct Sample {
 
 #[derive(Default)]
 pub struct History {
-    maps: Mutex<HashMap<String, (VecDeque<Sample>, u64)>>,
+    maps: Mutex<HashMap<String, Track>>,
+}
+
+/// A map's samples, and the counter and instant (ms) the last rate was taken from.
+#[derive(Default)]
+struct Track {
+    samples: VecDeque<Sample>,
+    counted: u64,
+    counted_at_ms: u128,
 }
 
 impl History {
     /// Records a map's backlog and its applied-changes counter now.
     pub fn record(&self, map: &str, backlog: Option<[u64; 2]>, applied_total: u64) {
-        let at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        self.record_at(map, backlog, applied_total, now_ms);
+    }
+
+    fn record_at(&self, map: &str, backlog: Option<[u64; 2]>, applied_total: u64, now_ms: u128) {
         let mut maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
-        let (samples, last_total) = maps.entry(map.to_string()).or_default();
-        let per_second = match samples.back() {
-            Some(before) if at > before.at => applied_total.saturating_sub(*last_total) as f64 / (at - before.at) as f64,
-            _ => 0.0,
+        let track = maps.entry(map.to_string()).or_default();
+        let first = track.samples.is_empty();
+        let elapsed_ms = now_ms.saturating_sub(track.counted_at_ms);
+        // Two samples in one millisecond (a late tick) keep the count for the
+        // next one: the changes between them are never dropped from the rate.
+        let per_second = if first || elapsed_ms == 0 {
+            track.samples.back().map_or(0.0, |s| s.per_second)
+        } else {
+            applied_total.saturating_sub(track.counted) as f64 * 1000.0 / elapsed_ms as f64
         };
-        samples.push_back(Sample { at, backlog, per_second });
-        if samples.len() > KEPT {
-            samples.pop_front();
+        if first || elapsed_ms > 0 {
+            track.counted = applied_total;
+            track.counted_at_ms = now_ms;
         }
-        *last_total = applied_total;
+        track.samples.push_back(Sample { at: (now_ms / 1000) as u64, backlog, per_second });
+        if track.samples.len() > KEPT {
+            track.samples.pop_front();
+        }
     }
 
     pub fn of(&self, map: &str) -> Vec<Sample> {
-        self.maps.lock().unwrap_or_else(|p| p.into_inner()).get(map).map(|(s, _)| s.iter().copied().collect()).unwrap_or_default()
+        self.maps.lock().unwrap_or_else(|p| p.into_inner()).get(map).map(|t| t.samples.iter().copied().collect()).unwrap_or_default()
     }
 
     pub fn json(&self, map: &str) -> Value {
@@ -104,5 +124,17 @@ mod tests {
         assert_eq!(history.of("m").len(), KEPT);
         assert!(svg(&history.of("m")).contains("<polyline"));
         assert!(svg(&history.of("other")).contains("fills in"));
+    }
+
+    #[test]
+    fn changes_between_two_samples_in_one_instant_count_in_the_next_rate() {
+        let history = History::default();
+        history.record_at("m", None, 0, 10_000);
+        history.record_at("m", None, 0, 11_000);
+        // A late tick: two samples in the same millisecond, 5 changes applied between them.
+        history.record_at("m", None, 5, 11_000);
+        history.record_at("m", None, 5, 11_500);
+        let rates: Vec<f64> = history.of("m").iter().map(|s| s.per_second).collect();
+        assert_eq!(rates, [0.0, 0.0, 0.0, 10.0]);
     }
 }

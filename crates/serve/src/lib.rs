@@ -160,6 +160,8 @@ pub fn serve(
 /// Every `every`: each map's backlog and applied count, for its chart.
 async fn sample_history(service: Arc<Service>, every: Duration) {
     let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+    // A busy runtime delays the samples rather than bunching the missed ones.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let Ok(rows) = service::map_figures(&service).await else { continue };
