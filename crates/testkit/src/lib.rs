@@ -10,6 +10,8 @@
 use dualsync_model::config::DatabaseUrl;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub mod odata;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Sqlite,
