@@ -1,4 +1,5 @@
-//! App connectors: one trait, one implementation per kind of database.
+//! App connectors: one trait, one implementation per kind of database (and
+//! OData v4 services).
 //!
 //! A connector knows tables, columns and rows; it never knows about maps,
 //! companies or lookups: the engine expresses all of those as [`Selection`]s,
@@ -11,6 +12,7 @@ mod fence;
 pub mod link;
 pub mod log;
 pub mod mysql;
+pub mod odata;
 pub mod postgres;
 mod select;
 pub mod sql;
@@ -29,5 +31,6 @@ pub fn open(url: &DatabaseUrl, password: Option<&str>) -> Result<Arc<dyn Connect
         DatabaseUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteConnector::new(path.clone()))),
         DatabaseUrl::Postgres(raw) => Ok(Arc::new(postgres::PostgresConnector::new(raw, url.to_string(), password)?)),
         DatabaseUrl::Mysql(raw) => Ok(Arc::new(mysql::MysqlConnector::new(raw, url.to_string(), password)?)),
+        DatabaseUrl::OData(app) => Ok(Arc::new(odata::ODataConnector::new(app, password)?)),
     }
 }

@@ -156,14 +156,15 @@ fn password_of(app: &AppConfig) -> Result<Option<String>, EngineError> {
             // SQLite needs no password: a missing variable only matters for servers.
             Err(_) if app.url.kind() == "sqlite" => Ok(None),
             Err(_) => Err(EngineError::Usage(format!(
-                "app {}: environment variable {var} (password_env) is not set; export it before running dualsync",
-                app.name
+                "app {}: environment variable {var} ({}) is not set; export it before running dualsync",
+                app.name, app.secret_key
             ))),
         };
     }
     if let Some(file) = &app.password_file {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| EngineError::Usage(format!("app {}: cannot read password_file {}: {e}", app.name, file.display())))?;
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            EngineError::Usage(format!("app {}: cannot read {} {}: {e}", app.name, app.secret_key.replace("_env", "_file"), file.display()))
+        })?;
         return Ok(Some(text.lines().next().unwrap_or("").to_string()));
     }
     Ok(None)

@@ -63,6 +63,13 @@ pub fn verify<'a>(config: &Config, apps: &Apps, names: impl IntoIterator<Item = 
             let stamp =
                 Stamp { store_id: store_id.clone(), app: app.to_string(), database_id: actual.clone(), linked_at: dualsync_state::now() };
             if let Err(e) = write_stamps(&mut *conn, &[stamp], &[]) {
+                // A service (OData) keeps no tables of dualsync's: the store's link alone checks it.
+                if e.kind == dualsync_connectors::ErrorKind::Unsupported {
+                    if ours.is_none() {
+                        store.set_app_link(app, &actual)?;
+                    }
+                    continue;
+                }
                 // Another process of this store stamped it at the same moment: then it is there.
                 if !stamped(&read_stamps(&mut *conn).map_err(&in_app)?) {
                     return Err(in_app(e));

@@ -147,6 +147,7 @@ impl StateStore {
                 Db::Postgres(client)
             }
             DatabaseUrl::Mysql(_) => return Err(StateError::Unsupported("MySQL")),
+            DatabaseUrl::OData(_) => return Err(StateError::Unsupported("OData")),
         };
         migrate(&mut db, url)?;
         Ok(StateStore { db: Mutex::new(db), partition_ids: Mutex::new(HashMap::new()), tls: tls_note })

@@ -159,6 +159,7 @@ impl StateStore {
             DatabaseUrl::Sqlite(path) => claim_file(state, path, command)?,
             DatabaseUrl::Postgres(_) => Hold::Lease(Lease::claim(state, command, shared)?),
             DatabaseUrl::Mysql(_) => return Err(StateError::Unsupported("MySQL")),
+            DatabaseUrl::OData(_) => return Err(StateError::Unsupported("OData")),
         };
         let claim = StoreClaim { hold };
         held().push(claim.held());
@@ -177,7 +178,7 @@ impl StateStore {
                 }
             }
             DatabaseUrl::Postgres(_) => self.lease_holder().ok().flatten(),
-            DatabaseUrl::Mysql(_) => None,
+            DatabaseUrl::Mysql(_) | DatabaseUrl::OData(_) => None,
         }
     }
 

@@ -17,6 +17,7 @@ mod live;
 mod lookups;
 mod migrate;
 mod model;
+mod odata;
 mod one_process;
 mod plan;
 mod private_state;

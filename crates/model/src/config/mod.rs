@@ -5,6 +5,7 @@
 //! engine's preflight, which runs before anything is written.
 
 mod locate;
+pub mod odata;
 mod parse;
 
 use crate::filter::Filter;
@@ -66,6 +67,9 @@ pub struct AppConfig {
     pub password_env: Option<String>,
     /// File whose first line is the password.
     pub password_file: Option<PathBuf>,
+    /// What the config calls the secret's variable (`password_env`, or an
+    /// OData app's `token_env`, `client_secret_env`), for messages.
+    pub secret_key: &'static str,
     /// How live sync captures the app's changes.
     pub capture: Capture,
 }
@@ -89,6 +93,8 @@ pub enum DatabaseUrl {
     Sqlite(PathBuf),
     Postgres(String),
     Mysql(String),
+    /// An OData v4 service (`kind = "odata"`), with how to talk to it.
+    OData(Box<odata::ODataApp>),
 }
 
 impl DatabaseUrl {
@@ -116,6 +122,7 @@ impl DatabaseUrl {
             DatabaseUrl::Sqlite(_) => "sqlite",
             DatabaseUrl::Postgres(_) => "postgres",
             DatabaseUrl::Mysql(_) => "mysql",
+            DatabaseUrl::OData(_) => "odata",
         }
     }
 }
@@ -126,6 +133,7 @@ impl fmt::Display for DatabaseUrl {
         match self {
             DatabaseUrl::Sqlite(p) => write!(f, "sqlite://{}", p.display()),
             DatabaseUrl::Postgres(u) | DatabaseUrl::Mysql(u) => f.write_str(&redact_url(u)),
+            DatabaseUrl::OData(o) => f.write_str(&redact_url(&o.url)),
         }
     }
 }

@@ -54,14 +54,14 @@ pub fn parse_config(source: &str, file: &Path) -> Result<Config, ConfigErrors> {
     }
 }
 
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     file: String,
     source: &'a str,
     errors: Vec<ConfigError>,
 }
 
 impl Reader<'_> {
-    fn err(&mut self, path: &str, message: impl Into<String>, hint: impl Into<String>) {
+    pub(super) fn err(&mut self, path: &str, message: impl Into<String>, hint: impl Into<String>) {
         self.errors.push(ConfigError {
             file: self.file.clone(),
             line: line_of(self.source, path),
@@ -71,7 +71,7 @@ impl Reader<'_> {
         });
     }
 
-    fn unknown_keys(&mut self, t: &Table, path: &str, allowed: &[&str], hint: &str) {
+    pub(super) fn unknown_keys(&mut self, t: &Table, path: &str, allowed: &[&str], hint: &str) {
         for key in t.keys() {
             if !allowed.contains(&key.as_str()) {
                 let full = join(path, key);
@@ -80,7 +80,7 @@ impl Reader<'_> {
         }
     }
 
-    fn string(&mut self, t: &Table, key: &str, path: &str) -> Option<String> {
+    pub(super) fn string(&mut self, t: &Table, key: &str, path: &str) -> Option<String> {
         match t.get(key) {
             None => None,
             Some(Toml::String(s)) => Some(s.clone()),
@@ -91,7 +91,7 @@ impl Reader<'_> {
         }
     }
 
-    fn required_string(&mut self, t: &Table, key: &str, path: &str, hint: &str) -> Option<String> {
+    pub(super) fn required_string(&mut self, t: &Table, key: &str, path: &str, hint: &str) -> Option<String> {
         let v = self.string(t, key, path);
         if v.is_none() && !t.contains_key(key) {
             self.err(path, format!("{key} is missing"), hint.to_string());
@@ -119,7 +119,7 @@ impl Reader<'_> {
         }
     }
 
-    fn positive(&mut self, t: &Table, key: &str, path: &str, default: usize) -> usize {
+    pub(super) fn positive(&mut self, t: &Table, key: &str, path: &str, default: usize) -> usize {
         match t.get(key) {
             None => default,
             Some(Toml::Integer(n)) if *n >= 1 => *n as usize,
@@ -212,13 +212,38 @@ impl Reader<'_> {
                 self.err(&path, "an app must be a table", format!("write [apps.{name}] followed by url = ..."));
                 continue;
             };
+            let kind = self.string(t, "kind", &path);
+            if kind.as_deref() == Some("odata") {
+                self.odata_app_entry(t, name, &path, &mut out);
+                continue;
+            }
             self.unknown_keys(
                 t,
                 &path,
-                &["url", "password_env", "password_file", "capture"],
-                "an app takes url, password_env, password_file and capture",
+                &["url", "kind", "password_env", "password_file", "capture"],
+                "an app takes url, password_env, password_file and capture (an OData service: kind = \"odata\" and its own keys)",
             );
             let url = self.required_string(t, "url", &path, "add url = \"sqlite://PATH\" (or postgres://…, mysql://…)");
+            if let Some(kind) = &kind {
+                let scheme = url.as_deref().and_then(|u| DatabaseUrl::parse(u, base_dir).ok()).map(|u| u.kind());
+                if !matches!(kind.as_str(), "sqlite" | "postgres" | "mysql") {
+                    self.err(
+                        &join(&path, "kind"),
+                        format!("{kind:?} is not a kind of app"),
+                        "write kind = \"odata\" for an OData service, or leave kind out: a database's url says its kind",
+                    );
+                } else if scheme.is_some_and(|s| s != kind) {
+                    self.err(
+                        &join(&path, "kind"),
+                        format!("kind = {kind:?} but the url is a {} url", scheme.unwrap_or_default()),
+                        "leave kind out: a database's url says its kind",
+                    );
+                }
+            }
+            if url.as_deref().is_some_and(|u| u.starts_with("http://") || u.starts_with("https://")) {
+                self.err(&join(&path, "url"), "an http url is an OData service", "add kind = \"odata\" to this app");
+                continue;
+            }
             let password_env = self.string(t, "password_env", &path);
             let password_file = self.string(t, "password_file", &path).map(|p| base_dir.join(p));
             let capture = match self.string(t, "capture", &path).as_deref() {
@@ -246,7 +271,9 @@ impl Reader<'_> {
                 );
             }
             match DatabaseUrl::parse(&url, base_dir) {
-                Ok(url) => out.push(AppConfig { name: name.clone(), url, password_env, password_file, capture }),
+                Ok(url) => {
+                    out.push(AppConfig { name: name.clone(), url, password_env, password_file, secret_key: "password_env", capture })
+                }
                 Err(e) => self.err(&join(&path, "url"), e, ""),
             }
         }
@@ -254,6 +281,34 @@ impl Reader<'_> {
             self.err("apps", "at least two apps are needed", "define both sides, such as [apps.erp] and [apps.crm]");
         }
         out
+    }
+
+    fn odata_app_entry(&mut self, t: &Table, name: &str, path: &str, out: &mut Vec<AppConfig>) {
+        let Some(url) = self.required_string(t, "url", path, "add url = \"https://host/service/root\"") else { return };
+        let capture = match self.string(t, "capture", path).as_deref() {
+            None | Some("auto") | Some("poll") => Capture::Auto,
+            Some(other) => {
+                self.err(
+                    &join(path, "capture"),
+                    format!("an OData service is captured by polling, not {other:?}"),
+                    "remove capture, and set changed = \"COLUMN\" for live sync",
+                );
+                Capture::Auto
+            }
+        };
+        if redact_url(&url) != url {
+            self.err(&join(path, "url"), "the URL contains a password", "remove it and set auth with its secret in the environment");
+            return;
+        }
+        let Some((odata, secret)) = self.odata_app(t, path, &url) else { return };
+        out.push(AppConfig {
+            name: name.to_string(),
+            url: DatabaseUrl::OData(Box::new(odata)),
+            password_env: secret.env,
+            password_file: secret.file.map(PathBuf::from),
+            secret_key: secret.env_key,
+            capture,
+        });
     }
 
     fn map(&mut self, t: &Table, index: usize, path: &str, apps: &[String]) -> Option<MapConfig> {
@@ -745,7 +800,7 @@ impl Reader<'_> {
     }
 }
 
-fn join(path: &str, key: &str) -> String {
+pub(super) fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()
     } else {

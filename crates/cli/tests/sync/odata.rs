@@ -1,0 +1,317 @@
+//! OData v4 apps against a real OData server (SAP CAP on Node 22, started
+//! per test by the testkit): initial sync both ways with a database, refused
+//! rows isolated by splitting changesets, ETags, basic auth, throttling and
+//! resets, and live sync by polling the change timestamp.
+
+use crate::util::Workspace;
+use dualsync_testkit::odata::{ODataServer, Options};
+use dualsync_testkit::{Kind, TestDb};
+
+const MODEL: &str = "namespace t;
+entity Item { key co: String(10); key k: String(100); name: String(100); qty: Integer; price: Decimal(20,4);
+              note: LargeString; modifiedAt: Timestamp @cds.on.insert: $now @cds.on.update: $now; }
+entity Etagged { key k: String(100); name: String(100); modifiedAt: Timestamp @cds.on.insert: $now @cds.on.update: $now @odata.etag; }";
+
+const DB: &str = "CREATE TABLE item (co {key} NOT NULL, k {key} NOT NULL, name {text}, qty {int}, price NUMERIC(20,4), note {longtext},
+                  PRIMARY KEY (co, k))";
+
+/// Hard text: quotes, a line break, a tab, emoji and right-to-left scripts.
+const HARD: &str = "He said \"hi\", then 'left';\nline two\r\n\ttabbed, émoji 🚀, עברית العربية & ?x=1#y %20 + /";
+
+fn config(db: &TestDb, server: &ODataServer, master: &str, extra: &str) -> String {
+    format!(
+        r#"
+[apps.db]
+url = "{}"
+
+[apps.svc]
+kind = "odata"
+url = "{}"
+changed = "modifiedAt"
+change_window_seconds = 1
+changeset_size = 3
+{extra}
+
+[[maps]]
+name = "items"
+master = "{master}"
+[maps.db]
+table = "item"
+key = "k"
+company = "co"
+[maps.svc]
+table = "Item"
+key = "k"
+company = "co"
+[[maps.columns]]
+db = "k"
+svc = "k"
+[[maps.columns]]
+db = "name"
+svc = "name"
+[[maps.columns]]
+db = "qty"
+svc = "qty"
+[[maps.columns]]
+db = "price"
+svc = "price"
+[[maps.columns]]
+db = "note"
+svc = "note"
+"#,
+        db.url,
+        server.url()
+    )
+}
+
+fn initial_sync_both_ways(kind: Kind) {
+    let Some(db) = TestDb::new(kind) else { return };
+    let Some(server) = ODataServer::start(MODEL, Options::default()) else { return };
+    db.exec(DB);
+    let hard = HARD.replace('\'', "''");
+    db.exec(&format!(
+        "INSERT INTO item VALUES ('C1', 'a', 'from db', 1, 123456789.1234, '{hard}'), ('C1', 'b', '', NULL, NULL, NULL),
+         ('C2', 'c', 'two', 2, 0.0001, '')"
+    ));
+    server.exec(&format!(
+        "INSERT INTO t_Item (co, k, name, qty, price, note) VALUES ('C1', 'a', 'from svc', 9, NULL, NULL), ('C1', 's1', '{hard}', 3, 1.5, NULL),
+         ('C2', 's''2', 'quote key', NULL, NULL, '')"
+    ));
+    let w = Workspace::new();
+    w.config(&config(&db, &server, "db", ""));
+    let run = w.run(&["--format", "json", "sync"]);
+    assert_eq!(run.code, 0, "{}{}\n{}", run.stdout, run.stderr, server.log());
+    let one = |sql: &str| server.texts(sql).into_iter().next().flatten();
+    // The master's row wins; hard text, '' and NULL arrive as they were.
+    assert_eq!(one("SELECT name FROM t_Item WHERE k = 'a'").as_deref(), Some("from db"));
+    assert_eq!(one("SELECT note FROM t_Item WHERE k = 'a'").as_deref(), Some(HARD));
+    assert_eq!(one("SELECT name FROM t_Item WHERE k = 'b'").as_deref(), Some(""));
+    assert_eq!(server.texts("SELECT note FROM t_Item WHERE k = 'b'"), [None]);
+    assert_eq!(one("SELECT note FROM t_Item WHERE k = 'c'").as_deref(), Some(""));
+    let dbone = |sql: &str| db.texts(sql).into_iter().next().flatten();
+    assert_eq!(dbone("SELECT name FROM item WHERE k = 's1'").as_deref(), Some(HARD));
+    assert_eq!(dbone("SELECT co FROM item WHERE k = 's''2'").as_deref(), Some("C2"));
+    assert_eq!(
+        dbone("SELECT CAST(price AS {cast_text}) FROM item WHERE k = 's1'").map(|p| p.trim_end_matches('0').to_string()).as_deref(),
+        Some("1.5")
+    );
+    // Every digit of the decimal reached the service (CAP keeps it in a REAL: read it back through the API).
+    let reply = server
+        .request(
+            "GET",
+            "/odata/v4/s/Item?$filter=k%20eq%20'a'&$select=price",
+            &[("Accept", "application/json;IEEE754Compatible=true")],
+            None,
+        )
+        .unwrap();
+    assert!(reply.body.contains("123456789.1234"), "{}", reply.body);
+    // Nothing differs the second time: the values read back compare equal.
+    let again = w.run(&["--format", "json", "sync"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(super::written(&again), 0, "{}", again.stdout);
+}
+
+#[test]
+fn initial_sync_sqlite_and_odata_both_ways() {
+    initial_sync_both_ways(Kind::Sqlite);
+}
+
+#[test]
+fn initial_sync_postgres_and_odata_both_ways() {
+    initial_sync_both_ways(Kind::Postgres);
+}
+
+#[test]
+fn refused_rows_are_isolated_by_splitting_changesets_and_the_rest_lands() {
+    let (Some(db), Some(server)) = (TestDb::new(Kind::Sqlite), ODataServer::start(MODEL, Options::default())) else { return };
+    db.exec(DB);
+    // 10 rows; one too long for String(100) as the service counts (51 emoji = 102 UTF-16 units).
+    let mut rows: Vec<String> = (0..10).map(|i| format!("('C1', 'r{i}', 'name {i}', {i}, NULL, NULL)")).collect();
+    rows[2] = format!("('C1', 'r2', '{}', 2, NULL, NULL)", "😀".repeat(51));
+    // One the service itself refuses inside a changeset of 3: more decimals than Decimal(20,4) takes.
+    rows[7] = "('C1', 'r7', 'seven', 7, 0.00001, NULL)".to_string();
+    db.exec(&format!("INSERT INTO item VALUES {}", rows.join(", ")));
+    let w = Workspace::new();
+    w.config(&config(&db, &server, "db", ""));
+    let run = w.run(&["--format", "json", "sync"]);
+    assert_eq!(run.code, 3, "rows failed: {}{}", run.stdout, run.stderr);
+    assert_eq!(server.texts("SELECT count(*) FROM t_Item"), [Some("8".to_string())], "{}", server.log());
+    let errors = w.run(&["--format", "json", "errors"]);
+    let list = errors.json();
+    let text = list.to_string();
+    assert!(text.contains("r2") && text.contains("UTF-16") && text.contains("MaxLength of 100"), "{text}");
+    assert!(
+        text.contains("r7") && text.contains("Decimal(20,4)") && text.contains(r#""column":"price""#),
+        "the service's message and field: {text}"
+    );
+    // Exactly two rows failed; the other 8 are written once: a second sync tries only the two again.
+    let again = w.run(&["--format", "json", "sync"]);
+    let totals = super::totals(&again);
+    assert_eq!(totals["updated"], serde_json::json!([0, 0]), "{}", again.stdout);
+    assert_eq!(totals["failed"], serde_json::json!([0, 2]), "{}", again.stdout);
+}
+
+#[test]
+fn an_etag_conflict_is_never_overwritten_and_428_is_answered_with_if_match() {
+    let (Some(db), Some(server)) = (TestDb::new(Kind::Sqlite), ODataServer::start(MODEL, Options::default())) else { return };
+    db.exec("CREATE TABLE e (k TEXT PRIMARY KEY, name TEXT)");
+    db.exec("INSERT INTO e VALUES ('x', 'db'), ('y', 'db y')");
+    server.exec("INSERT INTO t_Etagged (k, name, modifiedAt) VALUES ('x', 'svc', '2024-01-01T00:00:00.000Z')");
+    let w = Workspace::new();
+    let cfg = format!(
+        "[apps.db]\nurl = \"{}\"\n[apps.svc]\nkind = \"odata\"\nurl = \"{}\"\n[[maps]]\nname = \"e\"\nmaster = \"db\"\n[maps.db]\ntable = \"e\"\nkey = \"k\"\n[maps.svc]\ntable = \"Etagged\"\nkey = \"k\"\n[[maps.columns]]\ndb = \"k\"\nsvc = \"k\"\n[[maps.columns]]\ndb = \"name\"\nsvc = \"name\"\n",
+        db.url,
+        server.url()
+    );
+    w.config(&cfg);
+    let run = w.run(&["--format", "json", "sync"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    // The service demands If-Match (428 without): the update carried the ETag read.
+    assert_eq!(server.texts("SELECT name FROM t_Etagged WHERE k = 'x'"), [Some("db".to_string())], "{}", server.log());
+    assert_eq!(server.texts("SELECT name FROM t_Etagged WHERE k = 'y'"), [Some("db y".to_string())]);
+    // Another writer changes the row between dualsync's read and its write: a 412, not overwritten.
+    db.exec("UPDATE e SET name = 'db again' WHERE k = 'x'");
+    server.fault(r#"{"delay_ms": 1500, "count": 1, "match": "$batch"}"#);
+    // Change the row at the service while the batch waits: the delay holds the batch, and the
+    // direct SQL write changes modifiedAt (the ETag) under it.
+    let writer = {
+        let path = server.db_path();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            let c = rusqlite::Connection::open(path).unwrap();
+            c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+            c.execute("UPDATE t_Etagged SET name = 'other writer', modifiedAt = '2030-01-01T00:00:00.000Z' WHERE k = 'x'", []).unwrap();
+        })
+    };
+    let run = w.run(&["--format", "json", "sync"]);
+    writer.join().unwrap();
+    assert_eq!(
+        server.texts("SELECT name FROM t_Etagged WHERE k = 'x'"),
+        [Some("other writer".to_string())],
+        "not overwritten: {}",
+        run.stdout
+    );
+    let errors = w.run(&["--format", "json", "errors"]).json().to_string();
+    assert!(errors.contains("412"), "the row is in the error log: {errors}");
+}
+
+#[test]
+fn basic_auth_right_and_wrong_and_the_secret_is_never_shown() {
+    let secret = "s3cr3t-Pässword";
+    let opts = Options { basic: Some(("alice".into(), secret.into())), ..Default::default() };
+    let (Some(db), Some(server)) = (TestDb::new(Kind::Sqlite), ODataServer::start(MODEL, opts)) else { return };
+    db.exec(DB);
+    db.exec("INSERT INTO item VALUES ('C1', 'a', 'x', 1, NULL, NULL)");
+    let w = Workspace::new();
+    w.config(&config(&db, &server, "db", "auth = \"basic\"\nuser = \"alice\"\npassword_env = \"DUALSYNC_TEST_NEVER_SET\""));
+    let missing = w.run(&["sync"]);
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(missing.stderr.contains("DUALSYNC_TEST_NEVER_SET") && missing.stderr.contains("password_env"), "{}", missing.stderr);
+    w.config(&config(&db, &server, "db", "auth = \"basic\"\nuser = \"alice\"\npassword_file = \"pw.txt\""));
+    std::fs::write(w.path("pw.txt"), "wrong one\n").unwrap();
+    let wrong = w.run(&["sync"]);
+    assert_ne!(wrong.code, 0);
+    assert!(wrong.stderr.contains("401") && wrong.stderr.contains("sign-in"), "{}", wrong.stderr);
+    assert!(!wrong.stderr.contains("wrong one") && !wrong.stdout.contains("wrong one"));
+    std::fs::write(w.path("pw.txt"), format!("{secret}\n")).unwrap();
+    let right = w.run(&["--format", "json", "sync"]);
+    assert_eq!(right.code, 0, "{}{}", right.stdout, right.stderr);
+    assert!(!right.stdout.contains(secret) && !right.stderr.contains(secret));
+    assert_eq!(server.texts("SELECT name FROM t_Item WHERE k = 'a'"), [Some("x".to_string())]);
+}
+
+#[test]
+fn throttling_and_a_reset_mid_batch_write_each_row_once() {
+    let (Some(db), Some(server)) = (TestDb::new(Kind::Sqlite), ODataServer::start(MODEL, Options::default())) else { return };
+    db.exec(DB);
+    let rows: Vec<String> = (0..40).map(|i| format!("('C1', 'k{i:02}', 'n{i}', {i}, NULL, NULL)")).collect();
+    db.exec(&format!("INSERT INTO item VALUES {}", rows.join(", ")));
+    let w = Workspace::new();
+    w.config(&config(&db, &server, "db", ""));
+    // Two 429s with Retry-After, a 503, then the first $batch is applied and its answer lost.
+    server.fault(r#"{"status": 429, "retry_after": 1, "count": 2}"#);
+    server.fault(r#"{"status": 503, "retry_after": 1, "count": 1}"#);
+    server.fault(r#"{"reset_after_handling": 1, "match": "$batch"}"#);
+    let run = w.run(&["--format", "json", "sync"]);
+    assert_eq!(run.code, 0, "{}{}\n{}", run.stdout, run.stderr, server.faults());
+    let faults = server.faults();
+    assert!(faults.contains(r#""429":2"#) && faults.contains(r#""503":1"#) && faults.contains(r#""reset_after_handling":1"#), "{faults}");
+    assert_eq!(server.texts("SELECT count(*) FROM t_Item"), [Some("40".to_string())]);
+    let errors = w.run(&["--format", "json", "errors"]).json();
+    assert_eq!(
+        errors["total"].as_u64().unwrap_or(errors.as_array().map_or(0, |a| a.len() as u64)),
+        0,
+        "no duplicate-key failure: {errors}"
+    );
+}
+
+#[test]
+fn live_sync_both_ways_by_polling_without_echo() {
+    let (Some(db), Some(server)) = (TestDb::new(Kind::Sqlite), ODataServer::start(MODEL, Options::default())) else { return };
+    db.exec(DB);
+    db.exec("INSERT INTO item VALUES ('C1', 'a', 'one', 1, NULL, NULL)");
+    let w = Workspace::new();
+    w.config(&config(&db, &server, "db", ""));
+    let start = w.run(&["start", "items"]);
+    assert_eq!(start.code, 0, "{}{}", start.stdout, start.stderr);
+    assert_eq!(server.texts("SELECT name FROM t_Item WHERE k = 'a'"), [Some("one".to_string())]);
+    // A change at the service (stamped by CAP itself through its API) and one in the database.
+    let reply = server
+        .request("PATCH", "/odata/v4/s/Item(co='C1',k='a')", &[("Content-Type", "application/json")], Some(r#"{"name":"from svc"}"#))
+        .unwrap();
+    assert!(reply.status < 300, "{}", reply.body);
+    db.exec("INSERT INTO item VALUES ('C1', 'b', 'new in db', 2, NULL, NULL)");
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_dualsync"))
+        .current_dir(w.path(""))
+        .env_remove("DUALSYNC_CONFIG")
+        .args(["run", "--poll-ms", "100"])
+        .stdout(std::process::Stdio::from(std::fs::File::create(w.path("run.out")).unwrap()))
+        .stderr(std::process::Stdio::from(std::fs::File::create(w.path("run.err")).unwrap()))
+        .spawn()
+        .unwrap();
+    let log =
+        || std::fs::read_to_string(w.path("run.err")).unwrap_or_default() + &std::fs::read_to_string(w.path("run.out")).unwrap_or_default();
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !done() {
+            assert!(std::time::Instant::now() < end, "{what} within 60 s:\n{}", log());
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    wait("both changes", &|| {
+        db.texts("SELECT name FROM item WHERE k = 'a'") == [Some("from svc".to_string())]
+            && server.texts("SELECT name FROM t_Item WHERE k = 'b'") == [Some("new in db".to_string())]
+    });
+    // dualsync's own write to the service comes back through polling: recognised, no write
+    // (a write would stamp the row anew).
+    let stamp = server.texts("SELECT modifiedAt FROM t_Item WHERE k = 'b'");
+    std::thread::sleep(std::time::Duration::from_millis(4000));
+    assert_eq!(server.texts("SELECT modifiedAt FROM t_Item WHERE k = 'b'"), stamp, "no echo write:\n{}", log());
+    // A delete in the database reaches the service.
+    db.exec("DELETE FROM item WHERE k = 'b'");
+    let errors = || Workspace::run(&w, &["--format", "json", "errors"]).stdout;
+    wait("the delete", &|| {
+        let gone = server.texts("SELECT count(*) FROM t_Item WHERE k = 'b'") == [Some("0".to_string())];
+        assert!(!errors().contains("\"key\""), "{}", errors());
+        gone
+    });
+    let _ = run.kill();
+    let _ = run.wait();
+}
+
+#[test]
+fn config_mistakes_of_odata_apps_say_where_and_what_to_do() {
+    let w = Workspace::new();
+    w.config("[apps.a]\nurl = \"sqlite://a.db\"\n[apps.svc]\nurl = \"https://h/odata\"\n");
+    let r = w.run(&["check"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("apps.svc.url") && r.stderr.contains("kind = \"odata\""), "{}", r.stderr);
+    w.config("[apps.a]\nurl = \"sqlite://a.db\"\n[apps.svc]\nkind = \"odata\"\nurl = \"https://h/odata\"\nauth = \"oauth2\"\nclient_id = \"c\"\n");
+    let r = w.run(&["check"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("token_url is missing") && r.stderr.contains("client_secret_env is missing"), "{}", r.stderr);
+    w.config("[apps.a]\nurl = \"sqlite://a.db\"\n[apps.svc]\nkind = \"odata\"\nurl = \"https://h/odata\"\nauth = \"basic\"\nuser = \"u\"\npassword_env = \"P\"\ntoken_env = \"T\"\ndialect = \"sap\"\n");
+    let r = w.run(&["check"]);
+    assert!(r.stderr.contains("apps.svc.token_env") && r.stderr.contains("does nothing with this auth"), "{}", r.stderr);
+    assert!(r.stderr.contains("apps.svc.dialect"), "{}", r.stderr);
+}

@@ -1,0 +1,364 @@
+//! Writing a batch through JSON `$batch`: the ops in changesets
+//! (`atomicityGroup`s) of `changeset_size`, many changesets per request.
+//!
+//! - A changeset the service refuses is rolled back whole, even where its
+//!   other items answer 201. Its refused items become row failures with the
+//!   service's message and the field it names; the rest go again in a new
+//!   changeset, until every row is in or logged alone.
+//! - Updates and deletes carry the ETag of the row as dualsync read it; a
+//!   412 means another writer changed the row since: it is a row failure,
+//!   never overwritten, and that writer's change is reconciled when polled.
+//! - A request that got no answer (a reset) may have been applied: each of
+//!   its changesets is read back, and only those not in the service go again.
+
+use super::metadata::EntitySet;
+use super::query::Query;
+use super::values::{to_json, utf16_len};
+use super::{error_of, fetch_rows, key_text, Shared, ACCEPT};
+use crate::{ConnectorError, ErrorKind, RowFailure, Selection, WriteBatch, WriteOp, WriteOutcome};
+use dualsync_model::config::odata::Dialect;
+use dualsync_model::Value;
+use serde_json::{json, Map, Value as Json};
+use std::collections::HashMap;
+
+/// Rounds of re-sending before a batch gives up (each round settles at least one op).
+const MAX_ROUNDS: usize = 200;
+
+struct Item {
+    /// The op's position in the batch.
+    index: usize,
+    method: &'static str,
+    url: String,
+    body: Option<Map<String, Json>>,
+    if_match: Option<String>,
+    /// The entity's key: to read it back, and its ETag.
+    entity: Option<Vec<Value>>,
+}
+
+pub fn write(shared: &Shared, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
+    let set = shared.set(&batch.table)?;
+    let mut failures = Vec::new();
+    let mut items = prepare(shared, &set, batch, &mut failures)?;
+    let size = shared.app.changeset_size.max(1);
+    let mut pending: Vec<Vec<usize>> = (0..items.len()).collect::<Vec<_>>().chunks(size).map(<[usize]>::to_vec).collect();
+    let mut rounds = 0;
+    while !pending.is_empty() {
+        rounds += 1;
+        if rounds > MAX_ROUNDS {
+            return Err(ConnectorError::new(
+                ErrorKind::Database,
+                format!("writing {}: the service kept refusing changesets without naming a row", set.name),
+            ));
+        }
+        let body = request_body(&items, &pending);
+        let headers = [
+            ("Content-Type", "application/json;IEEE754Compatible=true".to_string()),
+            ("Accept", ACCEPT.to_string()),
+            ("OData-Version", "4.0".into()),
+        ];
+        let answer = match shared.client.send("POST", "$batch", &headers, Some(&body), false)? {
+            super::http::Sent::InDoubt(_) => {
+                pending = not_applied(shared, &set, &items, pending)?;
+                continue;
+            }
+            super::http::Sent::Answered(a) => a,
+        };
+        shared.refused(&answer, &format!("the $batch writing {}", set.name))?;
+        let responses = responses(&answer.body)?;
+        let mut next = Vec::new();
+        for group in pending {
+            settle(shared, &set, &mut items, group, &responses, &mut failures, &mut next)?;
+        }
+        pending = next;
+    }
+    failures.sort_by_key(|f| f.index);
+    Ok(WriteOutcome { failures })
+}
+
+/// Each op as a request; ops the service would refuse for their length are failures at once.
+fn prepare(shared: &Shared, set: &EntitySet, batch: &WriteBatch, failures: &mut Vec<RowFailure>) -> Result<Vec<Item>, ConnectorError> {
+    let q = Query { set };
+    // The ETags as dualsync read the rows, before a lookup reads them anew.
+    let as_read = match batch.key_columns == set.key {
+        true => shared.etags.lock().unwrap_or_else(|p| p.into_inner()).clone_for(batch.ops.iter().filter_map(|op| match op {
+            WriteOp::Update { key, .. } | WriteOp::Delete { key } => Some(key),
+            WriteOp::Insert(_) => None,
+        })),
+        false => HashMap::new(),
+    };
+    let entities = entity_keys(shared, set, batch)?;
+    let mut items = Vec::with_capacity(batch.ops.len());
+    let property = |c: &str| set.property(c).ok_or_else(|| super::query::missing(set, c));
+    for (index, op) in batch.ops.iter().enumerate() {
+        let values: Vec<(&str, &Value)> = match op {
+            WriteOp::Insert(row) => {
+                batch.columns.iter().map(String::as_str).zip(row.iter()).chain(batch.scope.iter().map(|(c, v)| (c.as_str(), v))).collect()
+            }
+            WriteOp::Update { set: assignments, .. } => assignments.iter().map(|(c, v)| (c.as_str(), v)).collect(),
+            WriteOp::Delete { .. } => Vec::new(),
+        };
+        let mut body = Map::new();
+        let mut too_long = None;
+        for (column, value) in &values {
+            let p = property(column)?;
+            if p.computed && !set.key.contains(&p.name) {
+                continue; // the service sets it
+            }
+            if let (Some(max), Value::Text(t)) = (p.max_length, value) {
+                let len = utf16_len(t);
+                if len > max && too_long.is_none() {
+                    too_long = Some(RowFailure {
+                        index,
+                        column: Some(p.name.clone()),
+                        message: format!("{} holds {len} characters as the service counts them (UTF-16 code units: an emoji counts 2), more than its MaxLength of {max}", p.name),
+                    });
+                }
+            }
+            body.insert(p.name.clone(), to_json(p, value));
+        }
+        if let Some(f) = too_long {
+            failures.push(f);
+            continue;
+        }
+        let item = match op {
+            WriteOp::Insert(_) => {
+                let entity: Option<Vec<Value>> =
+                    set.key.iter().map(|k| values.iter().find(|(c, _)| c == k).map(|(_, v)| (*v).clone())).collect();
+                Item { index, method: "POST", url: super::http::encode(&set.name), body: Some(body), if_match: None, entity }
+            }
+            WriteOp::Update { key, .. } | WriteOp::Delete { key } => {
+                let Some(entity) = entities.get(&key_text(key)) else {
+                    if matches!(op, WriteOp::Delete { .. }) {
+                        continue; // already gone
+                    }
+                    failures.push(RowFailure {
+                        index,
+                        column: None,
+                        message: format!("no row of {} has this key (or it is outside the company) at the service", set.name),
+                    });
+                    continue;
+                };
+                let is_delete = matches!(op, WriteOp::Delete { .. });
+                Item {
+                    index,
+                    method: if is_delete { "DELETE" } else { "PATCH" },
+                    url: q.entity(entity)?,
+                    body: (!is_delete).then_some(body),
+                    if_match: None,
+                    entity: Some(entity.clone()),
+                }
+            }
+        };
+        items.push(item);
+    }
+    attach_etags(shared, set, &as_read, &mut items);
+    Ok(items)
+}
+
+/// The entity key of each update's and delete's row, by the op's key text.
+/// Where the map's key is the entity key and no company scopes it, the key
+/// is the address; otherwise the rows are looked up (within the scope).
+fn entity_keys(shared: &Shared, set: &EntitySet, batch: &WriteBatch) -> Result<HashMap<String, Vec<Value>>, ConnectorError> {
+    let keys: Vec<Vec<Value>> = batch
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            WriteOp::Update { key, .. } | WriteOp::Delete { key } => Some(key.clone()),
+            WriteOp::Insert(_) => None,
+        })
+        .collect();
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let direct = batch.scope.is_empty() && batch.key_columns == set.key;
+    let has_deletes = batch.ops.iter().any(|op| matches!(op, WriteOp::Delete { .. }));
+    if direct && !has_deletes && !set.etag {
+        return Ok(keys.into_iter().map(|k| (key_text(&k), k)).collect());
+    }
+    // Read the rows: their entity keys, their ETags, and which are gone.
+    let mut columns = batch.key_columns.clone();
+    columns.extend(set.key.iter().cloned());
+    let selection = Selection { table: set.name.clone(), equals: batch.scope.clone(), ..Default::default() };
+    let rows = fetch_rows(shared, set, &selection, &columns, &batch.key_columns, &keys)?;
+    let width = batch.key_columns.len();
+    Ok(rows.into_iter().map(|r| (key_text(&r[..width]), r[width..].to_vec())).collect())
+}
+
+/// Updates and deletes carry the ETag of the row as read (`as_read`, else as
+/// the lookup found it); without one, `*`: the row must exist (Dataverse's
+/// PATCH would create a row that is gone).
+fn attach_etags(shared: &Shared, set: &EntitySet, as_read: &HashMap<String, String>, items: &mut [Item]) {
+    let needs = |i: &Item| i.method != "POST" && (set.etag || shared.app.dialect == Dialect::Dataverse);
+    let found = shared
+        .etags
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone_for(items.iter().filter(|i| needs(i)).filter_map(|i| i.entity.as_ref()));
+    for item in items.iter_mut().filter(|i| needs(i)) {
+        let key = item.entity.as_ref().map(|e| key_text(e)).unwrap_or_default();
+        item.if_match = as_read.get(&key).or_else(|| found.get(&key)).cloned().or_else(|| Some("*".into()));
+    }
+}
+
+/// A copy of the ETags of some entities (the lock is not held while writing).
+trait CloneFor {
+    fn clone_for<'a>(&self, keys: impl Iterator<Item = &'a Vec<Value>>) -> HashMap<String, String>;
+}
+
+impl CloneFor for HashMap<String, String> {
+    fn clone_for<'a>(&self, keys: impl Iterator<Item = &'a Vec<Value>>) -> HashMap<String, String> {
+        keys.filter_map(|k| {
+            let t = key_text(k);
+            self.get(&t).map(|e| (t, e.clone()))
+        })
+        .collect()
+    }
+}
+
+fn request_body(items: &[Item], groups: &[Vec<usize>]) -> Vec<u8> {
+    let mut requests = Vec::new();
+    for (g, group) in groups.iter().enumerate() {
+        for &i in group {
+            let item = &items[i];
+            let mut headers = Map::new();
+            headers.insert("content-type".into(), "application/json;IEEE754Compatible=true".into());
+            if item.method != "DELETE" {
+                headers.insert("prefer".into(), "return=minimal".into());
+            }
+            if let Some(m) = &item.if_match {
+                headers.insert("if-match".into(), m.clone().into());
+            }
+            let mut r = json!({ "id": i.to_string(), "method": item.method, "url": item.url, "headers": headers });
+            if group.len() > 1 {
+                r["atomicityGroup"] = format!("g{g}").into();
+            }
+            if let Some(b) = &item.body {
+                r["body"] = Json::Object(b.clone());
+            }
+            requests.push(r);
+        }
+    }
+    serde_json::to_vec(&json!({ "requests": requests })).unwrap_or_default()
+}
+
+/// Each item's status and body, by id.
+fn responses(body: &[u8]) -> Result<HashMap<String, (u16, Json)>, ConnectorError> {
+    let json: Json = serde_json::from_slice(body).map_err(|e| {
+        ConnectorError::new(
+            ErrorKind::Database,
+            format!("the $batch answer is not JSON: {e} (does the service take JSON $batch? OData 4.01)"),
+        )
+    })?;
+    let list = json["responses"]
+        .as_array()
+        .ok_or_else(|| ConnectorError::new(ErrorKind::Database, "the $batch answer holds no \"responses\" list"))?;
+    Ok(list
+        .iter()
+        .filter_map(|r| Some((r["id"].as_str()?.to_string(), (r["status"].as_u64().unwrap_or(0) as u16, r["body"].clone()))))
+        .collect())
+}
+
+/// One changeset's outcome: applied, or its refused items logged and the rest queued again.
+fn settle(
+    shared: &Shared,
+    set: &EntitySet,
+    items: &mut [Item],
+    group: Vec<usize>,
+    responses: &HashMap<String, (u16, Json)>,
+    failures: &mut Vec<RowFailure>,
+    next: &mut Vec<Vec<usize>>,
+) -> Result<(), ConnectorError> {
+    let status = |i: usize| responses.get(&i.to_string()).map(|(s, _)| *s);
+    let deletes: Vec<bool> = group.iter().map(|&i| items[i].method == "DELETE").collect();
+    let position = |i: usize| group.iter().position(|&g| g == i).unwrap_or(0);
+    let fine = |i: usize, s: Option<u16>| s.is_some_and(|s| (200..300).contains(&s) || (s == 404 && deletes[position(i)]));
+    if group.iter().all(|&i| fine(i, status(i))) {
+        return Ok(());
+    }
+    let mut again = Vec::new();
+    let mut refused_any = false;
+    for &i in &group {
+        match status(i) {
+            s if fine(i, s) => again.push(i),
+            None | Some(429) | Some(503) => again.push(i),
+            Some(412) => {
+                refused_any = true;
+                if let Some(e) = &items[i].entity {
+                    shared.etags.lock().unwrap_or_else(|p| p.into_inner()).remove(&key_text(e));
+                }
+                failures.push(RowFailure {
+                    index: items[i].index,
+                    column: None,
+                    message: "the row changed at the service since dualsync read it (412 Precondition Failed): not overwritten; live sync reconciles it with that change, `dualsync retry` writes it again".into(),
+                });
+            }
+            Some(428) if items[i].if_match.is_none() => {
+                // The service wants ETags on this set: read the row's, then go again.
+                if let Some(e) = items[i].entity.clone() {
+                    let selection = Selection { table: set.name.clone(), ..Default::default() };
+                    fetch_rows(shared, set, &selection, &set.key, &set.key, &[e.clone()])?;
+                    items[i].if_match = Some(
+                        shared.etags.lock().unwrap_or_else(|p| p.into_inner()).get(&key_text(&e)).cloned().unwrap_or_else(|| "*".into()),
+                    );
+                }
+                again.push(i);
+            }
+            Some(s) => {
+                refused_any = true;
+                let body = &responses[&i.to_string()].1;
+                let (message, target) = error_of(body, &body.to_string());
+                let message = if message.ends_with(&format!("({s})")) { message } else { format!("{message} (HTTP {s})") };
+                failures.push(RowFailure { index: items[i].index, column: target, message });
+            }
+        }
+    }
+    if again.is_empty() {
+        return Ok(());
+    }
+    if !refused_any && again.len() == group.len() && group.len() > 1 {
+        // Refused without naming an item: halve the changeset to find it.
+        let (a, b) = again.split_at(again.len() / 2);
+        next.push(a.to_vec());
+        next.push(b.to_vec());
+    } else {
+        next.push(again);
+    }
+    Ok(())
+}
+
+/// After a request that got no answer: the changesets whose effect is not
+/// in the service (each is all or nothing), to send again.
+fn not_applied(shared: &Shared, set: &EntitySet, items: &[Item], groups: Vec<Vec<usize>>) -> Result<Vec<Vec<usize>>, ConnectorError> {
+    let mut keys = Vec::new();
+    for &i in groups.iter().flatten() {
+        match &items[i].entity {
+            Some(e) => keys.push(e.clone()),
+            None => {
+                return Err(ConnectorError::new(
+                    ErrorKind::Unavailable,
+                    format!("the connection broke while writing {} and a new row's key is the service's own: whether it was written cannot be read back; run `dualsync sync` to reconcile", set.name),
+                ))
+            }
+        }
+    }
+    let columns: Vec<String> = set.properties.iter().map(|p| p.name.clone()).collect();
+    let selection = Selection { table: set.name.clone(), ..Default::default() };
+    let rows = fetch_rows(shared, set, &selection, &columns, &set.key, &keys)?;
+    let key_at: Vec<usize> = set.key.iter().filter_map(|k| columns.iter().position(|c| c == k)).collect();
+    let now: HashMap<String, &Vec<Value>> =
+        rows.iter().map(|r| (key_text(&key_at.iter().map(|&p| r[p].clone()).collect::<Vec<_>>()), r)).collect();
+    let visible = |item: &Item| {
+        let row = item.entity.as_ref().and_then(|e| now.get(&key_text(e)));
+        match (item.method, row) {
+            ("DELETE", row) => row.is_none(),
+            (_, None) => false,
+            ("POST", Some(_)) => true,
+            (_, Some(row)) => item.body.iter().flatten().all(|(c, sent)| {
+                let Some(p) = set.property(c) else { return true };
+                let at = columns.iter().position(|x| x == c).map(|i| &row[i]);
+                at.is_some_and(|v| super::values::from_json(p, sent).same_as(v))
+            }),
+        }
+    };
+    Ok(groups.into_iter().filter(|g| !g.iter().all(|&i| visible(&items[i]))).collect())
+}
