@@ -37,6 +37,13 @@ pub trait Connector: Send + Sync {
     fn prepare_for_writing(&self) -> Result<(), ConnectorError> {
         Ok(())
     }
+
+    /// Where change capture sees changed rows but not deleted ones (polling
+    /// a service): how often live sync looks its maps' keys up to find the
+    /// deleted ones. None: capture records deletes.
+    fn delete_scan_every(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// One open connection. Not shared between threads.

@@ -480,6 +480,18 @@ impl StateStore {
         Ok(rows[0][0].int())
     }
 
+    /// A page of a map's keys with a merge base, as (company, key), after
+    /// `after` in (company, key) order: live sync's delete scan walks them.
+    pub fn base_keys_after(&self, map: &str, after: Option<(&str, &str)>, limit: usize) -> Result<Vec<(String, String)>, StateError> {
+        let (company, key) = after.unwrap_or(("", ""));
+        let rows = self.db().query(
+            "SELECT p.company, k.key FROM key_state k JOIN partitions p ON p.id = k.partition_id
+             WHERE p.map = ?1 AND (p.company > ?2 OR (p.company = ?2 AND k.key > ?3)) ORDER BY p.company, k.key LIMIT ?4",
+            &[P::Text(map), P::Text(company), P::Text(key), P::Int(limit as i64)],
+        )?;
+        Ok(rows.into_iter().map(|r| (r[0].text(), r[1].text())).collect())
+    }
+
     pub fn key_count(&self, map: &str) -> Result<i64, StateError> {
         self.count("SELECT count(*) FROM key_state k JOIN partitions p ON p.id = k.partition_id WHERE p.map = ?1", map)
     }

@@ -246,12 +246,12 @@ fn throttling_and_a_reset_mid_batch_write_each_row_once() {
 }
 
 #[test]
-fn live_sync_both_ways_by_polling_without_echo() {
+fn live_sync_both_ways_by_polling_without_echo_and_deletes_found_by_the_key_scan() {
     let (Some(db), Some(server)) = (TestDb::new(Kind::Sqlite), ODataServer::start(MODEL, Options::default())) else { return };
     db.exec(DB);
     db.exec("INSERT INTO item VALUES ('C1', 'a', 'one', 1, NULL, NULL)");
     let w = Workspace::new();
-    w.config(&config(&db, &server, "db", ""));
+    w.config(&config(&db, &server, "db", "delete_scan_seconds = 1"));
     let start = w.run(&["start", "items"]);
     assert_eq!(start.code, 0, "{}{}", start.stdout, start.stderr);
     assert_eq!(server.texts("SELECT name FROM t_Item WHERE k = 'a'"), [Some("one".to_string())]);
@@ -295,6 +295,10 @@ fn live_sync_both_ways_by_polling_without_echo() {
         assert!(!errors().contains("\"key\""), "{}", errors());
         gone
     });
+    // A delete at the service: polling cannot see it; the key scan finds it and deletes the row in the database.
+    let reply = server.request("DELETE", "/odata/v4/s/Item(co='C1',k='a')", &[], None).unwrap();
+    assert!(reply.status < 300, "{}", reply.body);
+    wait("the delete at the service", &|| db.texts("SELECT CAST(count(*) AS TEXT) FROM item WHERE k = 'a'") == [Some("0".to_string())]);
     let _ = run.kill();
     let _ = run.wait();
 }
@@ -314,4 +318,30 @@ fn config_mistakes_of_odata_apps_say_where_and_what_to_do() {
     let r = w.run(&["check"]);
     assert!(r.stderr.contains("apps.svc.token_env") && r.stderr.contains("does nothing with this auth"), "{}", r.stderr);
     assert!(r.stderr.contains("apps.svc.dialect"), "{}", r.stderr);
+}
+
+#[test]
+fn a_dataverse_dialect_sorts_keys_here_through_runs_on_disk_and_merges_them_aligned() {
+    let (Some(db), Some(server)) = (TestDb::new(Kind::Sqlite), ODataServer::start(MODEL, Options::default())) else { return };
+    db.exec(DB);
+    // Keys whose byte order differs from a case-insensitive order.
+    db.exec("INSERT INTO item VALUES ('C1', 'b', 'db b', 1, NULL, NULL), ('C1', 'B', 'db B', 2, NULL, NULL), ('C1', 'a', 'db a', 3, NULL, NULL)");
+    server.exec(
+        "INSERT INTO t_Item (co, k, name) VALUES ('C1', 'A', 'svc A'), ('C1', 'a', 'svc a'), ('C1', 'c', 'svc c'), ('C1', 'C', 'svc C')",
+    );
+    let w = Workspace::new();
+    w.config(&config(&db, &server, "db", "dialect = \"dataverse\"\nsort_run_rows = 2"));
+    let run = w.run(&["--format", "json", "sync"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let keys = |rows: Vec<Option<String>>| rows.into_iter().flatten().collect::<Vec<_>>();
+    assert_eq!(
+        keys(server.texts("SELECT k || '=' || name FROM t_Item ORDER BY k")),
+        ["A=svc A", "B=db B", "C=svc C", "a=db a", "b=db b", "c=svc c"]
+    );
+    assert_eq!(
+        keys(db.texts("SELECT k || '=' || name FROM item ORDER BY k")),
+        ["A=svc A", "B=db B", "C=svc C", "a=db a", "b=db b", "c=svc c"]
+    );
+    let again = w.run(&["--format", "json", "sync"]);
+    assert_eq!(super::written(&again), 0, "{}", again.stdout);
 }

@@ -16,7 +16,6 @@ use super::query::Query;
 use super::values::{to_json, utf16_len};
 use super::{error_of, fetch_rows, key_text, Shared, ACCEPT};
 use crate::{ConnectorError, ErrorKind, RowFailure, Selection, WriteBatch, WriteOp, WriteOutcome};
-use dualsync_model::config::odata::Dialect;
 use dualsync_model::Value;
 use serde_json::{json, Map, Value as Json};
 use std::collections::HashMap;
@@ -188,7 +187,7 @@ fn entity_keys(shared: &Shared, set: &EntitySet, batch: &WriteBatch) -> Result<H
 /// the lookup found it); without one, `*`: the row must exist (Dataverse's
 /// PATCH would create a row that is gone).
 fn attach_etags(shared: &Shared, set: &EntitySet, as_read: &HashMap<String, String>, items: &mut [Item]) {
-    let needs = |i: &Item| i.method != "POST" && (set.etag || shared.app.dialect == Dialect::Dataverse);
+    let needs = |i: &Item| i.method != "POST" && (set.etag || shared.capabilities().if_match_always);
     let found = shared
         .etags
         .lock()

@@ -11,15 +11,17 @@
 mod auth;
 mod batch;
 mod capture;
+mod dialect;
 mod http;
 mod metadata;
 mod query;
+mod sort;
 mod values;
 
 use crate::{
     Connection, Connector, ConnectorError, ErrorKind, FetchRequest, Privileges, ScanRequest, Selection, Transport, WriteBatch, WriteOutcome,
 };
-use dualsync_model::config::odata::{Dialect, ODataApp};
+use dualsync_model::config::odata::ODataApp;
 use dualsync_model::{Row, TableSchema, Value};
 use http::{encode, Answer, Client};
 use metadata::{EntitySet, Metadata};
@@ -79,9 +81,25 @@ impl Connector for ODataConnector {
     fn concurrent_writes(&self) -> bool {
         true
     }
+
+    fn delete_scan_every(&self) -> Option<Duration> {
+        Some(Duration::from_secs(self.shared.app.delete_scan_seconds))
+    }
 }
 
 impl Shared {
+    fn capabilities(&self) -> dialect::Capabilities {
+        dialect::of(self.app.dialect)
+    }
+
+    /// A read's path with the query options the dialect adds.
+    fn read_options(&self, path: &str) -> String {
+        if !self.capabilities().cross_company {
+            return path.to_string();
+        }
+        format!("{path}{}cross-company=true", if path.contains('?') { '&' } else { '?' })
+    }
+
     fn metadata(&self) -> Result<Arc<Metadata>, ConnectorError> {
         let mut cached = self.metadata.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(m) = cached.as_ref() {
@@ -150,8 +168,8 @@ impl Shared {
 
     /// GET one page: the entities and whether the service said more follow.
     fn page(&self, path: &str) -> Result<(Vec<serde_json::Map<String, Json>>, bool, Option<String>), ConnectorError> {
-        let prefer = (self.app.dialect != Dialect::FinanceOperations).then(|| format!("odata.maxpagesize={}", self.app.page_size));
-        let answer = self.client.get(path, ACCEPT, prefer.as_deref())?;
+        let prefer = self.capabilities().max_page_size_preference.then(|| format!("odata.maxpagesize={}", self.app.page_size));
+        let answer = self.client.get(&self.read_options(path), ACCEPT, prefer.as_deref())?;
         self.refused(&answer, &format!("reading {}", http::path_only(path)))?;
         let mut json: Json = serde_json::from_slice(&answer.body)
             .map_err(|e| ConnectorError::new(ErrorKind::Database, format!("the answer to {} is not JSON: {e}", http::path_only(path))))?;
@@ -240,6 +258,7 @@ impl ODataConnection {
         let base = q.selection(selection)?;
         let order_by: Vec<String> = order.iter().map(|c| format!("{c} asc")).collect();
         let page_size = self.shared.app.page_size;
+        let sorts_bytes = self.shared.capabilities().sorts_bytes;
         let mut last: Option<Vec<Value>> = None;
         loop {
             let mut conditions: Vec<String> = base.iter().map(|b| format!("({b})")).collect();
@@ -263,7 +282,8 @@ impl ODataConnection {
                 let mut row = Vec::with_capacity(columns.len() + crate::ROW_SPARE);
                 row.extend(columns.iter().map(|c| value_of(set, c, entity)));
                 let position: Vec<Value> = order.iter().map(|c| value_of(set, c, entity)).collect();
-                if let Some(before) = rows.last().map(|(_, p): &(Row, Vec<Value>)| p).or(last.as_ref()) {
+                let before = rows.last().map(|(_, p): &(Row, Vec<Value>)| p).or(last.as_ref()).filter(|_| sorts_bytes);
+                if let Some(before) = before {
                     if compare(before, &position) != std::cmp::Ordering::Less {
                         return Err(not_binary_order(set, &order, before, &position));
                     }
@@ -279,6 +299,56 @@ impl ODataConnection {
                 return Ok(());
             }
         }
+    }
+}
+
+impl ODataConnection {
+    /// A scan of a service that does not sort keys in byte order: read in
+    /// its own order, sorted here (memory bounded, runs on disk). A key range
+    /// is applied here too, in byte order, since the service compares its way.
+    fn scan_sorted_here(
+        &self,
+        set: &EntitySet,
+        request: &ScanRequest,
+        on_batch: &mut dyn FnMut(Vec<Row>) -> bool,
+    ) -> Result<(), ConnectorError> {
+        let mut selection = request.selection.clone();
+        let range = selection.range.take();
+        let order = &request.order_by;
+        let at: Vec<usize> = match &range {
+            None => Vec::new(),
+            Some(r) => r
+                .columns
+                .iter()
+                .map(|c| {
+                    order.iter().position(|o| o == c).ok_or_else(|| {
+                        ConnectorError::new(ErrorKind::Unsupported, format!("a key range on {c}, which the scan does not sort by"))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let within = |position: &[Value]| {
+            let Some(r) = &range else { return true };
+            let values: Vec<Value> = at.iter().map(|&i| position[i].clone()).collect();
+            r.after.as_ref().is_none_or(|a| compare(&values, a).is_gt()) && r.upto.as_ref().is_none_or(|u| compare(&values, u).is_le())
+        };
+        let mut sorter = sort::ExternalSort::new(self.shared.app.sort_run_rows);
+        let mut failed = None;
+        self.keyset(set, &selection, &request.columns, order, &mut |rows| {
+            for (row, position) in rows {
+                if within(&position) {
+                    if let Err(e) = sorter.push(position, row) {
+                        failed = Some(e);
+                        return false;
+                    }
+                }
+            }
+            true
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        sorter.finish(request.batch_size.max(1), on_batch)
     }
 }
 
@@ -332,7 +402,7 @@ impl Connection for ODataConnection {
         if let Some(f) = (Query { set: &set }).selection(selection)? {
             path.push_str(&format!("?$filter={}", encode(&f)));
         }
-        let answer = self.shared.client.get(&path, "text/plain", None)?;
+        let answer = self.shared.client.get(&self.shared.read_options(&path), "text/plain", None)?;
         self.shared.refused(&answer, "counting rows")?;
         answer
             .text()
@@ -343,6 +413,9 @@ impl Connection for ODataConnection {
 
     fn scan(&mut self, request: &ScanRequest, on_batch: &mut dyn FnMut(Vec<Row>) -> bool) -> Result<(), ConnectorError> {
         let set = self.shared.set(&request.selection.table)?;
+        if !self.shared.capabilities().sorts_bytes {
+            return self.scan_sorted_here(&set, request, on_batch);
+        }
         let mut batch = Vec::with_capacity(request.batch_size);
         let mut go_on = true;
         self.keyset(&set, &request.selection, &request.columns, &request.order_by, &mut |rows| {

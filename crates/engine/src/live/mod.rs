@@ -20,6 +20,7 @@
 mod capture;
 pub mod changes;
 mod control;
+mod deletes;
 mod reconcile;
 mod units;
 
@@ -157,6 +158,7 @@ fn live_loop(
     let mut partitions: HashMap<String, i64> = HashMap::new();
     let mut last_trim = Instant::now();
     let mut last_retention: Option<Instant> = None;
+    let mut delete_scans: HashMap<String, Instant> = HashMap::new();
     let mut choices = Choices::default();
     let mut slot_warnings = HashSet::new();
     let all_notify = notifying_apps(config, apps).len() == config.apps.len();
@@ -199,6 +201,7 @@ fn live_loop(
             let mut lag = None;
             match switch_capture(config, apps, store, report.run_id, map, &mut choices, observer, options.batch, stop)
                 .and_then(|switched| Ok(add(switched, catch_up(config, apps, store, report.run_id, map, options.batch, stop, &mut lag)?)))
+                .and_then(|done| Ok(add(done, deletes::scan_when_due(config, apps, store, report.run_id, map, &mut delete_scans, stop)?)))
             {
                 Ok((changes, counts)) => {
                     retry_at.remove(name);

@@ -29,6 +29,9 @@ pub struct ODataApp {
     pub change_window_seconds: u64,
     /// How often live sync scans the keys of a polled entity set for deletes.
     pub delete_scan_seconds: u64,
+    /// Rows sorted in memory at once where the service does not sort keys in
+    /// byte order (the rest spill to disk in runs of this many).
+    pub sort_run_rows: usize,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -83,7 +86,7 @@ pub(super) const KEYS: [&str; 18] = [
     "changeset_size",
     "timeout_seconds",
 ];
-pub(super) const MORE_KEYS: [&str; 4] = ["max_requests", "changed", "change_window_seconds", "delete_scan_seconds"];
+pub(super) const MORE_KEYS: [&str; 5] = ["max_requests", "changed", "change_window_seconds", "delete_scan_seconds", "sort_run_rows"];
 
 /// The secret's setting and its value, as the config names them (`token_env`, …).
 pub struct SecretSetting {
@@ -222,6 +225,7 @@ impl Reader<'_> {
                 }
             },
             delete_scan_seconds: self.positive(t, "delete_scan_seconds", path, 300) as u64,
+            sort_run_rows: self.positive(t, "sort_run_rows", path, 100_000),
         };
         Some((app, secret))
     }
