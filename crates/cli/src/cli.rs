@@ -366,6 +366,16 @@ pub struct BenchArgs {
     /// PostgreSQL state store (such as 1,2,4), and the takeover time of one killed mid-way.
     #[arg(long, value_delimiter = ',', alias = "workers-processes")]
     pub processes: Vec<usize>,
+    /// Instead: an OData service's root whose empty `Item` set the bench writes and reads, against a
+    /// plain HTTP client on the same service (`bash crates/testkit/odata/bench.sh` serves one).
+    #[arg(long)]
+    pub odata: Option<String>,
+    /// With --odata: the page sizes the reads are measured at.
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
+    pub page_sizes: Vec<usize>,
+    /// With --odata: operations per changeset, for both writers.
+    #[arg(long, default_value_t = 100)]
+    pub changeset: usize,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

@@ -75,10 +75,13 @@ impl CheckReport {
         self.findings.iter().any(|f| f.is_error() && f.cause == Cause::Environment) || self.state_error.is_some()
     }
 
-    /// How an app's changes are captured: trigger or log (None: the server could not be asked).
+    /// How an app's changes are captured: trigger, log, or poll (an OData
+    /// service) (None: the server could not be asked).
     pub fn capture_of(&self, config: &Config, app: &str) -> Option<&'static str> {
-        if config.app(app).is_some_and(|a| a.url.kind() == "sqlite") {
-            return Some("trigger");
+        match config.app(app).map(|a| a.url.kind()) {
+            Some("sqlite") => return Some("trigger"),
+            Some("odata") => return Some("poll"),
+            _ => {}
         }
         self.capture.iter().find(|(a, _)| a == app).map(|(_, log)| if *log { "log" } else { "trigger" })
     }

@@ -80,7 +80,8 @@ fn capture_of(apps: &Apps, store: &StateStore, m: &MapConfig) -> Vec<Value> {
             continue;
         }
         if !live::side_reads_log(&cursors, &side.app) {
-            out.push(json!({ "app": side.app, "capture": "trigger" }));
+            let polled = apps.connector(&side.app).delete_scan_every().is_some();
+            out.push(json!({ "app": side.app, "capture": if polled { "poll" } else { "trigger" } }));
             continue;
         }
         let retained = apps.connect(&side.app).ok().and_then(|mut c| c.log_retained(&side.table, &m.name).ok().flatten());

@@ -13,7 +13,9 @@
 //!   (`t_Item`): [`ODataServer::exec`] and [`ODataServer::texts`] reach it directly, for fixtures
 //!   and assertions, while CAP serves it;
 //! - `/__faults` injects faults into the next requests to `/odata/*` ([`ODataServer::fault`]);
-//! - the server's output goes to a log file ([`ODataServer::log`]), shown when it fails to start.
+//! - the server's output goes to a log file ([`ODataServer::log`]), shown when it fails to start;
+//! - sign-in is none, HTTP basic ([`Options::basic`]) or OAuth2 bearer JWTs ([`Options::bearer`])
+//!   from a real token service, [`Idp`] (`oidc-provider`, client credentials), started per test too.
 //!
 //! What CAP does that a client must cope with: decimals are JSON strings (`"2.50"`); the page size
 //! is the server's (`Prefer: odata.maxpagesize` is ignored), with an `@odata.nextLink` holding a
@@ -59,6 +61,22 @@ pub struct Options {
     /// a read answers at most this many rows, and an `@odata.nextLink` when there are more, even
     /// with a larger `$top`. `None`: CAP's 1000.
     pub page_size: Option<usize>,
+    /// OAuth2 access tokens: every request needs `Authorization: Bearer <JWT>`, checked against
+    /// the token service's keys (see [`BearerCheck`]; [`Idp::bearer_check`] gives one for an
+    /// [`Idp`]). Not together with `basic`.
+    pub bearer: Option<BearerCheck>,
+}
+
+/// How the server checks bearer tokens (`odata/bearer-auth.js`, with `jose`): a JWT signed with a
+/// key from `jwks_url`, its `iss` being `issuer` and its `aud` holding `audience`, not expired.
+/// Without one: 401 and `WWW-Authenticate: Bearer realm="dualsync-test"`; with a bad or expired
+/// one: 401 and `error="invalid_token"`, the reason in `error_description`; when the keys cannot
+/// be fetched: 503. A valid token makes the request a privileged CAP user.
+#[derive(Clone, Debug)]
+pub struct BearerCheck {
+    pub jwks_url: String,
+    pub issuer: String,
+    pub audience: String,
 }
 
 /// One CAP server, killed (with its process group) and its folder removed on drop.
@@ -96,70 +114,18 @@ impl ODataServer {
     /// serves it, or None when the npm fixture is not installed outside CI (the reason is printed).
     /// Panics, with the server's output, when it does not start.
     pub fn start(model: &str, options: Options) -> Option<ODataServer> {
-        let fixture = fixture();
-        let node = fixture.join("node_modules/node/bin/node");
-        if !node.is_file() || !fixture.join("node_modules/@sap/cds/package.json").is_file() {
-            let why = format!("the OData tests need CAP and Node 22 in {}/node_modules, which are missing", fixture.display());
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{why}; CI requires them: run `npm ci --prefix crates/testkit/odata --no-audit --no-fund` (as .ci/run does)");
-            }
-            // Straight to the stderr handle: the test harness captures eprintln!, and a skip must be seen.
-            let _ = writeln!(std::io::stderr(), "SKIPPED: {why} (install them: npm ci --prefix crates/testkit/odata)");
-            return None;
-        }
+        let node = node("OData")?;
         if let Some((user, password)) = &options.basic {
             assert!(!password.is_empty(), "basic auth needs a password: CAP lets an empty one in with any password");
             assert!(!user.contains(':') && !password.contains(':'), "CAP's basic auth cuts the credentials at every `:`");
+            assert!(options.bearer.is_none(), "basic and bearer are two ways of signing in: choose one");
         }
 
         let dir = tempfile::Builder::new().prefix("dualsync-odata-").tempdir().expect("temp dir");
         std::fs::create_dir(dir.path().join("db")).expect("db folder");
         std::fs::write(dir.path().join("db/schema.cds"), model).expect("write the model");
         std::fs::write(dir.path().join("package.json"), package_json(&options)).expect("write package.json");
-        let log_path = dir.path().join("server.log");
-        let log = std::fs::File::create(&log_path).expect("server log");
-
-        let mut command = Command::new(&node);
-        command
-            .arg(fixture.join("server.js"))
-            .current_dir(dir.path())
-            .env("PORT", "0")
-            .env("DUALSYNC_ODATA_STDIN_EXIT", "1")
-            .env("NODE_NO_WARNINGS", "1")
-            // The project's own configuration, not one the environment would select.
-            .env_remove("NODE_ENV")
-            .env_remove("CDS_ENV")
-            .env_remove("NODE_OPTIONS")
-            .stdin(Stdio::piped())
-            .stdout(log.try_clone().expect("server log"))
-            .stderr(log);
-        {
-            use std::os::unix::process::CommandExt;
-            command.process_group(0);
-        }
-        let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", node.display()));
-        let stdin = child.stdin.take();
-
-        // server.js prints `listening on 127.0.0.1:PORT` once the services answer.
-        let started = Instant::now();
-        let port = loop {
-            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            if let Some(port) = listening_port(&text) {
-                break port;
-            }
-            let failure = match child.try_wait() {
-                Ok(Some(status)) => Some(format!("the OData server ended ({status})")),
-                _ if started.elapsed() > START_TIMEOUT => Some(format!("the OData server did not listen within {START_TIMEOUT:?}")),
-                _ => None,
-            };
-            if let Some(failure) = failure {
-                drop(stdin);
-                kill(&mut child);
-                let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-                panic!("{failure}; its output:\n{text}");
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        };
+        let (child, stdin, port) = launch(&node, "server.js", dir.path(), &[], "the OData server");
         Some(ODataServer { child, stdin, port, dir })
     }
 
@@ -245,19 +211,7 @@ impl ODataServer {
     /// on a new connection, for tests that look at the server themselves. An error when the
     /// connection ends without an answer (a `reset` fault).
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> std::io::Result<Reply> {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-        let body = body.unwrap_or("");
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n", self.port);
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(body.as_bytes())?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw)?;
-        parse_reply(&raw)
+        request(self.port, method, path, headers, body)
     }
 
     /// What the server printed so far (CAP's log, request lines, errors).
@@ -274,6 +228,225 @@ impl Drop for ODataServer {
         drop(self.stdin.take());
         kill(&mut self.child);
     }
+}
+
+/// A real OAuth2 token service per test: `oidc-provider` (`odata/idp.mjs`) with the
+/// client-credentials grant only, for one client, bound to 127.0.0.1 on a port the system picks.
+///
+/// The client signs in with its secret in the form body (`client_secret_post`) or with HTTP basic
+/// (`client_secret_basic`); a wrong id or secret gets 401 `{"error":"invalid_client",
+/// "error_description":"client authentication failed"}`. Its access tokens are RS256 JWTs for the
+/// audience [`Idp::AUDIENCE`] (the default resource: a token request needs no `resource`), lasting
+/// the TTL given to [`Idp::start`] (also their `expires_in`), signed with a key made at start and
+/// published at [`Idp::jwks_url`]. The client may ask for the scope `odata`, or none.
+///
+/// ```no_run
+/// use dualsync_testkit::odata::{Idp, ODataServer, Options};
+/// let Some(idp) = Idp::start("dualsync", "s3cr3t", 300) else { return };
+/// let options = Options { bearer: Some(idp.bearer_check()), ..Options::default() };
+/// let Some(server) = ODataServer::start("namespace t; entity Item { key k: Integer; }", options) else { return };
+/// // … the client under test signs in at idp.token_url() and reads server.url() …
+/// assert!(idp.issued() >= 1);
+/// ```
+pub struct Idp {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Idp {
+    /// The audience (resource server) of every token.
+    pub const AUDIENCE: &str = "urn:dualsync:odata";
+    /// The scope a client may ask for.
+    pub const SCOPE: &str = "odata";
+
+    /// Starts the token service for the one client `client_id` with `secret`, its tokens lasting
+    /// `ttl_seconds` (at least 1), or None when the npm fixture is not installed outside CI (as
+    /// [`ODataServer::start`]). Panics, with its output, when it does not start.
+    pub fn start(client_id: &str, secret: &str, ttl_seconds: u64) -> Option<Idp> {
+        let node = node("OAuth2")?;
+        assert!(ttl_seconds >= 1, "a token must last at least a second");
+        assert!(!client_id.is_empty() && !secret.is_empty(), "the client needs an id and a secret");
+        let dir = tempfile::Builder::new().prefix("dualsync-idp-").tempdir().expect("temp dir");
+        let ttl = ttl_seconds.to_string();
+        let env = [("IDP_CLIENT_ID", client_id), ("IDP_CLIENT_SECRET", secret), ("IDP_TTL", ttl.as_str())];
+        let (child, stdin, port) = launch(&node, "idp.mjs", dir.path(), &env, "the token service");
+        Some(Idp { child, stdin, port, dir })
+    }
+
+    /// `http://127.0.0.1:PORT`: the `iss` of its tokens.
+    pub fn issuer(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The token endpoint, `http://127.0.0.1:PORT/token`.
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.issuer())
+    }
+
+    /// The published keys, `http://127.0.0.1:PORT/jwks`.
+    pub fn jwks_url(&self) -> String {
+        format!("{}/jwks", self.issuer())
+    }
+
+    /// What an [`ODataServer`] needs to take this service's tokens ([`Options::bearer`]).
+    pub fn bearer_check(&self) -> BearerCheck {
+        BearerCheck { jwks_url: self.jwks_url(), issuer: self.issuer(), audience: Idp::AUDIENCE.to_string() }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// How many token requests were answered with a token so far.
+    pub fn issued(&self) -> u64 {
+        self.count("issued")
+    }
+
+    /// How many token requests were refused so far (a wrong secret, an unknown client or scope…).
+    pub fn refused(&self) -> u64 {
+        self.count("refused")
+    }
+
+    fn count(&self, name: &str) -> u64 {
+        let reply = request(self.port, "GET", "/__issued", &[], None).unwrap_or_else(|e| panic!("GET /__issued: {e}\n{}", self.log()));
+        assert_eq!(reply.status, 200, "GET /__issued: {}", reply.body);
+        json_number(&reply.body, name).unwrap_or_else(|| panic!("no {name} in {}", reply.body))
+    }
+
+    /// Asks for a token itself (client credentials, the secret in the form body): the token, or
+    /// the answer when it is refused (`Err((status, body))`).
+    pub fn token(&self, client_id: &str, secret: &str) -> Result<String, (u16, String)> {
+        let body = format!("grant_type=client_credentials&client_id={}&client_secret={}", form(client_id), form(secret));
+        let reply = request(self.port, "POST", "/token", &[("Content-Type", "application/x-www-form-urlencoded")], Some(&body))
+            .unwrap_or_else(|e| panic!("POST /token: {e}\n{}", self.log()));
+        match json_text(&reply.body, "access_token") {
+            Some(token) if reply.status == 200 => Ok(token),
+            _ => Err((reply.status, reply.body)),
+        }
+    }
+
+    /// What it printed so far: `issued token N to CLIENT (expires in S s)` and `refused token
+    /// request: ERROR (DESCRIPTION)` per request, errors.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        kill(&mut self.child);
+    }
+}
+
+/// Node 22 from the npm fixture, or None (the reason printed) when the fixture is not installed
+/// outside CI; under `CI=true` a panic. `what` names the tests for the message.
+fn node(what: &str) -> Option<PathBuf> {
+    let fixture = fixture();
+    let node = fixture.join("node_modules/node/bin/node");
+    if !node.is_file() || !fixture.join("node_modules/@sap/cds/package.json").is_file() {
+        let why = format!("the {what} tests need CAP and Node 22 in {}/node_modules, which are missing", fixture.display());
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{why}; CI requires them: run `npm ci --prefix crates/testkit/odata --no-audit --no-fund` (as .ci/run does)");
+        }
+        // Straight to the stderr handle: the test harness captures eprintln!, and a skip must be seen.
+        let _ = writeln!(std::io::stderr(), "SKIPPED: {why} (install them: npm ci --prefix crates/testkit/odata)");
+        return None;
+    }
+    Some(node)
+}
+
+/// Runs one of the fixture's scripts with `node` in `dir` (its output to `dir/server.log`) and
+/// waits for its `listening on 127.0.0.1:PORT` line: the process, its standard input (held open:
+/// the script ends when it closes, even if this process is killed) and the port. Panics with the
+/// output when it ends or does not listen in time.
+fn launch(node: &Path, script: &str, dir: &Path, env: &[(&str, &str)], what: &str) -> (Child, Option<ChildStdin>, u16) {
+    let log_path = dir.join("server.log");
+    let log = std::fs::File::create(&log_path).expect("server log");
+    let mut command = Command::new(node);
+    command
+        .arg(fixture().join(script))
+        .current_dir(dir)
+        .env("PORT", "0")
+        .env("DUALSYNC_ODATA_STDIN_EXIT", "1")
+        .env("NODE_NO_WARNINGS", "1")
+        // The project's own configuration, not one the environment would select.
+        .env_remove("NODE_ENV")
+        .env_remove("CDS_ENV")
+        .env_remove("NODE_OPTIONS")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(log.try_clone().expect("server log"))
+        .stderr(log);
+    {
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
+    }
+    let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", node.display()));
+    let stdin = child.stdin.take();
+
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if let Some(port) = listening_port(&text) {
+            return (child, stdin, port);
+        }
+        let failure = match child.try_wait() {
+            Ok(Some(status)) => Some(format!("{what} ended ({status})")),
+            _ if started.elapsed() > START_TIMEOUT => Some(format!("{what} did not listen within {START_TIMEOUT:?}")),
+            _ => None,
+        };
+        if let Some(failure) = failure {
+            drop(stdin);
+            kill(&mut child);
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            panic!("{failure}; its output:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// One plain HTTP/1.1 request to 127.0.0.1:`port` on a new connection.
+fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> std::io::Result<Reply> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let body = body.unwrap_or("");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body.as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse_reply(&raw)
+}
+
+/// `application/x-www-form-urlencoded` text.
+fn form(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => (b as char).to_string(),
+            b' ' => "+".to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A whole number member of flat JSON (`{"issued":2,…}`).
+fn json_number(json: &str, name: &str) -> Option<u64> {
+    let at = json.find(&format!("\"{name}\":"))? + name.len() + 3;
+    let digits: String = json[at..].trim_start().chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// A string member without escapes (a token) of flat JSON.
+fn json_text(json: &str, name: &str) -> Option<String> {
+    let at = json.find(&format!("\"{name}\":\""))? + name.len() + 4;
+    json[at..].split('"').next().map(str::to_string)
 }
 
 /// Kills the server with its process group (server.js starts no other process, but would any
@@ -297,7 +470,16 @@ fn package_json(options: &Options) -> String {
             json_string(user),
             json_string(password)
         ),
-        None => r#"{"kind": "dummy"}"#.to_string(),
+        None => match &options.bearer {
+            Some(check) => format!(
+                r#"{{"impl": {}, "jwks_url": {}, "issuer": {}, "audience": {}}}"#,
+                json_string(&fixture().join("bearer-auth.js").to_string_lossy()),
+                json_string(&check.jwks_url),
+                json_string(&check.issuer),
+                json_string(&check.audience)
+            ),
+            None => r#"{"kind": "dummy"}"#.to_string(),
+        },
     };
     let query = match options.page_size {
         Some(n) => format!(r#", "query": {{"limit": {{"default": {n}, "max": {n}}}}}"#),
@@ -465,6 +647,66 @@ entity Item {
     }
 
     #[test]
+    fn bearer_tokens_of_the_idp_let_in_until_they_expire() {
+        let Some(idp) = Idp::start("dualsync", "s3 cr+t&=", 2) else { return };
+        let options = Options { bearer: Some(idp.bearer_check()), ..Options::default() };
+        let Some(server) = ODataServer::start(MODEL, options) else { return };
+
+        let anonymous = get(&server, "/Item", &[]);
+        assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+        assert_eq!(anonymous.header("www-authenticate"), Some(r#"Bearer realm="dualsync-test""#));
+        let garbage = get(&server, "/Item", &[("Authorization", "Bearer abc.def.ghi")]);
+        assert_eq!(garbage.status, 401);
+        assert!(garbage.header("www-authenticate").unwrap().contains(r#"error="invalid_token""#), "{:?}", garbage.headers);
+
+        let (status, body) = idp.token("dualsync", "wrong").unwrap_err();
+        assert_eq!(status, 401);
+        assert!(body.contains("invalid_client"), "{body}");
+        let (status, _) = idp.token("someone", "s3 cr+t&=").unwrap_err();
+        assert_eq!(status, 401);
+
+        let token = idp.token("dualsync", "s3 cr+t&=").unwrap_or_else(|e| panic!("{e:?}\n{}", idp.log()));
+        let bearer = format!("Bearer {token}");
+        let reply = get(&server, "/Item", &[("Authorization", &bearer)]);
+        assert_eq!(reply.status, 200, "{}\n{}", reply.body, server.log());
+        let posted = server
+            .request(
+                "POST",
+                &format!("{SERVICE_PATH}/Item"),
+                &[("Authorization", bearer.as_str()), ("Content-Type", "application/json")],
+                Some(r#"{"k":"b"}"#),
+            )
+            .unwrap();
+        assert_eq!(posted.status, 201, "{}", posted.body);
+        assert_eq!(server.texts("SELECT k FROM t_Item"), [Some("b".to_string())]);
+
+        // The secret in HTTP basic (client_secret_basic) works too.
+        let basic = format!("Basic {}", base64(b"dualsync:s3%20cr%2Bt%26%3D"));
+        let headers = [("Authorization", basic.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
+        let reply = request(idp.port(), "POST", "/token", &headers, Some("grant_type=client_credentials")).unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert!(reply.body.contains(r#""expires_in":2"#), "{}", reply.body);
+        assert_eq!((idp.issued(), idp.refused()), (2, 2), "{}", idp.log());
+
+        // Expired: refused, with the reason.
+        std::thread::sleep(Duration::from_millis(3100));
+        let expired = get(&server, "/Item", &[("Authorization", &bearer)]);
+        assert_eq!(expired.status, 401);
+        assert!(expired.header("www-authenticate").unwrap().contains("ERR_JWT_EXPIRED"), "{:?}", expired.headers);
+        assert!(server.log().contains("bearer refused: ERR_JWT_EXPIRED"), "{}", server.log());
+
+        // A token of another token service (its own key and issuer) is refused.
+        let Some(other) = Idp::start("dualsync", "s3 cr+t&=", 60) else { return };
+        let foreign = format!("Bearer {}", other.token("dualsync", "s3 cr+t&=").unwrap());
+        assert_eq!(get(&server, "/Item", &[("Authorization", &foreign)]).status, 401);
+
+        let (port, pid) = (idp.port(), idp.child.id());
+        drop(idp);
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "port {port} still answers");
+        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "process {pid} still runs");
+    }
+
+    #[test]
     fn faults_are_answered_then_service_resumes() {
         let Some(server) = ODataServer::start(MODEL, Options::default()) else { return };
         server.fault(r#"{"status": 429, "retry_after": 1, "count": 2}"#);
@@ -562,5 +804,9 @@ context u { entity Item { key k: Integer; } }";
         assert_eq!(json_string("a\"b\\c\n"), r#""a\"b\\c\u000a""#);
         assert_eq!([base64(b"a"), base64(b"ab"), base64(b"abc")], ["YQ==", "YWI=", "YWJj"]);
         assert_eq!(listening_port("[cds] x\nlistening on 127.0.0.1:4711\n"), Some(4711));
+        assert_eq!(form("a b+c&=é~"), "a+b%2Bc%26%3D%C3%A9%7E");
+        assert_eq!(json_number(r#"{"issued":12,"refused":0}"#, "refused"), Some(0));
+        assert_eq!(json_number(r#"{"issued":12,"refused":0}"#, "issued"), Some(12));
+        assert_eq!(json_text(r#"{"access_token":"ey.x.y","expires_in":5}"#, "access_token").as_deref(), Some("ey.x.y"));
     }
 }

@@ -19,6 +19,7 @@ pub fn check(cli: &Cli, config: &Config) -> CliResult {
             let down = findings.iter().any(|f| f.map.is_none() && f.app == a.name && f.cause == Cause::Environment);
             let capture = match (a.url.kind(), report.capture_of(config, &a.name)) {
                 ("sqlite", _) | (_, Some("trigger")) => ", changes captured by triggers",
+                (_, Some("poll")) => ", changes polled by their change timestamp",
                 (_, Some(_)) => ", changes read from the database's log",
                 _ => "",
             };

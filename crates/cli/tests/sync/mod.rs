@@ -18,6 +18,7 @@ mod lookups;
 mod migrate;
 mod model;
 mod odata;
+mod odata_oauth;
 mod one_process;
 mod plan;
 mod private_state;

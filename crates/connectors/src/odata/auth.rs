@@ -126,8 +126,8 @@ fn fetch_token(
             return Err(ConnectorError::new(
                 ErrorKind::Database,
                 format!(
-                    "signing in at {url} as client {client_id:?} was refused (HTTP {status}: {error} {said}); check client_id, the secret \
-                     in the variable client_secret_env names, and scope"
+                    "signing in at {url} as client {client_id:?} was refused (HTTP {status}: {error} {said}); check client_id, the client \
+                     secret (client_secret_env or client_secret_file) and scope"
                 ),
             ));
         }

@@ -259,46 +259,68 @@ impl ODataConnection {
         let order_by: Vec<String> = order.iter().map(|c| format!("{c} asc")).collect();
         let page_size = self.shared.app.page_size;
         let sorts_bytes = self.shared.capabilities().sorts_bytes;
-        let mut last: Option<Vec<Value>> = None;
-        loop {
-            let mut conditions: Vec<String> = base.iter().map(|b| format!("({b})")).collect();
-            if let Some(last) = &last {
-                conditions.push(format!("({})", q.beyond(&order, last, "gt")?));
-            }
-            let mut path = format!(
-                "{}?$select={}&$orderby={}&$top={page_size}",
-                encode(&set.name),
-                encode(&select.join(",")),
-                encode(&order_by.join(","))
-            );
-            if !conditions.is_empty() {
-                path.push_str(&format!("&$filter={}", encode(&conditions.join(" and "))));
-            }
-            let (entities, more, _) = self.shared.page(&path)?;
-            let count = entities.len();
-            let mut rows = Vec::with_capacity(count);
-            for entity in &entities {
-                self.shared.remember_etag(set, entity);
-                let mut row = Vec::with_capacity(columns.len() + crate::ROW_SPARE);
-                row.extend(columns.iter().map(|c| value_of(set, c, entity)));
-                let position: Vec<Value> = order.iter().map(|c| value_of(set, c, entity)).collect();
-                let before = rows.last().map(|(_, p): &(Row, Vec<Value>)| p).or(last.as_ref()).filter(|_| sorts_bytes);
-                if let Some(before) = before {
-                    if compare(before, &position) != std::cmp::Ordering::Less {
-                        return Err(not_binary_order(set, &order, before, &position));
-                    }
+        // The next page is fetched while the caller works on this one (two
+        // pages in hand at most): reading costs the service's time, not the sum.
+        let (pages, received) = std::sync::mpsc::sync_channel::<Result<Vec<(Row, Vec<Value>)>, ConnectorError>>(1);
+        type Pages = std::sync::mpsc::SyncSender<Result<Vec<(Row, Vec<Value>)>, ConnectorError>>;
+        let read = |pages: &Pages| -> Result<(), ConnectorError> {
+            let mut last: Option<Vec<Value>> = None;
+            loop {
+                let mut conditions: Vec<String> = base.iter().map(|b| format!("({b})")).collect();
+                if let Some(last) = &last {
+                    conditions.push(format!("({})", q.beyond(&order, last, "gt")?));
                 }
-                rows.push((row, position));
+                let mut path = format!(
+                    "{}?$select={}&$orderby={}&$top={page_size}",
+                    encode(&set.name),
+                    encode(&select.join(",")),
+                    encode(&order_by.join(","))
+                );
+                if !conditions.is_empty() {
+                    path.push_str(&format!("&$filter={}", encode(&conditions.join(" and "))));
+                }
+                let (entities, more, _) = self.shared.page(&path)?;
+                let count = entities.len();
+                let mut rows = Vec::with_capacity(count);
+                for entity in &entities {
+                    self.shared.remember_etag(set, entity);
+                    let mut row = Vec::with_capacity(columns.len() + crate::ROW_SPARE);
+                    row.extend(columns.iter().map(|c| value_of(set, c, entity)));
+                    let position: Vec<Value> = order.iter().map(|c| value_of(set, c, entity)).collect();
+                    let before = rows.last().map(|(_, p): &(Row, Vec<Value>)| p).or(last.as_ref()).filter(|_| sorts_bytes);
+                    if let Some(before) = before {
+                        if compare(before, &position) != std::cmp::Ordering::Less {
+                            return Err(not_binary_order(set, &order, before, &position));
+                        }
+                    }
+                    rows.push((row, position));
+                }
+                let go_on = count > 0 && (count >= page_size || more);
+                last = rows.last().map(|(_, p)| p.clone());
+                // The caller stopped taking pages: stop reading.
+                if count > 0 && pages.send(Ok(rows)).is_err() {
+                    return Ok(());
+                }
+                if !go_on {
+                    return Ok(());
+                }
             }
-            let go_on = count > 0 && (count >= page_size || more);
-            last = rows.last().map(|(_, p)| p.clone());
-            if count > 0 && !on_page(rows) {
-                return Ok(());
+        };
+        // The receiver is moved in: dropped when the caller stops, so that the reader's
+        // next send fails and it ends (the scope waits for it).
+        std::thread::scope(move |scope| {
+            scope.spawn(move || {
+                if let Err(e) = read(&pages) {
+                    let _ = pages.send(Err(e));
+                }
+            });
+            for page in received {
+                if !on_page(page?) {
+                    return Ok(());
+                }
             }
-            if !go_on {
-                return Ok(());
-            }
-        }
+            Ok(())
+        })
     }
 }
 

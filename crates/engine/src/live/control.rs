@@ -138,7 +138,8 @@ pub fn capture_choices(config: &Config, apps: &Apps) -> (Vec<(String, capture::C
     use crate::check::{Cause, Finding, Severity};
     let mut choices = Choices::default();
     let (mut out, mut findings) = (Vec::new(), Vec::new());
-    for app in config.apps.iter().filter(|a| a.url.kind() != "sqlite") {
+    // SQLite keeps triggers; an OData service is polled (its `changed` column).
+    for app in config.apps.iter().filter(|a| !matches!(a.url.kind(), "sqlite" | "odata")) {
         let finding = |severity, message: String, hint: &str| Finding {
             severity,
             cause: Cause::Config,

@@ -82,8 +82,15 @@ pub fn check(
     }
     if probe && !batch.ops.is_empty() {
         let started = Instant::now();
-        let outcome = target.conn.probe(&batch)?;
-        checked.probe = Some((batch.ops.len(), started.elapsed().as_secs_f64()));
+        // A service cannot undo a write: its writes are not measured (`plan` says the rest).
+        let outcome = match target.conn.probe(&batch) {
+            Err(e) if e.kind == dualsync_connectors::ErrorKind::Unsupported => Default::default(),
+            other => {
+                let outcome = other?;
+                checked.probe = Some((batch.ops.len(), started.elapsed().as_secs_f64()));
+                outcome
+            }
+        };
         for f in outcome.failures {
             // NULL in place of a pending lookup is this check's own doing, not the row's.
             let own_doing = f.column.as_ref().is_some_and(|c| pending[f.index].contains(c));

@@ -9,6 +9,7 @@ mod app;
 mod baseline;
 mod customers;
 mod live;
+mod odata;
 mod processes;
 mod serve;
 
@@ -173,6 +174,9 @@ fn run(cli: &Cli, args: &BenchArgs, dir: &Path) -> Result<serde_json::Value> {
     let servers = Servers { postgres: args.postgres.clone(), mysql: args.mysql.clone() };
     if args.profile != BenchProfile::Plain && (args.live || args.import) {
         bail!("--live and --import use the plain profile: leave out --profile {}", args.profile.name());
+    }
+    if let Some(url) = &args.odata {
+        return odata::bench_odata(args, url, dir, &say);
     }
     if args.live {
         return live::bench_live(args, dir, &servers, &say);
