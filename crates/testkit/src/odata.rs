@@ -65,6 +65,9 @@ pub struct Options {
     /// the token service's keys (see [`BearerCheck`]; [`Idp::bearer_check`] gives one for an
     /// [`Idp`]). Not together with `basic`.
     pub bearer: Option<BearerCheck>,
+    /// A PATCH to an entity that does not exist creates it (CAP's `runtime.patch_as_upsert`),
+    /// as Dataverse's does: the service a `dialect = "dataverse"` app expects.
+    pub patch_as_upsert: bool,
 }
 
 /// How the server checks bearer tokens (`odata/bearer-auth.js`, with `jose`): a JWT signed with a
@@ -481,10 +484,13 @@ fn package_json(options: &Options) -> String {
             None => r#"{"kind": "dummy"}"#.to_string(),
         },
     };
-    let query = match options.page_size {
+    let mut query = match options.page_size {
         Some(n) => format!(r#", "query": {{"limit": {{"default": {n}, "max": {n}}}}}"#),
         None => String::new(),
     };
+    if options.patch_as_upsert {
+        query.push_str(r#", "runtime": {"patch_as_upsert": true}"#);
+    }
     format!(
         r#"{{
   "name": "dualsync-odata-test",

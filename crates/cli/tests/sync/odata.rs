@@ -321,8 +321,10 @@ fn config_mistakes_of_odata_apps_say_where_and_what_to_do() {
 }
 
 #[test]
-fn a_dataverse_dialect_sorts_keys_here_through_runs_on_disk_and_merges_them_aligned() {
-    let (Some(db), Some(server)) = (TestDb::new(Kind::Sqlite), ODataServer::start(MODEL, Options::default())) else { return };
+fn a_dataverse_dialect_upserts_by_patch_and_sorts_keys_here_through_runs_on_disk() {
+    // CAP made to upsert on PATCH, as Dataverse does.
+    let options = Options { patch_as_upsert: true, ..Options::default() };
+    let (Some(db), Some(server)) = (TestDb::new(Kind::Sqlite), ODataServer::start(MODEL, options)) else { return };
     db.exec(DB);
     // Keys whose byte order differs from a case-insensitive order.
     db.exec("INSERT INTO item VALUES ('C1', 'b', 'db b', 1, NULL, NULL), ('C1', 'B', 'db B', 2, NULL, NULL), ('C1', 'a', 'db a', 3, NULL, NULL)");
@@ -344,4 +346,109 @@ fn a_dataverse_dialect_sorts_keys_here_through_runs_on_disk_and_merges_them_alig
     );
     let again = w.run(&["--format", "json", "sync"]);
     assert_eq!(super::written(&again), 0, "{}", again.stdout);
+    // Inserts went as PATCH to each row's address (CAP logs a $batch's items with `>`).
+    let log = server.log();
+    assert!(log.contains("> PATCH Item(co=%27C1%27,k=%27B%27)"), "{log}");
+    assert!(!log.contains("> POST"), "{log}");
+
+    // A $batch applied but never answered: sent again, its upserts are still one row each.
+    db.exec("INSERT INTO item VALUES ('C1', 'd', 'db d', 4, NULL, NULL), ('C1', 'D', 'db D', 5, NULL, NULL)");
+    server.fault(r#"{"reset_after_handling": 1, "match": "$batch"}"#);
+    let run = w.run(&["--format", "json", "sync"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(server.faults().contains(r#""reset_after_handling":1"#), "{}", server.faults());
+    assert_eq!(server.texts("SELECT count(*) FROM t_Item WHERE k IN ('d', 'D')"), [Some("2".to_string())]);
+    assert_eq!(super::written(&w.run(&["--format", "json", "sync"])), 0);
+}
+
+const LOOKUP_MODEL: &str = "namespace t;
+entity Grp { key id: String(36); co: String(10); code: String(10); label: String(50); }
+entity Acct { key id: String(36); co: String(10); num: String(20); name: String(100); grp_id: String(36); }";
+
+const LOOKUP_CONFIG: &str = r#"
+[apps.db]
+url = "DB_URL"
+
+[apps.svc]
+kind = "odata"
+url = "SVC_URL"
+
+[[maps]]
+name = "groups"
+[maps.db]
+table = "grp"
+key = "code"
+company = "co"
+[maps.svc]
+table = "Grp"
+key = "code"
+company = "co"
+id = "id"
+id_default = "uuid"
+[[maps.columns]]
+db = "code"
+svc = "code"
+[[maps.columns]]
+db = "label"
+svc = "label"
+
+[[maps]]
+name = "customers"
+master = "db"
+[maps.db]
+table = "cust"
+key = "acct"
+company = "co"
+[maps.svc]
+table = "Acct"
+key = "num"
+company = "co"
+id = "id"
+id_default = "uuid"
+[[maps.columns]]
+db = "acct"
+svc = "num"
+[[maps.columns]]
+db = "name"
+svc = "name"
+[[maps.columns]]
+db = "grp"
+svc = "grp_id"
+lookup = "groups"
+"#;
+
+#[test]
+fn lookups_resolve_to_the_service_s_own_ids_in_the_right_company_both_ways() {
+    let (Some(db), Some(server)) = (TestDb::new(Kind::Postgres), ODataServer::start(LOOKUP_MODEL, Options::default())) else { return };
+    db.exec(
+        "CREATE TABLE grp (co {key} NOT NULL, code {key} NOT NULL, label {text}, PRIMARY KEY (co, code));
+         CREATE TABLE cust (co {key} NOT NULL, acct {key} NOT NULL, name {text}, grp {key}, PRIMARY KEY (co, acct));
+         INSERT INTO grp VALUES ('C1', '10', 'Ten'), ('C2', '10', 'Ten in C2');
+         INSERT INTO cust VALUES ('C1', 'A1', 'One', '10'), ('C2', 'A2', 'Two', '10')",
+    );
+    server.exec(
+        "INSERT INTO t_Grp (id, co, code, label) VALUES ('g3', 'C2', '20', 'Twenty');
+         INSERT INTO t_Acct (id, co, num, name, grp_id) VALUES ('x1', 'C2', 'K1', 'From svc', 'g3')",
+    );
+    let w = Workspace::new();
+    w.config(&LOOKUP_CONFIG.replace("DB_URL", &db.url).replace("SVC_URL", &server.url()));
+    let run = w.run(&["--format", "json", "sync"]);
+    assert_eq!(run.code, 0, "{}{}\n{}", run.stdout, run.stderr, server.log());
+    let one = |sql: &str| server.texts(sql).into_iter().next().flatten();
+    // Each account refers to its own company's group, by the service's own id.
+    let c1 = one("SELECT id FROM t_Grp WHERE co = 'C1' AND code = '10'").expect("group 10 of C1 written");
+    let c2 = one("SELECT id FROM t_Grp WHERE co = 'C2' AND code = '10'").expect("group 10 of C2 written");
+    assert_ne!(c1, c2);
+    assert_eq!(one("SELECT grp_id FROM t_Acct WHERE num = 'A1'"), Some(c1));
+    assert_eq!(one("SELECT grp_id FROM t_Acct WHERE num = 'A2'"), Some(c2));
+    // The service's row and its group reach the database as codes.
+    assert_eq!(db.texts("SELECT grp FROM cust WHERE acct = 'K1'"), [Some("20".to_string())]);
+    assert_eq!(db.texts("SELECT label FROM grp WHERE co = 'C2' AND code = '20'"), [Some("Twenty".to_string())]);
+    // An edit in the database reaches the service through the row's id (its key is not the map's).
+    db.exec("UPDATE cust SET name = 'One, renamed' WHERE acct = 'A1'");
+    let again = w.run(&["--format", "json", "sync"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(one("SELECT name FROM t_Acct WHERE num = 'A1'").as_deref(), Some("One, renamed"));
+    let third = w.run(&["--format", "json", "sync"]);
+    assert_eq!(super::written(&third), 0, "{}", third.stdout);
 }

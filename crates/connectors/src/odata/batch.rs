@@ -10,6 +10,10 @@
 //!   never overwritten, and that writer's change is reconciled when polled.
 //! - A request that got no answer (a reset) may have been applied: each of
 //!   its changesets is read back, and only those not in the service go again.
+//! - Where the dialect upserts by PATCH (Dataverse), an insert is a PATCH to
+//!   the row's address: sent twice, it is still one row. Where it addresses
+//!   rows by alternate keys, a map keyed on one writes to
+//!   `accounts(accountnumber='A-1')` without looking the row up first.
 
 use super::metadata::EntitySet;
 use super::query::Query;
@@ -30,8 +34,24 @@ struct Item {
     url: String,
     body: Option<Map<String, Json>>,
     if_match: Option<String>,
-    /// The entity's key: to read it back, and its ETag.
-    entity: Option<Vec<Value>>,
+    /// How the entity is named (to read it back, and its ETag), where known.
+    address: Option<Address>,
+    /// A PATCH that creates the row where it is missing: never with `If-Match`.
+    upsert: bool,
+}
+
+/// Key columns and their values naming one entity: its entity key, or a declared alternate key.
+#[derive(Clone)]
+struct Address {
+    columns: Vec<String>,
+    values: Vec<Value>,
+}
+
+impl Address {
+    /// The entity key, where this address is one (the ETag map is by entity key).
+    fn entity_key(&self, set: &EntitySet) -> Option<&Vec<Value>> {
+        (self.columns == set.key).then_some(&self.values)
+    }
 }
 
 pub fn write(shared: &Shared, batch: &WriteBatch) -> Result<WriteOutcome, ConnectorError> {
@@ -85,7 +105,13 @@ fn prepare(shared: &Shared, set: &EntitySet, batch: &WriteBatch, failures: &mut 
         })),
         false => HashMap::new(),
     };
-    let entities = entity_keys(shared, set, batch)?;
+    let capabilities = shared.capabilities();
+    // The map's key is a declared alternate key: rows are addressed by it, never looked up.
+    let alternate = match capabilities.alternate_keys_in_url && batch.scope.is_empty() && batch.key_columns != set.key {
+        true => set.alternate_key(&batch.key_columns).map(<[String]>::to_vec),
+        false => None,
+    };
+    let entities = if alternate.is_some() { HashMap::new() } else { entity_keys(shared, set, batch)? };
     let mut items = Vec::with_capacity(batch.ops.len());
     let property = |c: &str| set.property(c).ok_or_else(|| super::query::missing(set, c));
     for (index, op) in batch.ops.iter().enumerate() {
@@ -119,11 +145,50 @@ fn prepare(shared: &Shared, set: &EntitySet, batch: &WriteBatch, failures: &mut 
             failures.push(f);
             continue;
         }
+        let is_delete = matches!(op, WriteOp::Delete { .. });
         let item = match op {
             WriteOp::Insert(_) => {
-                let entity: Option<Vec<Value>> =
-                    set.key.iter().map(|k| values.iter().find(|(c, _)| c == k).map(|(_, v)| (*v).clone())).collect();
-                Item { index, method: "POST", url: super::http::encode(&set.name), body: Some(body), if_match: None, entity }
+                let named_by = |columns: &[String]| -> Option<Address> {
+                    let values =
+                        columns.iter().map(|k| values.iter().find(|(c, _)| c == k).map(|(_, v)| (*v).clone())).collect::<Option<_>>()?;
+                    Some(Address { columns: columns.to_vec(), values })
+                };
+                let address = named_by(&set.key).or_else(|| alternate.as_deref().and_then(named_by));
+                match address {
+                    Some(address) if capabilities.upserts_by_patch => {
+                        for c in &address.columns {
+                            body.remove(c); // in the URL
+                        }
+                        let url = q.address(&address.columns, &address.values)?;
+                        Item { index, method: "PATCH", url, body: Some(body), if_match: None, address: Some(address), upsert: true }
+                    }
+                    address => Item {
+                        index,
+                        method: "POST",
+                        url: super::http::encode(&set.name),
+                        body: Some(body),
+                        if_match: None,
+                        address: address.filter(|a| a.columns == set.key),
+                        upsert: false,
+                    },
+                }
+            }
+            WriteOp::Update { key, .. } | WriteOp::Delete { key } if alternate.is_some() => {
+                let columns = alternate.clone().unwrap_or_default();
+                let values = columns
+                    .iter()
+                    .map(|c| batch.key_columns.iter().position(|k| k == c).map(|i| key[i].clone()))
+                    .collect::<Option<Vec<Value>>>()
+                    .unwrap_or_default();
+                Item {
+                    index,
+                    method: if is_delete { "DELETE" } else { "PATCH" },
+                    url: q.address(&columns, &values)?,
+                    body: (!is_delete).then_some(body),
+                    if_match: None,
+                    address: Some(Address { columns, values }),
+                    upsert: false,
+                }
             }
             WriteOp::Update { key, .. } | WriteOp::Delete { key } => {
                 let Some(entity) = entities.get(&key_text(key)) else {
@@ -137,14 +202,14 @@ fn prepare(shared: &Shared, set: &EntitySet, batch: &WriteBatch, failures: &mut 
                     });
                     continue;
                 };
-                let is_delete = matches!(op, WriteOp::Delete { .. });
                 Item {
                     index,
                     method: if is_delete { "DELETE" } else { "PATCH" },
                     url: q.entity(entity)?,
                     body: (!is_delete).then_some(body),
                     if_match: None,
-                    entity: Some(entity.clone()),
+                    address: Some(Address { columns: set.key.clone(), values: entity.clone() }),
+                    upsert: false,
                 }
             }
         };
@@ -187,14 +252,14 @@ fn entity_keys(shared: &Shared, set: &EntitySet, batch: &WriteBatch) -> Result<H
 /// the lookup found it); without one, `*`: the row must exist (Dataverse's
 /// PATCH would create a row that is gone).
 fn attach_etags(shared: &Shared, set: &EntitySet, as_read: &HashMap<String, String>, items: &mut [Item]) {
-    let needs = |i: &Item| i.method != "POST" && (set.etag || shared.capabilities().if_match_always);
+    let needs = |i: &Item| i.method != "POST" && !i.upsert && (set.etag || shared.capabilities().if_match_always);
     let found = shared
         .etags
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .clone_for(items.iter().filter(|i| needs(i)).filter_map(|i| i.entity.as_ref()));
+        .clone_for(items.iter().filter(|i| needs(i)).filter_map(|i| i.address.as_ref()?.entity_key(set)));
     for item in items.iter_mut().filter(|i| needs(i)) {
-        let key = item.entity.as_ref().map(|e| key_text(e)).unwrap_or_default();
+        let key = item.address.as_ref().and_then(|a| a.entity_key(set)).map(|e| key_text(e)).unwrap_or_default();
         item.if_match = as_read.get(&key).or_else(|| found.get(&key)).cloned().or_else(|| Some("*".into()));
     }
 }
@@ -282,7 +347,7 @@ fn settle(
             None | Some(429) | Some(503) => again.push(i),
             Some(412) => {
                 refused_any = true;
-                if let Some(e) = &items[i].entity {
+                if let Some(e) = items[i].address.as_ref().and_then(|a| a.entity_key(set)) {
                     shared.etags.lock().unwrap_or_else(|p| p.into_inner()).remove(&key_text(e));
                 }
                 failures.push(RowFailure {
@@ -293,7 +358,7 @@ fn settle(
             }
             Some(428) if items[i].if_match.is_none() => {
                 // The service wants ETags on this set: read the row's, then go again.
-                if let Some(e) = items[i].entity.clone() {
+                if let Some(e) = items[i].address.as_ref().and_then(|a| a.entity_key(set)).cloned() {
                     let selection = Selection { table: set.name.clone(), ..Default::default() };
                     fetch_rows(shared, set, &selection, &set.key, &set.key, &[e.clone()])?;
                     items[i].if_match = Some(
@@ -328,10 +393,11 @@ fn settle(
 /// After a request that got no answer: the changesets whose effect is not
 /// in the service (each is all or nothing), to send again.
 fn not_applied(shared: &Shared, set: &EntitySet, items: &[Item], groups: Vec<Vec<usize>>) -> Result<Vec<Vec<usize>>, ConnectorError> {
-    let mut keys = Vec::new();
+    // The rows to read back, by the key columns that name them.
+    let mut wanted: HashMap<Vec<String>, Vec<Vec<Value>>> = HashMap::new();
     for &i in groups.iter().flatten() {
-        match &items[i].entity {
-            Some(e) => keys.push(e.clone()),
+        match &items[i].address {
+            Some(a) => wanted.entry(a.columns.clone()).or_default().push(a.values.clone()),
             None => {
                 return Err(ConnectorError::new(
                     ErrorKind::Unavailable,
@@ -342,12 +408,16 @@ fn not_applied(shared: &Shared, set: &EntitySet, items: &[Item], groups: Vec<Vec
     }
     let columns: Vec<String> = set.properties.iter().map(|p| p.name.clone()).collect();
     let selection = Selection { table: set.name.clone(), ..Default::default() };
-    let rows = fetch_rows(shared, set, &selection, &columns, &set.key, &keys)?;
-    let key_at: Vec<usize> = set.key.iter().filter_map(|k| columns.iter().position(|c| c == k)).collect();
-    let now: HashMap<String, &Vec<Value>> =
-        rows.iter().map(|r| (key_text(&key_at.iter().map(|&p| r[p].clone()).collect::<Vec<_>>()), r)).collect();
+    let mut now: HashMap<(Vec<String>, String), Vec<Value>> = HashMap::new();
+    for (key_columns, keys) in wanted {
+        let at: Vec<usize> = key_columns.iter().filter_map(|k| columns.iter().position(|c| c == k)).collect();
+        for row in fetch_rows(shared, set, &selection, &columns, &key_columns, &keys)? {
+            let key = key_text(&at.iter().map(|&p| row[p].clone()).collect::<Vec<_>>());
+            now.insert((key_columns.clone(), key), row);
+        }
+    }
     let visible = |item: &Item| {
-        let row = item.entity.as_ref().and_then(|e| now.get(&key_text(e)));
+        let row = item.address.as_ref().and_then(|a| now.get(&(a.columns.clone(), key_text(&a.values))));
         match (item.method, row) {
             ("DELETE", row) => row.is_none(),
             (_, None) => false,

@@ -17,20 +17,48 @@ pub struct Capabilities {
     /// finance and operations answers for the user's default company otherwise,
     /// and the map's company column (`dataAreaId`) partitions them.
     pub cross_company: bool,
+    /// Whether live sync reads changes through delta links (`Prefer:
+    /// odata.track-changes`, deletes as `$deletedEntity`) instead of polling
+    /// a change timestamp (capture/delta.rs).
+    pub tracks_changes: bool,
+    /// Whether a PATCH to an entity's address that does not exist creates it
+    /// (an upsert): inserts go so, and a re-sent insert cannot make a second row.
+    pub upserts_by_patch: bool,
+    /// Whether an entity is addressed by a declared alternate key in the URL
+    /// (`accounts(accountnumber='A-1')`) instead of being looked up first.
+    pub alternate_keys_in_url: bool,
 }
 
 pub fn of(dialect: Dialect) -> Capabilities {
     match dialect {
         // SAP CAP and most services on a database with a binary collation.
-        Dialect::Standard => {
-            Capabilities { sorts_bytes: true, max_page_size_preference: true, if_match_always: false, cross_company: false }
-        }
+        Dialect::Standard => Capabilities {
+            sorts_bytes: true,
+            max_page_size_preference: true,
+            if_match_always: false,
+            cross_company: false,
+            tracks_changes: false,
+            upserts_by_patch: false,
+            alternate_keys_in_url: false,
+        },
         // SQL Server's default collation: case-insensitive.
-        Dialect::Dataverse => {
-            Capabilities { sorts_bytes: false, max_page_size_preference: true, if_match_always: true, cross_company: false }
-        }
-        Dialect::FinanceOperations => {
-            Capabilities { sorts_bytes: false, max_page_size_preference: false, if_match_always: false, cross_company: true }
-        }
+        Dialect::Dataverse => Capabilities {
+            sorts_bytes: false,
+            max_page_size_preference: true,
+            if_match_always: true,
+            cross_company: false,
+            tracks_changes: true,
+            upserts_by_patch: true,
+            alternate_keys_in_url: true,
+        },
+        Dialect::FinanceOperations => Capabilities {
+            sorts_bytes: false,
+            max_page_size_preference: false,
+            if_match_always: false,
+            cross_company: true,
+            tracks_changes: false,
+            upserts_by_patch: false,
+            alternate_keys_in_url: false,
+        },
     }
 }

@@ -1,11 +1,14 @@
 //! The service's `$metadata` (CSDL XML), read once per app: its entity sets,
 //! their keys and properties with type, nullability, `MaxLength`,
 //! `Precision` and `Scale`, and which sets check ETags
-//! (`Core.OptimisticConcurrency`) or compute a property themselves (`Core.Computed`).
+//! (`Core.OptimisticConcurrency`) or compute a property themselves (`Core.Computed`),
+//! and the alternate keys a type declares (`OData.Community.Keys.V1.AlternateKeys`,
+//! as Dataverse does), by which an entity can be addressed in the URL.
 
 use dualsync_model::schema::{ColumnInfo, TableSchema, TypeClass};
 use quick_xml::events::{BytesStart, Event};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 #[derive(Clone, Debug)]
 pub struct Property {
@@ -27,11 +30,18 @@ pub struct EntitySet {
     pub properties: Vec<Property>,
     /// Whether writes carry `If-Match` (the set declares optimistic concurrency).
     pub etag: bool,
+    /// Other column lists that identify an entity (`accounts(accountnumber='A-1')`).
+    pub alternate_keys: Vec<Vec<String>>,
 }
 
 impl EntitySet {
     pub fn property(&self, name: &str) -> Option<&Property> {
         self.properties.iter().find(|p| p.name == name)
+    }
+
+    /// The declared alternate key made of exactly `columns` (in any order), in its declared order.
+    pub fn alternate_key(&self, columns: &[String]) -> Option<&[String]> {
+        self.alternate_keys.iter().find(|k| k.len() == columns.len() && k.iter().all(|c| columns.contains(c))).map(Vec::as_slice)
     }
 
     pub fn schema(&self) -> TableSchema {
@@ -83,7 +93,8 @@ pub fn class_of(edm: &str) -> TypeClass {
 
 #[derive(Debug, Default)]
 pub struct Metadata {
-    pub sets: HashMap<String, EntitySet>,
+    /// Shared: each read and write of a set takes it from here without a copy.
+    pub sets: HashMap<String, Arc<EntitySet>>,
 }
 
 #[derive(Default)]
@@ -91,6 +102,7 @@ struct EntityType {
     key: Vec<String>,
     properties: Vec<Property>,
     base: Option<String>,
+    alternate_keys: Vec<Vec<String>>,
 }
 
 impl Metadata {
@@ -105,6 +117,8 @@ impl Metadata {
         let mut in_key = false;
         let mut current_property: Option<String> = None;
         let mut annotations_target: Option<String> = None;
+        // The type whose AlternateKeys annotation is being read.
+        let mut alternate_keys_of: Option<String> = None;
         loop {
             let event = reader.read_event().map_err(|e| format!("$metadata is not valid XML at byte {}: {e}", reader.buffer_position()))?;
             let (start, empty) = match &event {
@@ -117,6 +131,7 @@ impl Metadata {
                         "Key" => in_key = false,
                         "Property" => current_property = None,
                         "Annotations" => annotations_target = None,
+                        "Annotation" => alternate_keys_of = None,
                         _ => {}
                     }
                     continue;
@@ -178,25 +193,36 @@ impl Metadata {
                         "Computed" if attr(e, "Bool").as_deref() != Some("false") => {
                             computed.insert(on);
                         }
+                        "AlternateKeys" if !empty => {
+                            alternate_keys_of = current_type.clone().or(annotations_target.clone().map(|t| resolve_in(&aliases, &t)));
+                        }
                         _ => {}
+                    }
+                }
+                // <Record Type="Keys.AlternateKey"> starts a key; its <PropertyValue Property="Name" PropertyPath="…"/> name its columns.
+                "Record" if attr(e, "Type").is_some_and(|t| t.ends_with(".AlternateKey")) => {
+                    if let Some(t) = &alternate_keys_of {
+                        types.entry(t.clone()).or_default().alternate_keys.push(Vec::new());
+                    }
+                }
+                "PropertyValue" if attr(e, "Property").as_deref() == Some("Name") => {
+                    if let (Some(t), Some(path)) = (&alternate_keys_of, attr(e, "PropertyPath")) {
+                        if let Some(key) = types.entry(t.clone()).or_default().alternate_keys.last_mut() {
+                            key.push(path);
+                        }
                     }
                 }
                 _ => {}
             }
         }
-        let resolve = |name: &str| -> String {
-            match name.rsplit_once('.') {
-                Some((ns, t)) => format!("{}.{t}", aliases.get(ns).map(String::as_str).unwrap_or(ns)),
-                None => name.to_string(),
-            }
-        };
+        let resolve = |name: &str| resolve_in(&aliases, name);
         let is_computed = |type_name: &str, property: &str| {
             computed.iter().any(|c| c.rsplit_once('/').is_some_and(|(t, p)| p == property && resolve(t) == type_name))
         };
         let mut out = Metadata::default();
         for (set, type_name) in sets {
             let type_name = resolve(&type_name);
-            let (mut key, mut properties) = (Vec::new(), Vec::new());
+            let (mut key, mut properties, mut alternate_keys) = (Vec::new(), Vec::new(), Vec::new());
             // A type's own properties, then its base types' (Dataverse keys sit on the base).
             let mut next = Some(type_name.clone());
             let mut depth = 0;
@@ -205,6 +231,7 @@ impl Metadata {
                 if key.is_empty() {
                     key = found.key.clone();
                 }
+                alternate_keys.extend(found.alternate_keys.iter().filter(|k| !k.is_empty()).cloned());
                 for p in &found.properties {
                     let mut p = p.clone();
                     p.computed = is_computed(&t, &p.name);
@@ -216,9 +243,18 @@ impl Metadata {
             if properties.is_empty() {
                 continue;
             }
-            out.sets.insert(set.clone(), EntitySet { etag: etag_sets.contains(&set), name: set, key, properties });
+            out.sets
+                .insert(set.clone(), Arc::new(EntitySet { etag: etag_sets.contains(&set), name: set, key, properties, alternate_keys }));
         }
         Ok(out)
+    }
+}
+
+/// A qualified type name with its namespace's alias resolved: `Self.Item` → `S.Item`.
+fn resolve_in(aliases: &HashMap<String, String>, name: &str) -> String {
+    match name.rsplit_once('.') {
+        Some((ns, t)) => format!("{}.{t}", aliases.get(ns).map(String::as_str).unwrap_or(ns)),
+        None => name.to_string(),
     }
 }
 
@@ -275,6 +311,45 @@ mod tests {
         assert_eq!(line.key, ["order", "no"]);
         assert!(line.etag, "the set's OptimisticConcurrency annotation");
         assert_eq!(line.schema().columns[1].class, TypeClass::Integer);
+    }
+
+    /// As Dataverse declares them: a key on the base type, alternate keys as an annotation of the type.
+    #[test]
+    fn alternate_keys_are_read_as_dataverse_declares_them() {
+        let csdl = r#"<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx"><edmx:DataServices>
+<Schema Namespace="Microsoft.Dynamics.CRM" Alias="mscrm" xmlns="http://docs.oasis-open.org/odata/ns/edm">
+  <EntityType Name="crmbaseentity" Abstract="true"/>
+  <EntityType Name="account" BaseType="mscrm.crmbaseentity">
+    <Key><PropertyRef Name="accountid"/></Key>
+    <Property Name="accountid" Type="Edm.Guid"/>
+    <Property Name="accountnumber" Type="Edm.String" MaxLength="20"/>
+    <Property Name="name" Type="Edm.String" MaxLength="160"/>
+    <Annotation Term="OData.Community.Keys.V1.AlternateKeys"><Collection>
+      <Record Type="OData.Community.Keys.V1.AlternateKey"><PropertyValue Property="Key"><Collection>
+        <Record Type="OData.Community.Keys.V1.PropertyRef"><PropertyValue Property="Alias" String="accountnumber"/><PropertyValue Property="Name" PropertyPath="accountnumber"/></Record>
+      </Collection></PropertyValue></Record>
+    </Collection></Annotation>
+  </EntityType>
+  <EntityType Name="contact"><Key><PropertyRef Name="contactid"/></Key><Property Name="contactid" Type="Edm.Guid"/>
+    <Property Name="a" Type="Edm.String"/><Property Name="b" Type="Edm.Int32"/></EntityType>
+  <Annotations Target="mscrm.contact"><Annotation Term="OData.Community.Keys.V1.AlternateKeys"><Collection>
+    <Record Type="OData.Community.Keys.V1.AlternateKey"><PropertyValue Property="Key"><Collection>
+      <Record Type="OData.Community.Keys.V1.PropertyRef"><PropertyValue Property="Alias" String="a"/><PropertyValue Property="Name" PropertyPath="a"/></Record>
+      <Record Type="OData.Community.Keys.V1.PropertyRef"><PropertyValue Property="Alias" String="b"/><PropertyValue Property="Name" PropertyPath="b"/></Record>
+    </Collection></PropertyValue></Record>
+  </Collection></Annotation></Annotations>
+  <EntityContainer Name="System"><EntitySet Name="accounts" EntityType="Microsoft.Dynamics.CRM.account"/>
+    <EntitySet Name="contacts" EntityType="mscrm.contact"/></EntityContainer>
+</Schema></edmx:DataServices></edmx:Edmx>"#;
+        let m = Metadata::parse(csdl).unwrap();
+        let accounts = &m.sets["accounts"];
+        assert_eq!(accounts.key, ["accountid"]);
+        assert_eq!(accounts.alternate_keys, [vec!["accountnumber".to_string()]]);
+        assert_eq!(accounts.alternate_key(&["accountnumber".into()]), Some(&["accountnumber".to_string()][..]));
+        assert_eq!(accounts.alternate_key(&["name".into()]), None);
+        let contacts = &m.sets["contacts"];
+        assert_eq!(contacts.alternate_key(&["b".into(), "a".into()]), Some(&["a".to_string(), "b".to_string()][..]));
+        assert!(Metadata::parse(CSDL).unwrap().sets["Item"].alternate_keys.is_empty());
     }
 
     #[test]

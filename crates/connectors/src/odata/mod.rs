@@ -22,6 +22,7 @@ use crate::{
     Connection, Connector, ConnectorError, ErrorKind, FetchRequest, Privileges, ScanRequest, Selection, Transport, WriteBatch, WriteOutcome,
 };
 use dualsync_model::config::odata::ODataApp;
+use dualsync_model::row::key_cmp;
 use dualsync_model::{Row, TableSchema, Value};
 use http::{encode, Answer, Client};
 use metadata::{EntitySet, Metadata};
@@ -34,7 +35,7 @@ use std::time::Duration;
 /// What answers are asked for: minimal metadata, and 64-bit integers and
 /// decimals as strings (every digit kept).
 const ACCEPT: &str = "application/json;odata.metadata=minimal;IEEE754Compatible=true";
-/// The longest `$filter` sent in one URL (servers refuse URLs past 8 KB or so).
+/// The longest `$filter` sent in one URL, percent-encoded (servers refuse URLs past 8 KB or so).
 const MAX_FILTER: usize = 6000;
 /// ETags remembered from reads, for the writes that follow them.
 const MAX_ETAGS: usize = 200_000;
@@ -115,7 +116,7 @@ impl Shared {
         Ok(m)
     }
 
-    fn set(&self, name: &str) -> Result<EntitySet, ConnectorError> {
+    fn set(&self, name: &str) -> Result<Arc<EntitySet>, ConnectorError> {
         let m = self.metadata()?;
         if let Some(set) = m.sets.get(name) {
             return Ok(set.clone());
@@ -184,14 +185,17 @@ impl Shared {
         Ok((rows, more, answer.date))
     }
 
-    fn remember_etag(&self, set: &EntitySet, entity: &serde_json::Map<String, Json>) {
-        let Some(Json::String(etag)) = entity.get("@odata.etag") else { return };
-        let key: Vec<Value> = set.key.iter().map(|k| value_of(set, k, entity)).collect();
+    /// Keeps the ETags of a page's entities, for the writes that follow (one lock per page).
+    fn remember_etags(&self, set: &EntitySet, entities: &[serde_json::Map<String, Json>]) {
         let mut etags = self.etags.lock().unwrap_or_else(|p| p.into_inner());
-        if etags.len() >= MAX_ETAGS {
-            etags.clear(); // bounded; a write without a remembered ETag reads it first
+        for entity in entities {
+            let Some(Json::String(etag)) = entity.get("@odata.etag") else { continue };
+            let Ok(key) = values_of(set, &set.key, entity) else { continue };
+            if etags.len() >= MAX_ETAGS {
+                etags.clear(); // bounded; a write without a remembered ETag reads it first
+            }
+            etags.insert(key_text(&key), etag.clone());
         }
-        etags.insert(key_text(&key), etag.clone());
     }
 }
 
@@ -200,11 +204,26 @@ fn key_text(key: &[Value]) -> String {
     serde_json::to_string(&key.iter().map(Value::to_json).collect::<Vec<_>>()).unwrap_or_default()
 }
 
-fn value_of(set: &EntitySet, column: &str, entity: &serde_json::Map<String, Json>) -> Value {
-    match (set.property(column), entity.get(column)) {
-        (Some(p), Some(j)) => values::from_json(p, j),
-        _ => Value::Null,
+/// A property's value in an answer. One the service left out is an error, never
+/// a NULL: a sync would write that NULL over the value on the other side.
+fn value_of(set: &EntitySet, column: &str, entity: &serde_json::Map<String, Json>) -> Result<Value, ConnectorError> {
+    let property = set.property(column).ok_or_else(|| query::missing(set, column))?;
+    match entity.get(column) {
+        Some(j) => Ok(values::from_json(property, j)),
+        None => Err(ConnectorError::new(
+            ErrorKind::Unsupported,
+            format!(
+                "entity set {} left property {column} ({}) out of its answer although it was selected \
+                 (a stream property, such as CAP's LargeBinary, is served on its own only); leave {column} out of the map",
+                set.name, property.edm
+            ),
+        )),
     }
+}
+
+/// The values of `columns` in an answer.
+fn values_of(set: &EntitySet, columns: &[String], entity: &serde_json::Map<String, Json>) -> Result<Vec<Value>, ConnectorError> {
+    columns.iter().map(|c| value_of(set, c, entity)).collect()
 }
 
 /// The service's message and the field it names, from an OData error body.
@@ -282,14 +301,16 @@ impl ODataConnection {
                 let (entities, more, _) = self.shared.page(&path)?;
                 let count = entities.len();
                 let mut rows = Vec::with_capacity(count);
+                self.shared.remember_etags(set, &entities);
                 for entity in &entities {
-                    self.shared.remember_etag(set, entity);
                     let mut row = Vec::with_capacity(columns.len() + crate::ROW_SPARE);
-                    row.extend(columns.iter().map(|c| value_of(set, c, entity)));
-                    let position: Vec<Value> = order.iter().map(|c| value_of(set, c, entity)).collect();
+                    for c in columns {
+                        row.push(value_of(set, c, entity)?);
+                    }
+                    let position = values_of(set, &order, entity)?;
                     let before = rows.last().map(|(_, p): &(Row, Vec<Value>)| p).or(last.as_ref()).filter(|_| sorts_bytes);
                     if let Some(before) = before {
-                        if compare(before, &position) != std::cmp::Ordering::Less {
+                        if key_cmp(before, &position) != std::cmp::Ordering::Less {
                             return Err(not_binary_order(set, &order, before, &position));
                         }
                     }
@@ -352,7 +373,7 @@ impl ODataConnection {
         let within = |position: &[Value]| {
             let Some(r) = &range else { return true };
             let values: Vec<Value> = at.iter().map(|&i| position[i].clone()).collect();
-            r.after.as_ref().is_none_or(|a| compare(&values, a).is_gt()) && r.upto.as_ref().is_none_or(|u| compare(&values, u).is_le())
+            r.after.as_ref().is_none_or(|a| key_cmp(&values, a).is_gt()) && r.upto.as_ref().is_none_or(|u| key_cmp(&values, u).is_le())
         };
         let mut sorter = sort::ExternalSort::new(self.shared.app.sort_run_rows);
         let mut failed = None;
@@ -374,16 +395,18 @@ impl ODataConnection {
     }
 }
 
-fn compare(a: &[Value], b: &[Value]) -> std::cmp::Ordering {
-    a.iter().zip(b).map(|(x, y)| x.key_cmp(y)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
-}
-
 fn not_binary_order(set: &EntitySet, order: &[String], before: &[Value], after: &[Value]) -> ConnectorError {
-    let show = |v: &[Value]| v.iter().map(|x| x.display().into_owned()).collect::<Vec<_>>().join(", ");
+    let show =
+        |v: &[Value]| v.iter().map(|x| if x.is_null() { "NULL".into() } else { x.display().into_owned() }).collect::<Vec<_>>().join(", ");
+    let why = if after.iter().any(Value::is_null) {
+        "it sorts NULL after values, where dualsync reads NULL first (a database behind it that puts NULLs last, as PostgreSQL does?)"
+    } else {
+        "a case-insensitive sort, as Dataverse's?"
+    };
     ConnectorError::new(
         ErrorKind::Database,
         format!(
-            "entity set {} does not sort {} in byte order: ({}) came before ({}) (a case-insensitive sort, as Dataverse's?); \
+            "entity set {} does not sort {} in byte order: ({}) came before ({}) ({why}); \
              nothing was merged from this read. Set dialect = \"dataverse\" for Dataverse, or key the map on columns the service sorts exactly",
             set.name,
             order.join(", "),
@@ -565,13 +588,17 @@ fn fetch_rows(
     let mut start = 0;
     while start < keys.len() {
         // As many keys as fit the URL.
+        // Measured as sent: percent-encoding triples every byte of an emoji.
         let mut end = start;
         let mut filter = String::new();
+        let mut encoded = base.as_deref().map_or(0, |b| encode(b).len() + 12);
         while end < keys.len() {
             let one = q.one_of(match_columns, &keys[end..end + 1])?;
-            if end > start && filter.len() + one.len() + 4 > MAX_FILTER {
+            let one_encoded = encode(&one).len() + 8;
+            if end > start && encoded + one_encoded > MAX_FILTER {
                 break;
             }
+            encoded += one_encoded;
             if end > start {
                 filter.push_str(" or ");
             }
@@ -589,9 +616,9 @@ fn fetch_rows(
             let (entities, more, _) = shared.page(&paged)?;
             let got = entities.len();
             chunk_rows += got;
+            shared.remember_etags(set, &entities);
             for entity in &entities {
-                shared.remember_etag(set, entity);
-                out.push(columns.iter().map(|c| value_of(set, c, entity)).collect());
+                out.push(values_of(set, columns, entity)?);
             }
             // A service that pages the answer: the keys are few, an offset is safe here.
             if !more || got == 0 {

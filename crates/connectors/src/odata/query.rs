@@ -43,20 +43,39 @@ impl Query<'_> {
     }
 
     /// Rows whose `columns` come after (`gt`) or up to (`le`) `values` in key order:
-    /// `(a gt 1) or (a eq 1 and b gt 2)`.
+    /// `(a gt 1) or (a eq 1 and b gt 2)`. NULL sorts first, as in `Value::key_cmp`
+    /// (and as SQL Server and SQLite behind a service sort it); OData's `gt null`
+    /// is never true, so each comparison with NULL is spelled out.
     pub fn beyond(&self, columns: &[String], values: &[Value], op: &str) -> Result<String, ConnectorError> {
         let (strict, last) = if op == "gt" { ("gt", "gt") } else { ("lt", "le") };
         let mut alternatives = Vec::new();
         for i in 0..columns.len().min(values.len()) {
+            let op = if i + 1 == columns.len() { last } else { strict };
+            // Nothing sorts before NULL: this alternative never holds.
+            let Some(last_term) = self.compare_null_first(&columns[i], op, &values[i])? else { continue };
             let mut terms = Vec::new();
             for j in 0..i {
                 terms.push(format!("{} eq {}", self.name(&columns[j])?, self.lit(&columns[j], &values[j])?));
             }
-            let op = if i + 1 == columns.len() { last } else { strict };
-            terms.push(format!("{} {op} {}", self.name(&columns[i])?, self.lit(&columns[i], &values[i])?));
+            terms.push(last_term);
             alternatives.push(format!("({})", terms.join(" and ")));
         }
         Ok(alternatives.join(" or "))
+    }
+
+    /// `column op value` with NULL sorting before every value, or None when no row can match.
+    fn compare_null_first(&self, column: &str, op: &str, value: &Value) -> Result<Option<String>, ConnectorError> {
+        let name = self.name(column)?;
+        let nullable = self.set.property(column).is_some_and(|p| p.nullable);
+        Ok(match (op, value.is_null()) {
+            ("gt", true) => Some(format!("{name} ne null")),
+            ("lt", true) => None,
+            ("le", true) => Some(format!("{name} eq null")),
+            ("gt", false) => Some(format!("{name} gt {}", self.lit(column, value)?)),
+            (_, false) if nullable => Some(format!("({name} {op} {} or {name} eq null)", self.lit(column, value)?)),
+            (_, false) => Some(format!("{name} {op} {}", self.lit(column, value)?)),
+            _ => unreachable!("beyond uses gt, lt and le"),
+        })
     }
 
     /// Rows whose `columns` equal one of `keys`.
@@ -106,11 +125,15 @@ impl Query<'_> {
 
     /// The entity's address: `Item(k='a')`, `Line(order='x',no=1)`.
     pub fn entity(&self, key: &[Value]) -> Result<String, ConnectorError> {
-        let parts: Vec<String> = self
-            .set
-            .key
+        self.address(&self.set.key, key)
+    }
+
+    /// An address by named key columns: the entity key, or a declared
+    /// alternate key (`accounts(accountnumber='A-1')`).
+    pub fn address(&self, columns: &[String], values: &[Value]) -> Result<String, ConnectorError> {
+        let parts: Vec<String> = columns
             .iter()
-            .zip(key)
+            .zip(values)
             .map(|(c, v)| Ok(format!("{c}={}", super::http::encode(&self.lit(c, v)?))))
             .collect::<Result<_, ConnectorError>>()?;
         Ok(format!("{}({})", super::http::encode(&self.set.name), parts.join(",")))

@@ -5,6 +5,7 @@
 //! holds one run while reading, and one row per run while merging.
 
 use crate::{ConnectorError, ErrorKind};
+use dualsync_model::row::key_cmp;
 use dualsync_model::{Row, Value};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -56,7 +57,7 @@ impl ExternalSort {
     }
 
     fn spill(&mut self) -> Result<(), ConnectorError> {
-        self.current.sort_by(|a, b| compare(&a.0, &b.0));
+        self.current.sort_by(|a, b| key_cmp(&a.0, &b.0));
         let path = std::env::temp_dir().join(format!("dualsync-sort-{}-{}.run", std::process::id(), RUNS.fetch_add(1, Relaxed)));
         let spill = Spill { path };
         let mut out = BufWriter::new(File::create(&spill.path).map_err(|e| io("creating a run", e))?);
@@ -77,7 +78,7 @@ impl ExternalSort {
             out.len() < batch || on_batch(std::mem::replace(out, Vec::with_capacity(batch)))
         };
         if self.runs.is_empty() {
-            self.current.sort_by(|a, b| compare(&a.0, &b.0));
+            self.current.sort_by(|a, b| key_cmp(&a.0, &b.0));
             for (_, row) in std::mem::take(&mut self.current) {
                 if !emit(row, &mut out) {
                     return Ok(());
@@ -120,10 +121,6 @@ fn next(lines: &mut std::io::Lines<BufReader<File>>) -> Result<Option<Entry>, Co
     Ok(Some((decode(&json[0]), decode(&json[1]))))
 }
 
-fn compare(a: &[Value], b: &[Value]) -> Ordering {
-    a.iter().zip(b).map(|(x, y)| x.key_cmp(y)).find(|o| o.is_ne()).unwrap_or(Ordering::Equal)
-}
-
 /// The smallest position first (BinaryHeap is a max-heap); ties by run, so the merge is stable.
 struct Head(Entry, usize);
 
@@ -140,7 +137,7 @@ impl PartialOrd for Head {
 }
 impl Ord for Head {
     fn cmp(&self, other: &Self) -> Ordering {
-        compare(&other.0 .0, &self.0 .0).then(other.1.cmp(&self.1))
+        key_cmp(&other.0 .0, &self.0 .0).then(other.1.cmp(&self.1))
     }
 }
 

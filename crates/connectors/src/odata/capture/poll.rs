@@ -9,10 +9,11 @@
 //! never passes a change. The cursor (`odata:{…}`) holds the last change
 //! read and the columns to report; nothing is installed in the service.
 
-use super::metadata::EntitySet;
-use super::query::Query;
-use super::values::{http_date_micros, literal};
-use super::{encode, value_of, Shared};
+use super::super::metadata::EntitySet;
+use super::super::query::Query;
+use super::super::values::literal;
+use super::super::{encode, values_of, Shared};
+use super::clock;
 use crate::{CaptureSpec, Change, ChangeKind, ConnectorError, Cursor, ErrorKind};
 use dualsync_model::value::{epoch_micros, iso_from_epoch_micros};
 use dualsync_model::Value;
@@ -59,7 +60,7 @@ fn changed_column(shared: &Shared, set: &EntitySet) -> Result<String, ConnectorE
             "live sync of an OData app polls a change timestamp: set changed = \"COLUMN\" on the app (modifiedAt for SAP CAP, modifiedon for Dataverse)",
         ));
     };
-    let p = set.property(changed).ok_or_else(|| super::query::missing(set, changed))?;
+    let p = set.property(changed).ok_or_else(|| super::super::query::missing(set, changed))?;
     if p.edm != "Edm.DateTimeOffset" {
         return Err(ConnectorError::new(
             ErrorKind::Schema,
@@ -73,7 +74,7 @@ pub fn check(shared: &Shared, spec: &CaptureSpec) -> Result<(), ConnectorError> 
     let set = shared.set(&spec.table)?;
     changed_column(shared, &set)?;
     for c in &spec.columns {
-        set.property(c).ok_or_else(|| super::query::missing(&set, c))?;
+        set.property(c).ok_or_else(|| super::super::query::missing(&set, c))?;
     }
     Ok(())
 }
@@ -92,14 +93,8 @@ pub fn start(shared: &Shared, spec: &CaptureSpec) -> Result<Cursor, ConnectorErr
     Ok(Position { table: set.name.clone(), columns: spec.columns.clone(), ts: iso_from_epoch_micros(from, true), key: None }.cursor())
 }
 
-/// The service's clock in microseconds (this machine's where it sent no `Date`).
-fn clock(date: Option<&str>) -> i64 {
-    date.and_then(http_date_micros)
-        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64))
-}
-
 fn after_filter(set: &EntitySet, changed: &str, at: &Position) -> Result<String, ConnectorError> {
-    let p = set.property(changed).ok_or_else(|| super::query::missing(set, changed))?;
+    let p = set.property(changed).ok_or_else(|| super::super::query::missing(set, changed))?;
     let ts = literal(p, &Value::Timestamp(at.ts.clone()));
     Ok(match &at.key {
         None => format!("{changed} gt {ts}"),
@@ -138,12 +133,8 @@ pub fn read(shared: &Shared, table: &str, after: &Cursor, limit: usize) -> Resul
         if micros > horizon {
             break; // too recent: an earlier stamp may still commit
         }
-        changes.push(Change {
-            values: at.columns.iter().map(|c| value_of(&set, c, entity)).collect(),
-            kind: ChangeKind::Update,
-            at_micros: micros,
-        });
-        at.key = Some(set.key.iter().map(|k| value_of(&set, k, entity)).collect());
+        changes.push(Change { values: values_of(&set, &at.columns, entity)?, kind: ChangeKind::Update, at_micros: micros });
+        at.key = Some(values_of(&set, &set.key, entity)?);
         at.ts = ts;
     }
     Ok((changes, at.cursor()))

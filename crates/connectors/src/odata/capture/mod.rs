@@ -1,0 +1,61 @@
+//! Change capture of OData apps, two ways: polling a change timestamp
+//! (poll.rs, any service), or the service's own change tracking (delta.rs,
+//! where the dialect offers it). The cursor says which way it was taken.
+
+mod delta;
+mod poll;
+
+use super::values::http_date_micros;
+use super::Shared;
+use crate::{CaptureSpec, Change, ConnectorError, Cursor};
+
+fn tracks_changes(shared: &Shared) -> bool {
+    shared.capabilities().tracks_changes
+}
+
+/// Whether capture of the spec can start (its columns exist; polling has its timestamp).
+pub fn check(shared: &Shared, spec: &CaptureSpec) -> Result<(), ConnectorError> {
+    if !tracks_changes(shared) {
+        return poll::check(shared, spec);
+    }
+    let set = shared.set(&spec.table)?;
+    for c in &spec.columns {
+        set.property(c).ok_or_else(|| super::query::missing(&set, c))?;
+    }
+    Ok(())
+}
+
+/// Whether the set can be captured: nothing is installed in a service either way.
+pub fn ready(shared: &Shared, table: &str) -> bool {
+    match tracks_changes(shared) {
+        true => shared.set(table).is_ok(),
+        false => poll::ready(shared, table),
+    }
+}
+
+pub fn start(shared: &Shared, spec: &CaptureSpec) -> Result<Cursor, ConnectorError> {
+    match tracks_changes(shared) {
+        true => delta::start(shared, spec),
+        false => poll::start(shared, spec),
+    }
+}
+
+pub fn read(shared: &Shared, table: &str, after: &Cursor, limit: usize) -> Result<(Vec<Change>, Cursor), ConnectorError> {
+    match delta::owns(after) {
+        true => delta::read(shared, table, after, limit),
+        false => poll::read(shared, table, after, limit),
+    }
+}
+
+pub fn pending(shared: &Shared, table: &str, after: &Cursor) -> Result<u64, ConnectorError> {
+    match delta::owns(after) {
+        true => delta::pending(shared, after),
+        false => poll::pending(shared, table, after),
+    }
+}
+
+/// The service's clock in microseconds (this machine's where it sent no `Date`).
+fn clock(date: Option<&str>) -> i64 {
+    date.and_then(http_date_micros)
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64))
+}
