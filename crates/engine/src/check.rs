@@ -4,7 +4,8 @@
 use crate::shape::MapShape;
 use crate::side::Side;
 use crate::{Apps, EngineError};
-use dualsync_model::config::Direction;
+use dualsync_model::config::odata::Dialect;
+use dualsync_model::config::{DatabaseUrl, Direction};
 use dualsync_model::{Config, TableSchema};
 use std::collections::HashMap;
 use std::fmt;
@@ -75,12 +76,14 @@ impl CheckReport {
         self.findings.iter().any(|f| f.is_error() && f.cause == Cause::Environment) || self.state_error.is_some()
     }
 
-    /// How an app's changes are captured: trigger, log, or poll (an OData
-    /// service) (None: the server could not be asked).
+    /// How an app's changes are captured: trigger, log, poll (an OData
+    /// service) or track (a Dataverse service's change tracking) (None: the
+    /// server could not be asked).
     pub fn capture_of(&self, config: &Config, app: &str) -> Option<&'static str> {
-        match config.app(app).map(|a| a.url.kind()) {
-            Some("sqlite") => return Some("trigger"),
-            Some("odata") => return Some("poll"),
+        match config.app(app).map(|a| &a.url) {
+            Some(DatabaseUrl::Sqlite(_)) => return Some("trigger"),
+            Some(DatabaseUrl::OData(o)) if o.dialect == Dialect::Dataverse => return Some("track"),
+            Some(DatabaseUrl::OData(_)) => return Some("poll"),
             _ => {}
         }
         self.capture.iter().find(|(a, _)| a == app).map(|(_, log)| if *log { "log" } else { "trigger" })

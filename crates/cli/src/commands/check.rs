@@ -20,6 +20,7 @@ pub fn check(cli: &Cli, config: &Config) -> CliResult {
             let capture = match (a.url.kind(), report.capture_of(config, &a.name)) {
                 ("sqlite", _) | (_, Some("trigger")) => ", changes captured by triggers",
                 (_, Some("poll")) => ", changes polled by their change timestamp",
+                (_, Some("track")) => ", changes read through the service's change tracking (delta links)",
                 (_, Some(_)) => ", changes read from the database's log",
                 _ => "",
             };

@@ -346,6 +346,8 @@ fn a_dataverse_dialect_upserts_by_patch_and_sorts_keys_here_through_runs_on_disk
     );
     let again = w.run(&["--format", "json", "sync"]);
     assert_eq!(super::written(&again), 0, "{}", again.stdout);
+    let check = w.run(&["check"]);
+    assert!(check.stdout.contains("changes read through the service's change tracking"), "{}{}", check.stdout, check.stderr);
     // Inserts went as PATCH to each row's address (CAP logs a $batch's items with `>`).
     let log = server.log();
     assert!(log.contains("> PATCH Item(co=%27C1%27,k=%27B%27)"), "{log}");

@@ -184,9 +184,10 @@ impl Client {
             });
             let body = match body {
                 Ok(b) => b,
-                Err(e) if idempotent && attempt < ATTEMPTS => {
-                    let _ = e;
+                // The answer broke off: a read goes again, a write may have been applied.
+                Err(_) if idempotent && attempt < ATTEMPTS => {
                     std::thread::sleep(pause);
+                    pause = (pause * 2).min(MAX_WAIT);
                     continue;
                 }
                 Err(e) if idempotent => return Err(e),

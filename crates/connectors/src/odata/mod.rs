@@ -83,6 +83,8 @@ impl Connector for ODataConnector {
         true
     }
 
+    /// Polling never sees deletes; change tracking names them by entity id
+    /// only, so a map keyed otherwise still needs the scan: it runs for both.
     fn delete_scan_every(&self) -> Option<Duration> {
         Some(Duration::from_secs(self.shared.app.delete_scan_seconds))
     }
@@ -165,6 +167,21 @@ impl Shared {
                 service_message(answer).0
             ),
         ))
+    }
+
+    /// The number of the set's entities that pass `filter` (`$count`).
+    fn count(&self, set: &EntitySet, filter: Option<&str>, what: &str) -> Result<u64, ConnectorError> {
+        let mut path = format!("{}/$count", encode(&set.name));
+        if let Some(f) = filter {
+            path.push_str(&format!("?$filter={}", encode(f)));
+        }
+        let answer = self.client.get(&self.read_options(&path), "text/plain", None)?;
+        self.refused(&answer, what)?;
+        answer
+            .text()
+            .trim()
+            .parse()
+            .map_err(|_| ConnectorError::new(ErrorKind::Database, format!("$count answered {:?}, not a number", answer.text())))
     }
 
     /// GET one page: the entities and whether the service said more follow.
@@ -443,17 +460,8 @@ impl Connection for ODataConnection {
 
     fn count(&mut self, selection: &Selection) -> Result<u64, ConnectorError> {
         let set = self.shared.set(&selection.table)?;
-        let mut path = format!("{}/$count", encode(&set.name));
-        if let Some(f) = (Query { set: &set }).selection(selection)? {
-            path.push_str(&format!("?$filter={}", encode(&f)));
-        }
-        let answer = self.shared.client.get(&self.shared.read_options(&path), "text/plain", None)?;
-        self.shared.refused(&answer, "counting rows")?;
-        answer
-            .text()
-            .trim()
-            .parse()
-            .map_err(|_| ConnectorError::new(ErrorKind::Database, format!("$count answered {:?}, not a number", answer.text())))
+        let filter = (Query { set: &set }).selection(selection)?;
+        self.shared.count(&set, filter.as_deref(), "counting rows")
     }
 
     fn scan(&mut self, request: &ScanRequest, on_batch: &mut dyn FnMut(Vec<Row>) -> bool) -> Result<(), ConnectorError> {
@@ -539,7 +547,8 @@ impl Connection for ODataConnection {
     }
 
     fn capture_of(&mut self, table: &str) -> Result<Option<Vec<String>>, ConnectorError> {
-        // Polling installs nothing: an empty list says capture is in place where the set has the change column.
+        // Nothing is installed in a service: an empty list says capture can run
+        // (polling: the set has the change column; change tracking: the set exists).
         Ok(capture::ready(&self.shared, table).then(Vec::new))
     }
 

@@ -6,6 +6,7 @@
 
 use crate::{ConnectorError, ErrorKind};
 use dualsync_model::row::key_cmp;
+use dualsync_model::value::unhex;
 use dualsync_model::{Row, Value};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -183,10 +184,6 @@ fn decode(json: &serde_json::Value) -> Vec<Value> {
             }
         })
         .collect()
-}
-
-fn unhex(h: &str) -> Vec<u8> {
-    (0..h.len() / 2).filter_map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).ok()).collect()
 }
 
 #[cfg(test)]

@@ -65,28 +65,26 @@ pub enum Dialect {
 pub const DEFAULT_PAGE_SIZE: usize = 1000;
 pub const DEFAULT_CHANGESET_SIZE: usize = 100;
 
-/// The keys an OData app takes, besides the shared `url`, `kind` and `capture`.
-pub(super) const KEYS: [&str; 18] = [
+/// The keys of each kind of auth.
+const BASIC_KEYS: [&str; 3] = ["user", "password_env", "password_file"];
+const BEARER_KEYS: [&str; 2] = ["token_env", "token_file"];
+const OAUTH2_KEYS: [&str; 5] = ["token_url", "client_id", "client_secret_env", "client_secret_file", "scope"];
+/// The other keys an OData app takes.
+const SETTINGS: [&str; 13] = [
     "url",
     "kind",
     "capture",
     "auth",
-    "user",
-    "password_env",
-    "password_file",
-    "token_env",
-    "token_file",
-    "token_url",
-    "client_id",
-    "client_secret_env",
-    "client_secret_file",
-    "scope",
     "dialect",
     "page_size",
     "changeset_size",
     "timeout_seconds",
+    "max_requests",
+    "changed",
+    "change_window_seconds",
+    "delete_scan_seconds",
+    "sort_run_rows",
 ];
-pub(super) const MORE_KEYS: [&str; 5] = ["max_requests", "changed", "change_window_seconds", "delete_scan_seconds", "sort_run_rows"];
 
 /// The secret's setting and its value, as the config names them (`token_env`, …).
 pub struct SecretSetting {
@@ -99,8 +97,7 @@ pub struct SecretSetting {
 impl Reader<'_> {
     /// Reads an OData app's settings (the url is checked here too).
     pub(super) fn odata_app(&mut self, t: &Table, path: &str, url: &str) -> Option<(ODataApp, SecretSetting)> {
-        let mut allowed: Vec<&str> = KEYS.to_vec();
-        allowed.extend(MORE_KEYS);
+        let allowed: Vec<&str> = SETTINGS.iter().chain(&BASIC_KEYS).chain(&BEARER_KEYS).chain(&OAUTH2_KEYS).copied().collect();
         self.unknown_keys(t, path, &allowed, "an OData app takes url, kind, auth and the settings of docs/config.md");
         if !(url.starts_with("https://") || url.starts_with("http://")) {
             self.err(
@@ -158,23 +155,12 @@ impl Reader<'_> {
                 format!("set {} = \"VAR\" (or {file_key}): the secret never goes in this file", secret.env_key),
             );
         }
-        for key in [
-            "user",
-            "password_env",
-            "password_file",
-            "token_env",
-            "token_file",
-            "token_url",
-            "client_id",
-            "client_secret_env",
-            "client_secret_file",
-            "scope",
-        ] {
+        for &key in BASIC_KEYS.iter().chain(&BEARER_KEYS).chain(&OAUTH2_KEYS) {
             let used = match &auth {
                 ODataAuth::None => false,
-                ODataAuth::Basic { .. } => matches!(key, "user" | "password_env" | "password_file"),
-                ODataAuth::Bearer => matches!(key, "token_env" | "token_file"),
-                ODataAuth::OAuth2 { .. } => matches!(key, "token_url" | "client_id" | "client_secret_env" | "client_secret_file" | "scope"),
+                ODataAuth::Basic { .. } => BASIC_KEYS.contains(&key),
+                ODataAuth::Bearer => BEARER_KEYS.contains(&key),
+                ODataAuth::OAuth2 { .. } => OAUTH2_KEYS.contains(&key),
             };
             if !used && t.contains_key(key) {
                 self.err(&join(path, key), format!("{key} does nothing with this auth"), "remove it, or set the auth that uses it");

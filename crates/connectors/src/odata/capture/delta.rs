@@ -17,6 +17,7 @@ use dualsync_model::Value;
 use serde_json::{json, Map, Value as Json};
 
 pub const PREFIX: &str = "odata-delta:";
+const WAY: &str = "change tracking";
 
 /// At most this many pages are read to count a backlog (`status`): the
 /// count says "at least" beyond it rather than reading a long delta twice.
@@ -35,19 +36,9 @@ impl Position {
     }
 
     fn parse(cursor: &Cursor) -> Result<Position, ConnectorError> {
-        let bad = || {
-            ConnectorError::new(
-                ErrorKind::Schema,
-                format!("{:?} is not a cursor of OData change tracking; `dualsync stop` and `start` the map", cursor.0),
-            )
-        };
-        let json: Json = cursor.0.strip_prefix(PREFIX).and_then(|j| serde_json::from_str(j).ok()).ok_or_else(bad)?;
-        let columns = json["columns"].as_array().ok_or_else(bad)?.iter().filter_map(|c| c.as_str().map(str::to_string)).collect();
-        Ok(Position {
-            table: json["table"].as_str().ok_or_else(bad)?.to_string(),
-            columns,
-            link: json["link"].as_str().ok_or_else(bad)?.to_string(),
-        })
+        let (json, table, columns) = super::cursor_fields(cursor, PREFIX, WAY)?;
+        let link = json["link"].as_str().ok_or_else(|| super::bad_cursor(cursor, WAY))?.to_string();
+        Ok(Position { table, columns, link })
     }
 }
 

@@ -7,7 +7,8 @@ mod poll;
 
 use super::values::http_date_micros;
 use super::Shared;
-use crate::{CaptureSpec, Change, ConnectorError, Cursor};
+use crate::{CaptureSpec, Change, ConnectorError, Cursor, ErrorKind};
+use serde_json::Value as Json;
 
 fn tracks_changes(shared: &Shared) -> bool {
     shared.capabilities().tracks_changes
@@ -58,4 +59,18 @@ pub fn pending(shared: &Shared, table: &str, after: &Cursor) -> Result<u64, Conn
 fn clock(date: Option<&str>) -> i64 {
     date.and_then(http_date_micros)
         .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64))
+}
+
+/// A cursor that is not of the kind its reader expects (`way`: polling, change tracking).
+fn bad_cursor(cursor: &Cursor, way: &str) -> ConnectorError {
+    ConnectorError::new(ErrorKind::Schema, format!("{:?} is not a cursor of OData {way}; `dualsync stop` and `start` the map", cursor.0))
+}
+
+/// A cursor's JSON after its prefix, with the table and columns every cursor holds.
+fn cursor_fields(cursor: &Cursor, prefix: &str, way: &str) -> Result<(Json, String, Vec<String>), ConnectorError> {
+    let bad = || bad_cursor(cursor, way);
+    let json: Json = cursor.0.strip_prefix(prefix).and_then(|j| serde_json::from_str(j).ok()).ok_or_else(bad)?;
+    let table = json["table"].as_str().ok_or_else(bad)?.to_string();
+    let columns = json["columns"].as_array().ok_or_else(bad)?.iter().filter_map(|c| c.as_str().map(str::to_string)).collect();
+    Ok((json, table, columns))
 }

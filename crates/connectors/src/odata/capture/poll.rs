@@ -36,18 +36,11 @@ impl Position {
     }
 
     fn parse(cursor: &Cursor) -> Result<Position, ConnectorError> {
-        let bad = || {
-            ConnectorError::new(
-                ErrorKind::Schema,
-                format!("{:?} is not a cursor of OData polling; `dualsync stop` and `start` the map", cursor.0),
-            )
-        };
-        let json: Json = cursor.0.strip_prefix(PREFIX).and_then(|j| serde_json::from_str(j).ok()).ok_or_else(bad)?;
-        let strings = |v: &Json| v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect::<Vec<_>>());
+        let (json, table, columns) = super::cursor_fields(cursor, PREFIX, "polling")?;
         Ok(Position {
-            table: json["table"].as_str().ok_or_else(bad)?.to_string(),
-            columns: strings(&json["columns"]).ok_or_else(bad)?,
-            ts: json["ts"].as_str().ok_or_else(bad)?.to_string(),
+            table,
+            columns,
+            ts: json["ts"].as_str().ok_or_else(|| super::bad_cursor(cursor, "polling"))?.to_string(),
             key: json["key"].as_array().map(|k| k.iter().map(Value::from_json).collect()),
         })
     }
@@ -144,8 +137,5 @@ pub fn pending(shared: &Shared, table: &str, after: &Cursor) -> Result<u64, Conn
     let at = Position::parse(after)?;
     let set = shared.set(table)?;
     let changed = changed_column(shared, &set)?;
-    let path = format!("{}/$count?$filter={}", encode(&set.name), encode(&after_filter(&set, &changed, &at)?));
-    let answer = shared.client.get(&path, "text/plain", None)?;
-    shared.refused(&answer, "counting changes")?;
-    Ok(answer.text().trim().parse().unwrap_or(0))
+    shared.count(&set, Some(&after_filter(&set, &changed, &at)?), "counting changes")
 }
