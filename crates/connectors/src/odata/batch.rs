@@ -406,7 +406,16 @@ fn not_applied(shared: &Shared, set: &EntitySet, items: &[Item], groups: Vec<Vec
             }
         }
     }
-    let columns: Vec<String> = set.properties.iter().map(|p| p.name.clone()).collect();
+    // Only what is compared: the keys and the columns sent (a stream property is never in an answer).
+    let mut columns: Vec<String> = set.key.clone();
+    for &i in groups.iter().flatten() {
+        let sent = items[i].body.iter().flat_map(|b| b.keys());
+        for c in items[i].address.iter().flat_map(|a| &a.columns).chain(sent) {
+            if !columns.contains(c) {
+                columns.push(c.clone());
+            }
+        }
+    }
     let selection = Selection { table: set.name.clone(), ..Default::default() };
     let mut now: HashMap<(Vec<String>, String), Vec<Value>> = HashMap::new();
     for (key_columns, keys) in wanted {
