@@ -38,11 +38,45 @@ pub trait Connector: Send + Sync {
         Ok(())
     }
 
+    /// How this database's changes are captured when not from its log.
+    fn capture_way(&self) -> CaptureWay {
+        CaptureWay::Triggers
+    }
+
     /// Where change capture sees changed rows but not deleted ones (polling
     /// a service): how often live sync looks its maps' keys up to find the
     /// deleted ones. None: capture records deletes.
     fn delete_scan_every(&self) -> Option<std::time::Duration> {
         None
+    }
+}
+
+/// How a connector captures changes (besides reading a database's log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaptureWay {
+    /// Triggers record each change, with the capture's columns, in a change table.
+    Triggers,
+    /// A change timestamp is polled (an OData service): nothing is installed,
+    /// and [`Connection::capture_of`] records no columns of its own.
+    Polling,
+    /// The service's own change tracking (Dataverse's delta links): nothing
+    /// is installed either.
+    ChangeTracking,
+}
+
+impl CaptureWay {
+    /// As `check` and `status` name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CaptureWay::Triggers => "trigger",
+            CaptureWay::Polling => "poll",
+            CaptureWay::ChangeTracking => "track",
+        }
+    }
+
+    /// Whether something is installed in the database (triggers, a change table).
+    pub fn installs(self) -> bool {
+        self == CaptureWay::Triggers
     }
 }
 
@@ -121,7 +155,8 @@ pub trait Connection: Send {
         Err(not_built("change capture"))
     }
 
-    /// The columns a table's capture records, or None where none is installed.
+    /// The columns a table's capture records, or None where none is installed
+    /// (or, where the connector installs nothing, none can run: an empty list says it can).
     fn capture_of(&mut self, _table: &str) -> Result<Option<Vec<String>>, ConnectorError> {
         Ok(None)
     }

@@ -4,8 +4,8 @@
 use crate::shape::MapShape;
 use crate::side::Side;
 use crate::{Apps, EngineError};
-use dualsync_model::config::odata::Dialect;
-use dualsync_model::config::{DatabaseUrl, Direction};
+use dualsync_connectors::CaptureWay;
+use dualsync_model::config::Direction;
 use dualsync_model::{Config, TableSchema};
 use std::collections::HashMap;
 use std::fmt;
@@ -54,8 +54,9 @@ impl Finding {
 pub struct CheckReport {
     pub maps: Vec<String>,
     pub findings: Vec<Finding>,
-    /// Per server app: whether its changes are read from the log.
-    pub capture: Vec<(String, bool)>,
+    /// Per app: how its changes are captured (`trigger`, `log`, `poll`, `track`),
+    /// where known (a server that could not be asked is missing).
+    pub capture: Vec<(String, &'static str)>,
     pub state_exists: bool,
     /// Why an existing state store could not be opened.
     pub state_error: Option<String>,
@@ -77,16 +78,10 @@ impl CheckReport {
     }
 
     /// How an app's changes are captured: trigger, log, poll (an OData
-    /// service) or track (a Dataverse service's change tracking) (None: the
-    /// server could not be asked).
-    pub fn capture_of(&self, config: &Config, app: &str) -> Option<&'static str> {
-        match config.app(app).map(|a| &a.url) {
-            Some(DatabaseUrl::Sqlite(_)) => return Some("trigger"),
-            Some(DatabaseUrl::OData(o)) if o.dialect == Dialect::Dataverse => return Some("track"),
-            Some(DatabaseUrl::OData(_)) => return Some("poll"),
-            _ => {}
-        }
-        self.capture.iter().find(|(a, _)| a == app).map(|(_, log)| if *log { "log" } else { "trigger" })
+    /// service) or track (a service's change tracking) (None: the server
+    /// could not be asked).
+    pub fn capture_of(&self, app: &str) -> Option<&'static str> {
+        self.capture.iter().find(|(a, _)| a == app).map(|(_, way)| *way)
     }
 
     /// How the app's connection travels (None: a file, or the app did not answer).
@@ -98,7 +93,7 @@ impl CheckReport {
         serde_json::json!({
             "config": config.file.display().to_string(),
             "apps": config.apps.iter().map(|a| serde_json::json!({
-                "name": a.name, "url": a.url.to_string(), "capture": self.capture_of(config, &a.name),
+                "name": a.name, "url": a.url.to_string(), "capture": self.capture_of(&a.name),
                 "transport": self.transport_of(&a.name),
             })).collect::<Vec<_>>(),
             "state_transport": self.state_transport,
@@ -132,7 +127,12 @@ pub fn check(config: &Config, apps: &Apps) -> Result<CheckReport, EngineError> {
         findings.extend(crate::link::findings(config, apps, None));
     }
     findings.extend(private_files(config));
-    let capture = capture.into_iter().map(|(app, choice)| (app, choice.log)).collect();
+    let mut capture: Vec<(String, &'static str)> =
+        capture.into_iter().map(|(app, choice)| (app, if choice.log { "log" } else { CaptureWay::Triggers.name() })).collect();
+    // Apps that cannot read a log: SQLite keeps triggers, a service says its way.
+    for a in config.apps.iter().filter(|a| matches!(a.url.kind(), "sqlite" | "odata")) {
+        capture.push((a.name.clone(), apps.connector(&a.name).capture_way().name()));
+    }
     let (transports, exposed) = transports(config, apps);
     findings.extend(exposed);
     Ok(CheckReport { maps, findings, capture, state_exists, state_error, live_states, transports, state_transport })

@@ -80,8 +80,7 @@ fn capture_of(apps: &Apps, store: &StateStore, m: &MapConfig) -> Vec<Value> {
             continue;
         }
         if !live::side_reads_log(&cursors, &side.app) {
-            let polled = apps.connector(&side.app).delete_scan_every().is_some();
-            out.push(json!({ "app": side.app, "capture": if polled { "poll" } else { "trigger" } }));
+            out.push(json!({ "app": side.app, "capture": apps.connector(&side.app).capture_way().name() }));
             continue;
         }
         let retained = apps.connect(&side.app).ok().and_then(|mut c| c.log_retained(&side.table, &m.name).ok().flatten());

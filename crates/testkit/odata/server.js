@@ -12,7 +12,8 @@
 // again), then served. The project needs no node_modules: CAP and its plugins are found here.
 //
 // Environment: PORT (default 0: a free port the system picks); DUALSYNC_ODATA_STDIN_EXIT=1
-// ends the server when its standard input closes (the test process holding it has gone).
+// ends the server when its standard input closes (the test process holding it has gone);
+// DUALSYNC_ODATA_TRACK_CHANGES=1 serves change tracking (delta.js).
 // Prints one line `listening on 127.0.0.1:PORT` once the services answer.
 'use strict'
 const path = require('path')
@@ -20,6 +21,7 @@ const fs = require('fs')
 const express = require('express')
 const cds = require('@sap/cds')
 const faults = require('./faults')
+const delta = require('./delta')
 
 const HOST = '127.0.0.1'
 
@@ -60,6 +62,8 @@ async function main() {
   const app = (cds.app = express())
   // Before everything else: the fault gate sees every /odata request, and /__faults needs no login.
   app.use(faults())
+  const tracking = process.env.DUALSYNC_ODATA_TRACK_CHANGES === '1' ? delta() : null
+  if (tracking) app.use(tracking.router)
   cds.emit('bootstrap', app)
 
   const csn = await cds.load('*')
@@ -68,6 +72,7 @@ async function main() {
   cds.db = await cds.connect.to('db')
   await cds.deploy(csn).to(cds.db, { silent: true })
   await cds.serve('all').in(app)
+  if (tracking) for (const srv of Object.values(cds.services)) if (srv instanceof cds.ApplicationService) tracking.track(srv)
   await cds.emit('served', cds.services)
 
   const server = (app.server = app.listen(Number(process.env.PORT || 0), HOST))

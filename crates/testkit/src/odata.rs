@@ -68,6 +68,10 @@ pub struct Options {
     /// A PATCH to an entity that does not exist creates it (CAP's `runtime.patch_as_upsert`),
     /// as Dataverse's does: the service a `dialect = "dataverse"` app expects.
     pub patch_as_upsert: bool,
+    /// Change tracking as Dataverse serves it (`odata/delta.js`): a read with `Prefer:
+    /// odata.track-changes` ends with a delta link, which answers the rows created, changed
+    /// (through the API) or deleted since. Entity sets with one key column only.
+    pub track_changes: bool,
 }
 
 /// How the server checks bearer tokens (`odata/bearer-auth.js`, with `jose`): a JWT signed with a
@@ -128,7 +132,8 @@ impl ODataServer {
         std::fs::create_dir(dir.path().join("db")).expect("db folder");
         std::fs::write(dir.path().join("db/schema.cds"), model).expect("write the model");
         std::fs::write(dir.path().join("package.json"), package_json(&options)).expect("write package.json");
-        let (child, stdin, port) = launch(&node, "server.js", dir.path(), &[], "the OData server");
+        let env: &[(&str, &str)] = if options.track_changes { &[("DUALSYNC_ODATA_TRACK_CHANGES", "1")] } else { &[] };
+        let (child, stdin, port) = launch(&node, "server.js", dir.path(), env, "the OData server");
         Some(ODataServer { child, stdin, port, dir })
     }
 

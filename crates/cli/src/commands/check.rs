@@ -17,7 +17,7 @@ pub fn check(cli: &Cli, config: &Config) -> CliResult {
         println!("config {}: {} apps, {} maps", config.file.display(), config.apps.len(), config.maps.len());
         for a in &config.apps {
             let down = findings.iter().any(|f| f.map.is_none() && f.app == a.name && f.cause == Cause::Environment);
-            let capture = match (a.url.kind(), report.capture_of(config, &a.name)) {
+            let capture = match (a.url.kind(), report.capture_of(&a.name)) {
                 ("sqlite", _) | (_, Some("trigger")) => ", changes captured by triggers",
                 (_, Some("poll")) => ", changes polled by their change timestamp",
                 (_, Some("track")) => ", changes read through the service's change tracking (delta links)",

@@ -5,6 +5,7 @@ use crate::cli::{Cli, ConflictsArgs, ResolveArgs, RunArgs, StartArgs};
 use crate::exit::{CliResult, OK, ROWS_FAILED};
 use crate::output::{cell, is_json, print_json, Table};
 use crate::progress::Progress;
+use dualsync_connectors::CaptureWay;
 use dualsync_engine::live::{self, LiveObserver, LiveOptions, LiveReport};
 use dualsync_engine::Apps;
 use dualsync_model::Config;
@@ -50,10 +51,12 @@ pub fn start(cli: &Cli, config: &Config, args: &StartArgs) -> CliResult {
     }
     if !is_json(cli.format) {
         for (app, choice) in &report.capture {
-            match (choice.log, choice.why_not_log.first()) {
-                (true, _) => println!("{app}: changes are read from the database's log"),
-                (false, Some(_)) => println!("{app}: changes are captured by triggers (log capture: {})", choice.why_not_log.join("; ")),
-                (false, None) => println!("{app}: changes are captured by triggers"),
+            match (apps.connector(app).capture_way(), choice.log, choice.why_not_log.first()) {
+                (CaptureWay::Polling, ..) => println!("{app}: changes are polled by their change timestamp, deletes found by a key scan"),
+                (CaptureWay::ChangeTracking, ..) => println!("{app}: changes are read through the service's change tracking"),
+                (_, true, _) => println!("{app}: changes are read from the database's log"),
+                (_, false, Some(_)) => println!("{app}: changes are captured by triggers (log capture: {})", choice.why_not_log.join("; ")),
+                (_, false, None) => println!("{app}: changes are captured by triggers"),
             }
         }
         println!(

@@ -1,7 +1,8 @@
 //! OData v4 apps against a real OData server (SAP CAP on Node 22, started
 //! per test by the testkit): initial sync both ways with a database, refused
 //! rows isolated by splitting changesets, ETags, basic auth, throttling and
-//! resets, and live sync by polling the change timestamp.
+//! resets, live sync by polling the change timestamp, and by change tracking
+//! (delta links, as Dataverse serves them).
 
 use crate::util::Workspace;
 use dualsync_testkit::odata::{ODataServer, Options};
@@ -254,6 +255,10 @@ fn live_sync_both_ways_by_polling_without_echo_and_deletes_found_by_the_key_scan
     w.config(&config(&db, &server, "db", "delete_scan_seconds = 1"));
     let start = w.run(&["start", "items"]);
     assert_eq!(start.code, 0, "{}{}", start.stdout, start.stderr);
+    assert!(start.stdout.contains("svc: changes are polled by their change timestamp"), "{}", start.stdout);
+    assert!(start.stdout.contains("db: changes are captured by triggers"), "{}", start.stdout);
+    let status = w.run(&["--format", "json", "status"]);
+    assert!(status.stdout.contains(r#""capture": "poll""#) || status.stdout.contains(r#""capture":"poll""#), "{}", status.stdout);
     assert_eq!(server.texts("SELECT name FROM t_Item WHERE k = 'a'"), [Some("one".to_string())]);
     // A change at the service (stamped by CAP itself through its API) and one in the database.
     let reply = server
@@ -453,4 +458,118 @@ fn lookups_resolve_to_the_service_s_own_ids_in_the_right_company_both_ways() {
     assert_eq!(one("SELECT name FROM t_Acct WHERE num = 'A1'").as_deref(), Some("One, renamed"));
     let third = w.run(&["--format", "json", "sync"]);
     assert_eq!(super::written(&third), 0, "{}", third.stdout);
+}
+
+/// Dataverse's change tracking, served by the test server as OData and Dataverse's
+/// documentation describe it (the testkit's `delta.js`; CAP has none of its own).
+const TRACKED_MODEL: &str =
+    "namespace t; entity Acct { key id: String(36); name: String(100); modifiedAt: Timestamp @cds.on.insert: $now @cds.on.update: $now; }";
+
+fn tracked_config(db: &TestDb, server: &ODataServer) -> String {
+    format!(
+        r#"
+[apps.db]
+url = "{}"
+
+[apps.svc]
+kind = "odata"
+url = "{}"
+dialect = "dataverse"
+page_size = 2
+delete_scan_seconds = 3600
+
+[[maps]]
+name = "accts"
+master = "db"
+[maps.db]
+table = "acct"
+key = "id"
+[maps.svc]
+table = "Acct"
+key = "id"
+[[maps.columns]]
+db = "id"
+svc = "id"
+[[maps.columns]]
+db = "name"
+svc = "name"
+"#,
+        db.url,
+        server.url()
+    )
+}
+
+#[test]
+fn live_sync_by_change_tracking_reads_changes_and_deletes_from_delta_links() {
+    let options = Options { patch_as_upsert: true, track_changes: true, ..Options::default() };
+    let (Some(db), Some(server)) = (TestDb::new(Kind::Sqlite), ODataServer::start(TRACKED_MODEL, options)) else { return };
+    db.exec("CREATE TABLE acct (id {key} PRIMARY KEY, name {text})");
+    db.exec("INSERT INTO acct VALUES ('a', 'one'), ('b', 'two'), ('c', 'three')");
+    server.exec("INSERT INTO t_Acct (id, name) VALUES ('s', 'svc row')");
+    let w = Workspace::new();
+    w.config(&tracked_config(&db, &server));
+    let start = w.run(&["start", "accts"]);
+    assert_eq!(start.code, 0, "{}{}", start.stdout, start.stderr);
+    assert!(start.stdout.contains("svc: changes are read through the service's change tracking"), "{}", start.stdout);
+    let status = w.run(&["--format", "json", "status"]);
+    assert!(status.stdout.contains(r#""capture": "track""#) || status.stdout.contains(r#""capture":"track""#), "{}", status.stdout);
+    assert_eq!(db.texts("SELECT name FROM acct WHERE id = 's'"), [Some("svc row".to_string())]);
+
+    // Changes through the service's API (tracked), more than a page of them, and one in the database.
+    let send = |method: &str, path: &str, body: Option<&str>| {
+        let reply = server.request(method, &format!("/odata/v4/s/{path}"), &[("Content-Type", "application/json")], body).unwrap();
+        assert!(reply.status < 300, "{method} {path}: {} {}", reply.status, reply.body);
+    };
+    send("PATCH", "Acct('s')", Some(r#"{"name":"changed at svc"}"#));
+    send("POST", "Acct", Some(r#"{"id":"n1","name":"new at svc"}"#));
+    send("POST", "Acct", Some(r#"{"id":"n2","name":"also new"}"#));
+    db.exec("UPDATE acct SET name = 'db change' WHERE id = 'a'");
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_dualsync"))
+        .current_dir(w.path(""))
+        .env_remove("DUALSYNC_CONFIG")
+        .args(["run", "--poll-ms", "100"])
+        .stdout(std::process::Stdio::from(std::fs::File::create(w.path("run.out")).unwrap()))
+        .stderr(std::process::Stdio::from(std::fs::File::create(w.path("run.err")).unwrap()))
+        .spawn()
+        .unwrap();
+    let log =
+        || std::fs::read_to_string(w.path("run.err")).unwrap_or_default() + &std::fs::read_to_string(w.path("run.out")).unwrap_or_default();
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !done() {
+            assert!(std::time::Instant::now() < end, "{what} within 60 s:\n{}\n{}", log(), server.log());
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    let names = || db.texts("SELECT id || '=' || name FROM acct ORDER BY id").into_iter().flatten().collect::<Vec<_>>();
+    wait("the changes both ways", &|| {
+        names() == ["a=db change", "b=two", "c=three", "n1=new at svc", "n2=also new", "s=changed at svc"]
+            && server.texts("SELECT name FROM t_Acct WHERE id = 'a'") == [Some("db change".to_string())]
+    });
+    // Deletes at the service come through the delta ($deletedEntity), not the key scan (hourly here).
+    send("DELETE", "Acct('n1')", None);
+    wait("the delete at the service", &|| !names().iter().any(|n| n.starts_with("n1=")));
+    // A delete in the database reaches the service, and dualsync's own writes, which come back
+    // through the delta, write nothing (a write would stamp the row anew).
+    db.exec("DELETE FROM acct WHERE id = 'b'");
+    wait("the delete in the database", &|| server.texts("SELECT count(*) FROM t_Acct WHERE id = 'b'") == [Some("0".to_string())]);
+    let stamp = server.texts("SELECT modifiedAt FROM t_Acct WHERE id = 'a'");
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    assert_eq!(server.texts("SELECT modifiedAt FROM t_Acct WHERE id = 'a'"), stamp, "no echo write:\n{}", log());
+    let errors = w.run(&["--format", "json", "errors"]);
+    assert!(!errors.stdout.contains("\"key\""), "{}", errors.stdout);
+    let _ = run.kill();
+    let _ = run.wait();
+}
+
+#[test]
+fn a_dataverse_table_without_change_tracking_is_refused_at_start_with_the_fix() {
+    let options = Options { patch_as_upsert: true, ..Options::default() };
+    let (Some(db), Some(server)) = (TestDb::new(Kind::Sqlite), ODataServer::start(TRACKED_MODEL, options)) else { return };
+    db.exec("CREATE TABLE acct (id {key} PRIMARY KEY, name {text})");
+    let w = Workspace::new();
+    w.config(&tracked_config(&db, &server));
+    let start = w.run(&["start", "accts"]);
+    assert_ne!(start.code, 0, "{}", start.stdout);
+    assert!(start.stderr.contains("Acct does not track changes") && start.stderr.contains("Track changes"), "{}", start.stderr);
 }

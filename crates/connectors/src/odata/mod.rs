@@ -83,6 +83,13 @@ impl Connector for ODataConnector {
         true
     }
 
+    fn capture_way(&self) -> crate::CaptureWay {
+        match self.shared.capabilities().tracks_changes {
+            true => crate::CaptureWay::ChangeTracking,
+            false => crate::CaptureWay::Polling,
+        }
+    }
+
     /// Polling never sees deletes; change tracking names them by entity id
     /// only, so a map keyed otherwise still needs the scan: it runs for both.
     fn delete_scan_every(&self) -> Option<Duration> {

@@ -63,7 +63,8 @@ pub fn start_map(
         let mut conn = apps.connect(app)?;
         if !choice.log {
             if let Some(columns) = conn.capture_of(&spec.table).map_err(in_app(apps, app))? {
-                if !columns.is_empty() && columns != spec.columns && capture::triggers_shared(config, &store, map, app, &spec.table)? {
+                let installs = apps.connector(app).capture_way().installs();
+                if installs && columns != spec.columns && capture::triggers_shared(config, &store, map, app, &spec.table)? {
                     return Err(EngineError::Usage(format!(
                         "{app}.{} is captured for another started map with columns {columns:?}; this map needs {:?}: one table takes part in started maps with the same key and company columns, or use capture = \"log\"",
                         spec.table, spec.columns
@@ -111,9 +112,10 @@ pub fn capture_findings(config: &Config, apps: &Apps, store: &StateStore) -> Res
             let log = capture::side_reads_log(&cursors, app);
             let what = if log { "log capture" } else { "change capture" };
             let found = apps.connect(app).and_then(|mut c| capture::installed(c.as_mut(), &shape, side, log).map_err(in_app(apps, app)));
+            // Capture that installs nothing records no columns of its own (OData reads the rows).
+            let installs = log || apps.connector(app).capture_way().installs();
             let problem = match found {
-                // Empty: capture that records nothing of its own (OData polling reads the rows).
-                Ok(Some(columns)) if columns == spec.columns || columns.is_empty() => continue,
+                Ok(Some(columns)) if columns == spec.columns || !installs => continue,
                 Ok(Some(columns)) => format!("{what} on {} records {columns:?}, the map needs {:?}", spec.table, spec.columns),
                 Ok(None) => format!("map {} is {} but {app}.{} has no {what}", m.name, state.state.as_str(), spec.table),
                 Err(e) => format!("cannot read the capture state of {}: {e}", spec.table),
