@@ -440,3 +440,100 @@ fn not_applied(shared: &Shared, set: &EntitySet, items: &[Item], groups: Vec<Vec
     };
     Ok(groups.into_iter().filter(|g| !g.iter().all(|&i| visible(&items[i]))).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::odata::metadata::Metadata;
+    use dualsync_model::config::odata::{Dialect, ODataApp, ODataAuth};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    /// A Dataverse-like service whose `$metadata` is already read: preparing
+    /// writes by an alternate key must not need the network (the url answers nothing).
+    fn dataverse() -> Shared {
+        let csdl = r#"<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx"><edmx:DataServices>
+<Schema Namespace="Microsoft.Dynamics.CRM" Alias="mscrm" xmlns="http://docs.oasis-open.org/odata/ns/edm">
+  <EntityType Name="account"><Key><PropertyRef Name="accountid"/></Key>
+    <Property Name="accountid" Type="Edm.Guid"/><Property Name="accountnumber" Type="Edm.String" MaxLength="20"/>
+    <Property Name="name" Type="Edm.String" MaxLength="160"/>
+    <Annotation Term="OData.Community.Keys.V1.AlternateKeys"><Collection><Record Type="OData.Community.Keys.V1.AlternateKey">
+      <PropertyValue Property="Key"><Collection><Record Type="OData.Community.Keys.V1.PropertyRef">
+        <PropertyValue Property="Alias" String="accountnumber"/><PropertyValue Property="Name" PropertyPath="accountnumber"/>
+      </Record></Collection></PropertyValue></Record></Collection></Annotation>
+  </EntityType>
+  <EntityContainer Name="System"><EntitySet Name="accounts" EntityType="Microsoft.Dynamics.CRM.account"/></EntityContainer>
+</Schema></edmx:DataServices></edmx:Edmx>"#;
+        let app = ODataApp {
+            url: "http://127.0.0.1:9/api/data/v9.2".into(),
+            auth: ODataAuth::None,
+            dialect: Dialect::Dataverse,
+            page_size: 1000,
+            changeset_size: 100,
+            timeout_seconds: 1,
+            max_requests: 1,
+            changed: None,
+            change_window_seconds: 5,
+            delete_scan_seconds: 300,
+            sort_run_rows: 1000,
+        };
+        let client =
+            super::super::http::Client::new(&app.url, super::super::auth::SignIn::new(&app.auth, None).unwrap(), Duration::from_secs(1), 1)
+                .unwrap();
+        Shared { app, client, metadata: Mutex::new(Some(Arc::new(Metadata::parse(csdl).unwrap()))), etags: Mutex::new(HashMap::new()) }
+    }
+
+    fn text(s: &str) -> Value {
+        Value::Text(s.into())
+    }
+
+    #[test]
+    fn dataverse_writes_address_rows_by_their_alternate_key_and_insert_by_upsert() {
+        let shared = dataverse();
+        let set = shared.set("accounts").unwrap();
+        let batch = WriteBatch {
+            table: "accounts".into(),
+            columns: vec!["accountnumber".into(), "name".into()],
+            key_columns: vec!["accountnumber".into()],
+            scope: Vec::new(),
+            ops: vec![
+                WriteOp::Insert(vec![text("A-1"), text("new")]),
+                WriteOp::Update { key: vec![text("A'2")], set: vec![("name".into(), text("changed"))] },
+                WriteOp::Delete { key: vec![text("A-3")] },
+            ],
+        };
+        let mut failures = Vec::new();
+        let items = prepare(&shared, &set, &batch, &mut failures).unwrap();
+        assert!(failures.is_empty());
+        let shown: Vec<(&str, &str, Option<&str>)> = items.iter().map(|i| (i.method, i.url.as_str(), i.if_match.as_deref())).collect();
+        assert_eq!(
+            shown,
+            [
+                // An upsert: no If-Match, which would forbid the create.
+                ("PATCH", "accounts(accountnumber='A-1')", None),
+                // Updates and deletes must find the row: If-Match: * (no ETag was read).
+                ("PATCH", "accounts(accountnumber='A''2')", Some("*")),
+                ("DELETE", "accounts(accountnumber='A-3')", Some("*")),
+            ]
+        );
+        assert!(items[0].upsert);
+        // The key is in the URL, not in the body.
+        assert_eq!(items[0].body.as_ref().unwrap().keys().collect::<Vec<_>>(), ["name"]);
+    }
+
+    #[test]
+    fn without_the_capability_an_insert_is_a_post_and_keys_are_looked_up() {
+        let mut shared = dataverse();
+        shared.app.dialect = Dialect::Standard;
+        let set = shared.set("accounts").unwrap();
+        let batch = WriteBatch {
+            table: "accounts".into(),
+            columns: vec!["accountnumber".into(), "name".into()],
+            key_columns: vec!["accountnumber".into()],
+            scope: Vec::new(),
+            ops: vec![WriteOp::Insert(vec![text("A-1"), text("new")])],
+        };
+        let items = prepare(&shared, &set, &batch, &mut Vec::new()).unwrap();
+        assert_eq!((items[0].method, items[0].url.as_str(), items[0].upsert), ("POST", "accounts", false));
+    }
+}
