@@ -14,6 +14,7 @@ mod capture;
 mod dialect;
 mod http;
 mod metadata;
+mod page;
 mod query;
 mod sort;
 mod values;
@@ -209,17 +210,30 @@ impl Shared {
         Ok((rows, more, answer.date))
     }
 
-    /// Keeps the ETags of a page's entities, for the writes that follow (one lock per page).
-    fn remember_etags(&self, set: &EntitySet, entities: &[serde_json::Map<String, Json>]) {
-        let mut etags = self.etags.lock().unwrap_or_else(|p| p.into_inner());
-        for entity in entities {
-            let Some(Json::String(etag)) = entity.get("@odata.etag") else { continue };
-            let Ok(key) = values_of(set, &set.key, entity) else { continue };
-            if etags.len() >= MAX_ETAGS {
-                etags.clear(); // bounded; a write without a remembered ETag reads it first
-            }
-            etags.insert(key_text(&key), etag.clone());
+    /// GET one page, parsed straight into rows of `fields` (room for `spare` more values
+    /// each), with their ETags remembered. A field an entity left out is an error.
+    fn page_rows(&self, path: &str, set: &EntitySet, fields: &[String], spare: usize) -> Result<page::Page, ConnectorError> {
+        let prefer = self.capabilities().max_page_size_preference.then(|| format!("odata.maxpagesize={}", self.app.page_size));
+        let answer = self.client.get(&self.read_options(path), ACCEPT, prefer.as_deref())?;
+        self.refused(&answer, &format!("reading {}", http::path_only(path)))?;
+        let page = page::parse(&answer.body, set, fields, spare).map_err(|e| {
+            ConnectorError::new(ErrorKind::Database, format!("the answer to {} is not an OData page: {e}", http::path_only(path)))
+        })?;
+        if let Some(i) = page.missing {
+            return Err(left_out(set, &fields[i]));
         }
+        let key_at: Vec<usize> = set.key.iter().filter_map(|k| fields.iter().position(|f| f == k)).collect();
+        if key_at.len() == set.key.len() && page.etags.iter().any(Option::is_some) {
+            let mut etags = self.etags.lock().unwrap_or_else(|p| p.into_inner());
+            for (row, etag) in page.rows.iter().zip(&page.etags) {
+                let Some(etag) = etag else { continue };
+                if etags.len() >= MAX_ETAGS {
+                    etags.clear(); // bounded; a write without a remembered ETag reads it first
+                }
+                etags.insert(key_text(&key_at.iter().map(|&i| row[i].clone()).collect::<Vec<_>>()), etag.clone());
+            }
+        }
+        Ok(page)
     }
 }
 
@@ -234,15 +248,21 @@ fn value_of(set: &EntitySet, column: &str, entity: &serde_json::Map<String, Json
     let property = set.property(column).ok_or_else(|| query::missing(set, column))?;
     match entity.get(column) {
         Some(j) => Ok(values::from_json(property, j)),
-        None => Err(ConnectorError::new(
-            ErrorKind::Unsupported,
-            format!(
-                "entity set {} left property {column} ({}) out of its answer although it was selected \
-                 (a stream property, such as CAP's LargeBinary, is served on its own only); leave {column} out of the map",
-                set.name, property.edm
-            ),
-        )),
+        None => Err(left_out(set, column)),
     }
+}
+
+/// A selected property missing from an answer.
+fn left_out(set: &EntitySet, column: &str) -> ConnectorError {
+    let edm = set.property(column).map_or("", |p| p.edm.as_str());
+    ConnectorError::new(
+        ErrorKind::Unsupported,
+        format!(
+            "entity set {} left property {column} ({edm}) out of its answer although it was selected \
+             (a stream property, such as CAP's LargeBinary, is served on its own only); leave {column} out of the map",
+            set.name
+        ),
+    )
 }
 
 /// The values of `columns` in an answer.
@@ -298,6 +318,9 @@ impl ODataConnection {
         for c in &select {
             set.property(c).ok_or_else(|| query::missing(set, c))?;
         }
+        // Each row is read as `select`'s values: the columns first, then the rest of the order.
+        let fields: Vec<String> = select.iter().map(|c| c.to_string()).collect();
+        let order_at: Vec<usize> = order.iter().filter_map(|c| fields.iter().position(|f| f == c)).collect();
         let base = q.selection(selection)?;
         let order_by: Vec<String> = order.iter().map(|c| format!("{c} asc")).collect();
         let page_size = self.shared.app.page_size;
@@ -322,16 +345,12 @@ impl ODataConnection {
                 if !conditions.is_empty() {
                     path.push_str(&format!("&$filter={}", encode(&conditions.join(" and "))));
                 }
-                let (entities, more, _) = self.shared.page(&path)?;
-                let count = entities.len();
+                let page = self.shared.page_rows(&path, set, &fields, crate::ROW_SPARE)?;
+                let (count, more) = (page.rows.len(), page.more);
                 let mut rows = Vec::with_capacity(count);
-                self.shared.remember_etags(set, &entities);
-                for entity in &entities {
-                    let mut row = Vec::with_capacity(columns.len() + crate::ROW_SPARE);
-                    for c in columns {
-                        row.push(value_of(set, c, entity)?);
-                    }
-                    let position = values_of(set, &order, entity)?;
+                for mut row in page.rows {
+                    let position: Vec<Value> = order_at.iter().map(|&i| row[i].clone()).collect();
+                    row.truncate(columns.len());
                     let before = rows.last().map(|(_, p): &(Row, Vec<Value>)| p).or(last.as_ref()).filter(|_| sorts_bytes);
                     if let Some(before) = before {
                         if key_cmp(before, &position) != std::cmp::Ordering::Less {
@@ -600,6 +619,7 @@ fn fetch_rows(
             select.push(k);
         }
     }
+    let fields: Vec<String> = select.iter().map(|c| c.to_string()).collect();
     let mut out = Vec::new();
     let mut start = 0;
     while start < keys.len() {
@@ -629,13 +649,13 @@ fn fetch_rows(
         let mut chunk_rows = 0;
         loop {
             let paged = if chunk_rows == 0 { path.clone() } else { format!("{path}&$skip={chunk_rows}") };
-            let (entities, more, _) = shared.page(&paged)?;
-            let got = entities.len();
+            let page = shared.page_rows(&paged, set, &fields, 0)?;
+            let (got, more) = (page.rows.len(), page.more);
             chunk_rows += got;
-            shared.remember_etags(set, &entities);
-            for entity in &entities {
-                out.push(values_of(set, columns, entity)?);
-            }
+            out.extend(page.rows.into_iter().map(|mut row| {
+                row.truncate(columns.len());
+                row
+            }));
             // A service that pages the answer: the keys are few, an offset is safe here.
             if !more || got == 0 {
                 break;

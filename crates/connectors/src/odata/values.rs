@@ -10,20 +10,31 @@ use serde_json::Value as Json;
 
 /// A JSON value of a property, as dualsync keeps it.
 pub fn from_json(p: &Property, json: &Json) -> Value {
+    from_json_value(p, json.clone())
+}
+
+/// The same, taking the JSON value: its text moves into the value, uncopied.
+pub fn from_json_value(p: &Property, json: Json) -> Value {
+    let text = |json: Json| match json {
+        Json::String(s) => s,
+        other => other.to_string(),
+    };
     if json.is_null() {
         return Value::Null;
     }
-    let text = || match json {
-        Json::String(s) => s.clone(),
-        other => other.to_string(),
-    };
     match p.edm.as_str() {
-        "Edm.Boolean" => json.as_bool().map(Value::Bool).unwrap_or_else(|| Value::Text(text())),
+        "Edm.Boolean" => match json {
+            Json::Bool(b) => Value::Bool(b),
+            other => Value::Text(text(other)),
+        },
         "Edm.Int16" | "Edm.Int32" | "Edm.Int64" | "Edm.Byte" | "Edm.SByte" => {
-            json.as_i64().or_else(|| json.as_str().and_then(|s| s.parse().ok())).map(Value::Int).unwrap_or_else(|| Value::Decimal(text()))
+            match json.as_i64().or_else(|| json.as_str().and_then(|s| s.parse().ok())) {
+                Some(i) => Value::Int(i),
+                None => Value::Decimal(text(json)),
+            }
         }
         // The number's own digits (serde_json keeps them: `arbitrary_precision`).
-        "Edm.Decimal" => Value::Decimal(text()),
+        "Edm.Decimal" => Value::Decimal(text(json)),
         "Edm.Double" | "Edm.Single" => match json {
             Json::Number(n) => Value::Float(n.to_string().parse().unwrap_or(f64::NAN)),
             Json::String(s) => Value::Float(match s.as_str() {
@@ -31,19 +42,16 @@ pub fn from_json(p: &Property, json: &Json) -> Value {
                 "-INF" => f64::NEG_INFINITY,
                 other => other.parse().unwrap_or(f64::NAN),
             }),
-            _ => Value::Text(text()),
+            other => Value::Text(text(other)),
         },
-        "Edm.Date" => Value::Date(text()),
-        "Edm.TimeOfDay" => Value::Time(text()),
-        "Edm.DateTimeOffset" => Value::Timestamp(text()),
-        "Edm.Binary" => match json.as_str().and_then(|s| decode_base64(s)) {
+        "Edm.Date" => Value::Date(text(json)),
+        "Edm.TimeOfDay" => Value::Time(text(json)),
+        "Edm.DateTimeOffset" => Value::Timestamp(text(json)),
+        "Edm.Binary" => match json.as_str().and_then(decode_base64) {
             Some(bytes) => Value::Bytes(bytes),
-            None => Value::Text(text()),
+            None => Value::Text(text(json)),
         },
-        _ => match json {
-            Json::String(s) => Value::Text(s.clone()),
-            other => Value::Text(other.to_string()),
-        },
+        _ => Value::Text(text(json)),
     }
 }
 
