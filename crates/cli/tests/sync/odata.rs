@@ -266,23 +266,8 @@ fn live_sync_both_ways_by_polling_without_echo_and_deletes_found_by_the_key_scan
         .unwrap();
     assert!(reply.status < 300, "{}", reply.body);
     db.exec("INSERT INTO item VALUES ('C1', 'b', 'new in db', 2, NULL, NULL)");
-    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_dualsync"))
-        .current_dir(w.path(""))
-        .env_remove("DUALSYNC_CONFIG")
-        .args(["run", "--poll-ms", "100"])
-        .stdout(std::process::Stdio::from(std::fs::File::create(w.path("run.out")).unwrap()))
-        .stderr(std::process::Stdio::from(std::fs::File::create(w.path("run.err")).unwrap()))
-        .spawn()
-        .unwrap();
-    let log =
-        || std::fs::read_to_string(w.path("run.err")).unwrap_or_default() + &std::fs::read_to_string(w.path("run.out")).unwrap_or_default();
-    let wait = |what: &str, done: &dyn Fn() -> bool| {
-        let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !done() {
-            assert!(std::time::Instant::now() < end, "{what} within 60 s:\n{}", log());
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-    };
+    let run = LiveRun::start(&w);
+    let wait = |what: &str, done: &dyn Fn() -> bool| run.wait(what, done, &String::new);
     wait("both changes", &|| {
         db.texts("SELECT name FROM item WHERE k = 'a'") == [Some("from svc".to_string())]
             && server.texts("SELECT name FROM t_Item WHERE k = 'b'") == [Some("new in db".to_string())]
@@ -291,7 +276,7 @@ fn live_sync_both_ways_by_polling_without_echo_and_deletes_found_by_the_key_scan
     // (a write would stamp the row anew).
     let stamp = server.texts("SELECT modifiedAt FROM t_Item WHERE k = 'b'");
     std::thread::sleep(std::time::Duration::from_millis(4000));
-    assert_eq!(server.texts("SELECT modifiedAt FROM t_Item WHERE k = 'b'"), stamp, "no echo write:\n{}", log());
+    assert_eq!(server.texts("SELECT modifiedAt FROM t_Item WHERE k = 'b'"), stamp, "no echo write:\n{}", run.log());
     // A delete in the database reaches the service.
     db.exec("DELETE FROM item WHERE k = 'b'");
     let errors = || Workspace::run(&w, &["--format", "json", "errors"]).stdout;
@@ -304,8 +289,47 @@ fn live_sync_both_ways_by_polling_without_echo_and_deletes_found_by_the_key_scan
     let reply = server.request("DELETE", "/odata/v4/s/Item(co='C1',k='a')", &[], None).unwrap();
     assert!(reply.status < 300, "{}", reply.body);
     wait("the delete at the service", &|| db.texts("SELECT CAST(count(*) AS TEXT) FROM item WHERE k = 'a'") == [Some("0".to_string())]);
-    let _ = run.kill();
-    let _ = run.wait();
+}
+
+/// `dualsync run` as a child process of a test, killed when it ends.
+struct LiveRun<'w> {
+    w: &'w Workspace,
+    child: std::process::Child,
+}
+
+impl<'w> LiveRun<'w> {
+    fn start(w: &'w Workspace) -> LiveRun<'w> {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_dualsync"))
+            .current_dir(w.path(""))
+            .env_remove("DUALSYNC_CONFIG")
+            .args(["run", "--poll-ms", "100"])
+            .stdout(std::process::Stdio::from(std::fs::File::create(w.path("run.out")).unwrap()))
+            .stderr(std::process::Stdio::from(std::fs::File::create(w.path("run.err")).unwrap()))
+            .spawn()
+            .unwrap();
+        LiveRun { w, child }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.w.path("run.err")).unwrap_or_default()
+            + &std::fs::read_to_string(self.w.path("run.out")).unwrap_or_default()
+    }
+
+    /// Waits up to 60 s for `done`, failing with the run's output (and `more`'s).
+    fn wait(&self, what: &str, done: &dyn Fn() -> bool, more: &dyn Fn() -> String) {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !done() {
+            assert!(std::time::Instant::now() < end, "{what} within 60 s:\n{}\n{}", self.log(), more());
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for LiveRun<'_> {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[test]
@@ -524,23 +548,8 @@ fn live_sync_by_change_tracking_reads_changes_and_deletes_from_delta_links() {
     send("POST", "Acct", Some(r#"{"id":"n1","name":"new at svc"}"#));
     send("POST", "Acct", Some(r#"{"id":"n2","name":"also new"}"#));
     db.exec("UPDATE acct SET name = 'db change' WHERE id = 'a'");
-    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_dualsync"))
-        .current_dir(w.path(""))
-        .env_remove("DUALSYNC_CONFIG")
-        .args(["run", "--poll-ms", "100"])
-        .stdout(std::process::Stdio::from(std::fs::File::create(w.path("run.out")).unwrap()))
-        .stderr(std::process::Stdio::from(std::fs::File::create(w.path("run.err")).unwrap()))
-        .spawn()
-        .unwrap();
-    let log =
-        || std::fs::read_to_string(w.path("run.err")).unwrap_or_default() + &std::fs::read_to_string(w.path("run.out")).unwrap_or_default();
-    let wait = |what: &str, done: &dyn Fn() -> bool| {
-        let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !done() {
-            assert!(std::time::Instant::now() < end, "{what} within 60 s:\n{}\n{}", log(), server.log());
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-    };
+    let run = LiveRun::start(&w);
+    let wait = |what: &str, done: &dyn Fn() -> bool| run.wait(what, done, &|| server.log());
     let names = || db.texts("SELECT id || '=' || name FROM acct ORDER BY id").into_iter().flatten().collect::<Vec<_>>();
     wait("the changes both ways", &|| {
         names() == ["a=db change", "b=two", "c=three", "n1=new at svc", "n2=also new", "s=changed at svc"]
@@ -555,11 +564,9 @@ fn live_sync_by_change_tracking_reads_changes_and_deletes_from_delta_links() {
     wait("the delete in the database", &|| server.texts("SELECT count(*) FROM t_Acct WHERE id = 'b'") == [Some("0".to_string())]);
     let stamp = server.texts("SELECT modifiedAt FROM t_Acct WHERE id = 'a'");
     std::thread::sleep(std::time::Duration::from_millis(2000));
-    assert_eq!(server.texts("SELECT modifiedAt FROM t_Acct WHERE id = 'a'"), stamp, "no echo write:\n{}", log());
+    assert_eq!(server.texts("SELECT modifiedAt FROM t_Acct WHERE id = 'a'"), stamp, "no echo write:\n{}", run.log());
     let errors = w.run(&["--format", "json", "errors"]);
     assert!(!errors.stdout.contains("\"key\""), "{}", errors.stdout);
-    let _ = run.kill();
-    let _ = run.wait();
 }
 
 #[test]

@@ -487,21 +487,26 @@ mod tests {
         Value::Text(s.into())
     }
 
-    #[test]
-    fn dataverse_writes_address_rows_by_their_alternate_key_and_insert_by_upsert() {
-        let shared = dataverse();
-        let set = shared.set("accounts").unwrap();
-        let batch = WriteBatch {
+    /// A batch of accounts keyed on their account number (an alternate key).
+    fn by_account_number(ops: Vec<WriteOp>) -> WriteBatch {
+        WriteBatch {
             table: "accounts".into(),
             columns: vec!["accountnumber".into(), "name".into()],
             key_columns: vec!["accountnumber".into()],
             scope: Vec::new(),
-            ops: vec![
-                WriteOp::Insert(vec![text("A-1"), text("new")]),
-                WriteOp::Update { key: vec![text("A'2")], set: vec![("name".into(), text("changed"))] },
-                WriteOp::Delete { key: vec![text("A-3")] },
-            ],
-        };
+            ops,
+        }
+    }
+
+    #[test]
+    fn dataverse_writes_address_rows_by_their_alternate_key_and_insert_by_upsert() {
+        let shared = dataverse();
+        let set = shared.set("accounts").unwrap();
+        let batch = by_account_number(vec![
+            WriteOp::Insert(vec![text("A-1"), text("new")]),
+            WriteOp::Update { key: vec![text("A'2")], set: vec![("name".into(), text("changed"))] },
+            WriteOp::Delete { key: vec![text("A-3")] },
+        ]);
         let mut failures = Vec::new();
         let items = prepare(&shared, &set, &batch, &mut failures).unwrap();
         assert!(failures.is_empty());
@@ -526,13 +531,7 @@ mod tests {
         let mut shared = dataverse();
         shared.app.dialect = Dialect::Standard;
         let set = shared.set("accounts").unwrap();
-        let batch = WriteBatch {
-            table: "accounts".into(),
-            columns: vec!["accountnumber".into(), "name".into()],
-            key_columns: vec!["accountnumber".into()],
-            scope: Vec::new(),
-            ops: vec![WriteOp::Insert(vec![text("A-1"), text("new")])],
-        };
+        let batch = by_account_number(vec![WriteOp::Insert(vec![text("A-1"), text("new")])]);
         let items = prepare(&shared, &set, &batch, &mut Vec::new()).unwrap();
         assert_eq!((items[0].method, items[0].url.as_str(), items[0].upsert), ("POST", "accounts", false));
     }
