@@ -192,11 +192,17 @@ impl Shared {
             .map_err(|_| ConnectorError::new(ErrorKind::Database, format!("$count answered {:?}, not a number", answer.text())))
     }
 
-    /// GET one page: the entities and whether the service said more follow.
-    fn page(&self, path: &str) -> Result<(Vec<serde_json::Map<String, Json>>, bool, Option<String>), ConnectorError> {
+    /// GET one page of a read, with the dialect's options; an answer that is no success is an error.
+    fn get_page(&self, path: &str) -> Result<Answer, ConnectorError> {
         let prefer = self.capabilities().max_page_size_preference.then(|| format!("odata.maxpagesize={}", self.app.page_size));
         let answer = self.client.get(&self.read_options(path), ACCEPT, prefer.as_deref())?;
         self.refused(&answer, &format!("reading {}", http::path_only(path)))?;
+        Ok(answer)
+    }
+
+    /// GET one page: the entities and whether the service said more follow.
+    fn page(&self, path: &str) -> Result<(Vec<serde_json::Map<String, Json>>, bool, Option<String>), ConnectorError> {
+        let answer = self.get_page(path)?;
         let mut json: Json = serde_json::from_slice(&answer.body)
             .map_err(|e| ConnectorError::new(ErrorKind::Database, format!("the answer to {} is not JSON: {e}", http::path_only(path))))?;
         let more = json.get("@odata.nextLink").is_some();
@@ -213,9 +219,7 @@ impl Shared {
     /// GET one page, parsed straight into rows of `fields` (room for `spare` more values
     /// each), with their ETags remembered. A field an entity left out is an error.
     fn page_rows(&self, path: &str, set: &EntitySet, fields: &[String], spare: usize) -> Result<page::Page, ConnectorError> {
-        let prefer = self.capabilities().max_page_size_preference.then(|| format!("odata.maxpagesize={}", self.app.page_size));
-        let answer = self.client.get(&self.read_options(path), ACCEPT, prefer.as_deref())?;
-        self.refused(&answer, &format!("reading {}", http::path_only(path)))?;
+        let answer = self.get_page(path)?;
         let page = page::parse(&answer.body, set, fields, spare).map_err(|e| {
             ConnectorError::new(ErrorKind::Database, format!("the answer to {} is not an OData page: {e}", http::path_only(path)))
         })?;

@@ -16,10 +16,10 @@ fn tracks_changes(shared: &Shared) -> bool {
 
 /// Whether capture of the spec can start (its columns exist; polling has its timestamp).
 pub fn check(shared: &Shared, spec: &CaptureSpec) -> Result<(), ConnectorError> {
-    if !tracks_changes(shared) {
-        return poll::check(shared, spec);
-    }
     let set = shared.set(&spec.table)?;
+    if !tracks_changes(shared) {
+        poll::changed_column(shared, &set)?;
+    }
     for c in &spec.columns {
         set.property(c).ok_or_else(|| super::query::missing(&set, c))?;
     }

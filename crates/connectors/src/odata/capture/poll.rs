@@ -46,7 +46,8 @@ impl Position {
     }
 }
 
-fn changed_column(shared: &Shared, set: &EntitySet) -> Result<String, ConnectorError> {
+/// The app's change timestamp, where the set has it as an Edm.DateTimeOffset.
+pub(super) fn changed_column(shared: &Shared, set: &EntitySet) -> Result<String, ConnectorError> {
     let Some(changed) = &shared.app.changed else {
         return Err(ConnectorError::new(
             ErrorKind::Unsupported,
@@ -61,15 +62,6 @@ fn changed_column(shared: &Shared, set: &EntitySet) -> Result<String, ConnectorE
         ));
     }
     Ok(changed.clone())
-}
-
-pub fn check(shared: &Shared, spec: &CaptureSpec) -> Result<(), ConnectorError> {
-    let set = shared.set(&spec.table)?;
-    changed_column(shared, &set)?;
-    for c in &spec.columns {
-        set.property(c).ok_or_else(|| super::super::query::missing(&set, c))?;
-    }
-    Ok(())
 }
 
 pub fn ready(shared: &Shared, table: &str) -> bool {
